@@ -1,0 +1,131 @@
+"""Quality and wall time of our engine next to the peer, pastiche, on the same work.
+
+Both run on the sample pair (or given images) at the same output size, optimiser and
+iteration count, with the same style-image size; then both results are scored with the
+same embedded VGG-19:
+
+- style distance: mean over relu1_1 … relu5_1 of ‖G(out) − G(style)‖ / ‖G(style)‖
+  (G spatially normalised);
+- content distance: ‖F(out) − F(content)‖ / ‖F(content)‖ at relu4_2.
+
+Usage::
+
+    python benchmarks/quality.py --size 256 --iterations 200 --out docs/images/quality
+
+Prints a table, writes both outputs as PNG and a JSON file with the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+
+from napari_style_transfer.engine import StyleConfig, stylize
+from napari_style_transfer.engine.config import DEFAULT_STYLE_LAYERS
+from napari_style_transfer.engine.images import fit_long_side, resize, to_rgb01, to_tensor
+from napari_style_transfer.engine.losses import gram
+from napari_style_transfer.engine.vgg import CAFFE, get_network, preprocess
+from napari_style_transfer.samples import sample_pair
+
+
+def _features(image: np.ndarray, layers: tuple[str, ...], shape: tuple[int, int] | None = None):
+    rgb, _ = to_rgb01(image)
+    t = to_tensor(rgb)
+    if shape is not None:
+        t = resize(t, shape)
+    net = get_network("embedded", "max", "cpu", "relu5_1")
+    with torch.no_grad():
+        return net(preprocess(t, CAFFE), layers)
+
+
+def distances(output: np.ndarray, content: np.ndarray, style: np.ndarray, style_long_side: int) -> dict[str, float]:
+    """Style and content distances of ``output`` (see module docstring)."""
+    out_shape = output.shape[:2]
+    style_shape = fit_long_side(style.shape[:2], style_long_side)
+    f_out = _features(output, (*DEFAULT_STYLE_LAYERS, "relu4_2"))
+    f_content = _features(content, ("relu4_2",), out_shape)
+    f_style = _features(style, DEFAULT_STYLE_LAYERS, style_shape)
+    style_d = [
+        float(torch.linalg.norm(gram(f_out[n]) - gram(f_style[n])) / torch.linalg.norm(gram(f_style[n])))
+        for n in DEFAULT_STYLE_LAYERS
+    ]
+    content_d = float(
+        torch.linalg.norm(f_out["relu4_2"] - f_content["relu4_2"]) / torch.linalg.norm(f_content["relu4_2"])
+    )
+    return {"style_distance": float(np.mean(style_d)), "content_distance": content_d}
+
+
+def run_ours(content, style, size, iterations, optimizer):
+    config = StyleConfig(size=size, iterations=iterations, optimizer=optimizer, preview_every=0, device="cpu")
+    start = time.perf_counter()
+    result = stylize(content, style, config)
+    return result, time.perf_counter() - start
+
+
+def run_pastiche(content_path, style_path, out_path, size, style_size, iterations, optimizer):
+    cmd = [
+        sys.executable, "-m", "pastiche", "--device", "cpu", "--seed", "0", "--no-verbose",
+        "--content", str(content_path), "--styles", str(style_path), "--output", str(out_path),
+        "--size", str(size), "--style-size", str(style_size),
+        "--num-steps", str(iterations), "--optimizer", optimizer,
+    ]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return iio.imread(out_path), time.perf_counter() - start, cmd
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--optimizer", default="lbfgs", choices=("lbfgs", "adam"))
+    parser.add_argument("--out", type=Path, default=Path("docs/images/quality"))
+    args = parser.parse_args(argv)
+
+    content, style = sample_pair()
+    style_long = args.size  # our default style_scale=1.0: style long side = output long side
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        content_path, style_path = Path(tmp) / "content.png", Path(tmp) / "style.png"
+        iio.imwrite(content_path, content)
+        iio.imwrite(style_path, style)
+        peer_out = args.out / f"pastiche_{args.size}px_{args.iterations}it.png"
+        peer, peer_time, cmd = run_pastiche(
+            content_path, style_path, peer_out, args.size, style_long, args.iterations, args.optimizer
+        )
+    ours, ours_time = run_ours(content, style, args.size, args.iterations, args.optimizer)
+    ours_out = args.out / f"ours_{args.size}px_{args.iterations}it.png"
+    iio.imwrite(ours_out, ours)
+
+    rows = {
+        "ours": {"wall_s": ours_time, **distances(ours, content, style, style_long), "image": str(ours_out)},
+        "pastiche": {"wall_s": peer_time, **distances(peer, content, style, style_long), "image": str(peer_out)},
+    }
+    report = {
+        "size": args.size,
+        "iterations": args.iterations,
+        "optimizer": args.optimizer,
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        "torch": torch.__version__,
+        "pastiche_command": " ".join(cmd),
+        "results": rows,
+    }
+    print(f"{'':10s} {'wall s':>8s} {'style dist':>11s} {'content dist':>13s}")
+    for name, row in rows.items():
+        print(f"{name:10s} {row['wall_s']:8.1f} {row['style_distance']:11.4f} {row['content_distance']:13.4f}")
+    (args.out / f"quality_{args.size}px_{args.iterations}it.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Reading and writing image files for the CLI and benchmarks (PNG, JPEG, TIFF incl. 16-bit)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+WRITABLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+class ImageFileError(OSError):
+    """An image file could not be read or written; the message says which and why."""
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read a PNG, JPEG or TIFF file as a numpy array (dtype preserved, e.g. uint16 TIFF)."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageFileError(f"file not found: {path}")
+    if path.is_dir():
+        raise ImageFileError(f"{path} is a directory, not an image file")
+    try:
+        if path.suffix.lower() in TIFF_SUFFIXES:
+            import tifffile
+
+            array = tifffile.imread(path)
+        else:
+            import imageio.v3 as iio
+
+            array = iio.imread(path)
+    except Exception as exc:  # noqa: BLE001 - every reader failure means "unreadable"
+        raise ImageFileError(f"cannot read image {path}: {type(exc).__name__}: {exc}") from exc
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (1, 3, 4):
+        array = np.moveaxis(array, 0, -1)  # planar TIFF (C, H, W)
+    return array
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    if array.dtype == np.uint16:
+        return (array.astype(np.float64) / 257.0).round().astype(np.uint8)
+    data = array.astype(np.float64)
+    low, high = (0.0, 1.0) if data.min() >= 0 and data.max() <= 1 else (data.min(), data.max())
+    return np.clip((data - low) / max(high - low, 1e-12) * 255, 0, 255).round().astype(np.uint8)
+
+
+def write_image(path: str | Path, array: np.ndarray) -> Path:
+    """Write ``array``; TIFF keeps any dtype, PNG keeps uint8 and 16-bit grayscale, JPEG is 8-bit."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in WRITABLE_SUFFIXES:
+        raise ImageFileError(f"cannot write {path}: use one of {', '.join(WRITABLE_SUFFIXES)}")
+    if not path.parent.exists():
+        raise ImageFileError(f"cannot write {path}: folder {path.parent} does not exist")
+    try:
+        if suffix in TIFF_SUFFIXES:
+            import tifffile
+
+            photometric = "rgb" if array.ndim == 3 and array.shape[-1] in (3, 4) else "minisblack"
+            tifffile.imwrite(path, array, photometric=photometric)
+            return path
+        import imageio.v3 as iio
+
+        if suffix == ".png" and array.dtype == np.uint16 and array.ndim == 2:
+            iio.imwrite(path, array)
+        else:
+            data = _to_uint8(array)
+            if suffix in (".jpg", ".jpeg") and data.ndim == 3 and data.shape[-1] == 4:
+                data = data[..., :3]  # JPEG has no alpha
+            iio.imwrite(path, data)
+    except Exception as exc:  # noqa: BLE001
+        raise ImageFileError(f"cannot write {path}: {type(exc).__name__}: {exc}") from exc
+    return path
