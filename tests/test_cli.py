@@ -86,7 +86,7 @@ def test_bad_input_is_one_line_error_and_nonzero_exit(argv, message, files, caps
         "truncated": tmp / "truncated.png", "twochan": tmp / "twochan.tif",
     }  # fmt: skip
     args = [a.format(**names) for a in argv]
-    code = run([*args, "-q", "--size", "32", "--iterations", "1", "--no-multiscale"])
+    code = run(["-q", "--size", "32", "--iterations", "1", "--no-multiscale", *args])
     err = capsys.readouterr().err.strip()
     assert code != 0
     assert message in err

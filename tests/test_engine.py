@@ -11,14 +11,20 @@ import torch
 from napari_style_transfer.engine import (
     ConfigError,
     StyleConfig,
+    color,
     scale_sizes,
     stylize,
     stylize_iter,
 )
-from napari_style_transfer.engine import color
 from napari_style_transfer.engine.images import to_rgb01, to_tensor, value_range
 from napari_style_transfer.engine.losses import content_loss, gram, style_loss, tv_loss
-from napari_style_transfer.engine.vgg import CAFFE, WeightsError, get_network, load_embedded_state_dict, preprocess
+from napari_style_transfer.engine.vgg import (
+    CAFFE,
+    WeightsError,
+    get_network,
+    load_embedded_state_dict,
+    preprocess,
+)
 
 FAST = dict(size=64, iterations=8, multiscale=False, preview_every=0, device="cpu")
 
@@ -130,17 +136,19 @@ def _chroma_stats(rgb_uint8: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("mode", ["luminance", "histogram"])
 def test_colour_preservation_keeps_content_chroma(mode, content_image):
-    # A saturated green/magenta style pulls the colours far from the content's.
+    # A striped blue/cyan style pulls the colours of a warm photo far from the content's.
     style = np.zeros((64, 64, 3), np.uint8)
-    style[::2, :, 1] = 255
-    style[1::2, :, 0] = 255
-    style[1::2, :, 2] = 255
-    cfg = StyleConfig(**dict(FAST, iterations=12))
+    style[::4] = (0, 80, 255)
+    style[1::4] = (0, 80, 255)
+    style[2::4] = (0, 220, 230)
+    style[3::4] = (0, 220, 230)
+    cfg = StyleConfig(**dict(FAST, iterations=30))
     plain = stylize(content_image, style, cfg)
     kept = stylize(content_image, style, cfg.replace(preserve_colors=mode))
     if mode == "luminance":
-        # Per pixel: the chroma is the content's, up to rounding to uint8.
-        assert np.abs(_chroma(kept) - _chroma(content_image)).max() < 0.01
+        # Per pixel: the chroma is the content's, up to uint8 rounding (and clipping, rarely).
+        chroma_error = np.abs(_chroma(kept) - _chroma(content_image))
+        assert chroma_error.mean() < 0.002 and np.percentile(chroma_error, 99) < 0.01
         assert np.abs(_chroma(plain) - _chroma(content_image)).mean() > 0.02
     # Globally: the colour statistics stay much closer to the content's than without.
     ref = _chroma_stats(content_image)

@@ -14,6 +14,12 @@ class ImageFileError(OSError):
     """An image file could not be read or written; the message says which and why."""
 
 
+def _reason(exc: BaseException) -> str:
+    """The first line of an exception's message (readers add multi-line hints)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read a PNG, JPEG or TIFF file as a numpy array (dtype preserved, e.g. uint16 TIFF)."""
     path = Path(path)
@@ -31,7 +37,7 @@ def read_image(path: str | Path) -> np.ndarray:
 
             array = iio.imread(path)
     except Exception as exc:  # noqa: BLE001 - every reader failure means "unreadable"
-        raise ImageFileError(f"cannot read image {path}: {type(exc).__name__}: {exc}") from exc
+        raise ImageFileError(f"cannot read image {path}: {_reason(exc)}") from exc
     array = np.asarray(array)
     if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (1, 3, 4):
         array = np.moveaxis(array, 0, -1)  # planar TIFF (C, H, W)
@@ -75,5 +81,5 @@ def write_image(path: str | Path, array: np.ndarray) -> Path:
                 data = data[..., :3]  # JPEG has no alpha
             iio.imwrite(path, data)
     except Exception as exc:  # noqa: BLE001
-        raise ImageFileError(f"cannot write {path}: {type(exc).__name__}: {exc}") from exc
+        raise ImageFileError(f"cannot write {path}: {_reason(exc)}") from exc
     return path

@@ -89,7 +89,7 @@ class StyleConfig:
     #: Long side of the output in pixels; None keeps the content's size.
     size: int | None = 512
     content_weight: float = 1.0
-    style_weight: float = 10.0
+    style_weight: float = 30.0
     tv_weight: float = 0.0
     content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
     style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS

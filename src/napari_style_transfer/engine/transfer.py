@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from .losses import content_loss, gram, style_loss, tv_loss
 from .vgg import get_network, preprocess, resolve_weights
 
 #: Something that says whether to stop: a threading.Event, or a callable returning bool.
-StopRequest = Union[threading.Event, Callable[[], bool], None]
+StopRequest = threading.Event | Callable[[], bool] | None
 #: Smallest long side of the coarsest scale in multi-scale runs.
 MIN_SCALE_SIDE = 200
 
@@ -242,15 +242,7 @@ def stylize_iter(
             image = image.detach().contiguous().requires_grad_(True)
             optimizer = _make_optimizer(config, image)
             terms_box: dict[str, torch.Tensor] = {}
-
-            def closure() -> torch.Tensor:
-                optimizer.zero_grad(set_to_none=True)
-                loss, terms = problem.loss(image)
-                loss.backward()
-                terms_box.clear()
-                terms_box.update(terms)
-                return loss
-
+            closure = _closure(optimizer, problem, image, terms_box)
             for iteration in range(1, config.iterations + 1):
                 if _should_stop(stop):
                     yield _final_event(scale_index, sizes, shape, iteration - 1, config, step, total_steps, last_losses, start, render(image), True, device, source, scale_times)
@@ -272,6 +264,20 @@ def stylize_iter(
             scale_times.append(time.perf_counter() - scale_start)
     assert image is not None
     yield _final_event(len(sizes) - 1, sizes, sizes[-1], config.iterations, config, step, total_steps, last_losses, start, render(image), False, device, source, scale_times)
+
+
+def _closure(optimizer, problem: _Problem, image: torch.Tensor, terms_box: dict) -> Callable[[], torch.Tensor]:
+    """The optimiser's closure: one forward and backward; keeps the loss terms for reporting."""
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        loss, terms = problem.loss(image)
+        loss.backward()
+        terms_box.clear()
+        terms_box.update(terms)
+        return loss
+
+    return closure
 
 
 def _final_event(scale, sizes, shape, iteration, config, step, total_steps, losses, start, image, stopped, device, source, scale_times) -> ProgressEvent:

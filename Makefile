@@ -1,0 +1,34 @@
+# Two entry points: `make demo` (the main job) and `make test` (what CI runs via .ci/run).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_OUT ?= out/demo.png
+DEMO_ARGS ?= --size 384 --iterations 150
+
+.PHONY: demo test lint benchmark-quality clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Re-install when the package metadata changes.
+$(VENV)/.installed: pyproject.toml napari.yaml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[testing]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/python scripts/demo.py -o $(DEMO_OUT) $(DEMO_ARGS)
+
+test: $(VENV)/.installed
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+
+benchmark-quality: $(VENV)/.installed
+	$(BIN)/python benchmarks/quality.py --size 256 --iterations 200 --out docs/images/quality
+
+clean:
+	rm -rf $(VENV) build dist out .pytest_cache .ruff_cache
