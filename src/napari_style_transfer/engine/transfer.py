@@ -115,21 +115,67 @@ def _deterministic(enabled: bool) -> Iterator[None]:
         torch.backends.cudnn.deterministic = previous_cudnn
 
 
-class _Problem:
-    """Targets and loss of one scale: content features and blended style Grams, computed once."""
+@dataclass(frozen=True)
+class Runtime:
+    """How the network runs on a device: autocast dtype, memory format, fp16 loss scale."""
 
-    def __init__(self, net, convention, config: StyleConfig, content: torch.Tensor, styles: list[torch.Tensor], blend: list[float]):
-        self.net, self.convention, self.config = net, convention, config
+    device: torch.device
+    autocast_dtype: torch.dtype | None  # None: plain fp32
+    channels_last: bool
+    loss_scale: float = 1.0  # fp16 gradients of O(1) relative losses underflow without it
+
+    @property
+    def precision(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bf16 matrix instructions (AVX512-BF16 or AMX) for oneDNN."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - very old or unusual builds
+        return False
+
+
+def select_runtime(precision: str, device: torch.device) -> Runtime:
+    """Resolve 'auto' and check that the precision is usable on ``device``.
+
+    'auto' picks bf16 autocast where the hardware has fast bf16 (CUDA with bf16, CPUs with
+    AVX512-BF16/AMX), fp16 on older CUDA GPUs, and fp32 elsewhere. Gram matrices and losses
+    are always computed in fp32. channels_last is used wherever autocast is, and on CUDA.
+    """
+    cuda = device.type == "cuda"
+    if precision == "auto":
+        if cuda:
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        elif device.type == "cpu" and cpu_supports_bf16():
+            precision = "bf16"
+        else:
+            precision = "fp32"
+    if precision == "fp16" and not cuda:
+        raise ConfigError(f"precision: 'fp16' needs a CUDA GPU; on {device.type} use 'bf16' or 'fp32'")
+    if precision == "bf16" and device.type == "mps":
+        raise ConfigError("precision: 'bf16' is not supported on 'mps'; use 'fp32'")
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return Runtime(device, dtype, channels_last=cuda or dtype is not None, loss_scale=1024.0 if dtype == torch.float16 else 1.0)
+
+
+class _Problem:
+    """Targets and loss of one scale: content features and blended style Grams, computed once (fp32)."""
+
+    def __init__(self, net, convention, config: StyleConfig, runtime: Runtime, content: torch.Tensor, styles: list[torch.Tensor], blend: list[float]):
+        self.net, self.convention, self.config, self.runtime = net, convention, config, runtime
         self.layers = config.all_layers
         with torch.no_grad():
-            feats = net(preprocess(content, convention), config.content_layers)
-            self.content_targets = {k: v.detach().clone() for k, v in feats.items()}
+            feats = self.features(content, config.content_layers, autocast=False)
+            self.content_targets = {k: v.detach().float().clone() for k, v in feats.items()}
             self.style_targets: dict[str, torch.Tensor] = {}
             for style, weight in zip(styles, blend):
-                feats = net(preprocess(style, convention), config.style_layers)
+                feats = self.features(style, config.style_layers, autocast=False)
                 for name in config.style_layers:
                     g = gram(feats[name]) * weight
                     self.style_targets[name] = self.style_targets.get(name, 0) + g
+                del feats
         n_c, n_s = len(config.content_layers), len(config.style_layers)
         self.content_layer_weights = config.content_layer_weights or (1.0,) * n_c
         self.style_layer_weights = config.style_layer_weights or (1.0,) * n_s
@@ -137,9 +183,18 @@ class _Problem:
         self.content_layer_weights = tuple(w / c_sum for w in self.content_layer_weights)
         self.style_layer_weights = tuple(w / s_sum for w in self.style_layer_weights)
 
+    def features(self, image: torch.Tensor, layers: tuple[str, ...], autocast: bool = True) -> dict[str, torch.Tensor]:
+        """Activations of ``layers`` for an RGB [0, 1] image, in the runtime's precision and layout."""
+        x = preprocess(image, self.convention)
+        if self.runtime.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        dtype = self.runtime.autocast_dtype
+        with torch.autocast(self.runtime.device.type, dtype=dtype or torch.bfloat16, enabled=autocast and dtype is not None):
+            return self.net(x, layers)
+
     def loss(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.config
-        feats = self.net(preprocess(image, self.convention), self.layers)
+        feats = self.features(image, self.layers)
         c = sum(w * content_loss(feats[n], self.content_targets[n]) for n, w in zip(cfg.content_layers, self.content_layer_weights))
         s = sum(w * style_loss(feats[n], self.style_targets[n]) for n, w in zip(cfg.style_layers, self.style_layer_weights))
         total = cfg.content_weight * c + cfg.style_weight * s
@@ -198,9 +253,12 @@ def stylize_iter(
         transfer_content = content_rgb
 
     device = select_device(config.device)
+    runtime = select_runtime(config.precision, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not config.deterministic
     source, convention = resolve_weights(config.weights, config.weights_convention)
     try:
-        net = get_network(config.weights, config.pooling, device, config.deepest_layer)
+        net = get_network(config.weights, config.pooling, device, config.deepest_layer, channels_last=runtime.channels_last)
     except Exception as exc:
         if isinstance(exc, (ConfigError, StyleTransferError)):
             raise
@@ -233,7 +291,7 @@ def stylize_iter(
             content_t = resize(content_full, shape).to(device)
             style_long = max(1, round(max(shape) * config.style_scale))
             style_ts = [resize(s, fit_long_side(tuple(s.shape[-2:]), style_long)).to(device) for s in styles_full]
-            problem = _Problem(net, convention, config, content_t, style_ts, blend)
+            problem = _Problem(net, convention, config, runtime, content_t, style_ts, blend)
             del style_ts
             if image is None:
                 image = _initial_image(config, content_t, init_rgb, generator, shape, device)
@@ -242,10 +300,10 @@ def stylize_iter(
             image = image.detach().contiguous().requires_grad_(True)
             optimizer = _make_optimizer(config, image)
             terms_box: dict[str, torch.Tensor] = {}
-            closure = _closure(optimizer, problem, image, terms_box)
+            closure = _closure(optimizer, problem, image, terms_box, runtime.loss_scale)
             for iteration in range(1, config.iterations + 1):
                 if _should_stop(stop):
-                    yield _final_event(scale_index, sizes, shape, iteration - 1, config, step, total_steps, last_losses, start, render(image), True, device, source, scale_times)
+                    yield _final_event(scale_index, sizes, shape, iteration - 1, config, step, total_steps, last_losses, start, render(image), True, runtime, source, scale_times)
                     return
                 optimizer.step(closure)
                 step += 1
@@ -263,16 +321,20 @@ def stylize_iter(
                     yield ProgressEvent(scale_index, len(sizes), shape, iteration, config.iterations, step, total_steps, last_losses, time.perf_counter() - start, preview)
             scale_times.append(time.perf_counter() - scale_start)
     assert image is not None
-    yield _final_event(len(sizes) - 1, sizes, sizes[-1], config.iterations, config, step, total_steps, last_losses, start, render(image), False, device, source, scale_times)
+    yield _final_event(len(sizes) - 1, sizes, sizes[-1], config.iterations, config, step, total_steps, last_losses, start, render(image), False, runtime, source, scale_times)
 
 
-def _closure(optimizer, problem: _Problem, image: torch.Tensor, terms_box: dict) -> Callable[[], torch.Tensor]:
+def _closure(optimizer, problem: _Problem, image: torch.Tensor, terms_box: dict, loss_scale: float = 1.0) -> Callable[[], torch.Tensor]:
     """The optimiser's closure: one forward and backward; keeps the loss terms for reporting."""
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         loss, terms = problem.loss(image)
-        loss.backward()
+        if loss_scale != 1.0:
+            (loss * loss_scale).backward()
+            image.grad.div_(loss_scale)
+        else:
+            loss.backward()
         terms_box.clear()
         terms_box.update(terms)
         return loss
@@ -280,10 +342,11 @@ def _closure(optimizer, problem: _Problem, image: torch.Tensor, terms_box: dict)
     return closure
 
 
-def _final_event(scale, sizes, shape, iteration, config, step, total_steps, losses, start, image, stopped, device, source, scale_times) -> ProgressEvent:
+def _final_event(scale, sizes, shape, iteration, config, step, total_steps, losses, start, image, stopped, runtime, source, scale_times) -> ProgressEvent:
     elapsed = time.perf_counter() - start
     info = {
-        "device": str(device),
+        "device": str(runtime.device),
+        "precision": runtime.precision,
         "weights": source,
         "scales": [list(s) for s in sizes],
         "steps": step,

@@ -223,14 +223,17 @@ def get_network(
     pooling: str = "max",
     device: torch.device | str = "cpu",
     last_layer: str = "relu5_1",
+    channels_last: bool = False,
 ) -> VGGFeatures:
-    """The feature network, loaded once per process per (weights, pooling, device, depth)."""
+    """The feature network, loaded once per process per (weights, pooling, device, depth, layout)."""
     source, _ = resolve_weights(weights)
-    key = (source, pooling, str(device), last_layer)
+    key = (source, pooling, str(device), last_layer, channels_last)
     with _CACHE_LOCK:
         net = _NET_CACHE.get(key)
         if net is None:
             net = VGGFeatures(_state_for(source), last_layer, pooling).to(device)
+            if channels_last:
+                net = net.to(memory_format=torch.channels_last)
             _NET_CACHE[key] = net
     return net
 
