@@ -1,0 +1,98 @@
+"""Make docs/images/screenshot.png: napari with the sample pair, the dock widget and a result.
+
+Run from the repository root (needs a display; without one it starts Xvfb through
+pyvirtualdisplay, or run it under ``xvfb-run -a``)::
+
+    python scripts/screenshot.py [--size 256] [--iterations 40] [--out docs/images/screenshot.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=256, help="output long side in pixels")
+    parser.add_argument("--iterations", type=int, default=40)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "screenshot.png")
+    parser.add_argument("--window", default="1400x860", help="window size WxH")
+    args = parser.parse_args(argv)
+
+    if not os.environ.get("DISPLAY") and sys.platform.startswith("linux"):
+        # Start Xvfb and run this script again inside it (Qt must be gone before Xvfb stops).
+        import subprocess
+
+        from pyvirtualdisplay import Display
+
+        with Display(visible=False, size=(1920, 1200), color_depth=24):
+            return subprocess.call([sys.executable, __file__, *(sys.argv[1:] if argv is None else argv)])
+    return _shoot(args)
+
+
+def _shoot(args: argparse.Namespace) -> int:
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    try:  # keep napari's one-off "PyQt5 support is deprecated" toast out of the picture
+        import napari._qt.qt_main_window as qt_main_window
+
+        qt_main_window.SHOW_QT_WARNING = False
+    except (ImportError, AttributeError):  # pragma: no cover - other napari versions
+        pass
+
+    width, height = (int(v) for v in args.window.split("x"))
+    viewer = napari.Viewer(title="napari — Style Transfer", show=True)
+    window = viewer.window._qt_window
+    window.resize(width, height)
+    viewer.open_sample("napari-style-transfer", "cat_and_swirls")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-style-transfer", "Style Transfer")
+    widget.set_config(size=args.size, iterations=args.iterations, preview_every=5)
+    app = QApplication.instance()
+    if not widget.run():
+        print("the run did not start", file=sys.stderr)
+        return 1
+    deadline = time.monotonic() + 600
+    while widget.running and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.02)
+    if widget.running:
+        print("the run did not finish in 10 minutes", file=sys.stderr)
+        return 1
+    # the result lies over the content; show the style image (smaller) below them
+    style = viewer.layers["swirls (style)"]
+    style.scale = (0.75, 0.75)
+    style.translate = (viewer.layers["cat (content)"].data.shape[0] + 16, 0)
+    viewer.layers.selection.active = viewer.layers[-1]
+    viewer.reset_view()
+    for _ in range(30):
+        app.processEvents()
+        time.sleep(0.03)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    _save_small_png(viewer.screenshot(canvas_only=False, flash=False), args.out)
+    print(f"{args.out} ({args.out.stat().st_size / 1024:.0f} KB): {widget.status.value}")
+    viewer.close()
+    return 0
+
+
+def _save_small_png(image, path: Path, limit_kb: int = 480) -> None:
+    """Save as PNG; above ``limit_kb``, with a 256-colour palette (keeps the docs light)."""
+    from PIL import Image
+
+    picture = Image.fromarray(image[..., :3])
+    picture.save(path, optimize=True)
+    if path.stat().st_size > limit_kb * 1024:
+        palette = picture.quantize(
+            colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG
+        )
+        palette.save(path, optimize=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
