@@ -2,19 +2,31 @@
 
 from .config import ConfigError, StyleConfig
 from .images import ImageError, ImageInfo, from_rgb01, to_rgb01
-from .transfer import ProgressEvent, StyleTransferError, scale_sizes, select_device, stylize, stylize_iter
+from .memory import estimate_peak_memory, largest_fitting_size
+from .transfer import (
+    MemoryLimitError,
+    ProgressEvent,
+    StyleTransferError,
+    scale_sizes,
+    select_device,
+    stylize,
+    stylize_iter,
+)
 from .vgg import WeightsError, get_network
 
 __all__ = [
     "ConfigError",
     "ImageError",
     "ImageInfo",
+    "MemoryLimitError",
     "ProgressEvent",
     "StyleConfig",
     "StyleTransferError",
     "WeightsError",
+    "estimate_peak_memory",
     "from_rgb01",
     "get_network",
+    "largest_fitting_size",
     "scale_sizes",
     "select_device",
     "stylize",

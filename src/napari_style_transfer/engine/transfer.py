@@ -16,6 +16,8 @@ from . import color
 from .config import ConfigError, StyleConfig
 from .images import ImageInfo, fit_long_side, from_rgb01, resize, to_numpy, to_rgb01, to_tensor
 from .losses import content_loss, gram, style_loss, tv_loss
+from .memory import available_memory, estimate_peak_memory, largest_fitting_size
+from .transfer_constants import LBFGS_HISTORY
 from .vgg import get_network, preprocess, resolve_weights
 
 #: Something that says whether to stop: a threading.Event, or a callable returning bool.
@@ -26,6 +28,31 @@ MIN_SCALE_SIDE = 200
 
 class StyleTransferError(RuntimeError):
     """A run could not start or continue (device, weights); the message says why."""
+
+
+class MemoryLimitError(StyleTransferError):
+    """The run needs more memory than the device has; the message names the largest size that fits."""
+
+    def __init__(self, message: str, largest_size: int):
+        super().__init__(message)
+        self.largest_size = largest_size
+
+
+def check_memory(content_shape: tuple[int, int], config: StyleConfig, runtime: Runtime, style_pixels: int = 0) -> None:
+    """Refuse, before starting, a run whose estimated peak memory exceeds what the device has free."""
+    budget = available_memory(runtime.device)
+    if budget is None:
+        return
+    shape = scale_sizes(content_shape, config)[-1]
+    estimate = estimate_peak_memory(shape, config.deepest_layer, runtime.precision, config.optimizer, style_pixels)
+    if estimate.total_bytes <= budget:
+        return
+    largest = largest_fitting_size(shape, budget, config.deepest_layer, runtime.precision, config.optimizer)
+    raise MemoryLimitError(
+        f"size: {max(shape)} px needs about {estimate.total_gib:.1f} GiB on {runtime.device} but only "
+        f"{budget / 2**30:.1f} GiB are free; the largest size that fits is about {largest} px",
+        largest,
+    )
 
 
 @dataclass
@@ -256,6 +283,11 @@ def stylize_iter(
     runtime = select_runtime(config.precision, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not config.deterministic
+    style_pixels = max(
+        (round(s.shape[0] * s.shape[1] * (config.style_scale * (config.size or max(content_rgb.shape[:2])) / max(s.shape[:2])) ** 2) for s in style_rgbs),
+        default=0,
+    )
+    check_memory(content_rgb.shape[:2], config, runtime, style_pixels)
     source, convention = resolve_weights(config.weights, config.weights_convention)
     try:
         net = get_network(config.weights, config.pooling, device, config.deepest_layer, channels_last=runtime.channels_last)
@@ -371,7 +403,7 @@ def _make_optimizer(config: StyleConfig, image: torch.Tensor) -> torch.optim.Opt
     if config.optimizer == "lbfgs":
         # One function evaluation per step, so the loop can report and stop after each one.
         return torch.optim.LBFGS(
-            [image], lr=config.learning_rate or 1.0, max_iter=1, history_size=100,
+            [image], lr=config.learning_rate or 1.0, max_iter=1, history_size=LBFGS_HISTORY,
             tolerance_grad=0.0, tolerance_change=0.0,
         )  # fmt: skip
     return torch.optim.Adam([image], lr=config.learning_rate or 0.02)

@@ -1,0 +1,119 @@
+"""Peak-memory estimate of a run, so that a size that cannot fit is refused before it starts.
+
+The peak is dominated by the activations autograd keeps for one forward/backward pass of the
+truncated VGG-19, which grow linearly with the number of output pixels. Per input pixel the
+stack to relu5_1 produces 320 activation values (block 1: 2×64 channels at full resolution,
+block 2: 2×128 at 1/4, …); autograd keeps them and the backward pass holds about as much
+again in gradients, max-pooling adds int64 indices. The constant factors below were measured
+on the CPU (peak process RSS after a few steps, 256–1024 px; see tests/test_memory.py) and
+include the L-BFGS history, which fills up over the first ``LBFGS_HISTORY`` steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .transfer_constants import LBFGS_HISTORY
+from .vgg import _CONV_CHANNELS, LAYER_INDEX, LAYER_NAMES
+
+#: Activation bytes held per activation value in one forward+backward (fp32 storage).
+_BYTES_PER_ACTIVATION_FP32 = 9.0
+#: With bf16/fp16 autocast most saved activations are half precision.
+_BYTES_PER_ACTIVATION_HALF = 7.5
+#: Fixed overhead: allocator slack, cuDNN workspaces, CUDA context excluded (measured as free memory).
+_FIXED_BYTES = 192 * 2**20
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    total_bytes: int
+    activations_bytes: int
+    weights_bytes: int
+    optimizer_bytes: int
+
+    @property
+    def total_gib(self) -> float:
+        return self.total_bytes / 2**30
+
+
+def activations_per_pixel(deepest_layer: str) -> float:
+    """Activation values per input pixel for the stack up to ``deepest_layer``."""
+    total = 0.0
+    factor = 1.0
+    channels = 3
+    for name in LAYER_NAMES[: LAYER_INDEX[deepest_layer] + 1]:
+        if name.startswith("conv"):
+            channels = _CONV_CHANNELS[name][1]
+            total += channels * factor
+        elif name.startswith("pool"):
+            factor /= 4
+            total += channels * factor * 3  # pooled output plus int64 indices (2 × 4 bytes)
+    return total
+
+
+def _weights_bytes(deepest_layer: str) -> int:
+    count = 0
+    for name in LAYER_NAMES[: LAYER_INDEX[deepest_layer] + 1]:
+        if name.startswith("conv"):
+            cin, cout = _CONV_CHANNELS[name]
+            count += cin * cout * 9 + cout
+    return count * 4
+
+
+def estimate_peak_memory(
+    shape: tuple[int, int],
+    deepest_layer: str = "relu5_1",
+    precision: str = "fp32",
+    optimizer: str = "lbfgs",
+    style_pixels: int | None = None,
+    history_size: int = LBFGS_HISTORY,
+) -> MemoryEstimate:
+    """Peak memory of one run at output ``shape`` (H, W) on a device (bytes, generous)."""
+    pixels = shape[0] * shape[1]
+    per_value = _BYTES_PER_ACTIVATION_FP32 if precision == "fp32" else _BYTES_PER_ACTIVATION_HALF
+    # Targets are computed without grad, one image at a time: smaller than one training pass.
+    target_pixels = max(pixels, style_pixels or pixels)
+    activations = activations_per_pixel(deepest_layer) * max(pixels * per_value, target_pixels * 4.0 * 1.2)
+    image_copies = 3 * pixels * 4 * (6 if optimizer == "lbfgs" else 4)
+    history = 2 * history_size * 3 * pixels * 4 if optimizer == "lbfgs" else 0
+    weights = _weights_bytes(deepest_layer) * (2 if precision != "fp32" else 1)
+    total = int(activations + image_copies + history + weights + _FIXED_BYTES)
+    return MemoryEstimate(total, int(activations), weights, int(image_copies + history))
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes a run may use on ``device`` now (CUDA: free memory; CPU: available RAM; else None)."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    if device.type == "cpu":
+        try:
+            import psutil
+        except ImportError:  # pragma: no cover - psutil comes with napari; optional for the engine
+            return None
+        return int(psutil.virtual_memory().available)
+    return None
+
+
+def largest_fitting_size(
+    aspect: tuple[int, int], budget_bytes: int, deepest_layer: str = "relu5_1", precision: str = "fp32",
+    optimizer: str = "lbfgs",
+) -> int:
+    """Largest long side (pixels, multiple of 16) whose estimate fits in ``budget_bytes``; 0 if none."""
+    low, high = 0, 16
+    def fits(side: int) -> bool:
+        h, w = aspect
+        scale = side / max(h, w)
+        shape = (max(1, round(h * scale)), max(1, round(w * scale)))
+        return estimate_peak_memory(shape, deepest_layer, precision, optimizer).total_bytes <= budget_bytes
+    while fits(high) and high < 1 << 20:
+        low, high = high, high * 2
+    while high - low > 16:
+        mid = (low + high) // 2 // 16 * 16
+        if fits(mid):
+            low = mid
+        else:
+            high = mid
+    return low
