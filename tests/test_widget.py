@@ -214,6 +214,19 @@ def test_closing_the_viewer_mid_run_stops_the_worker(qtbot, viewer, content_imag
     assert not [n for n in notes if n.severity >= NotificationSeverity.ERROR]
 
 
+def test_closing_the_panel_mid_run_stops_the_run(qtbot, viewer, content_image, style_image, monkeypatch):
+    monkeypatch.setattr(widget_module, "stylize_iter", fake_engine([(22, 32)] * 500, delay=0.01))
+    add_pair(viewer, content_image, style_image)
+    dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    widget.set_config(**FAST)
+    assert widget.run()
+    qtbot.waitUntil(lambda: len(result_layers(viewer)) == 1, timeout=10_000)
+    viewer.window.remove_dock_widget(dock)  # what the panel's close button does
+    wait_done(qtbot, widget, timeout=10_000)
+    (layer,) = result_layers(viewer)
+    assert layer.name == "cat stylised (stopped)" and layer.metadata["steps"] < 500
+
+
 @pytest.mark.parametrize("kind", ["grayscale float", "rgba"])
 def test_grayscale_and_rgba_layers(qtbot, viewer, content_image, style_image, kind, notes):
     if kind == "grayscale float":

@@ -9,6 +9,12 @@ generator; every yielded :class:`~napari_style_transfer.engine.ProgressEvent` co
 the GUI thread, where previews (numpy already) go into one result layer, at most
 ``MAX_PREVIEWS_PER_SECOND`` times a second; the final image is always shown. The checks,
 geometry and texts live in ``_controller.py`` (no Qt there).
+
+Each run adds a new result layer ("<content> stylised", napari appends " [1]", " [2]" … to
+repeated names), so earlier results are never overwritten and can be compared. Stop, the
+panel's close button, closing the viewer and napari's "cancel" all set the engine's stop
+event, so the run ends after the current iteration; a stopped result is renamed
+"… (stopped)" and has ``metadata["stopped"] = True``.
 """
 
 from __future__ import annotations
@@ -327,6 +333,8 @@ class StyleTransferWidget(Container):
         self._pending_timer.setSingleShot(True)
         self._pending_timer.timeout.connect(self._flush_pending)
         self.native.destroyed.connect(self._on_destroyed)
+        self._was_docked = False
+        self.native_parent_changed.connect(self._on_parent_changed)
         self.reset_choices()
 
     # ------------------------------------------------------------------ construction helpers
@@ -735,6 +743,13 @@ class StyleTransferWidget(Container):
         run = self._active
         if run is not None and run.layer is not None and event.value is run.layer:
             self.stop("the result layer was deleted")
+
+    def _on_parent_changed(self, parent: Any) -> None:
+        """The panel's close button takes the widget out of its dock: stop the run then."""
+        if parent is not None:
+            self._was_docked = True
+        elif self._was_docked:
+            self.stop("the Style Transfer panel was closed")
 
     def _on_destroyed(self, *_: Any) -> None:
         """The dock or the whole viewer went away: stop the run and wait for the thread."""
