@@ -65,8 +65,10 @@ def distances(output: np.ndarray, content: np.ndarray, style: np.ndarray, style_
     return {"style_distance": float(np.mean(style_d)), "content_distance": content_d}
 
 
-def run_ours(content, style, size, iterations, optimizer):
-    config = StyleConfig(size=size, iterations=iterations, optimizer=optimizer, preview_every=0, device="cpu")
+def run_ours(content, style, size, iterations, optimizer, precision="fp32"):
+    config = StyleConfig(
+        size=size, iterations=iterations, optimizer=optimizer, preview_every=0, device="cpu", precision=precision
+    )
     start = time.perf_counter()
     result = stylize(content, style, config)
     return result, time.perf_counter() - start
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--optimizer", default="lbfgs", choices=("lbfgs", "adam"))
     parser.add_argument("--out", type=Path, default=Path("docs/images/quality"))
+    parser.add_argument("--precisions", nargs="+", default=["fp32"], help="our precision modes to run (fp32, bf16, auto)")
     args = parser.parse_args(argv)
 
     content, style = sample_pair()
@@ -103,14 +106,14 @@ def main(argv: list[str] | None = None) -> dict:
         peer, peer_time, cmd = run_pastiche(
             content_path, style_path, peer_out, args.size, style_long, args.iterations, args.optimizer
         )
-    ours, ours_time = run_ours(content, style, args.size, args.iterations, args.optimizer)
-    ours_out = args.out / f"ours_{args.size}px_{args.iterations}it.png"
-    iio.imwrite(ours_out, ours)
-
-    rows = {
-        "ours": {"wall_s": ours_time, **distances(ours, content, style, style_long), "image": str(ours_out)},
-        "pastiche": {"wall_s": peer_time, **distances(peer, content, style, style_long), "image": str(peer_out)},
-    }
+    rows = {}
+    for precision in args.precisions:
+        ours, ours_time = run_ours(content, style, args.size, args.iterations, args.optimizer, precision)
+        name = "ours" if precision == "fp32" else f"ours-{precision}"
+        ours_out = args.out / f"{name}_{args.size}px_{args.iterations}it.png"
+        iio.imwrite(ours_out, ours)
+        rows[name] = {"wall_s": ours_time, **distances(ours, content, style, style_long), "image": str(ours_out)}
+    rows["pastiche"] = {"wall_s": peer_time, **distances(peer, content, style, style_long), "image": str(peer_out)}
     report = {
         "size": args.size,
         "iterations": args.iterations,
@@ -120,9 +123,9 @@ def main(argv: list[str] | None = None) -> dict:
         "pastiche_command": " ".join(cmd),
         "results": rows,
     }
-    print(f"{'':10s} {'wall s':>8s} {'style dist':>11s} {'content dist':>13s}")
+    print(f"{'':12s} {'wall s':>8s} {'style dist':>11s} {'content dist':>13s}")
     for name, row in rows.items():
-        print(f"{name:10s} {row['wall_s']:8.1f} {row['style_distance']:11.4f} {row['content_distance']:13.4f}")
+        print(f"{name:12s} {row['wall_s']:8.1f} {row['style_distance']:11.4f} {row['content_distance']:13.4f}")
     (args.out / f"quality_{args.size}px_{args.iterations}it.json").write_text(json.dumps(report, indent=2))
     return report
 
