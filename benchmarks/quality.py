@@ -30,7 +30,6 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
-from napari_style_transfer.engine import StyleConfig, stylize
 from napari_style_transfer.engine.config import DEFAULT_STYLE_LAYERS
 from napari_style_transfer.engine.images import fit_long_side, resize, to_rgb01, to_tensor
 from napari_style_transfer.engine.losses import gram
@@ -65,13 +64,16 @@ def distances(output: np.ndarray, content: np.ndarray, style: np.ndarray, style_
     return {"style_distance": float(np.mean(style_d)), "content_distance": content_d}
 
 
-def run_ours(content, style, size, iterations, optimizer, precision="fp32"):
-    config = StyleConfig(
-        size=size, iterations=iterations, optimizer=optimizer, preview_every=0, device="cpu", precision=precision
-    )
+def run_ours(content_path, out_path, style_path, size, iterations, optimizer, precision="fp32"):
+    """Our CLI in a fresh process, like pastiche's: the wall time includes start-up for both."""
+    cmd = [
+        sys.executable, "-m", "napari_style_transfer", str(content_path), str(style_path), "-o", str(out_path),
+        "--size", str(size), "--iterations", str(iterations), "--optimizer", optimizer,
+        "--precision", precision, "--device", "cpu", "-q",
+    ]  # fmt: skip
     start = time.perf_counter()
-    result = stylize(content, style, config)
-    return result, time.perf_counter() - start
+    subprocess.run(cmd, check=True)
+    return iio.imread(out_path), time.perf_counter() - start, cmd
 
 
 def run_pastiche(content_path, style_path, out_path, size, style_size, iterations, optimizer):
@@ -106,13 +108,14 @@ def main(argv: list[str] | None = None) -> dict:
         peer, peer_time, cmd = run_pastiche(
             content_path, style_path, peer_out, args.size, style_long, args.iterations, args.optimizer
         )
-    rows = {}
-    for precision in args.precisions:
-        ours, ours_time = run_ours(content, style, args.size, args.iterations, args.optimizer, precision)
-        name = "ours" if precision == "fp32" else f"ours-{precision}"
-        ours_out = args.out / f"{name}_{args.size}px_{args.iterations}it.png"
-        iio.imwrite(ours_out, ours)
-        rows[name] = {"wall_s": ours_time, **distances(ours, content, style, style_long), "image": str(ours_out)}
+        rows = {}
+        for precision in args.precisions:
+            name = "ours" if precision == "fp32" else f"ours-{precision}"
+            ours_out = args.out / f"{name}_{args.size}px_{args.iterations}it.png"
+            ours, ours_time, ours_cmd = run_ours(
+                content_path, ours_out, style_path, args.size, args.iterations, args.optimizer, precision
+            )
+            rows[name] = {"wall_s": ours_time, **distances(ours, content, style, style_long), "image": str(ours_out)}
     rows["pastiche"] = {"wall_s": peer_time, **distances(peer, content, style, style_long), "image": str(peer_out)}
     report = {
         "size": args.size,
@@ -121,6 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
         "torch": torch.__version__,
         "pastiche_command": " ".join(cmd),
+        "ours_command": " ".join(ours_cmd),
         "results": rows,
     }
     print(f"{'':12s} {'wall s':>8s} {'style dist':>11s} {'content dist':>13s}")
