@@ -3,6 +3,28 @@
 The engine works on RGB in [0, 1]; :func:`to_rgb01` records what it needs in an
 :class:`ImageInfo` so that :func:`from_rgb01` can return a result in the content's
 dtype, channel count and value range.
+
+Accepted arrays: (H, W) grayscale, (H, W, 1), (H, W, 3) RGB or (H, W, 4) RGBA, of dtype
+bool, uint8/16/32/64, int8/16/32/64 or float16/32/64. Anything else (complex, object,
+2 or more than 4 channels, channel-first, nD) raises :class:`ImageError` with one sentence
+saying what to do instead; nothing is guessed.
+
+The value range ``[low, high]`` that maps to [0, 1] is (see :func:`value_range`): the given
+contrast limits; else 0-255 for uint8, 0-1 for bool and for floats already in [0, 1]; else
+the 0.1 and 99.9 percentiles of the finite values (so a few hot pixels do not wash the
+image out). Values outside ``[low, high]`` are clipped to it; NaN and -inf become ``low``,
++inf becomes ``high``. A constant image gets ``high = low + 1`` (more beyond 2**53).
+
+Precision of a round trip ``from_rgb01(*to_rgb01(x))`` (the RGB values are float32), for
+values ``v`` inside ``[low, high]`` (values outside come back as the nearest bound):
+
+* uint8 (no contrast limits) and bool: exact.
+* other integers: exact when ``high - low <= 2**22`` and ``|v| < 2**52`` (so every
+  uint16 image and most 32-bit ones); otherwise within ``(high - low) * 2**-24 + 0.5``.
+* floats: within ``(high - low) * 2**-23``, plus the output dtype's own rounding of the
+  value (float16: 2**-11 relative; float32: 2**-24 relative).
+* grayscale stays grayscale (its three equal channels are averaged back, exactly);
+  an RGBA input's alpha channel is returned unchanged (resized if the shape changed).
 """
 
 from __future__ import annotations
@@ -16,6 +38,10 @@ import torch.nn.functional as F
 #: Percentiles that define the value range of images that are neither uint8 nor in [0, 1].
 ROBUST_PERCENTILES = (0.1, 99.9)
 SUPPORTED_DTYPES = "bool, uint8/16/32/64, int8/16/32/64, float16/32/64"
+#: Smallest side (pixels) the VGG-19 stack accepts: four 2×2 poolings before block 5
+#: (16 → 1). Smaller sides are upscaled to it by :func:`fit_long_side` (a 3×3 image is
+#: stylised at 16×16, a 4000×3 one at 512×16 for a 512 px output).
+MIN_SIDE = 16
 
 
 class ImageError(ValueError):
@@ -58,11 +84,12 @@ def value_range(array: np.ndarray, contrast_limits: tuple[float, float] | None =
         if array.dtype.kind == "f" and lo >= 0.0 and hi <= 1.0:
             low, high = 0.0, 1.0
         else:
-            low, high = (float(v) for v in np.percentile(finite, ROBUST_PERCENTILES))
+            # in float64: numpy interpolates in the array's dtype, and int8 (84 - -44) overflows
+            low, high = (float(v) for v in np.percentile(finite.astype(np.float64), ROBUST_PERCENTILES))
             if high <= low:
                 low, high = lo, hi
     if not high > low:
-        high = low + 1.0
+        high = low + max(1.0, abs(low) * 2.0**-40)  # + 1.0 alone vanishes in float64 beyond 2**53
     return low, high
 
 
@@ -76,18 +103,41 @@ def check_image(array: object, name: str = "image") -> np.ndarray:
         raise ImageError(f"{name}: complex images are not supported (take .real or abs() first)")
     if array.dtype.kind not in "biuf":
         raise ImageError(f"{name}: dtype {array.dtype} is not supported ({SUPPORTED_DTYPES})")
-    if array.ndim == 3 and array.shape[-1] not in (1, 3, 4):
-        raise ImageError(
-            f"{name}: shape {array.shape} has {array.shape[-1]} channels on the last axis; "
-            "expected (H, W) grayscale, (H, W, 3) RGB or (H, W, 4) RGBA"
-        )
+    shape = tuple(array.shape)
+    if array.ndim == 3 and shape[-1] not in (1, 3, 4):
+        raise ImageError(f"{name}: {_channel_problem(shape)}")
     if array.ndim not in (2, 3):
         raise ImageError(
-            f"{name}: shape {array.shape} is not a 2D image; expected (H, W), (H, W, 3) or (H, W, 4)"
+            f"{name}: shape {shape} is not a 2D image; expected (H, W) grayscale, (H, W, 3) RGB or "
+            "(H, W, 4) RGBA (take one plane of a stack, e.g. image[0])"
         )
-    if min(array.shape[:2]) < 1:
-        raise ImageError(f"{name}: shape {array.shape} is empty")
+    if min(shape[:2]) < 1:
+        raise ImageError(f"{name}: shape {shape} is empty")
     return array
+
+
+def _channel_problem(shape: tuple[int, ...]) -> str:
+    """Why an (A, B, C) array with C not in (1, 3, 4) is refused, and what to do instead."""
+    channels = shape[-1]
+    if shape[0] in (1, 3, 4) and shape[0] < min(shape[1:]):
+        return (
+            f"shape {shape} looks channel-first ({shape[0]} channels on axis 0); "
+            "move them last, e.g. np.moveaxis(image, 0, -1)"
+        )
+    if channels == 2:
+        return (
+            f"shape {shape} has 2 channels; style transfer needs grayscale, RGB or RGBA, "
+            "so use one channel (image[..., 0]) or add a third"
+        )
+    if channels < min(shape[:2]):
+        return (
+            f"shape {shape} has {channels} channels; style transfer needs grayscale, RGB or RGBA, "
+            "so pick 1, 3 or 4 of them (e.g. image[..., :3])"
+        )
+    return (
+        f"shape {shape} is not a 2D image (a stack of {shape[0]} planes?); expected (H, W) grayscale, "
+        "(H, W, 3) RGB or (H, W, 4) RGBA (take one plane, e.g. image[0])"
+    )
 
 
 def to_rgb01(
@@ -115,24 +165,31 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb @ np.array([0.299, 0.587, 0.114], dtype=rgb.dtype)
 
 
-def _cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def cast_to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Float values in ``dtype``'s own range → ``dtype`` (integers rounded and clipped; bool: >= 0.5)."""
+    dtype = np.dtype(dtype)
     if dtype == np.bool_:
         return values >= 0.5
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+        low, high = float(info.min), float(info.max)
+        if high > info.max:  # 64-bit: the float nearest to the max is 2**63 or 2**64, which overflows
+            high = float(np.nextafter(high, 0.0))
+        return np.clip(np.rint(values), low, high).astype(dtype)
     return values.astype(dtype)
+
+
+_cast = cast_to_dtype
 
 
 def from_rgb01(rgb: np.ndarray, info: ImageInfo) -> np.ndarray:
     """Turn an (H, W, 3) RGB [0, 1] result into the content's dtype, channels and range."""
     rgb = np.clip(np.asarray(rgb, dtype=np.float64), 0.0, 1.0)
-    if info.dtype == np.bool_:
-        values = luminance(rgb)[..., None] if info.channels == 1 else rgb
-        out = values >= 0.5
-        return out[..., 0] if info.squeeze else out
     color = luminance(rgb)[..., None] if info.channels == 1 else rgb
-    out = _cast(color * (info.high - info.low) + info.low, info.dtype)
+    if info.dtype == np.bool_:
+        out = color >= 0.5
+    else:
+        out = _cast(color * (info.high - info.low) + info.low, info.dtype)
     if info.channels == 4 and info.alpha is not None:
         alpha = info.alpha
         if alpha.shape != out.shape[:2]:
@@ -157,11 +214,16 @@ def resize(image: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(image, size=shape, mode="bilinear", align_corners=False, antialias=shrink)
 
 
-def fit_long_side(shape: tuple[int, int], long_side: int) -> tuple[int, int]:
-    """(H, W) scaled so that the longer side is ``long_side`` (each side at least 1)."""
+def fit_long_side(shape: tuple[int, int], long_side: int, min_side: int = MIN_SIDE) -> tuple[int, int]:
+    """(H, W) scaled so that the longer side is ``long_side``; each side at least ``min_side``.
+
+    The network cannot look at anything thinner than :data:`MIN_SIDE` pixels, so a side
+    that would be thinner is stretched to it (the aspect ratio then changes; a result laid
+    over the content with its own scale still covers it exactly).
+    """
     h, w = shape
-    factor = long_side / max(h, w)
-    return max(1, round(h * factor)), max(1, round(w * factor))
+    factor = max(long_side, min_side) / max(h, w)
+    return max(min_side, round(h * factor)), max(min_side, round(w * factor))
 
 
 def to_tensor(rgb: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:

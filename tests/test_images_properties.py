@@ -1,0 +1,201 @@
+"""Property tests (Hypothesis) of the array ↔ RGB [0, 1] conversions and their documented precision.
+
+The statements tested are the ones in ``engine/images.py``'s module docstring: uint8 and
+bool round-trip exactly; integers whose range is below 2**22 round-trip exactly inside
+``[low, high]``; floats within ``(high - low) * 2**-23`` plus the dtype's own rounding;
+values outside ``[low, high]`` come back as the nearest bound; NaN → low, ±inf → the
+bounds; alpha comes back unchanged; shapes and dtypes are kept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from napari_style_transfer.engine import ImageError
+from napari_style_transfer.engine.images import MIN_SIDE, fit_long_side, from_rgb01, to_rgb01
+
+SETTINGS = settings(max_examples=100, deadline=None)
+INT_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint16, np.uint32, np.uint64]
+FLOAT_DTYPES = [np.float16, np.float32, np.float64]
+#: Largest magnitude used for each float dtype (float16 tops out at 65504).
+FLOAT_MAX = {np.float16: 6.0e4, np.float32: 1.0e6, np.float64: 1.0e6}
+
+
+@st.composite
+def shapes(draw, channels=(None, 1, 3, 4)):
+    """(H, W) or (H, W, C) with small sides (the conversions do not care about size)."""
+    h, w = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+    c = draw(st.sampled_from(channels))
+    return (h, w) if c is None else (h, w, c)
+
+
+def color_part(x: np.ndarray) -> np.ndarray:
+    return x[..., :3] if x.ndim == 3 and x.shape[-1] == 4 else x
+
+
+def round_trip(x: np.ndarray, limits=None):
+    rgb, info = to_rgb01(x, limits)
+    out = from_rgb01(rgb, info)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert rgb.dtype == np.float32 and rgb.shape == x.shape[:2] + (3,) and rgb.flags.c_contiguous
+    assert np.isfinite(rgb).all() and rgb.min() >= 0.0 and rgb.max() <= 1.0
+    if x.ndim == 3 and x.shape[-1] == 4:
+        np.testing.assert_array_equal(out[..., 3], x[..., 3])  # alpha unchanged, any dtype
+    return out, info
+
+
+@SETTINGS
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.bool_]))
+def test_uint8_and_bool_round_trip_exactly(data, dtype):
+    x = data.draw(arrays(dtype, shapes()))
+    out, info = round_trip(x)
+    assert (info.low, info.high) == ((0.0, 255.0) if dtype == np.uint8 else (0.0, 1.0))
+    np.testing.assert_array_equal(out, x)
+
+
+@SETTINGS
+@given(data=st.data(), dtype=st.sampled_from(INT_DTYPES))
+def test_integers_with_a_range_below_2_22_are_exact_inside_the_value_range(data, dtype):
+    info_t = np.iinfo(dtype)
+    span = data.draw(st.integers(0, min(2**22, int(info_t.max) - int(info_t.min))))
+    lowest = data.draw(st.integers(max(int(info_t.min), -(2**40)), min(int(info_t.max), 2**40) - span))
+    x = data.draw(arrays(dtype, shapes(), elements=st.integers(lowest, lowest + span)))
+    out, info = round_trip(x)
+    assert int(x.min()) <= info.low < info.high <= max(int(x.max()), info.low + 1)
+    xc, oc = color_part(x).astype(np.float64), color_part(out).astype(np.float64)
+    inside = (xc >= info.low) & (xc <= info.high)
+    np.testing.assert_array_equal(oc[inside], xc[inside])
+    # outside the robust range: the nearest bound (rounded to an integer)
+    expected = np.clip(xc, info.low, info.high)
+    assert np.all(np.abs(oc - expected) <= 0.5 + 1e-9 * max(abs(info.low), abs(info.high), 1.0))
+
+
+@SETTINGS
+@given(data=st.data(), dtype=st.sampled_from([np.int32, np.int64, np.uint32, np.uint64]))
+def test_integers_of_any_range_are_within_the_documented_bound(data, dtype):
+    info_t = np.iinfo(dtype)
+    x = data.draw(arrays(dtype, shapes(), elements=st.integers(int(info_t.min), int(info_t.max))))
+    out, info = round_trip(x)
+    xc, oc = color_part(x).astype(np.float64), color_part(out).astype(np.float64)
+    expected = np.clip(xc, info.low, info.high)
+    magnitude = max(abs(info.low), abs(info.high))
+    tolerance = (info.high - info.low) * 2.0**-24 + 0.5 + magnitude * 2.0**-52 * 4
+    assert np.all(np.abs(oc - expected) <= tolerance)
+
+
+@SETTINGS
+@given(data=st.data(), dtype=st.sampled_from(FLOAT_DTYPES))
+def test_floats_are_within_the_documented_bound_and_clipped_outside(data, dtype):
+    limit = FLOAT_MAX[dtype]
+    width = {np.float16: 16, np.float32: 32, np.float64: 64}[dtype]
+    elements = st.floats(-limit, limit, allow_nan=False, allow_infinity=False, width=width)
+    x = data.draw(arrays(dtype, shapes(), elements=elements))
+    out, info = round_trip(x)
+    xc, oc = color_part(x).astype(np.float64), color_part(out).astype(np.float64)
+    if xc.min() >= 0 and xc.max() <= 1:
+        assert (info.low, info.high) == (0.0, 1.0)
+    expected = np.clip(xc, info.low, info.high)
+    magnitude = max(abs(info.low), abs(info.high))
+    tolerance = (info.high - info.low) * 2.0**-23 + magnitude * (np.finfo(dtype).eps + 1e-15)
+    assert np.all(np.abs(oc - expected) <= tolerance)
+
+
+@SETTINGS
+@given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_nan_and_infinities_map_to_the_bounds(data, dtype):
+    x = data.draw(arrays(dtype, shapes(channels=(None, 3)), elements=st.floats(-100, 100, width=32)))
+    special = data.draw(arrays(np.int8, x.shape, elements=st.integers(0, 3)))
+    x = x.copy()
+    x[special == 1], x[special == 2], x[special == 3] = np.nan, np.inf, -np.inf
+    out, info = round_trip(x)
+    assert np.isfinite(out).all()
+    tolerance = (info.high - info.low) * 2.0**-23 + 1e-9
+    assert np.all(np.abs(out[special == 1] - info.low) <= tolerance)
+    assert np.all(np.abs(out[special == 2] - info.high) <= tolerance)
+    assert np.all(np.abs(out[special == 3] - info.low) <= tolerance)
+
+
+@SETTINGS
+@given(
+    data=st.data(),
+    dtype=st.sampled_from([np.uint8, np.uint16, np.int16, np.float32]),
+    low=st.integers(-1000, 1000),
+    span=st.integers(1, 5000),
+)
+def test_contrast_limits_define_the_range(data, dtype, low, span):
+    if np.dtype(dtype).kind in "iu":
+        info_t = np.iinfo(dtype)
+        elements = st.integers(int(info_t.min), int(info_t.max))
+        low = int(np.clip(low, info_t.min, info_t.max - 1))
+        high = int(min(low + span, info_t.max))
+    else:
+        elements = st.floats(-1e4, 1e4, width=32)
+        high = low + span
+    x = data.draw(arrays(dtype, shapes(), elements=elements))
+    out, info = round_trip(x, (low, high))
+    assert (info.low, info.high) == (float(low), float(high))
+    xc, oc = color_part(x).astype(np.float64), color_part(out).astype(np.float64)
+    expected = np.clip(xc, low, high)
+    tolerance = (high - low) * 2.0**-23 + 1e-9 + (0.0 if np.dtype(dtype).kind == "f" else 0.0)
+    assert np.all(np.abs(oc - expected) <= tolerance)
+
+
+@SETTINGS
+@given(value=st.floats(-1e6, 1e6), dtype=st.sampled_from([np.float32, np.int32, np.uint16]))
+def test_constant_images_round_trip(value, dtype):
+    if np.dtype(dtype).kind in "iu":
+        info_t = np.iinfo(dtype)
+        value = float(np.clip(round(value), info_t.min, info_t.max))
+    x = np.full((5, 7), value, dtype=dtype)
+    out, info = round_trip(x)
+    assert info.high > info.low
+    np.testing.assert_allclose(out.astype(np.float64), x.astype(np.float64), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, *INT_DTYPES[2:]])
+@pytest.mark.parametrize("pattern", ["extremes", "min", "max"])
+def test_integer_extremes_round_trip_without_overflow(dtype, pattern):
+    info_t = np.iinfo(dtype)
+    x = np.array([[info_t.min, info_t.max], [info_t.max, info_t.min]], dtype)
+    if pattern != "extremes":
+        x = np.full((2, 3), info_t.min if pattern == "min" else info_t.max, dtype)
+    with np.errstate(all="raise"):
+        out, info = round_trip(x)
+    # 64-bit values beyond 2**53 pass through float64: within 2**-52 of their magnitude
+    tolerance = 0 if info_t.bits < 64 else 2.0**-52 * 4 * max(abs(int(info_t.min)), int(info_t.max))
+    assert np.all(np.abs(out.astype(object) - x.astype(object)) <= tolerance)
+
+
+@SETTINGS
+@given(h=st.integers(1, 5000), w=st.integers(1, 5000), long_side=st.integers(16, 4096))
+def test_working_sizes_are_never_below_the_network_minimum(h, w, long_side):
+    out = fit_long_side((h, w), long_side)
+    assert min(out) >= MIN_SIDE and max(out) == max(long_side, MIN_SIDE)
+    if min(h, w) * long_side >= MIN_SIDE * max(h, w) + max(h, w):  # thick enough: aspect kept
+        assert abs(out[0] / out[1] - h / w) <= (h / w) * (1 / min(out) + 1 / max(out))
+
+
+@pytest.mark.parametrize(
+    ("array", "expected"),
+    [
+        (np.zeros((8, 8), np.complex64), "complex images are not supported"),
+        (np.zeros((8, 8), object), "dtype object is not supported"),
+        (np.zeros((8, 8, 2), np.uint8), "has 2 channels; style transfer needs grayscale, RGB or RGBA"),
+        (np.zeros((20, 20, 5), np.uint8), "has 5 channels; style transfer needs grayscale, RGB or RGBA"),
+        (np.zeros((3, 20, 20), np.uint8), "looks channel-first (3 channels on axis 0); move them last"),
+        (np.zeros((5, 20, 20), np.uint8), "is not a 2D image (a stack of 5 planes?)"),
+        (np.zeros((2, 20, 20, 3), np.uint8), "is not a 2D image"),
+        (np.zeros(5, np.uint8), "is not a 2D image"),
+        (np.zeros((0, 5), np.uint8), "is empty"),
+        ([[1, 2], [3, 4]], "expected a numpy array"),
+    ],
+)
+def test_arrays_the_engine_cannot_use_are_refused_in_one_sentence(array, expected):
+    with pytest.raises(ImageError) as info:
+        to_rgb01(array, name="content")
+    message = str(info.value)
+    assert message.startswith("content: ") and expected in message and "\n" not in message
