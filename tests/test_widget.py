@@ -335,7 +335,7 @@ def fake_engine(shapes, *, fail=None, delay=0.0):
             yield ProgressEvent(
                 scale=0 if shape == shapes[0] else 1, n_scales=2, shape=shape, iteration=step, iterations=total,
                 step=step, total_steps=total, losses={"total": 1.0 / step}, elapsed=0.01 * step,
-                preview=np.full(shape + (3,), step * 20, np.uint8), done=last, stopped=stopped,
+                preview=np.full(shape + (3,), step * 20 % 256, np.uint8), done=last, stopped=stopped,
                 info={"device": "fake", "weights": "embedded"} if last else {},
             )  # fmt: skip
             if last:
@@ -371,7 +371,7 @@ def test_multiscale_previews_resize_the_layer_over_the_content(
             StyleTransferError("could not load the VGG-19 network on cuda"),
             "Style transfer failed — could not load",
         ),
-        (RuntimeError("CUDA out of memory. Tried to allocate 8.00 GiB"), "Out of memory"),
+        (RuntimeError("CUDA out of memory. Tried to allocate 8.00 GiB"), "Not enough memory — the run at 32×22 px"),
     ],
 )
 def test_worker_errors_become_one_notification_without_traceback(

