@@ -20,6 +20,7 @@ POOLINGS = ("max", "avg")
 PRESERVE_COLORS = ("none", "luminance", "histogram")
 WEIGHT_CONVENTIONS = ("caffe", "torchvision")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+TILINGS = ("auto", "on", "off")
 #: Coarse-to-fine starts at about this long side (pixels).
 MULTISCALE_START = 256
 
@@ -128,6 +129,13 @@ class StyleConfig:
     precision: str = "fp32"
     #: Contrast limits (low, high) of the content image; None: dtype range or percentiles.
     contrast_limits: tuple[float, float] | None = None
+    #: Outputs too large for the device's memory: 'auto' optimises them in overlapping tiles
+    #: (after an untiled pass at a size that fits), 'off' refuses them, 'on' always tiles.
+    tiling: str = "auto"
+    #: Long side of a tile in output pixels; None: the largest that fits (at most 1024).
+    tile_size: int | None = None
+    #: Overlap of neighbouring tiles in output pixels; None: a quarter of the tile size.
+    tile_overlap: int | None = None
 
     def __post_init__(self) -> None:
         if not _is_int(self.iterations) or not 1 <= self.iterations <= 100_000:
@@ -217,6 +225,14 @@ class StyleConfig:
             if not (math.isfinite(low) and math.isfinite(high) and low < high):
                 _fail("contrast_limits", "two finite numbers with low < high", self.contrast_limits)
             set_(self, "contrast_limits", (low, high))
+        if self.tiling not in TILINGS:
+            _fail("tiling", f"one of {', '.join(TILINGS)}", self.tiling)
+        if self.tile_size is not None and (not _is_int(self.tile_size) or not 32 <= self.tile_size <= 65_536):
+            _fail("tile_size", "None or an integer from 32 to 65536 (pixels)", self.tile_size)
+        if self.tile_overlap is not None:
+            limit = (self.tile_size or 65_536) // 2
+            if not _is_int(self.tile_overlap) or not 0 <= self.tile_overlap < limit:
+                _fail("tile_overlap", f"None or an integer from 0 to less than half the tile size ({limit})", self.tile_overlap)
 
     def replace(self, **changes: Any) -> StyleConfig:
         """A copy with some fields changed (validated again)."""

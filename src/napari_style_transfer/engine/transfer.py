@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +15,21 @@ import torch
 from . import color
 from .config import ConfigError, StyleConfig
 from .images import ImageInfo, fit_long_side, from_rgb01, resize, to_numpy, to_rgb01, to_tensor
-from .losses import content_loss, gram, style_loss, tv_loss
+from .losses import content_loss, gram, relative_sq_distance, style_loss, tv_loss
+from .masks import (
+    MIN_REGION_FRACTION,
+    Region,
+    RegionPlan,
+    blend_grams,
+    check_labels,
+    default_feather,
+    feathered,
+    guided_gram,
+    plan_regions,
+    region_plane,
+    style_grams,
+    to_plane_tensor,
+)
 from .memory import available_memory, estimate_peak_memory, largest_fitting_size
 from .transfer_constants import LBFGS_HISTORY
 from .vgg import get_network, preprocess, resolve_weights
@@ -76,6 +90,9 @@ class ProgressEvent:
     done: bool = False  # the final event; preview holds the result
     stopped: bool = False  # the run ended early on a stop request
     info: dict[str, Any] = field(default_factory=dict)  # device, sizes, timings (final event)
+    tile: int = 0  # tiled runs: 1-based tile being optimised (0: the untiled coarse pass)
+    n_tiles: int = 0  # tiled runs: number of tiles (0: not a tiled run)
+    message: str | None = None  # a one-off notice, e.g. that the run switched to tiling
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -187,22 +204,50 @@ def select_runtime(precision: str, device: torch.device) -> Runtime:
     return Runtime(device, dtype, channels_last=cuda or dtype is not None, loss_scale=1024.0 if dtype == torch.float16 else 1.0)
 
 
-class _Problem:
-    """Targets and loss of one scale: content features and blended style Grams, computed once (fp32)."""
+def _features(net, convention, runtime: Runtime, image: torch.Tensor, layers: tuple[str, ...], autocast: bool = True) -> dict[str, torch.Tensor]:
+    """Activations of ``layers`` for an RGB [0, 1] image, in the runtime's precision and layout."""
+    x = preprocess(image, convention)
+    if runtime.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    dtype = runtime.autocast_dtype
+    with torch.autocast(runtime.device.type, dtype=dtype or torch.bfloat16, enabled=autocast and dtype is not None):
+        return net(x, layers)
 
-    def __init__(self, net, convention, config: StyleConfig, runtime: Runtime, content: torch.Tensor, styles: list[torch.Tensor], blend: list[float]):
+
+class _Problem:
+    """Targets and loss of one scale: content features and blended style Grams, computed once (fp32).
+
+    Optional extras (keyword arguments; without them the loss is the plain Gatys loss):
+    ``style_targets`` — precomputed blended Gram targets (``styles`` is then not used; tiles
+    share the Grams of the whole style image); ``regions`` — guided Grams, one
+    :class:`~.masks.Region` (mask at the image's size + Gram targets) per region, replacing
+    the global style term; ``consistency`` — an RGB [0, 1] image of the same size that the
+    result is pulled toward with ``consistency_weight`` (relative squared pixel distance).
+    """
+
+    def __init__(
+        self, net, convention, config: StyleConfig, runtime: Runtime, content: torch.Tensor,
+        styles: list[torch.Tensor], blend: list[float], *, style_targets: dict[str, torch.Tensor] | None = None,
+        regions: list[Region] | None = None, consistency: torch.Tensor | None = None, consistency_weight: float = 0.0,
+    ):  # fmt: skip
         self.net, self.convention, self.config, self.runtime = net, convention, config, runtime
         self.layers = config.all_layers
+        self.regions = regions
+        self.consistency = consistency
+        self.consistency_weight = float(consistency_weight)
         with torch.no_grad():
             feats = self.features(content, config.content_layers, autocast=False)
             self.content_targets = {k: v.detach().float().clone() for k, v in feats.items()}
             self.style_targets: dict[str, torch.Tensor] = {}
-            for style, weight in zip(styles, blend):
-                feats = self.features(style, config.style_layers, autocast=False)
-                for name in config.style_layers:
-                    g = gram(feats[name]) * weight
-                    self.style_targets[name] = self.style_targets.get(name, 0) + g
-                del feats
+            if style_targets is not None:
+                self.style_targets = dict(style_targets)
+            elif regions is None:
+                for style, weight in zip(styles, blend):
+                    feats = self.features(style, config.style_layers, autocast=False)
+                    for name in config.style_layers:
+                        g = gram(feats[name]) * weight
+                        self.style_targets[name] = self.style_targets.get(name, 0) + g
+                    del feats
         n_c, n_s = len(config.content_layers), len(config.style_layers)
         self.content_layer_weights = config.content_layer_weights or (1.0,) * n_c
         self.style_layer_weights = config.style_layer_weights or (1.0,) * n_s
@@ -212,26 +257,251 @@ class _Problem:
 
     def features(self, image: torch.Tensor, layers: tuple[str, ...], autocast: bool = True) -> dict[str, torch.Tensor]:
         """Activations of ``layers`` for an RGB [0, 1] image, in the runtime's precision and layout."""
-        x = preprocess(image, self.convention)
-        if self.runtime.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        dtype = self.runtime.autocast_dtype
-        with torch.autocast(self.runtime.device.type, dtype=dtype or torch.bfloat16, enabled=autocast and dtype is not None):
-            return self.net(x, layers)
+        return _features(self.net, self.convention, self.runtime, image, layers, autocast)
+
+    def _region_style_loss(self, feats: dict[str, torch.Tensor], zero: torch.Tensor) -> torch.Tensor:
+        """Σ_layers w_l Σ_regions a_r ‖G_r − T_r‖²/‖T_r‖², a_r = the region's share of the layer."""
+        assert self.regions is not None
+        total = zero
+        for name, weight in zip(self.config.style_layers, self.style_layer_weights):
+            f = feats[name]
+            for region in self.regions:
+                mask, share = region.at(tuple(f.shape[-2:]))
+                if share < MIN_REGION_FRACTION:
+                    continue
+                g = guided_gram(f, mask.to(f.device))
+                total = total + weight * share * relative_sq_distance(g, region.targets[name])
+        return total
 
     def loss(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.config
         feats = self.features(image, self.layers)
         c = sum(w * content_loss(feats[n], self.content_targets[n]) for n, w in zip(cfg.content_layers, self.content_layer_weights))
-        s = sum(w * style_loss(feats[n], self.style_targets[n]) for n, w in zip(cfg.style_layers, self.style_layer_weights))
+        if self.regions is None:
+            s = sum(w * style_loss(feats[n], self.style_targets[n]) for n, w in zip(cfg.style_layers, self.style_layer_weights))
+        else:
+            s = self._region_style_loss(feats, image.new_zeros((), dtype=torch.float32))
         total = cfg.content_weight * c + cfg.style_weight * s
         terms = {"content": c, "style": s}
         if cfg.tv_weight > 0:
             tv = tv_loss(image)
             total = total + cfg.tv_weight * tv
             terms["tv"] = tv
+        if self.consistency is not None and self.consistency_weight > 0:
+            k = relative_sq_distance(image, self.consistency)
+            total = total + self.consistency_weight * k
+            terms["consistency"] = k
         terms["total"] = total
         return total, terms
+
+
+def _check_weight(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value) or value < 0:
+        raise ConfigError(f"{name}: must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+class _Prepared:
+    """A run's inputs converted once: RGB [0, 1] arrays, device, runtime, masks, network.
+
+    Shared by the untiled loop (:func:`stylize_iter`) and the tiled one (``tiling.py``).
+    """
+
+    def __init__(
+        self, content, styles, config: StyleConfig, *, style_contrast_limits=None, init_contrast_limits=None,
+        content_mask=None, label_styles=None, style_masks=None, mask_feather=None, consistency_image=None,
+        consistency_weight: float = 0.0,
+    ):  # fmt: skip
+        self.config = config
+        self.start = time.perf_counter()
+        style_list = _as_style_list(styles)
+        blend = list(config.style_blend_weights or [1.0] * len(style_list))
+        if len(blend) != len(style_list):
+            raise ConfigError(
+                f"style_blend_weights: must have one weight per style image ({len(style_list)}), got {len(blend)}"
+            )
+        total_blend = sum(blend)
+        self.blend = [w / total_blend for w in blend]
+        self.consistency_weight = _check_weight("consistency_weight", consistency_weight)
+        if mask_feather is not None:
+            mask_feather = _check_weight("mask_feather", mask_feather)
+        if self.consistency_weight > 0 and consistency_image is None:
+            raise ConfigError("consistency_image: must be an image array when consistency_weight > 0, got None")
+
+        content_rgb, self.info = to_rgb01(content, config.contrast_limits, name="content")
+        style_rgbs = []
+        for i, style in enumerate(style_list):
+            limits = style_contrast_limits[i] if style_contrast_limits else None
+            style_rgbs.append(to_rgb01(style, limits, name=f"style {i + 1}" if len(style_list) > 1 else "style")[0])
+        init_rgb = (
+            to_rgb01(config.init_image, init_contrast_limits, name="init_image")[0] if config.init == "image" else None
+        )
+        consistency_rgb = (
+            to_rgb01(consistency_image, config.contrast_limits, name="consistency_image")[0]
+            if consistency_image is not None and self.consistency_weight > 0
+            else None
+        )
+
+        # Colour handling happens on the [0, 1] RGB images, once, before any scale.
+        if config.preserve_colors == "histogram":
+            style_rgbs = [color.match_color_histogram(s, content_rgb) for s in style_rgbs]
+        elif config.preserve_colors == "luminance":
+            style_rgbs = [color.match_luminance(s, content_rgb) for s in style_rgbs]
+            transfer_content = color.luminance_image(content_rgb)
+            if init_rgb is not None:
+                init_rgb = color.luminance_image(init_rgb)
+            if consistency_rgb is not None:
+                consistency_rgb = color.luminance_image(consistency_rgb)
+        if config.preserve_colors != "luminance":
+            transfer_content = content_rgb
+        self.content_rgb, self.init_rgb = content_rgb, init_rgb
+        self.content_shape: tuple[int, int] = tuple(content_rgb.shape[:2])  # type: ignore[assignment]
+
+        # Masks: checked before anything heavy starts.
+        n_styles = len(style_list)
+        self.plan: list[RegionPlan] | None = None
+        self.region_planes: list[torch.Tensor] = []
+        self.keep_plane: torch.Tensor | None = None  # 1 where stylised, 0 where the content is kept
+        self.style_mask_planes: list[torch.Tensor | None] = [None] * n_styles
+        if style_masks is not None:
+            style_masks = list(style_masks)
+            if len(style_masks) != n_styles:
+                raise ConfigError(f"style_masks: must have one entry (mask or None) per style image ({n_styles}), got {len(style_masks)}")
+            for i, (mask, rgb) in enumerate(zip(style_masks, style_rgbs)):
+                if mask is None:
+                    continue
+                labels = check_labels(mask, rgb.shape[:2], name=f"style_masks[{i}]")
+                if not np.any(labels != 0):
+                    raise ConfigError(f"style_masks[{i}]: must mark part of the style image (non-zero), got an empty mask")
+                self.style_mask_planes[i] = to_plane_tensor((labels != 0).astype(np.float32))
+        if content_mask is not None:
+            labels = check_labels(content_mask, self.content_shape, name="content_mask")
+            self.plan = plan_regions(labels, label_styles, n_styles)
+            self.region_planes = [to_plane_tensor(region_plane(labels, r.labels)) for r in self.plan]
+            union = region_plane(labels, [v for r in self.plan for v in r.labels])
+            if not union.all():
+                self.keep_plane = to_plane_tensor(union)
+        elif label_styles is not None:
+            raise ConfigError("label_styles: needs a content_mask (label image) to map labels to styles")
+        elif style_masks is not None and any(m is not None for m in self.style_mask_planes):
+            self.plan = [RegionPlan((), None)]
+            self.region_planes = [torch.ones((1, 1, *self.content_shape))]
+
+        self.device = select_device(config.device)
+        self.runtime = select_runtime(config.precision, self.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = not config.deterministic
+        self.output_shape = scale_sizes(self.content_shape, config)[-1]
+        out_long = config.size or max(self.content_shape)
+        self.style_pixels = max(
+            (round(s.shape[0] * s.shape[1] * (config.style_scale * out_long / max(s.shape[:2])) ** 2) for s in style_rgbs),
+            default=0,
+        )
+        self.feather = default_feather(self.output_shape) if mask_feather is None else mask_feather
+        self.generator = torch.Generator().manual_seed(config.seed) if config.seed is not None else None
+        self.content_full = to_tensor(transfer_content)
+        self.styles_full = [to_tensor(s) for s in style_rgbs]
+        self.chroma_source = to_tensor(content_rgb) if config.preserve_colors == "luminance" else None
+        self.consistency_full = to_tensor(consistency_rgb) if consistency_rgb is not None else None
+        self.net = None
+        self.convention = None
+        self.source = ""
+        self._keep_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def load_network(self) -> None:
+        config = self.config
+        self.source, self.convention = resolve_weights(config.weights, config.weights_convention)
+        try:
+            self.net = get_network(config.weights, config.pooling, self.device, config.deepest_layer, channels_last=self.runtime.channels_last)
+        except Exception as exc:
+            if isinstance(exc, (ConfigError, StyleTransferError)):
+                raise
+            from .vgg import WeightsError
+
+            if isinstance(exc, WeightsError):
+                raise
+            raise StyleTransferError(f"could not load the VGG-19 network on {self.device}: {exc}") from exc
+
+    def features(self, image: torch.Tensor, layers: tuple[str, ...], autocast: bool = True) -> dict[str, torch.Tensor]:
+        return _features(self.net, self.convention, self.runtime, image, layers, autocast)
+
+    @property
+    def guided(self) -> bool:
+        return self.plan is not None
+
+    def style_tensors(self, long_side: int) -> list[torch.Tensor]:
+        """The style images resized so that their long side is ``style_scale × long_side``."""
+        style_long = max(1, round(long_side * self.config.style_scale))
+        return [resize(s, fit_long_side(tuple(s.shape[-2:]), style_long)).to(self.device) for s in self.styles_full]
+
+    def region_targets(self, style_ts: list[torch.Tensor], tile: int | None = None) -> list[dict[str, torch.Tensor]]:
+        """Gram targets of each planned region: its style's (masked) Grams, or the blend of all."""
+        assert self.plan is not None
+        layers = self.config.style_layers
+        cache: dict[int, dict[str, torch.Tensor]] = {}
+
+        def grams(i: int) -> dict[str, torch.Tensor]:
+            if i not in cache:
+                mask = self.style_mask_planes[i]
+                cache[i] = style_grams(
+                    lambda x, names: self.features(x, names, autocast=False), style_ts[i], layers,
+                    mask=None if mask is None else mask.to(self.device), tile=tile,
+                )  # fmt: skip
+            return cache[i]
+
+        return [
+            grams(r.style) if r.style is not None else blend_grams([grams(i) for i in range(len(style_ts))], self.blend)
+            for r in self.plan
+        ]
+
+    def blended_targets(self, style_ts: list[torch.Tensor], tile: int | None = None) -> dict[str, torch.Tensor]:
+        """The blended Gram targets of all styles (unguided), optionally accumulated in tiles."""
+        layers = self.config.style_layers
+        return blend_grams(
+            [style_grams(lambda x, names: self.features(x, names, autocast=False), s, layers, tile=tile) for s in style_ts],
+            self.blend,
+        )
+
+    def problem(self, shape: tuple[int, int]) -> tuple[_Problem, torch.Tensor]:
+        """The loss at one scale (output ``shape``) and the content at that size (on the device)."""
+        config = self.config
+        content_t = resize(self.content_full, shape).to(self.device)
+        style_ts = self.style_tensors(max(shape))
+        consistency = None
+        if self.consistency_full is not None:
+            consistency = resize(self.consistency_full, shape).clamp(0, 1).to(self.device)
+        if not self.guided:
+            problem = _Problem(self.net, self.convention, config, self.runtime, content_t, style_ts, self.blend,
+                               consistency=consistency, consistency_weight=self.consistency_weight)  # fmt: skip
+            return problem, content_t
+        targets = self.region_targets(style_ts)
+        regions = [Region(resize(p, shape).clamp(0, 1).to(self.device), t) for p, t in zip(self.region_planes, targets)]
+        problem = _Problem(self.net, self.convention, config, self.runtime, content_t, [], [], regions=regions,
+                           consistency=consistency, consistency_weight=self.consistency_weight)  # fmt: skip
+        return problem, content_t
+
+    def keep_mask(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+        """(soft mask (h, w, 1), content RGB at ``shape``) for blending, or None when everything is stylised."""
+        if self.keep_plane is None:
+            return None
+        if shape not in self._keep_cache:
+            sigma = self.feather * max(shape) / max(self.output_shape)
+            soft = feathered(self.keep_plane, shape, sigma)[0, 0].numpy()[..., None]
+            content = to_numpy(resize(to_tensor(self.content_rgb), shape))
+            self._keep_cache = {shape: (soft, content)}  # keep one size only
+        return self._keep_cache[shape]
+
+    def render(self, image: torch.Tensor | np.ndarray) -> np.ndarray:
+        """An RGB [0, 1] image (tensor (1, 3, h, w) or numpy (h, w, 3)) in the content's format."""
+        rgb = image if isinstance(image, np.ndarray) else to_numpy(image)
+        rgb = np.clip(rgb, 0, 1)
+        if self.chroma_source is not None:
+            rgb = color.combine_luma_chroma(rgb, to_numpy(resize(self.chroma_source, rgb.shape[:2])))
+        keep = self.keep_mask(tuple(rgb.shape[:2]))
+        if keep is not None:
+            soft, content = keep
+            rgb = soft * rgb + (1 - soft) * content
+        return from_rgb01(rgb, self.info)
 
 
 def stylize_iter(
@@ -241,6 +511,13 @@ def stylize_iter(
     *,
     stop: StopRequest = None,
     style_contrast_limits: Sequence[tuple[float, float] | None] | None = None,
+    init_contrast_limits: tuple[float, float] | None = None,
+    content_mask: np.ndarray | None = None,
+    label_styles: Mapping[int, int] | None = None,
+    style_masks: Sequence[np.ndarray | None] | None = None,
+    mask_feather: float | None = None,
+    consistency_image: np.ndarray | None = None,
+    consistency_weight: float = 0.0,
     **overrides: Any,
 ) -> Iterator[ProgressEvent]:
     """Optimise an image; yield a :class:`ProgressEvent` after every optimiser step.
@@ -249,111 +526,143 @@ def stylize_iter(
     range). ``stop`` is checked before every step, so a stop request ends the run within
     one iteration; closing the generator does the same. The last event has ``done=True``
     and its ``preview`` is the result, in the content's dtype, channels and range.
+
+    Optional spatial control (guided Gram matrices): ``content_mask`` is an (H, W) label
+    image of the content; ``label_styles`` maps label value → style index (None: every
+    non-zero label gets the blend of all styles). Pixels whose label is not mapped keep the
+    content (blended back through a Gaussian-feathered mask of ``mask_feather`` output
+    pixels, default about 1 % of the long side). ``style_masks`` gives per style an (H, W)
+    mask (or None) of the part of that style image its statistics come from.
+
+    ``init_contrast_limits`` are the value range of ``config.init_image`` (None: its own).
+    ``consistency_image`` (in the content's format) with ``consistency_weight`` > 0 adds a
+    loss term pulling the result toward that image (used for coherent stacks).
+
+    When the output does not fit in the device's memory, ``config.tiling == 'auto'`` (the
+    default) switches to tiled optimisation (see ``tiling.py``); the first event's
+    ``message`` says so and the final event's ``info['tiled']`` describes the tiles.
     """
     config = (config or StyleConfig()).replace(**overrides) if overrides else (config or StyleConfig())
-    style_list = _as_style_list(styles)
-    blend = list(config.style_blend_weights or [1.0] * len(style_list))
-    if len(blend) != len(style_list):
-        raise ConfigError(
-            f"style_blend_weights: must have one weight per style image ({len(style_list)}), got {len(blend)}"
-        )
-    total_blend = sum(blend)
-    blend = [w / total_blend for w in blend]
-    start = time.perf_counter()
+    prep = _Prepared(
+        content, styles, config, style_contrast_limits=style_contrast_limits, init_contrast_limits=init_contrast_limits,
+        content_mask=content_mask, label_styles=label_styles, style_masks=style_masks, mask_feather=mask_feather,
+        consistency_image=consistency_image, consistency_weight=consistency_weight,
+    )  # fmt: skip
+    reason = None
+    if config.tiling == "on":
+        reason = "tiling: on"
+    else:
+        try:
+            check_memory(prep.content_shape, config, prep.runtime, prep.style_pixels)
+        except MemoryLimitError as exc:
+            if config.tiling == "off":
+                raise
+            reason = str(exc)
+    if reason is not None:
+        from .tiling import plan_tiled_run, tiled_iter
 
-    content_rgb, info = to_rgb01(content, config.contrast_limits, name="content")
-    style_rgbs = []
-    for i, style in enumerate(style_list):
-        limits = style_contrast_limits[i] if style_contrast_limits else None
-        style_rgbs.append(to_rgb01(style, limits, name=f"style {i + 1}" if len(style_list) > 1 else "style")[0])
-    init_rgb = to_rgb01(config.init_image, name="init_image")[0] if config.init == "image" else None
-
-    # Colour handling happens on the [0, 1] RGB images, once, before any scale.
-    if config.preserve_colors == "histogram":
-        style_rgbs = [color.match_color_histogram(s, content_rgb) for s in style_rgbs]
-    elif config.preserve_colors == "luminance":
-        style_rgbs = [color.match_luminance(s, content_rgb) for s in style_rgbs]
-        transfer_content = color.luminance_image(content_rgb)
-        if init_rgb is not None:
-            init_rgb = color.luminance_image(init_rgb)
-    if config.preserve_colors != "luminance":
-        transfer_content = content_rgb
-
-    device = select_device(config.device)
-    runtime = select_runtime(config.precision, device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = not config.deterministic
-    style_pixels = max(
-        (round(s.shape[0] * s.shape[1] * (config.style_scale * (config.size or max(content_rgb.shape[:2])) / max(s.shape[:2])) ** 2) for s in style_rgbs),
-        default=0,
-    )
-    check_memory(content_rgb.shape[:2], config, runtime, style_pixels)
-    source, convention = resolve_weights(config.weights, config.weights_convention)
-    try:
-        net = get_network(config.weights, config.pooling, device, config.deepest_layer, channels_last=runtime.channels_last)
-    except Exception as exc:
-        if isinstance(exc, (ConfigError, StyleTransferError)):
-            raise
-        from .vgg import WeightsError
-
-        if isinstance(exc, WeightsError):
-            raise
-        raise StyleTransferError(f"could not load the VGG-19 network on {device}: {exc}") from exc
-
-    sizes = scale_sizes(content_rgb.shape[:2], config)
+        plan = plan_tiled_run(prep, reason)  # refuses (MemoryLimitError) before loading anything
+        prep.load_network()
+        yield from tiled_iter(prep, plan, stop=stop)
+        return
+    prep.load_network()
+    sizes = scale_sizes(prep.content_shape, config)
     total_steps = len(sizes) * config.iterations
-    generator = torch.Generator().manual_seed(config.seed) if config.seed is not None else None
-    content_full = to_tensor(transfer_content)
-    styles_full = [to_tensor(s) for s in style_rgbs]
-    chroma_source = to_tensor(content_rgb) if config.preserve_colors == "luminance" else None
-
-    def render(image: torch.Tensor) -> np.ndarray:
-        rgb = to_numpy(image)
-        if chroma_source is not None:
-            rgb = color.combine_luma_chroma(rgb, to_numpy(resize(chroma_source, rgb.shape[:2])))
-        return from_rgb01(rgb, info)
-
-    step = 0
-    image: torch.Tensor | None = None
-    last_losses: dict[str, float] = {}
-    scale_times: list[float] = []
     with _deterministic(config.deterministic):
-        for scale_index, shape in enumerate(sizes):
-            scale_start = time.perf_counter()
-            content_t = resize(content_full, shape).to(device)
-            style_long = max(1, round(max(shape) * config.style_scale))
-            style_ts = [resize(s, fit_long_side(tuple(s.shape[-2:]), style_long)).to(device) for s in styles_full]
-            problem = _Problem(net, convention, config, runtime, content_t, style_ts, blend)
-            del style_ts
-            if image is None:
-                image = _initial_image(config, content_t, init_rgb, generator, shape, device)
-            else:
-                image = resize(image.detach(), shape).clamp(0, 1)
-            image = image.detach().contiguous().requires_grad_(True)
-            optimizer = _make_optimizer(config, image)
-            terms_box: dict[str, torch.Tensor] = {}
-            closure = _closure(optimizer, problem, image, terms_box, runtime.loss_scale)
-            for iteration in range(1, config.iterations + 1):
-                if _should_stop(stop):
-                    yield _final_event(scale_index, sizes, shape, iteration - 1, config, step, total_steps, last_losses, start, render(image), True, runtime, source, scale_times)
-                    return
-                optimizer.step(closure)
-                step += 1
-                last_losses = {k: float(v.detach()) for k, v in terms_box.items()}
-                if not np.isfinite(last_losses.get("total", 0.0)):
-                    raise StyleTransferError(
-                        "the optimisation diverged (loss is not finite); lower the learning rate or use L-BFGS"
-                    )
-                last_of_run = scale_index == len(sizes) - 1 and iteration == config.iterations
-                preview = None
-                if config.preview_every and iteration % config.preview_every == 0 and not last_of_run:
-                    with torch.no_grad():
-                        preview = render(image)
-                if not last_of_run:
-                    yield ProgressEvent(scale_index, len(sizes), shape, iteration, config.iterations, step, total_steps, last_losses, time.perf_counter() - start, preview)
-            scale_times.append(time.perf_counter() - scale_start)
-    assert image is not None
-    yield _final_event(len(sizes) - 1, sizes, sizes[-1], config.iterations, config, step, total_steps, last_losses, start, render(image), False, runtime, source, scale_times)
+        state = yield from _scale_loop(prep, sizes, stop, total_steps=total_steps, final=True)
+    yield _final_event(prep, state, sizes, total_steps)
+
+
+@dataclass
+class _LoopState:
+    """Where a run of scales ended: the image (RGB [0, 1] tensor) and the counters."""
+
+    image: torch.Tensor | None = None
+    step: int = 0
+    losses: dict[str, float] = field(default_factory=dict)
+    scale_times: list[float] = field(default_factory=list)
+    stopped: bool = False
+    scale: int = 0
+    shape: tuple[int, int] = (0, 0)
+    iteration: int = 0
+
+
+def _scale_loop(
+    prep: _Prepared, sizes: list[tuple[int, int]], stop: StopRequest, *, total_steps: int, final: bool,
+    n_scales: int | None = None, event_fields: dict[str, Any] | None = None, message: str | None = None,
+) -> Generator[ProgressEvent, None, _LoopState]:  # fmt: skip
+    """Coarse-to-fine optimisation over ``sizes``; yields step events, returns the end state.
+
+    With ``final`` the last step of the run yields no event (the caller yields the final
+    one). ``n_scales``/``event_fields``/``message`` let a larger run (tiling) number the events.
+    """
+    config = prep.config
+    n_scales = n_scales or len(sizes)
+    event_fields = event_fields or {}
+    st = _LoopState()
+    image: torch.Tensor | None = None
+    for scale_index, shape in enumerate(sizes):
+        scale_start = time.perf_counter()
+        problem, content_t = prep.problem(shape)
+        if image is None:
+            image = _initial_image(config, content_t, prep.init_rgb, prep.generator, shape, prep.device)
+        else:
+            image = resize(image.detach(), shape).clamp(0, 1)
+        image = image.detach().contiguous().requires_grad_(True)
+        optimizer = _make_optimizer(config, image)
+        terms_box: dict[str, torch.Tensor] = {}
+        closure = _closure(optimizer, problem, image, terms_box, prep.runtime.loss_scale)
+        for iteration in range(1, config.iterations + 1):
+            if _should_stop(stop):
+                st.image, st.stopped, st.scale, st.shape, st.iteration = image, True, scale_index, shape, iteration - 1
+                return st
+            optimizer.step(closure)
+            st.step += 1
+            st.losses = {k: float(v.detach()) for k, v in terms_box.items()}
+            if not np.isfinite(st.losses.get("total", 0.0)):
+                raise StyleTransferError(
+                    "the optimisation diverged (loss is not finite); lower the learning rate or use L-BFGS"
+                )
+            last_of_run = final and scale_index == len(sizes) - 1 and iteration == config.iterations
+            preview = None
+            if config.preview_every and iteration % config.preview_every == 0 and not last_of_run:
+                with torch.no_grad():
+                    preview = prep.render(image)
+            if not last_of_run:
+                yield ProgressEvent(scale_index, n_scales, shape, iteration, config.iterations, st.step, total_steps,
+                                    st.losses, time.perf_counter() - prep.start, preview, message=message, **event_fields)  # fmt: skip
+                message = None
+        st.scale_times.append(time.perf_counter() - scale_start)
+    st.image, st.scale, st.shape, st.iteration = image, len(sizes) - 1, sizes[-1], config.iterations
+    return st
+
+
+def _final_event(
+    prep: _Prepared, st: _LoopState, sizes: list[tuple[int, int]], total_steps: int, *,
+    image: np.ndarray | None = None, n_scales: int | None = None, extra_info: dict[str, Any] | None = None,
+    event_fields: dict[str, Any] | None = None, message: str | None = None,
+) -> ProgressEvent:  # fmt: skip
+    elapsed = time.perf_counter() - prep.start
+    info = {
+        "device": str(prep.runtime.device),
+        "precision": prep.runtime.precision,
+        "weights": prep.source,
+        "scales": [list(s) for s in sizes],
+        "steps": st.step,
+        "elapsed_s": round(elapsed, 3),
+        "scale_times_s": [round(t, 3) for t in st.scale_times],
+        "torch": torch.__version__,
+    }
+    if prep.guided:
+        assert prep.plan is not None
+        info["regions"] = [{"labels": list(r.labels), "style": r.style} for r in prep.plan]
+        info["mask_feather_px"] = round(prep.feather, 3) if prep.keep_plane is not None else 0.0
+    info.update(extra_info or {})
+    with torch.no_grad():
+        result = image if image is not None else prep.render(st.image)
+    return ProgressEvent(st.scale, n_scales or len(sizes), st.shape, st.iteration, prep.config.iterations, st.step,
+                         total_steps, dict(st.losses), elapsed, result, True, st.stopped, info, message=message,
+                         **(event_fields or {}))  # fmt: skip
 
 
 def _closure(optimizer, problem: _Problem, image: torch.Tensor, terms_box: dict, loss_scale: float = 1.0) -> Callable[[], torch.Tensor]:
@@ -372,21 +681,6 @@ def _closure(optimizer, problem: _Problem, image: torch.Tensor, terms_box: dict,
         return loss
 
     return closure
-
-
-def _final_event(scale, sizes, shape, iteration, config, step, total_steps, losses, start, image, stopped, runtime, source, scale_times) -> ProgressEvent:
-    elapsed = time.perf_counter() - start
-    info = {
-        "device": str(runtime.device),
-        "precision": runtime.precision,
-        "weights": source,
-        "scales": [list(s) for s in sizes],
-        "steps": step,
-        "elapsed_s": round(elapsed, 3),
-        "scale_times_s": [round(t, 3) for t in scale_times],
-        "torch": torch.__version__,
-    }
-    return ProgressEvent(scale, len(sizes), shape, iteration, config.iterations, step, total_steps, dict(losses), elapsed, image, True, stopped, info)
 
 
 def _initial_image(config: StyleConfig, content: torch.Tensor, init_rgb: np.ndarray | None, generator, shape, device) -> torch.Tensor:

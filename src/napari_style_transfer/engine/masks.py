@@ -1,0 +1,252 @@
+"""Spatial control (Gatys et al. 2017, "Controlling perceptual factors"): guided Gram matrices.
+
+A label image says which style goes where. For each region the Gram matrix is computed on
+features weighted by the region's mask (downsampled to each layer's resolution) and
+normalised by the mask's energy, ``G_r = (F∘m)(F∘m)ᵀ / Σm²``; with ``m ≡ 1`` this is the
+plain spatially normalised Gram matrix of ``losses.gram``. A style image may have its own
+mask, so that its statistics come only from that part of it. Pixels whose label maps to no
+style keep the content: the result is blended with the content through a Gaussian-feathered
+mask at the end.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import ConfigError
+from .images import ImageError, resize
+from .vgg import LAYER_INDEX, LAYER_NAMES
+
+#: A region whose (downsampled) mask covers less than this fraction of a layer is skipped there.
+MIN_REGION_FRACTION = 1e-4
+
+
+def check_labels(mask: object, shape: tuple[int, int], name: str = "content_mask") -> np.ndarray:
+    """A label image (H, W) as int64; bool masks become labels 0/1."""
+    if hasattr(mask, "__array__") and not isinstance(mask, np.ndarray):
+        mask = np.asarray(mask)
+    if not isinstance(mask, np.ndarray):
+        raise ImageError(f"{name}: expected a numpy array of integer labels, got {type(mask).__name__}")
+    if mask.ndim == 3 and mask.shape[-1] == 1:
+        mask = mask[..., 0]
+    if mask.ndim != 2:
+        raise ImageError(f"{name}: shape {mask.shape} is not a 2D label image (H, W)")
+    if tuple(mask.shape) != tuple(shape):
+        raise ImageError(f"{name}: shape {mask.shape} does not match the image's (H, W) = {tuple(shape)}")
+    if mask.dtype.kind == "b":
+        return mask.astype(np.int64)
+    if mask.dtype.kind in "iu":
+        return mask.astype(np.int64)
+    if mask.dtype.kind == "f" and np.all(np.isfinite(mask)) and np.all(mask == np.round(mask)):
+        return mask.astype(np.int64)
+    raise ImageError(f"{name}: dtype {mask.dtype} is not a label image (use integer labels or a boolean mask)")
+
+
+@dataclass(frozen=True)
+class RegionPlan:
+    """One guided region: the label values it covers and its style (None: the blend of all styles)."""
+
+    labels: tuple[int, ...]
+    style: int | None
+
+
+def plan_regions(labels: np.ndarray, label_styles: Mapping[int, int] | None, n_styles: int) -> list[RegionPlan]:
+    """Group labels by their style (one region per style); unmapped labels keep the content.
+
+    ``label_styles`` maps label value → 0-based style index. None: every non-zero label gets
+    the blend of all styles (the mask marks where to stylise).
+    """
+    present = [int(v) for v in np.unique(labels)]
+    if label_styles is None:
+        chosen = tuple(v for v in present if v != 0)
+        return [RegionPlan(chosen, None)] if chosen else []
+    if not isinstance(label_styles, Mapping):
+        raise ConfigError(f"label_styles: must be None or a mapping {{label value: style index}}, got {label_styles!r}")
+    by_style: dict[int, list[int]] = {}
+    for label, style in label_styles.items():
+        if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+            raise ConfigError(f"label_styles: must map integer label values to style indices, got label {label!r}")
+        if isinstance(style, bool) or not isinstance(style, (int, np.integer)) or not 0 <= style < n_styles:
+            raise ConfigError(
+                f"label_styles: must map labels to style indices 0 to {n_styles - 1} "
+                f"({n_styles} style image(s)), got {int(label)}: {style!r}"
+            )
+        if int(label) in present:
+            by_style.setdefault(int(style), []).append(int(label))
+    return [RegionPlan(tuple(sorted(v)), s) for s, v in sorted(by_style.items())]
+
+
+def region_plane(labels: np.ndarray, values: Sequence[int]) -> np.ndarray:
+    """(H, W) float32: 1 where the label is one of ``values``."""
+    return np.isin(labels, np.asarray(values, dtype=labels.dtype)).astype(np.float32)
+
+
+def to_plane_tensor(plane: np.ndarray) -> torch.Tensor:
+    """(H, W) numpy → (1, 1, H, W) float32 tensor."""
+    return torch.from_numpy(np.ascontiguousarray(plane, dtype=np.float32))[None, None]
+
+
+def gaussian_blur(plane: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of a (1, 1, H, W) tensor (reflecting borders)."""
+    if sigma <= 0:
+        return plane
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).to(plane.device)
+    h, w = plane.shape[-2:]
+    out = plane
+    if w > 1:
+        pad = min(radius, w - 1)
+        out = F.conv2d(F.pad(out, (pad, pad, 0, 0), mode="reflect"), kernel[radius - pad : radius + pad + 1].view(1, 1, 1, -1))
+    if h > 1:
+        pad = min(radius, h - 1)
+        out = F.conv2d(F.pad(out, (0, 0, pad, pad), mode="reflect"), kernel[radius - pad : radius + pad + 1].view(1, 1, -1, 1))
+    return out
+
+
+def feathered(plane: torch.Tensor, shape: tuple[int, int], sigma: float) -> torch.Tensor:
+    """A binary (1, 1, H, W) mask resized to ``shape`` and Gaussian-feathered (values in [0, 1])."""
+    return gaussian_blur(resize(plane, shape), sigma).clamp(0, 1)
+
+
+def default_feather(shape: tuple[int, int]) -> float:
+    """Feather width (Gaussian sigma, pixels) for an output of ``shape``: about 1 % of the long side."""
+    return max(1.0, max(shape) / 100)
+
+
+def layer_stride(layer: str) -> int:
+    """Input pixels per feature pixel at ``layer`` (2 per pooling layer before it)."""
+    return 2 ** sum(1 for name in LAYER_NAMES[: LAYER_INDEX[layer]] if name.startswith("pool"))
+
+
+def weighted_gram(features: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unnormalised guided Gram Σ (F∘m)(F∘m)ᵀ (N, C, C) and the mask energy Σm², in fp32."""
+    n, c, h, w = features.shape
+    flat = features.float()
+    if mask is not None:
+        flat = flat * mask
+        energy = mask.float().pow(2).sum()
+    else:
+        energy = features.new_tensor(float(h * w), dtype=torch.float32)
+    flat = flat.reshape(n, c, h * w)
+    return torch.bmm(flat, flat.transpose(1, 2)), energy
+
+
+def guided_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Gram matrix of ``features`` weighted by ``mask`` (1, 1, h, w), normalised by Σm²."""
+    total, energy = weighted_gram(features, mask)
+    return total / energy.clamp_min(1e-12)
+
+
+@dataclass
+class Region:
+    """A region of the image being optimised: its mask at the image's size and its Gram targets."""
+
+    mask: torch.Tensor  # (1, 1, H, W) float in [0, 1]
+    targets: dict[str, torch.Tensor]
+    _layer_masks: dict[tuple[int, int], tuple[torch.Tensor, float]] = field(default_factory=dict, repr=False)
+
+    def at(self, shape: tuple[int, int]) -> tuple[torch.Tensor, float]:
+        """The mask resized to a feature map's (h, w), and the fraction of it that it covers."""
+        key = (int(shape[0]), int(shape[1]))
+        if key not in self._layer_masks:
+            m = resize(self.mask, key).clamp(0, 1)
+            self._layer_masks[key] = (m, float(m.pow(2).mean()))
+        return self._layer_masks[key]
+
+
+FeaturesFn = Callable[[torch.Tensor, tuple[str, ...]], dict[str, torch.Tensor]]
+
+
+def style_grams(
+    features: FeaturesFn,
+    image: torch.Tensor,
+    layers: tuple[str, ...],
+    mask: torch.Tensor | None = None,
+    tile: int | None = None,
+    margin: int = 64,
+) -> dict[str, torch.Tensor]:
+    """Gram matrices (fp32) of an image's features, optionally guided by a mask, without grad.
+
+    With ``tile`` the image is processed in tiles of about that many pixels (plus ``margin``
+    on each side for context) and the sums are accumulated, so an image too large for one
+    forward pass still gets the statistics of the whole image.
+    """
+    h, w = image.shape[-2:]
+    layer_masks: dict[str, torch.Tensor | None] = {}
+    with torch.no_grad():
+        if tile is None or max(h, w) <= tile + 2 * margin:
+            feats = features(image, layers)
+            out = {}
+            for name in layers:
+                f = feats[name]
+                m = None if mask is None else resize(mask, tuple(f.shape[-2:])).clamp(0, 1).to(f.device)
+                total, energy = weighted_gram(f, m)
+                out[name] = total / energy.clamp_min(1e-12)
+            return out
+        tile = max(16, tile // 16 * 16)
+        margin = max(16, margin // 16 * 16)
+        sums: dict[str, torch.Tensor] = {}
+        energies: dict[str, torch.Tensor] = {}
+        for name in layers:
+            s = layer_stride(name)
+            layer_masks[name] = None if mask is None else resize(mask, (max(1, h // s), max(1, w // s))).clamp(0, 1)
+        for y0 in range(0, h, tile):
+            for x0 in range(0, w, tile):
+                y1, x1 = min(h, y0 + tile), min(w, x0 + tile)
+                cy0, cx0 = max(0, y0 - margin), max(0, x0 - margin)
+                cy1, cx1 = min(h, y1 + margin), min(w, x1 + margin)
+                feats = features(image[..., cy0:cy1, cx0:cx1], layers)
+                for name in layers:
+                    s = layer_stride(name)
+                    f = feats[name]
+                    fy0, fx0 = (y0 - cy0) // s, (x0 - cx0) // s
+                    fy1 = min(f.shape[-2], fy0 + max(1, (y1 - y0) // s))
+                    fx1 = min(f.shape[-1], fx0 + max(1, (x1 - x0) // s))
+                    part = f[..., fy0:fy1, fx0:fx1]
+                    m = None
+                    lm = layer_masks[name]
+                    if lm is not None:
+                        gy0, gx0 = y0 // s, x0 // s
+                        m = lm[..., gy0 : gy0 + part.shape[-2], gx0 : gx0 + part.shape[-1]].to(f.device)
+                        if tuple(m.shape[-2:]) != tuple(part.shape[-2:]):
+                            part = part[..., : m.shape[-2], : m.shape[-1]]
+                    total, energy = weighted_gram(part, m)
+                    sums[name] = sums.get(name, 0) + total
+                    energies[name] = energies.get(name, 0) + energy
+                del feats
+        return {name: sums[name] / energies[name].clamp_min(1e-12) for name in layers}
+
+
+def blend_grams(grams: Sequence[dict[str, torch.Tensor]], weights: Sequence[float]) -> dict[str, torch.Tensor]:
+    """Weighted sum of several styles' Gram dictionaries."""
+    out: dict[str, torch.Tensor] = {}
+    for g, w in zip(grams, weights):
+        for name, value in g.items():
+            out[name] = out.get(name, 0) + value * w
+    return out
+
+
+__all__ = [
+    "MIN_REGION_FRACTION",
+    "Region",
+    "RegionPlan",
+    "blend_grams",
+    "check_labels",
+    "default_feather",
+    "feathered",
+    "gaussian_blur",
+    "guided_gram",
+    "layer_stride",
+    "plan_regions",
+    "region_plane",
+    "style_grams",
+    "weighted_gram",
+]
