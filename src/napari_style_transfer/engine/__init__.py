@@ -3,6 +3,7 @@
 from .config import ConfigError, StyleConfig
 from .images import ImageError, ImageInfo, from_rgb01, to_rgb01
 from .memory import estimate_peak_memory, largest_fitting_size
+from .stack import StackEvent, flicker, stylize_stack, stylize_stack_iter
 from .transfer import (
     MemoryLimitError,
     ProgressEvent,
@@ -20,10 +21,12 @@ __all__ = [
     "ImageInfo",
     "MemoryLimitError",
     "ProgressEvent",
+    "StackEvent",
     "StyleConfig",
     "StyleTransferError",
     "WeightsError",
     "estimate_peak_memory",
+    "flicker",
     "from_rgb01",
     "get_network",
     "largest_fitting_size",
@@ -31,5 +34,7 @@ __all__ = [
     "select_device",
     "stylize",
     "stylize_iter",
+    "stylize_stack",
+    "stylize_stack_iter",
     "to_rgb01",
 ]
