@@ -15,6 +15,7 @@ from .engine.config import (
     POOLINGS,
     PRECISIONS,
     PRESERVE_COLORS,
+    TILINGS,
     WEIGHT_CONVENTIONS,
     StyleConfig,
 )
@@ -65,7 +66,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=PRECISIONS, default=defaults.precision)
     p.add_argument("--save-every", type=int, default=0, metavar="N", help="also save the image every N iterations")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    m = p.add_argument_group("masks (spatial control)")
+    m.add_argument("--mask", metavar="LABELS_FILE", help="label image of the content (integers, same H×W; a TIFF stack with --stack): which style goes where")
+    m.add_argument("--label-styles", nargs="+", metavar="LABEL:STYLE", help="label value → style index (0-based, in STYLE order), e.g. 1:0 2:1; unmapped labels keep the content (default: every non-zero label gets the blend)")
+    m.add_argument("--mask-feather", type=float, metavar="PX", help="soft edge of the kept content, Gaussian sigma in output pixels (default: 1%% of the long side)")
+    t = p.add_argument_group("large images")
+    t.add_argument("--tiling", choices=TILINGS, default=defaults.tiling, help="auto: optimise in tiles only when the size does not fit in memory")
+    t.add_argument("--tile-size", type=int, metavar="PX", help="tile size in output pixels (default: the largest that fits, at most 1024)")
+    t.add_argument("--tile-overlap", type=int, metavar="PX", help="overlap of neighbouring tiles (default: a quarter of the tile)")
+    k = p.add_argument_group("stacks and time-lapses")
+    k.add_argument("--stack", action="store_true", help="CONTENT is an nD TIFF (..., H, W[, C]): stylise every 2D slice; the output must be .tif")
+    k.add_argument("--coherence", action=argparse.BooleanOptionalAction, default=True, help="start each slice from the previous slice's result (less flicker)")
+    k.add_argument("--consistency-weight", type=float, default=0.0, metavar="W", help="with --coherence: also pull each slice toward the previous result")
+    k.add_argument("--slices", nargs="+", type=int, metavar="N", help="only these slices (numbers in C order over the leading axes); the others keep the content")
+    k.add_argument("--rgb", action=argparse.BooleanOptionalAction, default=None, help="the stack's last axis is colour (default: from the TIFF, else a last axis of 3 or 4)")
     return p  # fmt: skip
+
+
+def _parse_label_styles(items: Sequence[str] | None) -> dict[int, int] | None:
+    """['1:0', '2:1'] → {1: 0, 2: 1}; ValueError with a one-line message."""
+    if not items:
+        return None
+    mapping: dict[int, int] = {}
+    for item in items:
+        label, sep, style = item.partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            mapping[int(label)] = int(style)
+        except ValueError:
+            raise ValueError(f"--label-styles: {item!r} must be LABEL:STYLE with two integers, e.g. 1:0") from None
+    return mapping
 
 
 def _config_from_args(args: argparse.Namespace, init_image) -> StyleConfig:
@@ -95,6 +126,9 @@ def _config_from_args(args: argparse.Namespace, init_image) -> StyleConfig:
         device=args.device,
         preview_every=args.save_every,
         precision=args.precision,
+        tiling=args.tiling,
+        tile_size=args.tile_size,
+        tile_overlap=args.tile_overlap,
     )
 
 
@@ -105,7 +139,16 @@ def _intermediate_path(output: Path, step: int) -> Path:
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run; returns the exit code (errors print one line on stderr)."""
     from .engine import ConfigError, ImageError, StyleTransferError, WeightsError, stylize_iter
-    from .imageio_utils import WRITABLE_SUFFIXES, ImageFileError, check_writable, read_image, write_image
+    from .imageio_utils import (
+        TIFF_SUFFIXES,
+        WRITABLE_SUFFIXES,
+        ImageFileError,
+        check_writable,
+        read_image,
+        read_stack,
+        write_image,
+        write_stack,
+    )
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -124,35 +167,94 @@ def run(argv: Sequence[str] | None = None) -> int:
         return fail(f"--output: {output} must end in one of {', '.join(WRITABLE_SUFFIXES)}")
     if not output.parent.exists():
         return fail(f"--output: folder {output.parent} does not exist")
+    if args.stack and output.suffix.lower() not in TIFF_SUFFIXES:
+        return fail(f"--output: {output} must be a .tif or .tiff file for a --stack result")
+    if args.stack and args.save_every:
+        return fail("--save-every: is not available with --stack")
+    if not args.stack and (args.slices or args.rgb is not None):
+        return fail(f"--{'slices' if args.slices else 'rgb'}: only applies with --stack")
+    if args.label_styles and not args.mask:
+        return fail("--label-styles needs --mask LABELS_FILE")
+    try:
+        label_styles = _parse_label_styles(args.label_styles)
+    except ValueError as exc:
+        return fail(str(exc))
+    rgb = None
     try:
         check_writable(output)  # before a long run: a directory, a read-only folder…
-        content = read_image(args.content)
+        if args.stack:
+            content, rgb = read_stack(args.content)
+            rgb = args.rgb if args.rgb is not None else rgb
+        else:
+            content = read_image(args.content)
         styles = [read_image(path) for path in args.styles]
         init_image = read_image(args.init_image) if args.init_image else None
+        mask = None
+        if args.mask:
+            mask = read_stack(args.mask)[0] if args.stack else read_image(args.mask)
         config = _config_from_args(args, init_image)
     except (ImageFileError, ConfigError) as exc:
         return fail(str(exc))
+    if mask is not None and not args.stack and mask.ndim == 3 and mask.shape[-1] in (3, 4):
+        return fail(f"--mask: {args.mask} is a colour image; it must hold integer labels (one channel)")
+    mask_options = dict(content_mask=mask, label_styles=label_styles, mask_feather=args.mask_feather)
 
     bar = None
     if not args.quiet:
         from tqdm import tqdm
 
         bar = tqdm(total=1, unit="it", desc="stylising", dynamic_ncols=True, file=sys.stderr)
+    notices: list[str] = []
+
+    def notice(message: str | None) -> None:
+        if not message or message in notices:
+            return
+        notices.append(message)
+        if bar is not None:
+            bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr)
+
     try:
-        for event in stylize_iter(content, styles, config):
-            if bar is not None:
-                bar.total = event.total_steps
-                bar.n = event.step
-                bar.set_postfix(scale=f"{event.scale + 1}/{event.n_scales}", loss=f"{event.losses.get('total', 0):.4g}", refresh=False)
-                bar.refresh()
-            if event.done:
-                write_image(output, event.preview)
-            elif event.preview is not None and args.save_every:
-                write_image(_intermediate_path(output, event.step), event.preview)
+        if args.stack:
+            from .engine.stack import stylize_stack_iter
+
+            events = stylize_stack_iter(
+                content, styles, config, rgb=rgb, slices=args.slices, coherence=args.coherence,
+                consistency_weight=args.consistency_weight, **mask_options,
+            )  # fmt: skip
+            for stack_event in events:
+                event = stack_event.event
+                notice(event.message)
+                if bar is not None:
+                    bar.total = stack_event.total_steps
+                    bar.n = stack_event.step
+                    bar.set_postfix(slice=f"{stack_event.number}/{stack_event.count}", loss=f"{event.losses.get('total', 0):.4g}", refresh=False)
+                    bar.refresh()
+                if stack_event.done:
+                    write_stack(output, stack_event.result, stack_event.info["rgb"])
+        else:
+            for event in stylize_iter(content, styles, config, **mask_options):
+                notice(event.message)
+                if bar is not None:
+                    bar.total = event.total_steps
+                    bar.n = event.step
+                    postfix = {"scale": f"{event.scale + 1}/{event.n_scales}"}
+                    if event.tile:
+                        postfix["tile"] = f"{event.tile}/{event.n_tiles}"
+                    bar.set_postfix(**postfix, loss=f"{event.losses.get('total', 0):.4g}", refresh=False)
+                    bar.refresh()
+                if event.done:
+                    write_image(output, event.preview)
+                elif event.preview is not None and args.save_every:
+                    write_image(_intermediate_path(output, event.step), event.preview)
     except (ConfigError, ImageError, WeightsError, StyleTransferError, ImageFileError) as exc:
         if bar is not None:
             bar.close()
-        return fail(str(exc))
+        message = str(exc)
+        if isinstance(exc, ImageError) and not args.stack and content.ndim >= 3 and message.startswith("content:"):
+            message += " (for a stack of 2D slices use --stack and a .tif output)"
+        return fail(message)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()

@@ -117,3 +117,46 @@ def write_image(path: str | Path, array: np.ndarray) -> Path:
     except Exception as exc:  # noqa: BLE001
         raise ImageFileError(f"cannot write {path}: {_reason(exc)}") from exc
     return path
+
+
+def read_stack(path: str | Path) -> tuple[np.ndarray, bool | None]:
+    """Read an nD TIFF stack as it is stored (no planar-colour guess); also whether its last axis is colour.
+
+    The colour flag comes from the TIFF's axes ('S' last: samples per pixel) when tifffile
+    knows them, else None (let the caller guess).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageFileError(f"file not found: {path}")
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        array = read_image(path)
+        return array, (array.ndim == 3 and array.shape[-1] in (3, 4))
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            array = np.asarray(series.asarray())
+            axes = getattr(series, "axes", "") or ""
+    except Exception as exc:  # noqa: BLE001
+        raise ImageFileError(f"cannot read image {path}: {_reason(exc)}") from exc
+    rgb = None
+    if len(axes) == array.ndim:
+        rgb = axes.endswith("S") and array.shape[-1] in (3, 4)
+    return array, rgb
+
+
+def write_stack(path: str | Path, array: np.ndarray, rgb: bool) -> Path:
+    """Write an nD stack as a TIFF (any dtype); ``rgb``: the last axis is colour."""
+    path = Path(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        raise ImageFileError(f"cannot write {path}: a stack needs a .tif or .tiff file")
+    if not path.parent.exists():
+        raise ImageFileError(f"cannot write {path}: folder {path.parent} does not exist")
+    try:
+        import tifffile
+
+        tifffile.imwrite(path, array, photometric="rgb" if rgb else "minisblack")
+    except Exception as exc:  # noqa: BLE001
+        raise ImageFileError(f"cannot write {path}: {_reason(exc)}") from exc
+    return path
