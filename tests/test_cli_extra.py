@@ -71,6 +71,9 @@ def test_stack_tiff_is_stylised_slice_by_slice(files, capsys):
     assert result.shape == (3, 22, 32) and result.dtype == np.uint16
     out2 = files["tmp"] / "out_stack2.tif"
     assert run([str(files["stack"]), str(files["style"]), "-o", str(out2), "--stack", "--no-coherence", *FAST]) == 0
+    out3 = files["tmp"] / "out_stack3.tif"
+    assert run([str(files["stack"]), str(files["style"]), "-o", str(out3), "--stack", "--motion", "none", "--consistency-weight", "0.5", *FAST]) == 0
+    assert tifffile.imread(out3).shape == (3, 22, 32)
     assert tifffile.imread(out2).shape == (3, 22, 32)
     assert stack.shape == (3, 43, 64)
 

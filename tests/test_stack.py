@@ -31,15 +31,29 @@ def _one_torch_thread():
     torch.set_num_threads(threads)
 
 
-def timelapse(frames: int = 4, size: int = 40, shift: int = 2) -> np.ndarray:
-    """(T, size, size, 3) uint8: a crop of the sample cat drifting right and down."""
+MOTION = (1, 2)  # (dy, dx) per frame of the drifting time-lapse
+
+
+def timelapse(frames: int = 4, size: int = 40, scene: str = "drift") -> np.ndarray:
+    """(T, size, size, 3) uint8 crops of the sample cat: drifting by MOTION per frame, or a
+    static field of view that fades by 3 % per frame with fresh noise in each frame."""
     from skimage.transform import resize
 
     from napari_style_transfer.samples import content_image
 
     cat = resize(content_image(), (100, 150), anti_aliasing=True, preserve_range=True)
-    crops = [cat[30 + t * shift // 2 : 30 + t * shift // 2 + size, 50 + t * shift : 50 + t * shift + size] for t in range(frames)]
-    return np.stack(crops).round().astype(np.uint8)
+    dy, dx = MOTION if scene == "drift" else (0, 0)
+    crops = [cat[30 + t * dy : 30 + t * dy + size, 50 + t * dx : 50 + t * dx + size] for t in range(frames)]
+    if scene == "static":
+        rng = np.random.default_rng(0)
+        crops = [c * (1 - 0.03 * t) + rng.normal(0, 4, c.shape) for t, c in enumerate(crops)]
+    return np.stack(crops).round().clip(0, 255).astype(np.uint8)
+
+
+def motion_compensated_difference(stack: np.ndarray) -> float:
+    """Mean |R[t+1](p) − R[t](p + MOTION)|: how much the texture itself changes."""
+    dy, dx = MOTION
+    return float(np.abs(stack[1:, :-dy, :-dx].astype(float) - stack[:-1, dy:, dx:]).mean())
 
 
 @pytest.fixture
@@ -89,11 +103,38 @@ def test_one_value_range_for_the_whole_stack(gray_stack, style_image):
 
 
 def test_coherence_reduces_flicker(style_image):
-    content = timelapse(frames=4)
-    config = StyleConfig(**FAST)
+    content = timelapse(frames=4, scene="static")
+    config = StyleConfig(**dict(FAST, iterations=12))  # enough for each slice to settle
     independent = stylize_stack(content, style_image, config, coherence=False)
     coherent = stylize_stack(content, style_image, config, coherence=True)
     assert flicker(coherent, content) < 0.8 * flicker(independent, content)
+
+
+def test_motion_shift_moves_the_texture_with_a_drifting_scene(style_image):
+    content = timelapse(frames=4, scene="drift")
+    config = StyleConfig(**dict(FAST, iterations=12))
+    independent = stylize_stack(content, style_image, config, coherence=False)
+    stuck = stylize_stack(content, style_image, config, coherence=True, motion="none")
+    events = list(stylize_stack_iter(content, style_image, config, coherence=True))  # motion="shift"
+    moving = events[-1].result
+    assert events[-1].info["motions"]["1"] == pytest.approx(list(MOTION), abs=0.15)
+    # Unmoved, the previous result sticks to the image grid: little change, but not with the scene.
+    assert flicker(stuck, content) < flicker(moving, content)
+    assert motion_compensated_difference(moving) < 0.8 * motion_compensated_difference(independent)
+    assert motion_compensated_difference(moving) < 0.8 * motion_compensated_difference(stuck)
+
+
+def test_estimate_shift_and_shift_image():
+    from napari_style_transfer.engine.stack import estimate_shift, shift_image
+    from napari_style_transfer.samples import content_image
+
+    cat = content_image()[..., 1]
+    a, b = cat[40:104, 60:124], cat[41:105, 63:127]  # b(p) = a(p + (1, 3))
+    assert estimate_shift(a, b) == pytest.approx((1.0, 3.0), abs=0.05)
+    assert estimate_shift(a, a) == pytest.approx((0.0, 0.0), abs=0.05)
+    assert estimate_shift(np.zeros((16, 16)), np.zeros((16, 16))) == (0.0, 0.0)
+    moved = shift_image(a, (1.0, 3.0), fill=b)
+    assert moved.dtype == a.dtype and np.array_equal(moved, b)
 
 
 def test_consistency_term_is_used_after_the_first_slice(style_image):
@@ -142,6 +183,7 @@ BAD = [
     (dict(spatial_axes=(1, 1)), ConfigError, r"^spatial_axes: must be two different axes"),
     (dict(spatial_axes=(0, 5)), ConfigError, r"^spatial_axes: must be two different axes"),
     (dict(consistency_weight=-1), ConfigError, r"^consistency_weight: must be a finite number >= 0"),
+    (dict(motion="flow"), ConfigError, r"^motion: must be one of shift, none"),
     (dict(content_mask=np.zeros((2, 30, 40), int)), ImageError, r"^content_mask: shape \(2, 30, 40\) must be"),
 ]
 

@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     k = p.add_argument_group("stacks and time-lapses")
     k.add_argument("--stack", action="store_true", help="CONTENT is an nD TIFF (..., H, W[, C]): stylise every 2D slice; the output must be .tif")
     k.add_argument("--coherence", action=argparse.BooleanOptionalAction, default=True, help="start each slice from the previous slice's result (less flicker)")
+    k.add_argument("--motion", choices=("shift", "none"), default="shift", help="with --coherence: move the previous result by the estimated drift between slices (shift) or not (none)")
     k.add_argument("--consistency-weight", type=float, default=0.0, metavar="W", help="with --coherence: also pull each slice toward the previous result")
     k.add_argument("--slices", nargs="+", type=int, metavar="N", help="only these slices (numbers in C order over the leading axes); the others keep the content")
     k.add_argument("--rgb", action=argparse.BooleanOptionalAction, default=None, help="the stack's last axis is colour (default: from the TIFF, else a last axis of 3 or 4)")
@@ -220,7 +221,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             from .engine.stack import stylize_stack_iter
 
             events = stylize_stack_iter(
-                content, styles, config, rgb=rgb, slices=args.slices, coherence=args.coherence,
+                content, styles, config, rgb=rgb, slices=args.slices, coherence=args.coherence, motion=args.motion,
                 consistency_weight=args.consistency_weight, **mask_options,
             )  # fmt: skip
             for stack_event in events:

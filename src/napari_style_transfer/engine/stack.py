@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from .config import ConfigError, StyleConfig
 from .images import ImageError, resize_plane, value_range
@@ -136,6 +138,84 @@ def _neighbour(idx: tuple[int, ...], finished: Mapping[tuple[int, ...], np.ndarr
     return None
 
 
+MOTIONS = ("shift", "none")
+#: Estimated shifts smaller than this (pixels, both axes) are taken as no motion.
+MIN_SHIFT = 0.1
+
+
+def _luma(data: np.ndarray, rgb: bool) -> np.ndarray:
+    values = np.asarray(data, dtype=np.float64)
+    if rgb:
+        values = values[..., :3].mean(-1)
+    return values
+
+
+def estimate_shift(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Global motion between two 2D images by phase correlation: ``m`` with ``b(p) ≈ a(p + m)``.
+
+    Sub-pixel by a parabola through the correlation peak. Shifts beyond a quarter of the
+    image, or a flat correlation (no structure), give (0, 0).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    h, w = a.shape
+    window = np.outer(np.hanning(h), np.hanning(w)) if min(h, w) > 2 else np.ones((h, w))
+    fa = np.fft.fft2((a - a.mean()) * window)
+    fb = np.fft.fft2((b - b.mean()) * window)
+    cross = fa * np.conj(fb)
+    magnitude = np.abs(cross)
+    if magnitude.max() <= 0:
+        return 0.0, 0.0
+    r = np.fft.ifft2(cross / np.maximum(magnitude, 1e-12 * magnitude.max())).real
+    iy, ix = np.unravel_index(int(np.argmax(r)), r.shape)
+    if r[iy, ix] < 5 * r.std():  # no clear peak
+        return 0.0, 0.0
+
+    def refine(m1: float, m0: float, p1: float) -> float:
+        denom = m1 - 2 * m0 + p1
+        return 0.0 if denom == 0 else float(np.clip(0.5 * (m1 - p1) / denom, -0.5, 0.5))
+
+    dy = iy + refine(r[iy - 1, ix], r[iy, ix], r[(iy + 1) % h, ix])
+    dx = ix + refine(r[iy, ix - 1], r[iy, ix], r[iy, (ix + 1) % w])
+    dy = dy - h if dy > h / 2 else dy
+    dx = dx - w if dx > w / 2 else dx
+    if abs(dy) > h / 4 or abs(dx) > w / 4:
+        return 0.0, 0.0
+    return float(dy), float(dx)
+
+
+def shift_image(image: np.ndarray, motion: tuple[float, float], fill: np.ndarray) -> np.ndarray:
+    """``image(p + motion)`` (bilinear), in ``image``'s dtype; pixels from outside come from ``fill``.
+
+    Motions below ``MIN_SHIFT`` px on both axes leave the image as it is (no resampling blur).
+    """
+    dy, dx = motion
+    if abs(dy) < MIN_SHIFT and abs(dx) < MIN_SHIFT:
+        return image
+    planes = np.asarray(image, dtype=np.float32)
+    planes = planes[..., None] if planes.ndim == 2 else planes
+    h, w = planes.shape[:2]
+    t = torch.from_numpy(np.ascontiguousarray(planes)).permute(2, 0, 1)[None]
+    ys = (torch.arange(h, dtype=torch.float32) + dy + 0.5) / h * 2 - 1
+    xs = (torch.arange(w, dtype=torch.float32) + dx + 0.5) / w * 2 - 1
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]
+    moved = F.grid_sample(t, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    valid = F.grid_sample(torch.ones(1, 1, h, w), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = moved[0].permute(1, 2, 0).numpy()
+    v = valid[0, 0].numpy()[..., None]
+    filler = np.asarray(fill, dtype=np.float32)
+    filler = filler[..., None] if filler.ndim == 2 else filler
+    out = np.where(v > 0.5, out / np.maximum(v, 1e-6), filler)
+    out = out if np.asarray(image).ndim == 3 else out[..., 0]
+    dtype = np.asarray(image).dtype
+    if dtype == np.bool_:
+        return out >= 0.5
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(out), info.min, info.max).astype(dtype)
+    return out.astype(dtype)
+
+
 def stylize_stack_iter(
     content: Any,
     styles: np.ndarray | Sequence[np.ndarray],
@@ -146,6 +226,7 @@ def stylize_stack_iter(
     slices: Sequence[int | tuple[int, ...]] | None = None,
     coherence: bool = True,
     consistency_weight: float = 0.0,
+    motion: str = "shift",
     stop: StopRequest = None,
     style_contrast_limits: Sequence[tuple[float, float] | None] | None = None,
     content_mask: np.ndarray | None = None,
@@ -162,6 +243,9 @@ def stylize_stack_iter(
     or index tuples); None: all. Slices not stylised hold the content (resized to the
     output size). ``coherence``: start each slice from its finished neighbour's result.
     ``consistency_weight``: with coherence, a loss pulling each slice toward that result.
+    ``motion``: 'shift' moves the neighbour's result by the global shift between the two
+    content slices (phase correlation) before using it, so the texture travels with a
+    drifting scene; 'none' uses it where it is.
     A stop request ends the current slice and the stack; finished slices are kept (the
     stopped slice is not: it holds the content, its partial result is the last event's
     ``event.preview``). The final event's ``result`` has the content's dtype and, per slice,
@@ -182,6 +266,8 @@ def stylize_stack_iter(
         raise ImageError(f"content: shape {shape} has fewer than two spatial axes")
     if isinstance(consistency_weight, bool) or not isinstance(consistency_weight, (int, float)) or not np.isfinite(consistency_weight) or consistency_weight < 0:
         raise ConfigError(f"consistency_weight: must be a finite number >= 0, got {consistency_weight!r}")
+    if motion not in MOTIONS:
+        raise ConfigError(f"motion: must be one of {', '.join(MOTIONS)}, got {motion!r}")
     try:
         axes = tuple(int(a) % n_plain for a in spatial_axes)
     except (TypeError, ValueError):
@@ -212,6 +298,7 @@ def stylize_stack_iter(
         result[idx] = _resize_slice(np.asarray(data[idx]), out_hw, rgb)
     slice_config = config.replace(contrast_limits=limits)
     finished: dict[tuple[int, ...], np.ndarray] = {}
+    motions: dict[tuple[int, ...], list[float]] = {}
     start = time.perf_counter()
     slice_times: list[float] = []
     last: ProgressEvent | None = None
@@ -226,10 +313,17 @@ def stylize_stack_iter(
         slice_start = time.perf_counter()
         prev_idx = _neighbour(idx, finished) if coherence else None
         prev = finished[prev_idx] if prev_idx is not None else None
+        slice_data = np.asarray(data[idx])
+        if prev is not None and motion == "shift":
+            m = estimate_shift(_luma(data[prev_idx], rgb), _luma(slice_data, rgb))
+            scale = (out_hw[0] / hw[0], out_hw[1] / hw[1])
+            m = (m[0] * scale[0], m[1] * scale[1])
+            motions[idx] = [round(m[0], 2), round(m[1], 2)]
+            prev = shift_image(prev, m, _resize_slice(slice_data, out_hw, rgb))
         cfg = slice_config if prev is None else slice_config.replace(init="image", init_image=prev)
         mask = None if masks is None else (masks if masks.ndim == 2 else masks[idx])
         for event in stylize_iter(
-            np.asarray(data[idx]), styles, cfg, stop=stop, style_contrast_limits=style_contrast_limits,
+            slice_data, styles, cfg, stop=stop, style_contrast_limits=style_contrast_limits,
             init_contrast_limits=limits, content_mask=mask, label_styles=label_styles, style_masks=style_masks,
             mask_feather=mask_feather, consistency_image=prev if consistency_weight > 0 else None,
             consistency_weight=consistency_weight if prev is not None else 0.0,
@@ -255,6 +349,8 @@ def stylize_stack_iter(
         "contrast_limits": list(limits),
         "coherence": bool(coherence),
         "consistency_weight": float(consistency_weight),
+        "motion": motion,
+        "motions": {",".join(map(str, k)): v for k, v in motions.items()},
         "slice_times_s": [round(t, 3) for t in slice_times],
         "elapsed_s": round(time.perf_counter() - start, 3),
         "output_slice_shape": list(out_hw),
@@ -301,8 +397,10 @@ def flicker(result: np.ndarray, content: np.ndarray, axis: int = 0, rgb: bool | 
 
 __all__ = [
     "StackEvent",
+    "estimate_shift",
     "flicker",
     "guess_rgb",
+    "shift_image",
     "stack_contrast_limits",
     "stylize_stack",
     "stylize_stack_iter",
