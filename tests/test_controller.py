@@ -94,7 +94,7 @@ def test_prepare_run_blends_several_styles_with_their_weights():
         ("no_content", "no image layer"),
         ("labels", "is a Labels layer"),
         ("same", "both the content and a style"),
-        ("nd", "later version"),
+        ("mask_shape", "same size"),
         ("no_style", "at least one image layer as the style"),
         ("zero_weights", "all zero"),
         ("missing_file", "does not exist"),
@@ -105,14 +105,15 @@ def test_prepare_run_rejects_bad_choices_with_one_sentence(case, expected):
     style = Image(rgb(seed=5), rgb=True, name="style")
     params = dict(PARAMS)
     styles = [(style, 1.0)]
+    mask = None
     if case == "no_content":
         content = None
     elif case == "labels":
         content = Labels(np.zeros((20, 30), np.int32), name="masks")
     elif case == "same":
         styles = [(content, 1.0)]
-    elif case == "nd":
-        content = Image(np.zeros((5, 32, 32), np.float32), name="stack")
+    elif case == "mask_shape":
+        mask = Labels(np.zeros((5, 7), np.int32), name="mask")
     elif case == "no_style":
         styles = [(None, 1.0)]
     elif case == "zero_weights":
@@ -120,7 +121,7 @@ def test_prepare_run_rejects_bad_choices_with_one_sentence(case, expected):
     elif case == "missing_file":
         params["weights"] = "/no/such/vgg19.pth"
     with pytest.raises(UserError, match=expected) as info:
-        prepare_run(content, styles, params)
+        prepare_run(content, styles, params, mask_layer=mask)
     message = str(info.value)
     assert message.endswith(".") and "\n" not in message
 

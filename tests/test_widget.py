@@ -282,9 +282,8 @@ def choose(viewer, widget, case, content_image, style_image):
         return viewer.add_labels(np.zeros((43, 64), np.int32), name="masks")
     if case == "same layer":
         widget.style_rows[0].layer.value = content
-    elif case == "nD stack":
-        stack = viewer.add_image(np.zeros((5, 32, 32), np.float32), name="stack")
-        widget.content_layer.value = stack
+    elif case == "mask of another size":
+        widget.mask_layer.value = viewer.add_labels(np.zeros((5, 7), np.int32), name="small mask")
     elif case == "bad setting":
         widget.style_layers.value = "relu9_9"
     elif case == "missing weight file":
@@ -298,7 +297,7 @@ def choose(viewer, widget, case, content_image, style_image):
         ("no image layers", NotificationSeverity.WARNING, "no image layer"),
         ("labels as content", NotificationSeverity.WARNING, "is a Labels layer; choose an Image layer"),
         ("same layer", NotificationSeverity.WARNING, "both the content and a style"),
-        ("nD stack", NotificationSeverity.WARNING, "nD stacks will come in a later version"),
+        ("mask of another size", NotificationSeverity.WARNING, "same size as"),
         ("bad setting", NotificationSeverity.ERROR, "Invalid setting — style_layers"),
         ("missing weight file", NotificationSeverity.WARNING, "does not exist"),
     ],

@@ -219,12 +219,16 @@ def test_channels_and_stacks(qtbot, viewer, style_image, notes):
     two = viewer.add_image(np.zeros((43, 64, 2), np.uint8), name="two", rgb=False)
     stack = viewer.add_image(np.zeros((6, 32, 32), np.float32), name="stack")
     before = snapshot(viewer)
-    for layer, hint in [(two, "channel_axis=2"), (stack, "channel_axis=0")]:
-        notes.clear()
-        assert widget.run(content=layer, styles=[(style, 1.0)]) is False
-        (message,) = messages(notes)
-        assert "only 2D images (grayscale, RGB or RGBA) are supported so far" in message and hint in message
+    notes.clear()
+    assert widget.run(content=two, styles=[(style, 1.0)]) is False
+    (message,) = messages(notes)
+    assert "slices are too small" in message and "channel_axis=2" in message
     assert_unchanged(viewer, before)
+    # a stack is stylised slice by slice (the slice shown, by default)
+    assert widget.run(content=stack, styles=[(style, 1.0)])
+    wait_done(qtbot, widget)
+    assert viewer.layers[-1].name.startswith("stack stylised") and viewer.layers[-1].data.shape[0] == 1
+    viewer.layers.remove(viewer.layers[-1])
     # with channel_axis napari splits the channels into layers; each one is a 2D image
     channels = viewer.add_image(np.random.default_rng(2).random((5, 24, 30)).astype(np.float32), channel_axis=0, name=list("abcde"))
     assert len(channels) == 5

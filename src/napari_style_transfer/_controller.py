@@ -89,13 +89,44 @@ def _level_for(layer: Any, long_side: int | None) -> np.ndarray:
 
 
 def _base_shape(layer: Any) -> tuple[int, int]:
-    """(H, W) of the layer's full-resolution data (what its transforms refer to)."""
+    """(H, W) of the layer's full-resolution data (what its transforms refer to; the last two
+    spatial axes of an nD layer)."""
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-    return int(data.shape[0]), int(data.shape[1])
+    spatial = int(layer.ndim)
+    return int(data.shape[spatial - 2]), int(data.shape[spatial - 1])
 
 
-def check_2d_image(layer: Any, role: str) -> None:
-    """Raise UserError unless ``layer`` is a 2D grayscale, RGB or RGBA Image layer."""
+def is_nd(layer: Any) -> bool:
+    """True for an Image layer with more than two spatial axes (a stack or time-lapse)."""
+    return layer is not None and _is_image_layer(layer) and int(layer.ndim) > 2
+
+
+def lead_shape(layer: Any) -> tuple[int, ...]:
+    """The sizes of an nD layer's leading (slice) axes."""
+    return tuple(_base_shape_nd(layer)[: int(layer.ndim) - 2])
+
+
+def current_slice_index(layer: Any, point: Sequence[float] | None) -> tuple[int, ...]:
+    """The slice of an nD layer shown at the viewer's world ``point`` (its leading axes).
+
+    ``point`` is ``viewer.dims.point`` (world coordinates); None or a failed transform
+    gives the first slice.
+    """
+    lead = lead_shape(layer)
+    if not lead:
+        return ()
+    index = [0] * len(lead)
+    if point is not None:
+        try:
+            data_point = layer.world_to_data(tuple(point)[-int(layer.ndim) :])
+            index = [int(round(float(v))) for v in tuple(data_point)[: len(lead)]]
+        except Exception:  # noqa: BLE001 - a missing or odd transform: first slice
+            pass
+    return tuple(min(max(v, 0), n - 1) for v, n in zip(index, lead))
+
+
+def check_2d_image(layer: Any, role: str, allow_nd: bool = False) -> None:
+    """Raise UserError unless ``layer`` is a 2D grayscale, RGB or RGBA Image layer (or nD, if allowed)."""
     if layer is None:
         if role == "content":
             raise UserError(
@@ -107,7 +138,16 @@ def check_2d_image(layer: Any, role: str) -> None:
         raise UserError(
             f"Layer '{layer.name}' is a {_kind(layer)} layer; choose an Image layer as the {role}."
         )
-    if layer.ndim != 2:
+    if layer.ndim != 2 and allow_nd:
+        shape = tuple(_base_shape_nd(layer))
+        spatial = int(layer.ndim)
+        if min(shape[spatial - 2 : spatial]) < MIN_SIDE:
+            raise UserError(
+                f"Layer '{layer.name}' has {layer.ndim} dimensions {shape}; a stack is stylised slice by slice "
+                f"over its last two axes, and {shape[spatial - 2]}×{shape[spatial - 1]} px slices are too small"
+                f"{_channel_hint(shape)}."
+            )
+    elif layer.ndim != 2:
         shape = tuple(_base_shape_nd(layer))
         raise UserError(
             f"Layer '{layer.name}' has {layer.ndim} dimensions {shape}; only 2D images "
@@ -145,16 +185,23 @@ def _free_host_memory() -> int | None:
     return int(psutil.virtual_memory().available)
 
 
-def layer_array(layer: Any, long_side: int | None = None, name: str | None = None) -> np.ndarray:
+def layer_array(
+    layer: Any, long_side: int | None = None, name: str | None = None, index: tuple[int, ...] | None = None
+) -> np.ndarray:
     """A private copy of the layer's pixels (never a view of ``layer.data``), as large as needed.
 
     ``long_side`` is the long side the run works at (None: full size). A multiscale layer
     gives its smallest level that is big enough; an array at least :data:`REDUCE_AT` times
     that size per side is reduced with block means, reading a strip of rows at a time,
     so that lazy (dask, zarr) data is never loaded whole. Raises :class:`UserError` when
-    what must be read would not fit in the free memory.
+    what must be read would not fit in the free memory. ``index`` picks one 2D slice of an
+    nD layer (its leading axes; the full-resolution data is read).
     """
-    data = _level_for(layer, long_side)
+    if index is not None and int(layer.ndim) > 2:
+        data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+        data = data[tuple(index)]
+    else:
+        data = _level_for(layer, long_side)
     shape = tuple(int(s) for s in data.shape)
     dtype = np.dtype(data.dtype)
     if long_side is not None and dtype.kind in "biuf" and len(shape) in (2, 3) and min(shape[:2]) > 0:
@@ -252,32 +299,93 @@ class RunRequest:
     display: dict[str, Any]
     #: (H, W) of each scale, coarse to fine (the last one is the output size).
     sizes: list[tuple[int, int]]
+    #: nD content: None (a 2D layer), "slice" (the slice shown) or "all" (every slice).
+    stack: str | None = None
+    #: The leading (slice) axes' sizes of an nD content layer.
+    lead: tuple[int, ...] = ()
+    #: "slice" runs: the index of the slice over the leading axes.
+    slice_index: tuple[int, ...] = ()
+    #: "all" runs: start each slice from its neighbour's result.
+    coherence: bool = True
+    #: Whether the content's last axis is colour.
+    rgb: bool = False
+    #: Label image (H, W) of the content at the size of ``content``'s slices (None: no mask).
+    content_mask: np.ndarray | None = None
+    #: label value → style index (labels left out keep the content).
+    label_styles: dict[int, int] | None = None
+    mask_name: str | None = None
 
     @property
     def result_name(self) -> str:
+        if self.stack == "slice":
+            return f"{self.content_name} stylised (slice {', '.join(map(str, self.slice_index))})"
         return f"{self.content_name} stylised"
 
     @property
+    def slice_count(self) -> int:
+        return int(np.prod(self.lead)) if self.stack == "all" and self.lead else 1
+
+    @property
     def total_steps(self) -> int:
-        return len(self.sizes) * self.config.iterations
+        return len(self.sizes) * self.config.iterations * self.slice_count
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """The mask options for ``stylize_iter`` / ``stylize_stack_iter``."""
+        if self.content_mask is None:
+            return {}
+        return {"content_mask": self.content_mask, "label_styles": dict(self.label_styles or {})}
+
+    def placement(self, result_hw: Sequence[int]) -> dict[str, Any]:
+        """Transform kwargs for a result with slices of ``result_hw`` (nD: all axes)."""
+        if self.stack is None:
+            return result_geometry(self.geometry, self.content_shape, result_hw)
+        geo = self.geometry
+        n = len(self.lead)
+        flat = {
+            "scale": geo["scale"][-2:], "translate": geo["translate"][-2:],
+            "rotate": np.eye(2), "shear": np.zeros(1), "affine": np.eye(3),
+        }  # fmt: skip
+        inner = result_geometry(flat, self.content_shape, result_hw)
+        lead_scale = np.asarray(geo["scale"][:n], dtype=float)
+        lead_translate = np.asarray(geo["translate"][:n], dtype=float)
+        if self.stack == "slice":
+            lead_translate = lead_translate + np.asarray(self.slice_index, dtype=float) * lead_scale
+        out: dict[str, Any] = {
+            "scale": np.concatenate([lead_scale, inner["scale"]]),
+            "translate": np.concatenate([lead_translate, inner["translate"]]),
+        }
+        for name in ("units", "axis_labels"):
+            if name in geo:
+                out[name] = geo[name]
+        return out
 
 
 def prepare_run(
     content_layer: Any,
     styles: Sequence[tuple[Any, float]],
     params: dict[str, Any],
+    *,
+    stack: str = "slice",
+    point: Sequence[float] | None = None,
+    coherence: bool = True,
+    mask_layer: Any = None,
+    label_styles: dict[int, int] | None = None,
 ) -> RunRequest:
     """Check the choices and build a :class:`RunRequest`.
 
     ``styles`` holds (layer, blend weight) pairs. Raises :class:`UserError` for a bad layer
     choice and :class:`~napari_style_transfer.engine.ConfigError` for a bad setting.
+    An nD content is run slice by slice: ``stack`` "slice" (the slice shown at the viewer's
+    world ``point``) or "all"; an nD style uses its slice at ``point``. ``mask_layer`` is a
+    2D Labels layer of the content's (H, W); ``label_styles`` maps label → style index
+    (labels left out keep the content).
     """
-    check_2d_image(content_layer, "content")
+    check_2d_image(content_layer, "content", allow_nd=True)
     styles = [(layer, weight) for layer, weight in styles if layer is not None]
     if not styles:
         check_2d_image(None, "style")
     for layer, _ in styles:
-        check_2d_image(layer, "style")
+        check_2d_image(layer, "style", allow_nd=True)
         if layer is content_layer:
             raise UserError(
                 f"Layer '{layer.name}' is chosen as both the content and a style; choose a different style layer."
@@ -293,7 +401,20 @@ def prepare_run(
             f"The weight file '{weights_source}' does not exist; choose a VGG-19 state dict file."
         )
     long_side = params.get("size")
-    content = layer_array(content_layer, long_side)
+    nd = is_nd(content_layer)
+    if stack not in ("slice", "all"):
+        raise UserError(f"Unknown stack mode {stack!r}; choose 'current slice' or 'all slices'.")
+    mode = stack if nd else None
+    slice_index = current_slice_index(content_layer, point) if mode == "slice" else ()
+    if mode == "all":
+        data = content_layer.data[0] if getattr(content_layer, "multiscale", False) else content_layer.data
+        shape = tuple(int(v) for v in data.shape)
+        spatial = int(content_layer.ndim)
+        n_slices = int(np.prod(shape[: spatial - 2]))
+        _check_fits_in_memory((n_slices * shape[spatial - 2], *shape[spatial - 1 :]), np.dtype(data.dtype), content_layer.name)
+        content = np.array(data, copy=True)
+    else:
+        content = layer_array(content_layer, long_side, index=slice_index if nd else None)
     content_limits = layer_contrast_limits(content_layer, content)
     params["contrast_limits"] = content_limits
     params["style_blend_weights"] = tuple(weights) if len(weights) > 1 else None
@@ -303,11 +424,21 @@ def prepare_run(
     style_arrays, style_limits = [], []
     style_long = None if long_side is None else max(1, round(long_side * config.style_scale))
     for layer, _ in styles:
-        array = layer_array(layer, style_long)
+        index = current_slice_index(layer, point) if is_nd(layer) else None
+        array = layer_array(layer, style_long, index=index)
         style_arrays.append(array)
         style_limits.append(layer_contrast_limits(layer, array))
 
     content_shape = _base_shape(content_layer)
+    rgb = bool(content_layer.rgb)
+    slice_hw = tuple(int(v) for v in content.shape[-3:-1]) if rgb else tuple(int(v) for v in content.shape[-2:])
+    mask = None
+    if mask_layer is not None:
+        mask = mask_array(mask_layer, content_shape, slice_hw, content_layer.name)
+        if label_styles is not None:
+            bad = {k: v for k, v in label_styles.items() if not 0 <= int(v) < len(style_arrays)}
+            if bad:
+                raise UserError(f"The mask table names a style that is not chosen ({bad}); pick one of the style rows.")
     return RunRequest(
         content=content,
         styles=style_arrays,
@@ -318,8 +449,48 @@ def prepare_run(
         content_shape=content_shape,
         geometry=layer_geometry(content_layer),
         display=layer_display(content_layer, content_limits),
-        sizes=scale_sizes(content.shape[:2], config),
+        sizes=scale_sizes(slice_hw, config),
+        stack=mode,
+        lead=lead_shape(content_layer) if nd else (),
+        slice_index=slice_index,
+        coherence=bool(coherence),
+        rgb=rgb,
+        content_mask=mask,
+        label_styles=None if mask is None else {int(k): int(v) for k, v in (label_styles or {}).items()},
+        mask_name=None if mask_layer is None else mask_layer.name,
     )
+
+
+def label_values(layer: Any, limit: int | None = None) -> list[int]:
+    """The label values present in a Labels layer (sorted; at most ``limit``)."""
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    values = [int(v) for v in np.unique(np.asarray(data))]
+    return values if limit is None else values[:limit]
+
+
+def mask_array(layer: Any, content_shape: Sequence[int], slice_hw: Sequence[int], content_name: str) -> np.ndarray:
+    """A copy of a 2D Labels layer as an int64 label image of ``slice_hw`` (nearest neighbour).
+
+    Raises :class:`UserError` unless the layer is a 2D Labels layer of the content's (H, W).
+    """
+    from napari.layers import Labels
+
+    if not isinstance(layer, Labels):
+        raise UserError(f"Layer '{layer.name}' is a {_kind(layer)} layer; choose a Labels layer as the mask.")
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    shape = tuple(int(v) for v in data.shape)
+    if len(shape) != 2 or shape != tuple(int(v) for v in content_shape):
+        h, w = content_shape
+        raise UserError(
+            f"The mask '{layer.name}' has shape {shape}; it must be a 2D Labels layer of the same size as "
+            f"'{content_name}' ({h}×{w} px, height × width)."
+        )
+    labels = np.array(data, copy=True).astype(np.int64)
+    if tuple(slice_hw) != shape:
+        rows = np.minimum((np.arange(slice_hw[0]) + 0.5) * shape[0] / slice_hw[0], shape[0] - 1).astype(int)
+        cols = np.minimum((np.arange(slice_hw[1]) + 0.5) * shape[1] / slice_hw[1], shape[1] - 1).astype(int)
+        labels = labels[np.ix_(rows, cols)]
+    return labels
 
 
 def layer_geometry(layer: Any) -> dict[str, Any]:
@@ -679,3 +850,8 @@ class ActiveRun:
     last_event: ProgressEvent | None = None
     #: The user's layers the run was started from (content first), to notice their removal.
     inputs: tuple = ()
+    #: The engine's notice that it switched to tiling (None: not tiled).
+    tiling_message: str | None = None
+    #: All-slices runs: the slice in progress (1-based) and the finished slices' indices.
+    slice_number: int = 0
+    slices_done: list = field(default_factory=list)

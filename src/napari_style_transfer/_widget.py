@@ -32,6 +32,7 @@ import threading
 import traceback
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -58,16 +59,17 @@ from ._controller import (
     error_message,
     format_final,
     format_status,
+    is_nd,
     is_result_layer,
+    label_values,
     prepare_run,
     release_memory,
-    result_geometry,
     result_metadata,
     run_device,
     run_failure,
 )
-from .engine import StyleConfig, stylize_iter
-from .engine.config import POOLINGS, PRECISIONS, WEIGHT_CONVENTIONS
+from .engine import StackEvent, StyleConfig, stylize_iter, stylize_stack_iter
+from .engine.config import POOLINGS, PRECISIONS, TILINGS, WEIGHT_CONVENTIONS
 
 if TYPE_CHECKING:
     import napari
@@ -77,6 +79,10 @@ logger = logging.getLogger(__name__)
 _DEFAULTS = StyleConfig()
 #: On close, wait at most this long for the worker to finish its current step.
 CLOSE_TIMEOUT_S = 10.0
+#: The mask table lists at most this many label values (others keep the content).
+MAX_MASK_LABELS = 10
+#: The mask table's choice meaning "keep the content here".
+KEEP_CONTENT = -1
 
 
 class RunFailed(Exception):
@@ -120,13 +126,26 @@ class StyleWorker(GeneratorWorker):
 def _stylize_events(request, stop: threading.Event, finished: threading.Event):
     """Runs in the worker thread: the engine's events, errors wrapped in RunFailed."""
     try:
-        yield from stylize_iter(
-            request.content,
-            request.styles,
-            request.config,
-            stop=stop,
-            style_contrast_limits=request.style_contrast_limits,
-        )
+        if request.stack == "all":
+            yield from stylize_stack_iter(
+                request.content,
+                request.styles,
+                request.config,
+                rgb=request.rgb,
+                coherence=request.coherence,
+                stop=stop,
+                style_contrast_limits=request.style_contrast_limits,
+                **request.engine_kwargs(),
+            )
+        else:
+            yield from stylize_iter(
+                request.content,
+                request.styles,
+                request.config,
+                stop=stop,
+                style_contrast_limits=request.style_contrast_limits,
+                **request.engine_kwargs(),
+            )
     except Exception as exc:
         details = None
         if not isinstance(exc, (ValueError, RuntimeError, MemoryError)):  # a bug: keep the details
@@ -263,6 +282,27 @@ class StyleTransferWidget(Container):
         self.content_layer = ComboBox(
             label="Content", choices=self._image_choices, tooltip="The image to repaint (its shapes are kept)"
         )
+        self.content_layer.changed.connect(self._update_stack_widgets)
+        self.stack_mode = ComboBox(
+            label="Stack", choices=[("current slice", "slice"), ("all slices", "all")], value="slice",
+            tooltip="An nD content (stack, time-lapse): stylise the slice shown, or every slice into one nD result",
+        )  # fmt: skip
+        self.coherent = CheckBox(
+            text="coherent (start from previous slice)", value=True,
+            tooltip="Start each slice from the previous slice's result: less flicker between slices",
+        )  # fmt: skip
+        self.stack_mode.changed.connect(self._update_stack_widgets)
+        stack_row = Container(widgets=[self.stack_mode, self.coherent], labels=False, label="Stack")
+        stack_row.margins = (0, 0, 0, 0)
+        self._stack_row = stack_row
+        self.mask_layer = ComboBox(
+            label="Mask (Labels)", choices=self._labels_choices, nullable=True, value=None,
+            tooltip="Optional Labels layer (same size as the content): which style goes where",
+        )  # fmt: skip
+        self.mask_layer.changed.connect(lambda *_: self._rebuild_label_table())
+        self.label_table = Container(labels=True, label="Label → style")
+        self.label_table.margins = (0, 0, 0, 0)
+        self._label_choices_kept: dict[int, int] = {}
         self.style_rows = Container(labels=False, layout="vertical")
         self.style_rows.margins = (0, 0, 0, 0)
         self.add_style_button = PushButton(text="+ add style", tooltip="Blend in another style image")
@@ -314,7 +354,10 @@ class StyleTransferWidget(Container):
             "'histogram' first recolours the style like the content",
         )  # fmt: skip
         form = Container(
-            widgets=[self.content_layer, styles_box, size_row, self.iterations, strength_row, self.preserve_colors],
+            widgets=[
+                self.content_layer, stack_row, styles_box, self.mask_layer, self.label_table, size_row,
+                self.iterations, strength_row, self.preserve_colors,
+            ],
             labels=True,
         )  # fmt: skip
 
@@ -348,6 +391,8 @@ class StyleTransferWidget(Container):
 
         self.add_style()
         self._update_size_widgets()
+        self._update_stack_widgets()
+        self._rebuild_label_table()
         self._pending_timer = QTimer()
         self._pending_timer.setSingleShot(True)
         self._pending_timer.timeout.connect(self._flush_pending)
@@ -417,13 +462,22 @@ class StyleTransferWidget(Container):
             label="Precision", choices=list(PRECISIONS), value=d.precision,
             tooltip="Network arithmetic: fp32; bf16/fp16 are faster on recent GPUs; auto picks",
         )  # fmt: skip
+        self.tiling = ComboBox(
+            label="Tiling", choices=list(TILINGS), value=d.tiling,
+            tooltip="auto: optimise in overlapping tiles only when the size does not fit in memory; on: always; off: never",
+        )  # fmt: skip
+        self.tile_size = SpinBox(
+            label="Tile size (px)", value=d.tile_size or 0, min=0, max=65_536, step=64,
+            tooltip="Long side of a tile in output pixels (0: the largest that fits, at most 1024; at least 32)",
+        )  # fmt: skip
         self.style_layers.native.setCursorPosition(0)  # show the start of the list
         self.weight_source.changed.connect(self._update_weight_widgets)
         advanced = Container(
             widgets=[
                 self.optimizer, self.style_layers, self.content_layers, self.style_scale, self.tv_weight,
                 self.init, self.seed, self.pooling, multiscale_row, self.weight_source, self.weights_file,
-                self.weights_convention, self.device, self.preview_every, self.precision,
+                self.weights_convention, self.device, self.preview_every, self.precision, self.tiling,
+                self.tile_size,
             ],
             labels=True,
         )  # fmt: skip
@@ -437,6 +491,59 @@ class StyleTransferWidget(Container):
         from_file = self.weight_source.value == "file"
         self.weights_file.visible = from_file
         self.weights_convention.visible = from_file
+
+    def _update_stack_widgets(self, *_: Any) -> None:
+        self._stack_row.visible = is_nd(_unwrap(self.content_layer.value))
+        self.coherent.visible = self.stack_mode.value == "all"
+
+    def _labels_choices(self, *_: Any) -> list[tuple[str, Any]]:
+        from napari.layers import Labels
+
+        viewer = self.viewer
+        if viewer is None:
+            return []
+        return [(layer.name, _unwrap(layer)) for layer in viewer.layers if isinstance(layer, Labels)]
+
+    def _style_choices_for_table(self) -> list[tuple[str, int]]:
+        choices = [("keep content", KEEP_CONTENT)]
+        for i, row in enumerate(self.style_rows):
+            name = row.layer.value.name if row.layer.value is not None else "?"
+            choices.append((f"style {i + 1}: {name}", i))
+        return choices
+
+    def _rebuild_label_table(self) -> None:
+        """One row per label value of the mask (up to MAX_MASK_LABELS): label → style or keep content."""
+        for widget in list(self.label_table):
+            self._label_choices_kept[int(widget.name.split("_")[1])] = widget.value
+        self.label_table.clear()
+        layer = self.mask_layer.value
+        self.label_table.visible = layer is not None
+        if layer is None:
+            return
+        choices = self._style_choices_for_table()
+        valid = {value for _, value in choices}
+        for value in label_values(layer, MAX_MASK_LABELS):
+            default = KEEP_CONTENT if value == 0 else 0
+            chosen = self._label_choices_kept.get(value, default)
+            combo = ComboBox(
+                name=f"label_{value}", label=f"label {value}", choices=choices,
+                value=chosen if chosen in valid else default,
+                tooltip=f"The style painted where the mask is {value} ('keep content': leave the content there)",
+            )  # fmt: skip
+            self.label_table.append(combo)
+
+    def set_label_style(self, label: int, style: int | None) -> None:
+        """Choose the style (0-based style row, None: keep content) for one label value."""
+        self.label_table[f"label_{int(label)}"].value = KEEP_CONTENT if style is None else int(style)
+
+    @property
+    def label_styles(self) -> dict[int, int]:
+        """label value → style index from the mask table (labels keeping the content left out)."""
+        out = {}
+        for widget in self.label_table:
+            if widget.value != KEEP_CONTENT:
+                out[int(widget.name.split("_")[1])] = int(widget.value)
+        return out
 
     def _strength_from_slider(self, position: int) -> None:
         value = 10 ** (position / 100 - 1)
@@ -474,13 +581,17 @@ class StyleTransferWidget(Container):
         if layer is not None:
             row.layer.value = layer
         row.weight.value = weight
+        row.layer.changed.connect(lambda *_: self._rebuild_label_table())
         self._update_style_rows()
+        if hasattr(self, "label_table"):
+            self._rebuild_label_table()
         return row
 
     def _remove_style_row(self, row: _StyleRow) -> None:
         if len(self.style_rows) > 1:
             self.style_rows.remove(row)
             self._update_style_rows()
+            self._rebuild_label_table()
 
     def _update_style_rows(self) -> None:
         several = len(self.style_rows) > 1
@@ -516,6 +627,8 @@ class StyleTransferWidget(Container):
                 replacement = self._unused_image()
                 if replacement is not None:
                     row.layer.value = replacement
+        self._update_stack_widgets()
+        self._rebuild_label_table()
 
     # ------------------------------------------------------------------ settings
 
@@ -542,6 +655,8 @@ class StyleTransferWidget(Container):
             "device": self.device.value,
             "preview_every": int(self.preview_every.value),
             "precision": self.precision.value,
+            "tiling": self.tiling.value,
+            "tile_size": int(self.tile_size.value) or None,
         }
 
     def set_config(self, **values: Any) -> None:
@@ -555,6 +670,8 @@ class StyleTransferWidget(Container):
                 self.style_strength_value.value = value
             elif name in ("style_layers", "content_layers"):
                 getattr(self, name).value = value if isinstance(value, str) else ", ".join(value)
+            elif name == "tile_size":
+                self.tile_size.value = value or 0
             elif name == "weights":
                 if value in ("embedded", "torchvision"):
                     self.weight_source.value = value
@@ -563,7 +680,7 @@ class StyleTransferWidget(Container):
                     self.weights_file.value = value
             elif name in (
                 "iterations", "preserve_colors", "optimizer", "style_scale", "tv_weight", "init", "seed",
-                "pooling", "multiscale", "weights_convention", "device", "preview_every", "precision",
+                "pooling", "multiscale", "weights_convention", "device", "preview_every", "precision", "tiling",
             ):  # fmt: skip
                 getattr(self, name).value = value
             else:
@@ -588,8 +705,13 @@ class StyleTransferWidget(Container):
             styles = self.styles
         content = _unwrap(content)
         styles = [(_unwrap(layer), weight) for layer, weight in styles]
+        mask = _unwrap(self.mask_layer.value)
         try:
-            request = prepare_run(content, styles, self.config_kwargs())
+            request = prepare_run(
+                content, styles, self.config_kwargs(),
+                stack=self.stack_mode.value, point=tuple(viewer.dims.point), coherence=bool(self.coherent.value),
+                mask_layer=mask, label_styles=self.label_styles if mask is not None else None,
+            )  # fmt: skip
         except UserError as exc:
             self._notify(str(exc), exc.severity)
             return False
@@ -614,7 +736,8 @@ class StyleTransferWidget(Container):
         self.progress_bar.max = request.total_steps
         self.progress_bar.value = 0
         h, w = request.sizes[-1]
-        self._set_status(f"Starting: {w}×{h} px, {request.total_steps} steps (loading VGG-19)…")
+        slices = f", {request.slice_count} slices" if request.stack == "all" else ""
+        self._set_status(f"Starting: {w}×{h} px{slices}, {request.total_steps} steps (loading VGG-19)…")
         worker.start()
         return True
 
@@ -648,6 +771,10 @@ class StyleTransferWidget(Container):
         run = self._active
         if run is None or self._closed or run.worker is None:
             return
+        if isinstance(event, StackEvent):
+            self._on_stack_event(run, event)
+            return
+        self._tiling_notice(run, event)
         self.progress_bar.value = min(event.step, self.progress_bar.max)
         run.last_event = event
         if event.done:
@@ -655,7 +782,7 @@ class StyleTransferWidget(Container):
             return
         run.meter.add(event)
         if not run.stop.is_set():
-            self._set_status(format_status(event, run.meter))
+            self._set_status(format_status(event, run.meter) + self._tile_text(run, event))
         if event.preview is None:
             return
         image = run.throttle.offer(event.preview)
@@ -663,6 +790,100 @@ class StyleTransferWidget(Container):
             self._show(run, image)
         elif not self._pending_timer.isActive():
             self._pending_timer.start(max(1, int(run.throttle.wait_time() * 1000) + 1))
+
+    def _tiling_notice(self, run: ActiveRun, event) -> None:
+        """The engine switched to tiling: say so once (status line and an info notification)."""
+        message = getattr(event, "message", None)
+        if message and not run.tiling_message:
+            run.tiling_message = message
+            show_info(f"Style transfer: {message}.")
+            self._set_status(f"Switched to tiling — {message}.")
+
+    @staticmethod
+    def _tile_text(run: ActiveRun, event) -> str:
+        if not run.tiling_message:
+            return ""
+        n_tiles = getattr(event, "n_tiles", 0)
+        tile = getattr(event, "tile", 0)
+        return f" · tiled: tile {tile}/{n_tiles}" if n_tiles and tile else " · tiled"
+
+    def _on_stack_event(self, run: ActiveRun, stack_event: StackEvent) -> None:
+        """All-slices runs: fill the nD result slice by slice as slices finish."""
+        event = stack_event.event
+        self._tiling_notice(run, event)
+        self.progress_bar.value = min(stack_event.step, self.progress_bar.max)
+        run.last_event = event
+        if stack_event.done:
+            self._finish_stack(run, stack_event)
+            return
+        if run.slice_number != stack_event.number:
+            run.slice_number = stack_event.number
+            run.meter = type(run.meter)(run.request.sizes, run.request.config.iterations)
+        run.meter.add(event)
+        if not run.stop.is_set():
+            status = format_status(event, run.meter)
+            tiled = self._tile_text(run, event)
+            self._set_status(f"Slice {stack_event.number}/{stack_event.count} · {status}{tiled}")
+        if stack_event.slice_result is not None:
+            self._show_slice(run, stack_event.index, stack_event.slice_result)
+            run.slices_done.append(list(stack_event.index))
+
+    def _show_slice(self, run: ActiveRun, index: tuple[int, ...], image) -> None:
+        viewer = self.viewer
+        if viewer is None:
+            return
+        request = run.request
+        if run.layer is None:
+            data = np.zeros(tuple(request.lead) + tuple(image.shape), dtype=image.dtype)
+            data[tuple(index)] = image
+            upsampled = any(r < c for r, c in zip(image.shape[:2], request.content_shape))
+            run.layer = _unwrap(
+                viewer.add_image(
+                    data, name=request.result_name, metadata=result_metadata(request),
+                    interpolation2d="linear" if upsampled else "nearest",
+                    **request.placement(image.shape[:2]), **request.display,
+                )
+            )  # fmt: skip
+        elif run.layer in viewer.layers:
+            data = run.layer.data
+            data[tuple(index)] = image
+            run.layer.data = data  # the same array: napari refreshes and emits a data event
+        else:
+            return
+        run.previews_shown += 1
+
+    def _finish_stack(self, run: ActiveRun, stack_event: StackEvent) -> None:
+        event = stack_event.event
+        run.final = event
+        layer_gone = run.layer is not None and self.viewer is not None and run.layer not in self.viewer.layers
+        if layer_gone:
+            self._set_status("Stopped: the result layer was deleted.")
+            return
+        if run.layer is None:
+            self._set_status("Stopped before the first slice was finished; there is no result.")
+            return
+        layer = run.layer
+        if not stack_event.stopped:
+            layer.data = np.asarray(stack_event.result, dtype=layer.data.dtype)
+        layer.metadata.update(result_metadata(run.request, event))
+        done = len(stack_event.info.get("slices", run.slices_done))
+        layer.metadata.update(
+            {
+                "stopped": bool(stack_event.stopped), "done": not stack_event.stopped,
+                "steps": int(stack_event.step), "total_steps": int(stack_event.total_steps),
+                "stack": dict(stack_event.info), "slices_done": done, "slice_count": stack_event.count,
+            }
+        )  # fmt: skip
+        if stack_event.stopped:
+            layer.name = f"{layer.name} (stopped)"
+            why = f" ({run.stop_reason})" if run.stop_reason else ""
+            self._set_status(
+                f"Stopped{why} after {done}/{stack_event.count} slices; the finished slices are kept "
+                "(the others are zero)."
+            )
+        else:
+            tiled = f" Tiled: {run.tiling_message}." if run.tiling_message else ""
+            self._set_status(f"Done: {stack_event.count} slices; last slice {format_final(event)[len('Done: '):]}{tiled}")
 
     def _flush_pending(self) -> None:
         run = self._active
@@ -680,9 +901,12 @@ class StyleTransferWidget(Container):
         if viewer is None:
             return
         request = run.request
+        hw = image.shape[:2]
+        if request.stack == "slice":  # one slice of a stack: a one-slice layer placed over it
+            image = image.reshape((1,) * len(request.lead) + image.shape)
         if run.layer is None:
-            geometry = result_geometry(request.geometry, request.content_shape, image.shape[:2])
-            upsampled = any(r < c for r, c in zip(image.shape[:2], request.content_shape))
+            geometry = request.placement(hw)
+            upsampled = any(r < c for r, c in zip(hw, request.content_shape))
             run.layer = _unwrap(
                 viewer.add_image(
                     image,
@@ -696,10 +920,10 @@ class StyleTransferWidget(Container):
             )
         elif run.layer in viewer.layers:
             layer = run.layer
-            reshape = tuple(layer.data.shape[:2]) != tuple(image.shape[:2])
+            reshape = tuple(layer.data.shape) != tuple(image.shape)
             layer.data = image
             if reshape:  # a finer scale of a multi-scale run
-                geometry = result_geometry(request.geometry, request.content_shape, image.shape[:2])
+                geometry = request.placement(hw)
                 layer.scale = geometry["scale"]
                 layer.translate = geometry["translate"]
         else:
@@ -724,7 +948,8 @@ class StyleTransferWidget(Container):
         layer.metadata.update(result_metadata(run.request, event))
         if event.stopped:
             layer.name = f"{layer.name} (stopped)"
-        self._set_status(format_final(event, run.stop_reason))
+        tiled = f" Tiled: {run.tiling_message}." if run.tiling_message else ""
+        self._set_status(format_final(event, run.stop_reason) + tiled)
 
     def _on_error(self, exc: BaseException) -> None:
         run = self._active
