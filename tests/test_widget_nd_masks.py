@@ -240,3 +240,39 @@ def test_tiling_forced_on_runs_and_says_so(viewer, qtbot, notes):
     assert any("tiling" in str(n.message) for n in notes if n.severity == NotificationSeverity.INFO)
     assert any("tiled" in s.lower() or "tiling" in s.lower() for s in statuses)
     assert "Tiled" in widget.status.value
+
+
+def test_nd_style_uses_the_slice_shown_and_a_mask_applies_to_every_slice(viewer, qtbot, monkeypatch):
+    import napari_style_transfer._widget as widget_module
+
+    seen = {}
+    real = widget_module.stylize_stack_iter
+
+    def spy(content, styles, *args, **kwargs):
+        seen.update(kwargs, content=content, styles=styles)
+        yield from real(content, styles, *args, **kwargs)
+
+    monkeypatch.setattr(widget_module, "stylize_stack_iter", spy)
+    data = make_stack(n=2)
+    stack = viewer.add_image(data, name="stack")
+    style_stack = np.stack([stripes()[..., 0], 255 - stripes()[..., 0]])
+    style = viewer.add_image(style_stack, name="stripes style")
+    labels = np.zeros((32, 32), np.int32)
+    labels[:, 16:] = 1
+    mask = viewer.add_labels(labels, name="mask")
+    widget = open_widget(viewer)
+    widget.set_config(**FAST)
+    widget.content_layer.value = stack
+    widget.style_rows[0].layer.value = style
+    widget.stack_mode.value = "all"
+    widget.mask_layer.value = mask
+    viewer.dims.set_current_step(0, 1)
+    assert widget.run()
+    wait_done(qtbot, widget)
+    np.testing.assert_array_equal(seen["styles"][0], style_stack[1])
+    np.testing.assert_array_equal(seen["content"], data)
+    assert seen["label_styles"] == {1: 0} and seen["content_mask"].shape == (32, 32)
+    (result,) = results(viewer)
+    assert result.data.shape == (2, 32, 32)
+    diff = np.abs(result.data.astype(float) - data.astype(float))
+    assert diff[:, :, :12].mean() < diff[:, :, 20:].mean()

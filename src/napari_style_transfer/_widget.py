@@ -16,6 +16,14 @@ panel's close button, closing the viewer and napari's "cancel" all set the engin
 event, so the run ends after the current iteration; a stopped result is renamed
 "… (stopped)" and has ``metadata["stopped"] = True``.
 
+nD content (stacks, time-lapses; "Stack" is shown only then): "current slice" runs the slice
+shown by the viewer's dims and gives a one-slice layer placed over it; "all slices" runs
+``stylize_stack_iter`` and fills ONE nD result layer (created, zeros, at the first finished
+slice) slice by slice; Stop keeps the finished slices (the others stay zero). An nD style
+layer gives its slice shown. "Mask (Labels)" takes a 2D Labels layer of the content's size,
+with a label → style (or "keep content") table; "Tiling" in Advanced maps to the config, and
+the engine's switch to tiling shows in the status line and an info notification.
+
 Faults (see docs/reliability.md): an error in the run is one notification sentence (no
 traceback); the previews so far stay in the result layer, renamed "… (failed)" with
 ``metadata["failed"] = True`` and the error. Running out of memory names a size that fits.
