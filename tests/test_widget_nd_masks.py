@@ -276,3 +276,17 @@ def test_nd_style_uses_the_slice_shown_and_a_mask_applies_to_every_slice(viewer,
     assert result.data.shape == (2, 32, 32)
     diff = np.abs(result.data.astype(float) - data.astype(float))
     assert diff[:, :, :12].mean() < diff[:, :, 20:].mean()
+
+
+def test_mask_table_lists_at_most_ten_labels_and_says_the_rest_keep_the_content(viewer):
+    _mask_setup(viewer)
+    viewer.add_image(stripes(), name="stripes style", rgb=True)
+    labels = (np.arange(32 * 32).reshape(32, 32) % 13).astype(np.int32)
+    widget = open_widget(viewer)
+    widget.mask_layer.value = viewer.add_labels(labels, name="many")
+    rows = [w for w in widget.label_table if w.name != "label_more"]
+    assert len(rows) == 10
+    assert "3 more label value(s)" in widget.label_table["label_more"].value
+    assert widget.label_styles == {v: 0 for v in range(1, 10)}
+    widget.mask_layer.value = None
+    assert len(widget.label_table) == 0

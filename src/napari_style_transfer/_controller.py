@@ -565,6 +565,15 @@ def result_metadata(request: RunRequest, event: ProgressEvent | None = None) -> 
         "stopped": False,
         "done": False,
     }
+    if request.stack is not None:
+        meta["stack"] = request.stack
+        if request.stack == "slice":
+            meta["slice_index"] = list(request.slice_index)
+        else:
+            meta["coherence"] = request.coherence
+    if request.mask_name is not None:
+        meta["mask_layer"] = request.mask_name
+        meta["label_styles"] = {str(k): v for k, v in (request.label_styles or {}).items()}
     if event is not None:
         meta.update(
             {

@@ -522,7 +522,8 @@ class StyleTransferWidget(Container):
     def _rebuild_label_table(self) -> None:
         """One row per label value of the mask (up to MAX_MASK_LABELS): label → style or keep content."""
         for widget in list(self.label_table):
-            self._label_choices_kept[int(widget.name.split("_")[1])] = widget.value
+            if isinstance(widget, ComboBox):
+                self._label_choices_kept[int(widget.name.split("_")[1])] = widget.value
         self.label_table.clear()
         layer = self.mask_layer.value
         self.label_table.visible = layer is not None
@@ -530,7 +531,8 @@ class StyleTransferWidget(Container):
             return
         choices = self._style_choices_for_table()
         valid = {value for _, value in choices}
-        for value in label_values(layer, MAX_MASK_LABELS):
+        values = label_values(layer)
+        for value in values[:MAX_MASK_LABELS]:
             default = KEEP_CONTENT if value == 0 else 0
             chosen = self._label_choices_kept.get(value, default)
             combo = ComboBox(
@@ -539,6 +541,11 @@ class StyleTransferWidget(Container):
                 tooltip=f"The style painted where the mask is {value} ('keep content': leave the content there)",
             )  # fmt: skip
             self.label_table.append(combo)
+        if len(values) > MAX_MASK_LABELS:
+            rest = len(values) - MAX_MASK_LABELS
+            self.label_table.append(
+                Label(name="label_more", value=f"{rest} more label value(s) (from {values[MAX_MASK_LABELS]}) keep the content")
+            )
 
     def set_label_style(self, label: int, style: int | None) -> None:
         """Choose the style (0-based style row, None: keep content) for one label value."""
@@ -549,7 +556,7 @@ class StyleTransferWidget(Container):
         """label value → style index from the mask table (labels keeping the content left out)."""
         out = {}
         for widget in self.label_table:
-            if widget.value != KEEP_CONTENT:
+            if isinstance(widget, ComboBox) and widget.value != KEEP_CONTENT:
                 out[int(widget.name.split("_")[1])] = int(widget.value)
         return out
 
@@ -730,7 +737,7 @@ class StyleTransferWidget(Container):
         avoid_triton_llvm_clash()
         stop, finished = threading.Event(), threading.Event()
         run = ActiveRun(request=request, stop=stop, finished=finished)
-        run.inputs = (content, *(layer for layer, _ in styles))
+        run.inputs = (content, *(layer for layer, _ in styles), *((mask,) if mask is not None else ()))
         run.meter = RateMeter(request.sizes, request.config.iterations)
         worker = _start_worker(request, stop, finished)
         worker.stop_event = stop
