@@ -12,6 +12,7 @@ from napari_style_transfer._controller import (
     PreviewThrottle,
     RateMeter,
     UserError,
+    current_slice_index,
     error_message,
     format_duration,
     format_status,
@@ -197,3 +198,33 @@ def test_error_messages_are_one_sentence(exc, start):
     message = error_message(exc)
     assert message.startswith(start)
     assert message.endswith(".") and "\n" not in message and "Traceback" not in message
+
+
+def test_stack_requests_pick_the_slice_shown_and_place_the_result_over_it():
+    stack = Image(np.zeros((4, 5, 40, 60), np.float32), name="t", scale=(2.0, 3.0, 0.5, 0.5), translate=(1.0, 0.0, 0.0, 0.0))
+    # world point (t=1 + 2·2, z=3·3, y, x) → slice (2, 3)
+    assert current_slice_index(stack, (5.0, 9.0, 0.0, 0.0)) == (2, 3)
+    assert current_slice_index(stack, (100.0, -5.0, 0.0, 0.0)) == (3, 0)  # clipped
+    assert current_slice_index(stack, None) == (0, 0)
+    style = Image(rgb(seed=4), rgb=True, name="style")
+    request = prepare_run(stack, [(style, 1.0)], PARAMS, stack="slice", point=(5.0, 9.0, 0.0, 0.0))
+    assert request.content.shape == (40, 60) and request.stack == "slice" and request.slice_index == (2, 3)
+    placed = request.placement(request.sizes[-1])
+    np.testing.assert_allclose(placed["scale"][:2], (2.0, 3.0))
+    np.testing.assert_allclose(placed["translate"][:2], (1.0 + 2 * 2.0, 3 * 3.0))
+    request = prepare_run(stack, [(style, 1.0)], PARAMS, stack="all")
+    assert request.content.shape == (4, 5, 40, 60) and request.slice_count == 20
+    assert request.total_steps == 20 * PARAMS["iterations"]
+
+
+def test_a_mask_follows_the_content_when_it_is_reduced_on_reading():
+    content = Image(rgb(128, 192), rgb=True, name="big")
+    labels = np.zeros((128, 192), np.int32)
+    labels[:, 96:] = 3
+    mask = Labels(labels, name="mask")
+    request = prepare_run(content, [(Image(rgb(seed=1), rgb=True), 1.0)], PARAMS, mask_layer=mask, label_styles={3: 0})
+    assert request.content_mask.shape == request.content.shape[:2]
+    assert set(np.unique(request.content_mask)) == {0, 3}
+    assert request.engine_kwargs()["label_styles"] == {3: 0}
+    with pytest.raises(UserError, match="not chosen"):
+        prepare_run(content, [(Image(rgb(seed=1), rgb=True), 1.0)], PARAMS, mask_layer=mask, label_styles={3: 1})
