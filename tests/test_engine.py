@@ -288,3 +288,16 @@ def test_unavailable_device_is_a_clear_error(content_image, style_image):
         pytest.skip("this machine has CUDA")
     with pytest.raises(ConfigError, match="^device: 'cuda' is not available"):
         list(stylize_iter(content_image, style_image, StyleConfig(**dict(FAST, device="cuda"))))
+
+
+def test_stop_between_scales_skips_the_next_scale(content_image, style_image):
+    stop = threading.Event()
+    events = []
+    config = StyleConfig(size=420, iterations=2, preview_every=0, device="cpu")
+    for event in stylize_iter(content_image, style_image, config, stop=stop):
+        events.append(event)
+        if event.scale == 0 and event.iteration == 2:
+            stop.set()  # after the last step of the coarse scale
+    final = events[-1]
+    assert final.done and final.stopped and final.step == 2
+    assert max(final.preview.shape[:2]) == 210  # the coarse result, not a set-up of the fine scale

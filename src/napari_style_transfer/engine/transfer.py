@@ -602,6 +602,11 @@ def _scale_loop(
     st = _LoopState()
     image: torch.Tensor | None = None
     for scale_index, shape in enumerate(sizes):
+        if image is not None and _should_stop(stop):
+            # Stop before the next scale's set-up (its targets take a while at large sizes).
+            st.image, st.stopped, st.scale = image, True, scale_index - 1
+            st.shape, st.iteration = tuple(image.shape[-2:]), config.iterations
+            return st
         scale_start = time.perf_counter()
         problem, content_t = prep.problem(shape)
         if image is None:
