@@ -191,10 +191,10 @@ def from_rgb01(rgb: np.ndarray, info: ImageInfo) -> np.ndarray:
     else:
         out = _cast(color * (info.high - info.low) + info.low, info.dtype)
     if info.channels == 4 and info.alpha is not None:
-        alpha = info.alpha
+        alpha = info.alpha  # same shape: the original values, never through float (int64 > 2**53)
         if alpha.shape != out.shape[:2]:
-            alpha = resize_plane(alpha.astype(np.float32), out.shape[:2])
-        out = np.concatenate([out, _cast(alpha, info.dtype)[..., None]], axis=-1)
+            alpha = _cast(resize_plane(alpha.astype(np.float32), out.shape[:2]), info.dtype)
+        out = np.concatenate([out, alpha.astype(info.dtype, copy=False)[..., None]], axis=-1)
     if info.squeeze:
         out = out[..., 0]
     return out
