@@ -26,3 +26,35 @@ def content_image(_sample_small) -> np.ndarray:
 def style_image(_sample_small) -> np.ndarray:
     """(64, 64, 3) uint8 generated brush-stroke texture (a fresh copy per test)."""
     return _sample_small[1].copy()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a module of tiny-image tests (opt in with ``pytestmark``).
+
+    Tiny images gain nothing from intra-op threads, and on a busy 2-core machine OpenMP's
+    spinning threads make each step 10× slower; one thread keeps these tests fast everywhere.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def notes():
+    """Every napari notification shown during the test."""
+    from napari.utils.notifications import notification_manager
+
+    got = []
+    notification_manager.notification_ready.connect(got.append)
+    yield got
+    notification_manager.notification_ready.disconnect(got.append)
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    """A real napari viewer (closed by napari's fixture after the test)."""
+    return make_napari_viewer()

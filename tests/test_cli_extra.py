@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
-import torch
 
 from napari_style_transfer.cli import run
 from napari_style_transfer.imageio_utils import read_image, write_image
@@ -14,13 +13,7 @@ FAST = ["-q", "--size", "32", "--iterations", "2", "--no-multiscale"]
 PREFIX = "napari-style-transfer: error: "
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny images gain nothing from intra-op threads (see tests/test_cli_reliability.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -21,14 +21,7 @@ FAST = ["-q", "--size", "32", "--iterations", "1", "--no-multiscale"]
 PREFIX = "napari-style-transfer: error: "
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny images gain nothing from intra-op threads, and on a busy 2-core machine OpenMP's
-    spinning threads make each step 10× slower; one thread keeps these tests fast everywhere."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

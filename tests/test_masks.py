@@ -16,14 +16,7 @@ FAST = dict(size=64, iterations=12, multiscale=False, preview_every=0, device="c
 LAYERS = StyleConfig().style_layers
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny images gain nothing from intra-op threads, and on a busy 2-core machine OpenMP's
-    spinning threads make each step many times slower (as in tests/test_cli_reliability.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def style_distance(result: np.ndarray, style: np.ndarray) -> float:

@@ -42,14 +42,7 @@ FAST = dict(iterations=1, multiscale=False, preview_every=0, device="cpu")
 PARAMS = dict(size=32, iterations=3, multiscale=False, preview_every=1, device="cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny images gain nothing from intra-op threads, and on a busy 2-core machine OpenMP's
-    spinning threads make each step 10× slower; one thread keeps these tests fast everywhere."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def rgb(h=24, w=32, seed=0):

@@ -6,7 +6,6 @@ import threading
 
 import numpy as np
 import pytest
-import torch
 
 from napari_style_transfer.engine import ConfigError, ImageError, StyleConfig
 from napari_style_transfer.engine.images import value_range
@@ -21,14 +20,7 @@ from napari_style_transfer.engine.stack import (
 FAST = dict(size=40, iterations=4, multiscale=False, preview_every=0, device="cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny images gain nothing from intra-op threads, and on a busy 2-core machine OpenMP's
-    spinning threads make each step many times slower (as in tests/test_cli_reliability.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 MOTION = (1, 2)  # (dy, dx) per frame of the drifting time-lapse

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 from napari.layers import Image
-from napari.utils.notifications import ErrorNotification, NotificationSeverity, notification_manager
+from napari.utils.notifications import ErrorNotification, NotificationSeverity
 
 import napari_style_transfer._widget as widget_module
 from napari_style_transfer.engine import ProgressEvent, StyleTransferError
@@ -19,20 +19,6 @@ from napari_style_transfer.engine import ProgressEvent, StyleTransferError
 PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
 FAST = dict(size=32, iterations=4, preview_every=1, multiscale=False, device="cpu")
 TIMEOUT_MS = 60_000
-
-
-@pytest.fixture
-def notes():
-    """Every napari notification shown during the test."""
-    got = []
-    notification_manager.notification_ready.connect(got.append)
-    yield got
-    notification_manager.notification_ready.disconnect(got.append)
-
-
-@pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
 
 
 def open_widget(viewer):

@@ -7,24 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from napari.utils.notifications import NotificationSeverity, notification_manager
+from napari.utils.notifications import NotificationSeverity
 
 PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
 FAST = dict(size=32, iterations=2, preview_every=1, multiscale=False, device="cpu")
 TIMEOUT_MS = 120_000
-
-
-@pytest.fixture
-def notes():
-    got = []
-    notification_manager.notification_ready.connect(got.append)
-    yield got
-    notification_manager.notification_ready.disconnect(got.append)
-
-
-@pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
 
 
 def open_widget(viewer):

@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import pytest
 import torch
-from napari.utils.notifications import ErrorNotification, NotificationSeverity, notification_manager
+from napari.utils.notifications import ErrorNotification, NotificationSeverity
 from qtpy.QtCore import QThreadPool
 
 import napari_style_transfer._controller as controller
@@ -25,27 +25,7 @@ FAST = dict(size=32, iterations=3, preview_every=1, multiscale=False, device="cp
 TIMEOUT_MS = 60_000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny images gain nothing from intra-op threads, and on a busy 2-core machine OpenMP's
-    spinning threads make each step 10× slower; one thread keeps these tests fast everywhere."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def notes():
-    got = []
-    notification_manager.notification_ready.connect(got.append)
-    yield got
-    notification_manager.notification_ready.disconnect(got.append)
-
-
-@pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def open_widget(viewer, **config):
