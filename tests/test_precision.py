@@ -23,16 +23,38 @@ def test_runtime_resolution_on_cpu():
         select_runtime("fp16", cpu)
 
 
-def test_bf16_channels_last_matches_fp32_losses(content_image, style_image):
+def test_bf16_channels_last_matches_fp32_loss_and_gradient(content_image, style_image):
+    """One evaluation at the same image: bf16 autocast + channels_last gives fp32's loss and gradient."""
+    from napari_style_transfer.engine.transfer import _Prepared
+
+    results = {}
+    for precision in ("fp32", "bf16"):
+        prep = _Prepared(content_image, style_image, StyleConfig(**FAST, precision=precision))
+        prep.load_network()
+        problem, content_t = prep.problem(content_image.shape[:2])
+        torch.manual_seed(0)
+        x = (content_t + 0.1 * torch.randn_like(content_t)).clamp(0, 1).requires_grad_(True)
+        loss, terms = problem.loss(x)
+        loss.backward()
+        assert loss.dtype == torch.float32  # Grams and losses stay fp32 under autocast
+        results[precision] = ({k: float(v.detach()) for k, v in terms.items()}, x.grad.flatten())
+    (f_terms, f_grad), (b_terms, b_grad) = results["fp32"], results["bf16"]
+    for key in ("content", "style", "total"):
+        assert b_terms[key] == pytest.approx(f_terms[key], rel=0.01)
+    assert torch.nn.functional.cosine_similarity(f_grad, b_grad, dim=0) > 0.99
+    assert (b_grad - f_grad).norm() < 0.1 * f_grad.norm()
+
+
+def test_bf16_run_optimises_like_fp32(content_image, style_image):
     fp32 = list(stylize_iter(content_image, style_image, StyleConfig(**FAST)))
     bf16 = list(stylize_iter(content_image, style_image, StyleConfig(**FAST, precision="bf16")))
     assert bf16[-1].info["precision"] == "bf16" and fp32[-1].info["precision"] == "fp32"
-    # Same optimisation, lower precision inside the network only: the losses track closely.
-    for key in ("content", "style", "total"):
-        assert bf16[-1].losses[key] == pytest.approx(fp32[-1].losses[key], rel=0.1)
+    # L-BFGS trajectories drift apart step by step, so the end points agree less closely than
+    # one evaluation does: the same loss reduction, within 15 %, and visually the same image.
+    assert bf16[-1].losses["total"] == pytest.approx(fp32[-1].losses["total"], rel=0.15)
     assert bf16[-1].losses["total"] < 0.7 * bf16[0].losses["total"]
     diff = np.abs(bf16[-1].preview.astype(float) - fp32[-1].preview.astype(float)).mean()
-    assert diff < 6  # of 255: visually the same image
+    assert diff < 12  # of 255
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -43,3 +65,33 @@ def test_cuda_precisions_lower_the_loss(precision, content_image, style_image):
     assert events[-1].losses["total"] < 0.7 * events[0].losses["total"]
     out = stylize(content_image, style_image, StyleConfig(**dict(FAST, device="cuda"), precision=precision))
     assert out.dtype == np.uint8
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_gram_one_product_backward_matches_autograd(channels_last, dtype):
+    """The custom Gram (fp32 product, one-product backward, either layout) equals plain autograd."""
+    from napari_style_transfer.engine.losses import gram
+
+    torch.manual_seed(0)
+    base = torch.randn(2, 8, 5, 7).to(dtype)
+    if channels_last:
+        base = base.contiguous(memory_format=torch.channels_last)
+    target, weight = torch.randn(2, 8, 8), torch.rand(2, 8, 8)  # a non-symmetric upstream gradient
+
+    ours = base.clone().requires_grad_(True)
+    g = gram(ours)
+    assert g.dtype == torch.float32
+    ((g - target) ** 2 * weight).sum().backward()
+
+    ref = base.clone().requires_grad_(True)
+    flat = ref.float().reshape(2, 8, 35)
+    g_ref = torch.bmm(flat, flat.transpose(1, 2)) / 35
+    ((g_ref - target) ** 2 * weight).sum().backward()
+
+    assert torch.allclose(g, g_ref, rtol=1e-5, atol=1e-6)
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    assert torch.allclose(ours.grad.float(), ref.grad.float(), rtol=tol, atol=tol * ref.grad.abs().max().item())
+    assert ours.grad.dtype == dtype
+    # The gradient keeps the features' memory layout (no reorder before the next convolution).
+    assert ours.grad.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)

@@ -16,11 +16,50 @@ import torch
 _EPS = 1e-12
 
 
-def gram(features: torch.Tensor) -> torch.Tensor:
-    """Spatially normalised Gram matrix (N, C, C) of (N, C, H, W) features, in fp32."""
+class _SymmetricGram(torch.autograd.Function):
+    """G = X Xᵀ / n, accumulated and returned in fp32, with a one-product backward.
+
+    Autograd's own backward of ``bmm(x, x.mT)`` takes two products (one per operand), but
+    the gradient of any scalar is dX = (dG + dGᵀ) X / n: one product, which halves the
+    backward cost of every Gram. Under mixed precision X stays in its low-precision dtype
+    for the backward product (the gradient flows into bf16/fp16 convolutions anyway), while
+    the forward Gram is always an fp32 product.
+    """
+
+    @staticmethod
+    def forward(ctx, flat: torch.Tensor, count: int) -> torch.Tensor:  # flat: (N, C, K), any float dtype
+        ctx.save_for_backward(flat)
+        ctx.count = count
+        wide = flat.float()
+        return torch.bmm(wide, wide.mT) / count
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (flat,) = ctx.saved_tensors
+        sym = ((grad + grad.mT) / ctx.count).to(flat.dtype)
+        if flat.stride(-2) == 1:
+            # flat is the transposed view of a (N, K, C) channels-last buffer: answer in that layout.
+            return torch.bmm(flat.mT, sym).mT, None
+        return torch.bmm(sym, flat), None
+
+
+def _flatten(features: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) → (N, C, H·W) without a copy, for either memory layout."""
     n, c, h, w = features.shape
-    flat = features.reshape(n, c, h * w).float()
-    return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
+    if not features.is_contiguous() and features.is_contiguous(memory_format=torch.channels_last):
+        return features.permute(0, 2, 3, 1).reshape(n, h * w, c).mT
+    return features.reshape(n, c, h * w)
+
+
+def gram(features: torch.Tensor) -> torch.Tensor:
+    """Spatially normalised Gram matrix (N, C, C) of (N, C, H, W) features, accumulated in fp32."""
+    n, c, h, w = features.shape
+    flat = _flatten(features)
+    if not flat.requires_grad:
+        wide = flat.float()
+        return torch.bmm(wide, wide.mT) / (h * w)
+    return _SymmetricGram.apply(flat, h * w)
 
 
 def relative_sq_distance(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
