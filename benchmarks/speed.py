@@ -24,7 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 
@@ -48,32 +47,44 @@ def measure_cell(size: int, optimizer: str, precision: str, iterations: int, dev
         torch.cuda.reset_peak_memory_stats(device)
     content, style = sample_pair()
 
-    stamps = [time.perf_counter()]
-    last = None
-    with PeakRSS() as rss:
-        for event in stylize_iter(content, style, config):
-            stamps.append(time.perf_counter())
-            last = event
-    ours = statistics.median(np.diff(stamps[3:-1])) if len(stamps) > 5 else float("nan")
-    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else rss.peak_bytes
+    # The floor: forward + backward of the same stack, same input, precision and layout, with
+    # the gradient of every used layer set to ones (no loss at all). One floor pass runs
+    # between every two of our steps (the generator waits meanwhile), so that both see the same
+    # machine state; interleaving keeps the ratio honest on a machine whose speed drifts.
+    from napari_style_transfer.engine.transfer import scale_sizes
 
-    # The floor: forward + backward of the same stack, same input, precision and layout.
-    shape = last.shape
+    shape = scale_sizes(content.shape[:2], config)[-1]
     problem = _Problem.__new__(_Problem)
     problem.net, problem.convention, problem.runtime, problem.config = net, CAFFE, runtime, config
     x = torch.rand((1, 3, *shape), device=device, requires_grad=True)
-    times = []
-    for _ in range(max(5, iterations // 2)):
+
+    def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
+
+    def floor_once() -> float:
+        sync()
         t = time.perf_counter()
         feats = list(problem.features(x, config.all_layers).values())
-        torch.autograd.backward(feats, [torch.ones_like(f) for f in feats])  # no loss at all
+        torch.autograd.backward(feats, [torch.ones_like(f) for f in feats])
         x.grad = None
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    floor = statistics.median(times[2:])
+        sync()
+        return time.perf_counter() - t
+
+    ours_times, floor_times = [], []
+    last = None
+    with PeakRSS() as rss:  # the floor's graph is never larger than ours, which is freed by then
+        resumed = time.perf_counter()
+        for event in stylize_iter(content, style, config):
+            sync()
+            ours_times.append(time.perf_counter() - resumed)
+            last = event
+            if not event.done:
+                floor_times.append(floor_once())
+            resumed = time.perf_counter()
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else rss.peak_bytes
+    ours = statistics.median(ours_times[2:-1]) if len(ours_times) > 4 else float("nan")  # the last one renders
+    floor = statistics.median(floor_times[2:]) if len(floor_times) > 3 else float("nan")
     return {
         "size": size, "shape": list(shape), "optimizer": optimizer, "precision": runtime.precision,
         "device": str(device), "ours_s_per_it": ours, "floor_s_per_it": floor,
@@ -135,9 +146,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"{'size':>5} {'opt':>6} {'prec':>5} {'ours s/it':>10} {'floor s/it':>10} {'overhead':>9} {'peak MB':>8} {'pastiche s/it':>14} {'speed-up':>9}")
     for size in args.sizes:
         for optimizer in args.optimizers:
+            peer_device = "cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu"
+            peer_steps = max(4, args.iterations // 2)
             peer = None
             if args.pastiche:
-                peer = pastiche_per_iteration(size, optimizer, max(4, args.iterations // 2), "cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu")
+                peer = pastiche_per_iteration(size, optimizer, peer_steps, peer_device)
+            cell_rows = []
             for precision in args.precisions:
                 cmd = [sys.executable, __file__, "--one", str(size), optimizer, precision, "--iterations", str(args.iterations), "--device", args.device]
                 proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -145,11 +159,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     print(f"{size:5d} {optimizer:>6} {precision:>5}  failed: {proc.stderr.strip().splitlines()[-1]}")
                     continue
                 row = json.loads(proc.stdout.strip().splitlines()[-1])
+                cell_rows.append(row)
+                print(f"{size:5d} {optimizer:>6} {row['precision']:>5} {row['ours_s_per_it']:10.3f} {row['floor_s_per_it']:10.3f} {row['overhead']:8.1%} {row['peak_mb']:8.0f}", flush=True)
+            if args.pastiche:
+                # pastiche again after our cells: the mean of both brackets ours in time.
+                after = pastiche_per_iteration(size, optimizer, peer_steps, peer_device)
+                print(f"{size:5d} {optimizer:>6} pastiche {peer:.3f} s/it before, {after:.3f} after", flush=True)
+                peer = (peer + after) / 2
+            for row in cell_rows:
                 row["pastiche_s_per_it"] = peer
                 row["speedup_vs_pastiche"] = peer / row["ours_s_per_it"] if peer else None
                 rows.append(row)
-                peer_text = f"{peer:14.3f} {row['speedup_vs_pastiche']:8.2f}×" if peer else f"{'':14s} {'':9s}"
-                print(f"{size:5d} {optimizer:>6} {row['precision']:>5} {row['ours_s_per_it']:10.3f} {row['floor_s_per_it']:10.3f} {row['overhead']:8.1%} {row['peak_mb']:8.0f} {peer_text}", flush=True)
+                if peer:
+                    print(f"{size:5d} {optimizer:>6} {row['precision']:>5} {row['ours_s_per_it']:10.3f} {row['floor_s_per_it']:10.3f} {row['overhead']:8.1%} {row['peak_mb']:8.0f} {peer:14.3f} {row['speedup_vs_pastiche']:8.2f}×", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"machine": machine(), "command": " ".join(sys.argv), "rows": rows}, indent=2))

@@ -30,6 +30,7 @@ from .masks import (
     style_grams,
     to_plane_tensor,
 )
+from .lbfgs import CompactLBFGS
 from .memory import available_memory, estimate_peak_memory, largest_fitting_size
 from .transfer_constants import LBFGS_HISTORY
 from .vgg import get_network, preprocess, resolve_weights
@@ -210,8 +211,10 @@ def _features(net, convention, runtime: Runtime, image: torch.Tensor, layers: tu
     if runtime.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     dtype = runtime.autocast_dtype
-    with torch.autocast(runtime.device.type, dtype=dtype or torch.bfloat16, enabled=autocast and dtype is not None):
-        return net(x, layers)
+    if autocast and dtype is not None:
+        # What autocast would do for this conv/ReLU/pool stack, without re-casting the weights.
+        return net.cast(dtype)(x.to(dtype), layers)
+    return net(x, layers)
 
 
 class _Problem:
@@ -700,11 +703,9 @@ def _initial_image(config: StyleConfig, content: torch.Tensor, init_rgb: np.ndar
 
 def _make_optimizer(config: StyleConfig, image: torch.Tensor) -> torch.optim.Optimizer:
     if config.optimizer == "lbfgs":
-        # One function evaluation per step, so the loop can report and stop after each one.
-        return torch.optim.LBFGS(
-            [image], lr=config.learning_rate or 1.0, max_iter=1, history_size=LBFGS_HISTORY,
-            tolerance_grad=0.0, tolerance_change=0.0,
-        )  # fmt: skip
+        # One function evaluation per step, so the loop can report and stop after each one;
+        # the same steps as torch.optim.LBFGS(max_iter=1) from a few big products (lbfgs.py).
+        return CompactLBFGS([image], lr=config.learning_rate or 1.0, history_size=LBFGS_HISTORY)
     return torch.optim.Adam([image], lr=config.learning_rate or 0.02)
 
 

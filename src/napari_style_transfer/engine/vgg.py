@@ -6,6 +6,8 @@ torchvision state dict and the embedded Caffe weights load into the same modules
 
 from __future__ import annotations
 
+import copy
+
 import hashlib
 import threading
 from dataclasses import dataclass
@@ -183,6 +185,23 @@ class VGGFeatures(nn.Module):
         self.layers.load_state_dict(wanted)
         self.requires_grad_(False)
         self.eval()
+        self.__dict__["_casts"] = {}  # dtype → a copy in that dtype (not a submodule)
+
+    def cast(self, dtype: torch.dtype) -> VGGFeatures:
+        """This network with its weights in ``dtype`` (made once, then cached).
+
+        Mixed precision runs the low-precision copy instead of autocasting the fp32 one:
+        autocast re-casts frozen weights on every forward (it caches only weights that
+        require grad), which costs ~80 MB of memory traffic per iteration for VGG-19.
+        """
+        if dtype == next(self.parameters()).dtype:
+            return self
+        with _CACHE_LOCK:
+            if dtype not in self._casts:
+                clone = copy.deepcopy(self)
+                clone.__dict__["_casts"] = {}
+                self._casts[dtype] = clone.to(dtype)
+            return self._casts[dtype]
 
     def forward(self, x: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
         """Run the stack only as deep as the deepest requested layer."""
