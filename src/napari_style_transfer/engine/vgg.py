@@ -7,7 +7,6 @@ torchvision state dict and the embedded Caffe weights load into the same modules
 from __future__ import annotations
 
 import copy
-
 import hashlib
 import threading
 from dataclasses import dataclass
