@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -264,6 +265,7 @@ INVALID = [
     ("device", "gpu", "device"),
     ("preview_every", -1, "preview_every"),
     ("precision", "fp8", "precision"),
+    ("compile", "yes", "compile"),
     ("contrast_limits", (5, 1), "contrast_limits"),
 ]
 
@@ -301,3 +303,36 @@ def test_stop_between_scales_skips_the_next_scale(content_image, style_image):
     final = events[-1]
     assert final.done and final.stopped and final.step == 2
     assert max(final.preview.shape[:2]) == 210  # the coarse result, not a set-up of the fine scale
+
+
+def test_compiled_network_gives_the_eager_result(content_image, style_image):
+    """compile=True runs torch.compile (inductor here) and optimises the same way as eager."""
+    config = StyleConfig(**dict(FAST, size=32, iterations=3))
+    eager = list(stylize_iter(content_image, style_image, config))[-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a compiler failure would fall back with a warning
+        compiled = list(stylize_iter(content_image, style_image, config.replace(compile=True)))[-1]
+    net = get_network("embedded", "max", "cpu", config.deepest_layer)
+    assert net.compiled().compiled is not None  # it really ran compiled, not the eager fallback
+    for key in ("content", "style", "total"):
+        assert compiled.losses[key] == pytest.approx(eager.losses[key], rel=1e-3)
+    assert np.abs(compiled.preview.astype(float) - eager.preview.astype(float)).max() <= 2
+
+
+def test_a_failing_compiler_falls_back_to_the_eager_network_with_one_warning():
+    from napari_style_transfer.engine.vgg import _CompiledOrEager
+
+    net = get_network("embedded", "max", "cpu", "relu1_1")
+    runner = _CompiledOrEager(net)
+
+    def broken(*_):
+        raise RuntimeError("no C++ compiler found")
+
+    runner.compiled = broken
+    x = torch.rand(1, 3, 8, 8)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed, running the network eagerly: .*no C\\+\\+ compiler"):
+        out = runner(x, ("relu1_1",))
+    assert torch.equal(out["relu1_1"], net(x, ("relu1_1",))["relu1_1"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        runner(x, ("relu1_1",))  # eager from now on, no second warning

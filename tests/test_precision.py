@@ -95,3 +95,30 @@ def test_gram_one_product_backward_matches_autograd(channels_last, dtype):
     assert ours.grad.dtype == dtype
     # The gradient keeps the features' memory layout (no reorder before the next convolution).
     assert ours.grad.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def test_cached_low_precision_network_is_what_autocast_computes():
+    """The bf16 copy of the network gives exactly autocast's activations, without per-call weight casts."""
+    from napari_style_transfer.engine.vgg import get_network
+
+    net = get_network("embedded", "max", "cpu", "relu2_1", channels_last=True)
+    low = net.cast(torch.bfloat16)
+    assert low is net.cast(torch.bfloat16) and net.cast(torch.float32) is net  # made once
+    assert next(low.parameters()).dtype == torch.bfloat16 and next(net.parameters()).dtype == torch.float32
+    x = torch.rand(1, 3, 24, 32).contiguous(memory_format=torch.channels_last) * 100
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = net(x, ("relu1_1", "relu2_1"))
+    with torch.no_grad():
+        got = low(x.bfloat16(), ("relu1_1", "relu2_1"))
+    for name in expected:
+        assert got[name].dtype == torch.bfloat16
+        assert torch.equal(got[name], expected[name])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_previews_are_copied_asynchronously_and_arrive_one_step_later(content_image, style_image):
+    config = StyleConfig(**dict(FAST, device="cuda", preview_every=1, iterations=5))
+    events = list(stylize_iter(content_image, style_image, config))
+    assert events[0].preview is None  # the first step's preview is rendered during the second step
+    assert all(e.preview is not None and e.preview.shape == content_image.shape for e in events[1:])
+    assert events[-1].done and events[-1].preview.dtype == np.uint8

@@ -63,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=defaults.weights, help="'embedded' (offline), 'torchvision' or a state-dict file")
     p.add_argument("--weights-convention", choices=WEIGHT_CONVENTIONS, default=defaults.weights_convention, help="input convention of a state-dict file")
     p.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--precision", choices=PRECISIONS, default=defaults.precision)
+    p.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
+                   help="auto: bf16 on CUDA and on CPUs with native bf16, else fp32 (Grams and losses are fp32 in every mode)")
+    p.add_argument("--compile", action="store_true", help="run the network through torch.compile (long runs on a GPU)")
     p.add_argument("--save-every", type=int, default=0, metavar="N", help="also save the image every N iterations")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     m = p.add_argument_group("masks (spatial control)")
@@ -127,6 +129,7 @@ def _config_from_args(args: argparse.Namespace, init_image) -> StyleConfig:
         device=args.device,
         preview_every=args.save_every,
         precision=args.precision,
+        compile=args.compile,
         tiling=args.tiling,
         tile_size=args.tile_size,
         tile_overlap=args.tile_overlap,

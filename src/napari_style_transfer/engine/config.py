@@ -129,6 +129,9 @@ class StyleConfig:
     #: (AVX512-BF16/AMX), fp16 on older GPUs, fp32 elsewhere), 'fp32', 'bf16' or 'fp16'.
     #: Gram matrices and losses are fp32 in every mode; bf16 ends within 1 % of fp32's distances.
     precision: str = "auto"
+    #: Run the network through ``torch.compile`` (fused kernels; pays off on CUDA for long
+    #: runs: the first step of each scale compiles for a while; falls back to eager if it fails).
+    compile: bool = False
     #: Contrast limits (low, high) of the content image; None: dtype range or percentiles.
     contrast_limits: tuple[float, float] | None = None
     #: Outputs too large for the device's memory: 'auto' optimises them in overlapping tiles
@@ -229,6 +232,8 @@ class StyleConfig:
             set_(self, "contrast_limits", (low, high))
         if self.tiling not in TILINGS:
             _fail("tiling", f"one of {', '.join(TILINGS)}", self.tiling)
+        if not isinstance(self.compile, bool):
+            _fail("compile", "True or False", self.compile)
         if self.tile_size is not None and (not _is_int(self.tile_size) or not 32 <= self.tile_size <= 65_536):
             _fail("tile_size", "None or an integer from 32 to 65536 (pixels)", self.tile_size)
         if self.tile_overlap is not None:

@@ -168,6 +168,7 @@ class Runtime:
     autocast_dtype: torch.dtype | None  # None: plain fp32
     channels_last: bool
     loss_scale: float = 1.0  # fp16 gradients of O(1) relative losses underflow without it
+    compile: bool = False  # run the network through torch.compile
 
     @property
     def precision(self) -> str:
@@ -182,7 +183,7 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
-def select_runtime(precision: str, device: torch.device) -> Runtime:
+def select_runtime(precision: str, device: torch.device, compile: bool = False) -> Runtime:
     """Resolve 'auto' and check that the precision is usable on ``device``.
 
     'auto' picks bf16 autocast where the hardware has fast bf16 (CUDA with bf16, CPUs with
@@ -202,7 +203,8 @@ def select_runtime(precision: str, device: torch.device) -> Runtime:
     if precision == "bf16" and device.type == "mps":
         raise ConfigError("precision: 'bf16' is not supported on 'mps'; use 'fp32'")
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    return Runtime(device, dtype, channels_last=cuda or dtype is not None, loss_scale=1024.0 if dtype == torch.float16 else 1.0)
+    return Runtime(device, dtype, channels_last=cuda or dtype is not None,
+                   loss_scale=1024.0 if dtype == torch.float16 else 1.0, compile=compile)  # fmt: skip
 
 
 def _features(net, convention, runtime: Runtime, image: torch.Tensor, layers: tuple[str, ...], autocast: bool = True) -> dict[str, torch.Tensor]:
@@ -213,7 +215,9 @@ def _features(net, convention, runtime: Runtime, image: torch.Tensor, layers: tu
     dtype = runtime.autocast_dtype
     if autocast and dtype is not None:
         # What autocast would do for this conv/ReLU/pool stack, without re-casting the weights.
-        return net.cast(dtype)(x.to(dtype), layers)
+        net, x = net.cast(dtype), x.to(dtype)
+    if runtime.compile and autocast:  # the optimisation loop's evaluations, not the one-off targets
+        return net.compiled()(x, layers)
     return net(x, layers)
 
 
@@ -391,7 +395,7 @@ class _Prepared:
             self.region_planes = [torch.ones((1, 1, *self.content_shape))]
 
         self.device = select_device(config.device)
-        self.runtime = select_runtime(config.precision, self.device)
+        self.runtime = select_runtime(config.precision, self.device, config.compile)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = not config.deterministic
         self.output_shape = scale_sizes(self.content_shape, config)[-1]
@@ -576,6 +580,54 @@ def stylize_iter(
     yield _final_event(prep, state, sizes, total_steps)
 
 
+class _PreviewPipe:
+    """Gets preview images off the device without making the device wait for the host.
+
+    On CUDA a preview is copied into pinned host memory with ``non_blocking=True`` right after
+    the step that made it, and rendered (numpy, colour handling, dtype) during the *next*
+    step, after that step's forward and backward are queued: the copy and the rendering
+    overlap GPU compute, and the preview reaches the caller one step later. On other devices
+    the preview is rendered at once and comes with the step that made it.
+    """
+
+    def __init__(self, prep: _Prepared):
+        self.prep = prep
+        self.overlap = prep.device.type == "cuda"
+        self._pending: tuple[torch.Tensor, Any] | None = None
+        self._buffers: dict[tuple[int, ...], torch.Tensor] = {}
+        self._ready: np.ndarray | None = None
+
+    def submit(self, image: torch.Tensor) -> None:
+        image = image.detach()
+        if not self.overlap:
+            self._ready = self.prep.render(image)
+            return
+        shape = tuple(image.shape)
+        if shape not in self._buffers:
+            self._buffers = {shape: torch.empty(shape, dtype=image.dtype, pin_memory=True)}
+        host = self._buffers[shape]
+        host.copy_(image, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        self._pending = (host, done)
+
+    def render_pending(self) -> None:
+        """Render a submitted preview (waits for its copy only, not for later GPU work)."""
+        if self._pending is None:
+            return
+        host, done = self._pending
+        self._pending = None
+        done.synchronize()
+        self._ready = self.prep.render(host)
+
+    def take(self) -> np.ndarray | None:
+        ready, self._ready = self._ready, None
+        return ready
+
+    def discard(self) -> None:
+        self._pending, self._ready = None, None
+
+
 @dataclass
 class _LoopState:
     """Where a run of scales ended: the image (RGB [0, 1] tensor) and the counters."""
@@ -619,7 +671,8 @@ def _scale_loop(
         image = image.detach().contiguous().requires_grad_(True)
         optimizer = _make_optimizer(config, image)
         terms_box: dict[str, torch.Tensor] = {}
-        closure = _closure(optimizer, problem, image, terms_box, prep.runtime.loss_scale)
+        previews = _PreviewPipe(prep)
+        closure = _closure(optimizer, problem, image, terms_box, prep.runtime.loss_scale, previews.render_pending)
         for iteration in range(1, config.iterations + 1):
             if _should_stop(stop):
                 st.image, st.stopped, st.scale, st.shape, st.iteration = image, True, scale_index, shape, iteration - 1
@@ -632,10 +685,10 @@ def _scale_loop(
                     "the optimisation diverged (loss is not finite); lower the learning rate or use L-BFGS"
                 )
             last_of_run = final and scale_index == len(sizes) - 1 and iteration == config.iterations
-            preview = None
             if config.preview_every and iteration % config.preview_every == 0 and not last_of_run:
                 with torch.no_grad():
-                    preview = prep.render(image)
+                    previews.submit(image)
+            preview = previews.take()
             if not last_of_run:
                 yield ProgressEvent(scale_index, n_scales, shape, iteration, config.iterations, st.step, total_steps,
                                     st.losses, time.perf_counter() - prep.start, preview, message=message, **event_fields)  # fmt: skip
@@ -673,8 +726,15 @@ def _final_event(
                          **(event_fields or {}))  # fmt: skip
 
 
-def _closure(optimizer, problem: _Problem, image: torch.Tensor, terms_box: dict, loss_scale: float = 1.0) -> Callable[[], torch.Tensor]:
-    """The optimiser's closure: one forward and backward; keeps the loss terms for reporting."""
+def _closure(
+    optimizer, problem: _Problem, image: torch.Tensor, terms_box: dict, loss_scale: float = 1.0,
+    after_launch: Callable[[], None] | None = None,
+) -> Callable[[], torch.Tensor]:  # fmt: skip
+    """The optimiser's closure: one forward and backward; keeps the loss terms for reporting.
+
+    ``after_launch`` runs once the backward pass is queued: on a GPU, host work done there
+    (rendering the last preview) overlaps the device's compute instead of delaying it.
+    """
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
@@ -684,6 +744,8 @@ def _closure(optimizer, problem: _Problem, image: torch.Tensor, terms_box: dict,
             image.grad.div_(loss_scale)
         else:
             loss.backward()
+        if after_launch is not None:
+            after_launch()
         terms_box.clear()
         terms_box.update(terms)
         return loss

@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import threading
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -186,6 +188,18 @@ class VGGFeatures(nn.Module):
         self.eval()
         self.__dict__["_casts"] = {}  # dtype → a copy in that dtype (not a submodule)
 
+    def compiled(self) -> Callable[[torch.Tensor, tuple[str, ...]], dict[str, torch.Tensor]]:
+        """This network through ``torch.compile`` (made once, cached), eager if compiling fails.
+
+        The first call of each input shape compiles (tens of seconds on a CPU); should the
+        compiler be missing or fail, the error is reported once as a warning and the eager
+        network runs from then on, so a run never dies of the optional speed-up.
+        """
+        with _CACHE_LOCK:
+            if "_compiled" not in self.__dict__:
+                self.__dict__["_compiled"] = _CompiledOrEager(self)
+            return self.__dict__["_compiled"]
+
     def cast(self, dtype: torch.dtype) -> VGGFeatures:
         """This network with its weights in ``dtype`` (made once, then cached).
 
@@ -199,6 +213,7 @@ class VGGFeatures(nn.Module):
             if dtype not in self._casts:
                 clone = copy.deepcopy(self)
                 clone.__dict__["_casts"] = {}
+                clone.__dict__.pop("_compiled", None)
                 self._casts[dtype] = clone.to(dtype)
             return self._casts[dtype]
 
@@ -214,6 +229,23 @@ class VGGFeatures(nn.Module):
             if index in wanted:
                 out[wanted[index]] = x
         return out
+
+
+class _CompiledOrEager:
+    """Calls the compiled network; on a compiler error, warns once and calls the eager one."""
+
+    def __init__(self, net: VGGFeatures):
+        self.net = net
+        self.compiled: Callable | None = torch.compile(net.forward, dynamic=False)
+
+    def __call__(self, x: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        if self.compiled is not None:
+            try:
+                return self.compiled(x, names)
+            except Exception as exc:  # noqa: BLE001 - any compiler failure: the eager network still works
+                self.compiled = None
+                warnings.warn(f"torch.compile failed, running the network eagerly: {_brief(exc)}", RuntimeWarning, stacklevel=2)
+        return self.net(x, names)
 
 
 _STATE_CACHE: dict[str, dict[str, torch.Tensor]] = {}
