@@ -21,9 +21,9 @@ class _SymmetricGram(torch.autograd.Function):
 
     Autograd's own backward of ``bmm(x, x.mT)`` takes two products (one per operand), but
     the gradient of any scalar is dX = (dG + dGᵀ) X / n: one product, which halves the
-    backward cost of every Gram. Under mixed precision X stays in its low-precision dtype
-    for the backward product (the gradient flows into bf16/fp16 convolutions anyway), while
-    the forward Gram is always an fp32 product.
+    backward cost of every Gram. Both products are fp32 under mixed precision too (the
+    gradient is rounded to the features' dtype only at the end): a bf16 backward product was
+    6 % faster per step at 256 px but moved the final style distance by over 1 %.
     """
 
     @staticmethod
@@ -37,11 +37,12 @@ class _SymmetricGram(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (flat,) = ctx.saved_tensors
-        sym = ((grad + grad.mT) / ctx.count).to(flat.dtype)
+        sym = (grad + grad.mT) / ctx.count
+        wide = flat.float()
         if flat.stride(-2) == 1:
             # flat is the transposed view of a (N, K, C) channels-last buffer: answer in that layout.
-            return torch.bmm(flat.mT, sym).mT, None
-        return torch.bmm(sym, flat), None
+            return torch.bmm(wide.mT, sym).mT.to(flat.dtype), None
+        return torch.bmm(sym, wide).to(flat.dtype), None
 
 
 def _flatten(features: torch.Tensor) -> torch.Tensor:
