@@ -11,7 +11,7 @@ quasi-Newton matrices and their use in limited memory methods*, Math. Prog. 63, 
 
 with R the upper triangle of S Yᵀ (pairs in chronological order), D its diagonal and
 γ = sᵀy / yᵀy of the newest pair. That is four matrix–vector products over the history
-and some (history × history) algebra in float64 per step, whatever the history size, and
+and some (history × history) float64 algebra on the host (numpy) per step, whatever the history size, and
 the same direction as the two-loop recursion (``tests/test_lbfgs.py`` checks both).
 
 Step rule as in ``torch.optim.LBFGS(max_iter=1)`` without line search: the first step is
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 #: A pair is kept only when its curvature sᵀy exceeds this (as in torch.optim.LBFGS).
@@ -51,15 +52,16 @@ class CompactLBFGS(torch.optim.Optimizer):
             # Rows are filled in place and only the filled ones are ever read: no zero fill.
             state["S"] = torch.empty((m, n), dtype=flat.dtype, device=flat.device)
             state["Y"] = torch.empty((m, n), dtype=flat.dtype, device=flat.device)
-            small = {"dtype": torch.float64, "device": flat.device}
-            state["SY"] = torch.zeros((m, m), **small)  # SY[i, j] = s_i · y_j (slot order)
-            state["YY"] = torch.zeros((m, m), **small)  # YY[i, j] = y_i · y_j
+            # The small matrices live on the host in float64 (slot order): a few microseconds of
+            # numpy per step instead of a dozen tiny device kernels.
+            state["SY"] = np.zeros((m, m))  # SY[i, j] = s_i · y_j
+            state["YY"] = np.zeros((m, m))  # YY[i, j] = y_i · y_j
             state["order"] = []  # slots, oldest first
             state["gamma"] = 1.0
             state["steps"] = 0
         return state
 
-    def _remember(self, state: dict, s: torch.Tensor, y: torch.Tensor, ys: float) -> None:
+    def _remember(self, state: dict, s: torch.Tensor, y: torch.Tensor) -> None:
         order: list[int] = state["order"]
         m = state["S"].shape[0]
         slot = len(order) if len(order) < m else order.pop(0)
@@ -68,31 +70,30 @@ class CompactLBFGS(torch.optim.Optimizer):
         order.append(slot)
         k = max(order) + 1  # filled rows are 0 … k-1
         S, Y = state["S"][:k], state["Y"][:k]
-        state["SY"][:k, slot] = (S @ y).double()
-        state["SY"][slot, :k] = (Y @ s).double()
-        yy = (Y @ y).double()
-        state["YY"][:k, slot] = yy
-        state["YY"][slot, :k] = yy
-        state["gamma"] = ys / float(yy[slot])
+        s_y, y_s, y_y = torch.stack((S @ y, Y @ s, Y @ y)).double().cpu().numpy()  # one transfer
+        state["SY"][:k, slot] = s_y
+        state["SY"][slot, :k] = y_s
+        state["YY"][:k, slot] = y_y
+        state["YY"][slot, :k] = y_y
+        state["gamma"] = float(state["SY"][slot, slot] / y_y[slot])
 
     def _inverse_hessian_times(self, state: dict, g: torch.Tensor) -> torch.Tensor:
         order: list[int] = state["order"]
         gamma = state["gamma"]
         k = max(order) + 1
         S, Y = state["S"][:k], state["Y"][:k]
-        idx = torch.tensor(order, device=g.device)
-        u = (S @ g).double()[idx]
-        v = (Y @ g).double()[idx]
-        SY = state["SY"][idx][:, idx]
-        R = torch.triu(SY)
-        D = torch.diag(torch.diagonal(SY))
-        YY = state["YY"][idx][:, idx]
-        w = torch.linalg.solve_triangular(R, u[:, None], upper=True)[:, 0]
-        p = torch.linalg.solve_triangular(R.T, ((D + gamma * YY) @ w - gamma * v)[:, None], upper=False)[:, 0]
-        cs = torch.zeros(k, dtype=torch.float64, device=g.device)
-        cy = torch.zeros(k, dtype=torch.float64, device=g.device)
-        cs[idx], cy[idx] = p, -gamma * w
-        return gamma * g + S.T @ cs.to(g.dtype) + Y.T @ cy.to(g.dtype)
+        u_all, v_all = torch.stack((S @ g, Y @ g)).double().cpu().numpy()  # one transfer
+        idx = np.asarray(order)
+        u, v = u_all[idx], v_all[idx]
+        SY = state["SY"][np.ix_(idx, idx)]
+        R = np.triu(SY)
+        w = np.linalg.solve(R, u)
+        p = np.linalg.solve(R.T, (np.diag(np.diag(SY)) + gamma * state["YY"][np.ix_(idx, idx)]) @ w - gamma * v)
+        coeffs = np.zeros((2, k))
+        coeffs[0, idx], coeffs[1, idx] = p, -gamma * w
+        cs, cy = torch.from_numpy(coeffs).to(device=g.device, dtype=g.dtype)
+        out = torch.addmv(g, S.T, cs, beta=gamma)
+        return out.addmv_(Y.T, cy)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
@@ -109,7 +110,7 @@ class CompactLBFGS(torch.optim.Optimizer):
             s = state["prev_step"]
             ys = float(y @ s)
             if ys > CURVATURE_EPS:
-                self._remember(state, s, y, ys)
+                self._remember(state, s, y)
         first = state["steps"] == 0
         d = -self._inverse_hessian_times(state, g) if state["order"] else -g
         if not first and not float(g @ d) < 0:
