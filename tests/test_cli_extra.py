@@ -104,3 +104,14 @@ def test_bad_tiling_choice_is_an_argparse_error(files, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "--tiling" in err and "sometimes" in err and len(err.splitlines()) == 1
+
+
+def test_speed_options_reach_the_config():
+    """--precision defaults to the engine's 'auto'; --compile switches torch.compile on."""
+    from napari_style_transfer.cli import _config_from_args, build_parser
+
+    parser = build_parser()
+    default = _config_from_args(parser.parse_args(["c.png", "s.png", "-o", "o.png"]), None)
+    assert default.precision == "auto" and default.compile is False
+    tuned = _config_from_args(parser.parse_args(["c.png", "s.png", "-o", "o.png", "--compile", "--precision", "fp32"]), None)
+    assert tuned.compile is True and tuned.precision == "fp32"

@@ -14,7 +14,7 @@ from napari.layers import Image
 from napari.utils.notifications import ErrorNotification, NotificationSeverity
 
 import napari_style_transfer._widget as widget_module
-from napari_style_transfer.engine import ProgressEvent, StyleTransferError
+from napari_style_transfer.engine import ProgressEvent, StyleConfig, StyleTransferError
 
 PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
 FAST = dict(size=32, iterations=4, preview_every=1, multiscale=False, device="cpu")
@@ -392,3 +392,14 @@ def test_deleting_the_result_layer_stops_the_run(qtbot, viewer, content_image, s
     wait_done(qtbot, widget, timeout=10_000)
     assert result_layers(viewer) == []
     assert widget.status.value == "Stopped: the result layer was deleted."
+
+
+def test_speed_controls_reach_the_config(viewer):
+    """Precision defaults to auto; the torch.compile box (Advanced) reaches StyleConfig.compile."""
+    widget = open_widget(viewer)
+    assert widget.config_kwargs()["precision"] == "auto" and widget.config_kwargs()["compile"] is False
+    widget.set_config(compile=True, precision="fp32")
+    assert widget.compile.value is True
+    kwargs = widget.config_kwargs()
+    assert kwargs["compile"] is True and kwargs["precision"] == "fp32"
+    assert StyleConfig(**kwargs).compile is True

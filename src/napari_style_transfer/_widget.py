@@ -472,9 +472,11 @@ class StyleTransferWidget(Container):
             "else fp32. Gram matrices and losses are fp32 in every mode",
         )  # fmt: skip
         self.compile = CheckBox(
-            label="torch.compile", value=d.compile,
+            text="torch.compile", value=d.compile,
             tooltip="Compile the network (fused kernels): faster long runs on a GPU; the first step of each scale waits for the compiler",
         )  # fmt: skip
+        compile_row = Container(widgets=[self.compile], labels=False, label="Compile")
+        compile_row.margins = (0, 0, 0, 0)
         self.tiling = ComboBox(
             label="Tiling", choices=list(TILINGS), value=d.tiling,
             tooltip="auto: optimise in overlapping tiles only when the size does not fit in memory; on: always; off: never",
@@ -489,7 +491,7 @@ class StyleTransferWidget(Container):
             widgets=[
                 self.optimizer, self.style_layers, self.content_layers, self.style_scale, self.tv_weight,
                 self.init, self.seed, self.pooling, multiscale_row, self.weight_source, self.weights_file,
-                self.weights_convention, self.device, self.preview_every, self.precision, self.compile,
+                self.weights_convention, self.device, self.preview_every, self.precision, compile_row,
                 self.tiling, self.tile_size,
             ],
             labels=True,
