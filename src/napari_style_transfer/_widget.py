@@ -204,6 +204,13 @@ def _unwrap(obj: Any) -> Any:
     return getattr(obj, "__wrapped__", obj)
 
 
+def _checkbox_row(checkbox: CheckBox, label: str) -> Container:
+    """A checkbox with its text beside the box and ``label`` in the form's label column."""
+    row = Container(widgets=[checkbox], labels=False, label=label)
+    row.margins = (0, 0, 0, 0)
+    return row
+
+
 def _device_choices() -> list[tuple[str, str]]:
     import torch
 
@@ -448,8 +455,7 @@ class StyleTransferWidget(Container):
             text="coarse to fine", value=d.multiscale,
             tooltip="Start at about 256 px and refine: faster, and larger structures",
         )  # fmt: skip
-        multiscale_row = Container(widgets=[self.multiscale], labels=False, label="Multi-scale")
-        multiscale_row.margins = (0, 0, 0, 0)
+        multiscale_row = _checkbox_row(self.multiscale, "Multi-scale")
         self.weight_source = ComboBox(
             label="Weights",
             choices=[("embedded VGG-19 (offline)", "embedded"), ("torchvision (downloads)", "torchvision"), ("file…", "file")],
@@ -475,8 +481,7 @@ class StyleTransferWidget(Container):
             text="torch.compile", value=d.compile,
             tooltip="Compile the network (fused kernels): faster long runs on a GPU; the first step of each scale waits for the compiler",
         )  # fmt: skip
-        compile_row = Container(widgets=[self.compile], labels=False, label="Compile")
-        compile_row.margins = (0, 0, 0, 0)
+        compile_row = _checkbox_row(self.compile, "Compile")
         self.tiling = ComboBox(
             label="Tiling", choices=list(TILINGS), value=d.tiling,
             tooltip="auto: optimise in overlapping tiles only when the size does not fit in memory; on: always; off: never",

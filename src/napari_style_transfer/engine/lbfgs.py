@@ -57,8 +57,6 @@ class CompactLBFGS(torch.optim.Optimizer):
             state["SY"] = np.zeros((m, m))  # SY[i, j] = s_i · y_j
             state["YY"] = np.zeros((m, m))  # YY[i, j] = y_i · y_j
             state["order"] = []  # slots, oldest first
-            state["gamma"] = 1.0
-            state["steps"] = 0
         return state
 
     def _remember(self, state: dict, s: torch.Tensor, y: torch.Tensor) -> None:
@@ -75,11 +73,11 @@ class CompactLBFGS(torch.optim.Optimizer):
         state["SY"][slot, :k] = y_s
         state["YY"][:k, slot] = y_y
         state["YY"][slot, :k] = y_y
-        state["gamma"] = float(state["SY"][slot, slot] / y_y[slot])
 
     def _inverse_hessian_times(self, state: dict, g: torch.Tensor) -> torch.Tensor:
         order: list[int] = state["order"]
-        gamma = state["gamma"]
+        newest = order[-1]
+        gamma = state["SY"][newest, newest] / state["YY"][newest, newest]  # sᵀy / yᵀy of the newest pair
         k = max(order) + 1
         S, Y = state["S"][:k], state["Y"][:k]
         u_all, v_all = torch.stack((S @ g, Y @ g)).double().cpu().numpy()  # one transfer
@@ -111,7 +109,7 @@ class CompactLBFGS(torch.optim.Optimizer):
             ys = float(y @ s)
             if ys > CURVATURE_EPS:
                 self._remember(state, s, y)
-        first = state["steps"] == 0
+        first = "prev_g" not in state
         d = -self._inverse_hessian_times(state, g) if state["order"] else -g
         if not first and not float(g @ d) < 0:
             state["order"].clear()  # not a descent direction: restart from steepest descent
@@ -120,5 +118,4 @@ class CompactLBFGS(torch.optim.Optimizer):
         step = d.mul_(t)
         param.add_(step.view_as(param).to(param.dtype))
         state["prev_g"], state["prev_step"] = g.clone(), step
-        state["steps"] += 1
         return loss

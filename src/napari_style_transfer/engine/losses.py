@@ -56,11 +56,7 @@ def _flatten(features: torch.Tensor) -> torch.Tensor:
 def gram(features: torch.Tensor) -> torch.Tensor:
     """Spatially normalised Gram matrix (N, C, C) of (N, C, H, W) features, accumulated in fp32."""
     n, c, h, w = features.shape
-    flat = _flatten(features)
-    if not flat.requires_grad:
-        wide = flat.float()
-        return torch.bmm(wide, wide.mT) / (h * w)
-    return _SymmetricGram.apply(flat, h * w)
+    return _SymmetricGram.apply(_flatten(features), h * w)
 
 
 def relative_sq_distance(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -594,7 +594,7 @@ class _PreviewPipe:
         self.prep = prep
         self.overlap = prep.device.type == "cuda"
         self._pending: tuple[torch.Tensor, Any] | None = None
-        self._buffers: dict[tuple[int, ...], torch.Tensor] = {}
+        self._buffer: torch.Tensor | None = None  # pinned; one pipe serves one scale, so one shape
         self._ready: np.ndarray | None = None
 
     def submit(self, image: torch.Tensor) -> None:
@@ -602,11 +602,9 @@ class _PreviewPipe:
         if not self.overlap:
             self._ready = self.prep.render(image)
             return
-        shape = tuple(image.shape)
-        if shape not in self._buffers:
-            self._buffers = {shape: torch.empty(shape, dtype=image.dtype, pin_memory=True)}
-        host = self._buffers[shape]
-        host.copy_(image, non_blocking=True)
+        if self._buffer is None:
+            self._buffer = torch.empty(image.shape, dtype=image.dtype, pin_memory=True)
+        host = self._buffer.copy_(image, non_blocking=True)
         done = torch.cuda.Event()
         done.record()
         self._pending = (host, done)
@@ -623,9 +621,6 @@ class _PreviewPipe:
     def take(self) -> np.ndarray | None:
         ready, self._ready = self._ready, None
         return ready
-
-    def discard(self) -> None:
-        self._pending, self._ready = None, None
 
 
 @dataclass
