@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from napari_style_transfer.engine import ConfigError, StyleConfig, stylize, stylize_iter
-from napari_style_transfer.engine.transfer import cpu_supports_bf16, select_runtime
+from napari_style_transfer.engine.runtime import cpu_supports_bf16, select_runtime
 
 FAST = dict(size=64, iterations=10, multiscale=False, preview_every=0, device="cpu")
 

@@ -827,7 +827,7 @@ def _largest_size_now(request: RunRequest, device: Any) -> int:
         return below
     try:
         from .engine.memory import available_memory
-        from .engine.transfer import select_runtime
+        from .engine.runtime import select_runtime
 
         budget = available_memory(device)
         if budget is None:

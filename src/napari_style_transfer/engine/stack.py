@@ -11,6 +11,7 @@ limits) is computed once over the whole stack, so every slice maps values the sa
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,8 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from .config import ConfigError, StyleConfig
+from .guidance import Guidance, StackOptions
 from .images import ImageError, resize_plane, value_range
-from .transfer import ProgressEvent, StopRequest, _should_stop, scale_sizes, stylize_iter
+from .transfer import ProgressEvent, StopRequest, _should_stop, _take_guidance, scale_sizes, stylize_iter
 
 #: Value-range percentiles are computed on at most about this many values (evenly spaced slices).
 RANGE_SAMPLE_VALUES = 64 * 2**20
@@ -138,7 +140,7 @@ def _neighbour(idx: tuple[int, ...], finished: Mapping[tuple[int, ...], np.ndarr
     return None
 
 
-MOTIONS = ("shift", "none")
+_STACK_FIELDS = ("rgb", "spatial_axes", "slices", "coherence", "consistency_weight", "motion")
 #: Estimated shifts smaller than this (pixels, both axes) are taken as no motion.
 MIN_SHIFT = 0.1
 
@@ -221,39 +223,30 @@ def stylize_stack_iter(
     styles: np.ndarray | Sequence[np.ndarray],
     config: StyleConfig | None = None,
     *,
-    rgb: bool | None = None,
-    spatial_axes: tuple[int, int] = (-2, -1),
-    slices: Sequence[int | tuple[int, ...]] | None = None,
-    coherence: bool = True,
-    consistency_weight: float = 0.0,
-    motion: str = "shift",
+    stack: StackOptions | None = None,
+    guidance: Guidance | None = None,
     stop: StopRequest = None,
-    style_contrast_limits: Sequence[tuple[float, float] | None] | None = None,
-    content_mask: np.ndarray | None = None,
-    label_styles: Mapping[int, int] | None = None,
-    style_masks: Sequence[np.ndarray | None] | None = None,
-    mask_feather: float | None = None,
     **overrides: Any,
 ) -> Iterator[StackEvent]:
     """Stylise the 2D slices of an nD ``content``; yield a :class:`StackEvent` per optimiser step.
 
-    ``rgb``: whether the last axis is colour (None: napari's guess, last axis 3 or 4).
-    ``spatial_axes``: the (H, W) axes among the non-colour axes (default: the last two).
-    ``slices``: which slices to stylise (flat slice numbers in C order over the leading axes,
-    or index tuples); None: all. Slices not stylised hold the content (resized to the
-    output size). ``coherence``: start each slice from its finished neighbour's result.
-    ``consistency_weight``: with coherence, a loss pulling each slice toward that result.
-    ``motion``: 'shift' moves the neighbour's result by the global shift between the two
-    content slices (phase correlation) before using it, so the texture travels with a
-    drifting scene; 'none' uses it where it is.
+    ``stack`` says which slices and how they are tied together (see
+    :class:`~.guidance.StackOptions`); slices not stylised hold the content (resized to the
+    output size). ``guidance`` applies to every slice; its ``content_mask`` is an (H, W)
+    label image for every slice or one per slice (the leading axes plus (H, W)).
     A stop request ends the current slice and the stack; finished slices are kept (the
     stopped slice is not: it holds the content, its partial result is the last event's
     ``event.preview``). The final event's ``result`` has the content's dtype and, per slice,
     the output size; with ``spatial_axes`` the axes are where they were in the content.
-    ``content_mask`` is an (H, W) label image for every slice or one per slice (the leading
-    axes plus (H, W)); see :func:`~.transfer.stylize_iter` for the other mask options.
     """
+    loose_stack = {k: overrides.pop(k) for k in _STACK_FIELDS if k in overrides}
+    stack = dataclasses.replace(stack or StackOptions(), **loose_stack)
+    guidance = _take_guidance(guidance, overrides)
     config = (config or StyleConfig()).replace(**overrides) if overrides else (config or StyleConfig())
+    rgb, spatial_axes, slices = stack.rgb, stack.spatial_axes, stack.slices
+    coherence, consistency_weight, motion = stack.coherence, stack.consistency_weight, stack.motion
+    content_mask, label_styles = guidance.content_mask, guidance.label_styles
+    style_masks, mask_feather, style_contrast_limits = guidance.style_masks, guidance.mask_feather, guidance.style_contrast_limits
     if not hasattr(content, "shape") or not hasattr(content, "dtype"):
         content = np.asarray(content)
     shape = tuple(int(v) for v in content.shape)
@@ -264,10 +257,6 @@ def stylize_stack_iter(
     n_plain = len(shape) - (1 if rgb else 0)
     if n_plain < 2:
         raise ImageError(f"content: shape {shape} has fewer than two spatial axes")
-    if isinstance(consistency_weight, bool) or not isinstance(consistency_weight, (int, float)) or not np.isfinite(consistency_weight) or consistency_weight < 0:
-        raise ConfigError(f"consistency_weight: must be a finite number >= 0, got {consistency_weight!r}")
-    if motion not in MOTIONS:
-        raise ConfigError(f"motion: must be one of {', '.join(MOTIONS)}, got {motion!r}")
     try:
         axes = tuple(int(a) % n_plain for a in spatial_axes)
     except (TypeError, ValueError):
@@ -372,6 +361,21 @@ def stylize_stack(content: Any, styles: np.ndarray | Sequence[np.ndarray], confi
     return result
 
 
+def run_iter(
+    content: Any,
+    styles: np.ndarray | Sequence[np.ndarray],
+    config: StyleConfig | None = None,
+    *,
+    stack: StackOptions | None = None,
+    guidance: Guidance | None = None,
+    stop: StopRequest = None,
+) -> Iterator[ProgressEvent] | Iterator[StackEvent]:
+    """The one place that picks the engine function: a 2D run without ``stack``, else a stack run."""
+    if stack is None:
+        return stylize_iter(content, styles, config, guidance=guidance, stop=stop)
+    return stylize_stack_iter(content, styles, config, stack=stack, guidance=guidance, stop=stop)
+
+
 def temporal_difference(stack: np.ndarray, axis: int = 0, rgb: bool | None = None) -> float:
     """Mean absolute difference between consecutive slices along ``axis`` (in the array's units)."""
     stack = np.asarray(stack)
@@ -400,6 +404,7 @@ __all__ = [
     "estimate_shift",
     "flicker",
     "guess_rgb",
+    "run_iter",
     "shift_image",
     "stack_contrast_limits",
     "stylize_stack",

@@ -29,6 +29,7 @@ from . import transfer as _transfer
 from .images import resize
 from .masks import Region
 from .memory import estimate_peak_memory, largest_fitting_size
+from .runtime import deterministic_algorithms
 from .transfer import (
     MIN_SCALE_SIDE,
     MemoryLimitError,
@@ -36,7 +37,6 @@ from .transfer import (
     StopRequest,
     StyleTransferError,
     _closure,
-    _deterministic,
     _final_event,
     _LoopState,
     _make_optimizer,
@@ -200,7 +200,7 @@ def tiled_iter(prep: _Prepared, plan: TilePlan, stop: StopRequest = None) -> Ite
     fields = {"n_tiles": n_tiles}
     info = {"tiled": plan.describe()}
     device = prep.device
-    with _deterministic(config.deterministic):
+    with deterministic_algorithms(config.deterministic):
         st = yield from _scale_loop(
             prep, plan.coarse_sizes, stop, total_steps=total_steps, final=False, n_scales=n_scales,
             event_fields=fields, message=plan.message,

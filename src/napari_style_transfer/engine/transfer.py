@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,7 @@ import torch
 
 from . import color
 from .config import ConfigError, StyleConfig
+from .guidance import Guidance
 from .images import ImageInfo, fit_long_side, from_rgb01, resize, to_numpy, to_rgb01, to_tensor
 from .lbfgs import CompactLBFGS
 from .losses import content_loss, gram, relative_sq_distance, style_loss, tv_loss
@@ -32,6 +33,7 @@ from .masks import (
     to_plane_tensor,
 )
 from .memory import available_memory, estimate_peak_memory, largest_fitting_size
+from .runtime import Runtime, deterministic_algorithms, select_device, select_runtime
 from .transfer_constants import LBFGS_HISTORY
 from .vgg import get_network, preprocess, resolve_weights
 
@@ -96,27 +98,6 @@ class ProgressEvent:
     message: str | None = None  # a one-off notice, e.g. that the run switched to tiling
 
 
-def select_device(name: str = "auto") -> torch.device:
-    """'auto' → CUDA, then Apple MPS, then CPU; a named device must be available."""
-    mps = getattr(torch.backends, "mps", None)
-    mps_ok = bool(mps and mps.is_available())
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps" if mps_ok else "cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device: {name!r} is not available on this machine (no CUDA GPU); use 'auto' or 'cpu'")
-        index = int(name[5:]) if ":" in name else 0
-        if index >= torch.cuda.device_count():
-            raise ConfigError(
-                f"device: {name!r} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)"
-            )
-    if name == "mps" and not mps_ok:
-        raise ConfigError("device: 'mps' is not available on this machine; use 'auto' or 'cpu'")
-    return torch.device(name)
-
-
 def scale_sizes(content_shape: tuple[int, int], config: StyleConfig) -> list[tuple[int, int]]:
     """(H, W) of each scale, coarse to fine; the last is the output size."""
     long_side = config.size or max(content_shape)
@@ -142,69 +123,6 @@ def _as_style_list(styles: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray
     if not styles:
         raise ConfigError("styles: at least one style image is required")
     return styles
-
-
-@contextlib.contextmanager
-def _deterministic(enabled: bool) -> Iterator[None]:
-    if not enabled:
-        yield
-        return
-    previous = torch.are_deterministic_algorithms_enabled()
-    previous_cudnn = torch.backends.cudnn.deterministic
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.deterministic = True
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)
-        torch.backends.cudnn.deterministic = previous_cudnn
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """How the network runs on a device: autocast dtype, memory format, fp16 loss scale."""
-
-    device: torch.device
-    autocast_dtype: torch.dtype | None  # None: plain fp32
-    channels_last: bool
-    loss_scale: float = 1.0  # fp16 gradients of O(1) relative losses underflow without it
-    compile: bool = False  # run the network through torch.compile
-
-    @property
-    def precision(self) -> str:
-        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
-
-
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU has native bf16 matrix instructions (AVX512-BF16 or AMX) for oneDNN."""
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # pragma: no cover - very old or unusual builds
-        return False
-
-
-def select_runtime(precision: str, device: torch.device, compile: bool = False) -> Runtime:
-    """Resolve 'auto' and check that the precision is usable on ``device``.
-
-    'auto' picks bf16 autocast where the hardware has fast bf16 (CUDA with bf16, CPUs with
-    AVX512-BF16/AMX), fp16 on older CUDA GPUs, and fp32 elsewhere. Gram matrices and losses
-    are always computed in fp32. channels_last is used wherever autocast is, and on CUDA.
-    """
-    cuda = device.type == "cuda"
-    if precision == "auto":
-        if cuda:
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        elif device.type == "cpu" and cpu_supports_bf16():
-            precision = "bf16"
-        else:
-            precision = "fp32"
-    if precision == "fp16" and not cuda:
-        raise ConfigError(f"precision: 'fp16' needs a CUDA GPU; on {device.type} use 'bf16' or 'fp32'")
-    if precision == "bf16" and device.type == "mps":
-        raise ConfigError("precision: 'bf16' is not supported on 'mps'; use 'fp32'")
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    return Runtime(device, dtype, channels_last=cuda or dtype is not None,
-                   loss_scale=1024.0 if dtype == torch.float16 else 1.0, compile=compile)  # fmt: skip
 
 
 def _features(net, convention, runtime: Runtime, image: torch.Tensor, layers: tuple[str, ...], autocast: bool = True) -> dict[str, torch.Tensor]:
@@ -516,15 +434,8 @@ def stylize_iter(
     styles: np.ndarray | Sequence[np.ndarray],
     config: StyleConfig | None = None,
     *,
+    guidance: Guidance | None = None,
     stop: StopRequest = None,
-    style_contrast_limits: Sequence[tuple[float, float] | None] | None = None,
-    init_contrast_limits: tuple[float, float] | None = None,
-    content_mask: np.ndarray | None = None,
-    label_styles: Mapping[int, int] | None = None,
-    style_masks: Sequence[np.ndarray | None] | None = None,
-    mask_feather: float | None = None,
-    consistency_image: np.ndarray | None = None,
-    consistency_weight: float = 0.0,
     **overrides: Any,
 ) -> Iterator[ProgressEvent]:
     """Optimise an image; yield a :class:`ProgressEvent` after every optimiser step.
@@ -533,27 +444,20 @@ def stylize_iter(
     range). ``stop`` is checked before every step, so a stop request ends the run within
     one iteration; closing the generator does the same. The last event has ``done=True``
     and its ``preview`` is the result, in the content's dtype, channels and range.
-
-    Optional spatial control (guided Gram matrices): ``content_mask`` is an (H, W) label
-    image of the content; ``label_styles`` maps label value → style index (None: every
-    non-zero label gets the blend of all styles). Pixels whose label is not mapped keep the
-    content (blended back through a Gaussian-feathered mask of ``mask_feather`` output
-    pixels, default about 1 % of the long side). ``style_masks`` gives per style an (H, W)
-    mask (or None) of the part of that style image its statistics come from.
-
-    ``init_contrast_limits`` are the value range of ``config.init_image`` (None: its own).
-    ``consistency_image`` (in the content's format) with ``consistency_weight`` > 0 adds a
-    loss term pulling the result toward that image (used for coherent stacks).
+    ``guidance`` (masks, value ranges, a consistency image) steers the run; see
+    :class:`~.guidance.Guidance`. ``overrides`` change fields of ``config``.
 
     When the output does not fit in the device's memory, ``config.tiling == 'auto'`` (the
     default) switches to tiled optimisation (see ``tiling.py``); the first event's
     ``message`` says so and the final event's ``info['tiled']`` describes the tiles.
     """
+    guidance = _take_guidance(guidance, overrides)
+    g = guidance
     config = (config or StyleConfig()).replace(**overrides) if overrides else (config or StyleConfig())
     prep = _Prepared(
-        content, styles, config, style_contrast_limits=style_contrast_limits, init_contrast_limits=init_contrast_limits,
-        content_mask=content_mask, label_styles=label_styles, style_masks=style_masks, mask_feather=mask_feather,
-        consistency_image=consistency_image, consistency_weight=consistency_weight,
+        content, styles, config, style_contrast_limits=g.style_contrast_limits, init_contrast_limits=g.init_contrast_limits,
+        content_mask=g.content_mask, label_styles=g.label_styles, style_masks=g.style_masks, mask_feather=g.mask_feather,
+        consistency_image=g.consistency_image, consistency_weight=g.consistency_weight,
     )  # fmt: skip
     reason = None
     if config.tiling == "on":
@@ -575,9 +479,23 @@ def stylize_iter(
     prep.load_network()
     sizes = scale_sizes(prep.content_shape, config)
     total_steps = len(sizes) * config.iterations
-    with _deterministic(config.deterministic):
+    with deterministic_algorithms(config.deterministic):
         state = yield from _scale_loop(prep, sizes, stop, total_steps=total_steps, final=True)
     yield _final_event(prep, state, sizes, total_steps)
+
+
+_GUIDANCE_FIELDS = (
+    "content_mask", "label_styles", "style_masks", "mask_feather", "style_contrast_limits",
+    "init_contrast_limits", "consistency_image", "consistency_weight",
+)  # fmt: skip
+
+
+def _take_guidance(guidance: Guidance | None, overrides: dict[str, Any]) -> Guidance:
+    """Guidance given as loose keyword arguments (the old interface) moves into one object."""
+    loose = {k: overrides.pop(k) for k in _GUIDANCE_FIELDS if k in overrides}
+    if guidance is None:
+        return Guidance(**loose)
+    return dataclasses.replace(guidance, **loose) if loose else guidance
 
 
 class _PreviewPipe:

@@ -1,0 +1,100 @@
+"""The inputs of a run beyond content, styles and config, grouped in two typed objects.
+
+``Guidance`` holds what steers one 2D run spatially or by value (masks, label → style
+mapping, feathering, value ranges, a pull toward an image); ``StackOptions`` says how an
+nD content is cut into slices and how the slices are tied together. Both are validated at
+construction, like :class:`~.config.StyleConfig`, with one message per bad value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .config import ConfigError
+
+#: How a stack slice's starting image follows the previous slice's result.
+MOTIONS = ("shift", "none")
+
+
+def _finite_nonneg(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{name}: must be a finite number >= 0, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name}: must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """Spatial and value-range guidance for one 2D run (every field optional).
+
+    ``content_mask``: an (H, W) label image of the content (nD runs: one for every slice, or
+    one per slice). ``label_styles``: label value → style index; labels left out keep the
+    content (None: every non-zero label gets the blend of all styles). ``style_masks``: per
+    style an (H, W) mask (or None) of the part its statistics come from. ``mask_feather``:
+    the Gaussian feather (output pixels) of the keep-content blend; None: about 1 % of the
+    long side. ``style_contrast_limits`` / ``init_contrast_limits``: value ranges of the
+    styles and of ``config.init_image`` (None: their own). ``consistency_image`` (in the
+    content's format) with ``consistency_weight`` > 0 pulls the result toward that image.
+    """
+
+    content_mask: np.ndarray | None = field(default=None, repr=False)
+    label_styles: Mapping[int, int] | None = None
+    style_masks: Sequence[np.ndarray | None] | None = field(default=None, repr=False)
+    mask_feather: float | None = None
+    style_contrast_limits: Sequence[tuple[float, float] | None] | None = None
+    init_contrast_limits: tuple[float, float] | None = None
+    consistency_image: np.ndarray | None = field(default=None, repr=False)
+    consistency_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "consistency_weight", _finite_nonneg("consistency_weight", self.consistency_weight))
+        if self.mask_feather is not None:
+            set_(self, "mask_feather", _finite_nonneg("mask_feather", self.mask_feather))
+        if self.consistency_weight > 0 and self.consistency_image is None:
+            raise ConfigError("consistency_image: must be an image array when consistency_weight > 0, got None")
+        if self.label_styles is not None and self.content_mask is None:
+            raise ConfigError("label_styles: needs a content_mask (label image) to map labels to styles")
+
+    @property
+    def masked(self) -> bool:
+        """Whether any mask steers the run (guided Gram matrices)."""
+        return self.content_mask is not None or any(m is not None for m in self.style_masks or ())
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """How an nD content is stylised slice by slice.
+
+    ``rgb``: whether the last axis is colour (None: napari's guess, a last axis of 3 or 4).
+    ``spatial_axes``: the (H, W) axes among the non-colour axes. ``slices``: which slices
+    (flat numbers in C order over the leading axes, or index tuples); None: all.
+    ``coherence``: start each slice from its finished neighbour's result. ``consistency_weight``:
+    with coherence, a loss pulling each slice toward that result. ``motion``: 'shift' moves
+    the neighbour's result by the global shift between the two content slices; 'none' not.
+    """
+
+    rgb: bool | None = None
+    spatial_axes: tuple[int, int] = (-2, -1)
+    slices: Sequence[int | tuple[int, ...]] | None = None
+    coherence: bool = True
+    consistency_weight: float = 0.0
+    motion: str = "shift"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "consistency_weight", _finite_nonneg("consistency_weight", self.consistency_weight))
+        if self.motion not in MOTIONS:
+            raise ConfigError(f"motion: must be one of {', '.join(MOTIONS)}, got {self.motion!r}")
+        if not isinstance(self.coherence, bool):
+            raise ConfigError(f"coherence: must be True or False, got {self.coherence!r}")
+        if self.rgb is not None and not isinstance(self.rgb, bool):
+            raise ConfigError(f"rgb: must be None, True or False, got {self.rgb!r}")
+
+
+__all__ = ["MOTIONS", "Guidance", "StackOptions"]
