@@ -186,7 +186,7 @@ class StyleConfig:
     ))
     #: Adam's step size in pixel units (L-BFGS uses 1.0 and ignores this unless set); > 0.
     learning_rate: float | None = field(default=None, metadata=option(
-        "Learning rate", "Optimiser step size in [0, 1] pixel units (more than 0)", group="advanced",
+        "Learning rate", "Optimiser step size in pixel units (above 0)", group="advanced",
         kind="float", optional=True, none_label="Adam 0.02, L-BFGS 1", minimum=0.0, maximum=LEARNING_RATE_MAX,
         step=0.01, flags=("--lr", "--learning-rate"), metavar="LR",
     ))
