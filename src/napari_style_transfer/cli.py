@@ -165,17 +165,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     add_config_arguments(p)
+    _add_mask_arguments(p)
+    _add_stack_arguments(p)
+    return p
+
+
+def _add_mask_arguments(p: argparse.ArgumentParser) -> None:
     m = p.add_argument_group("masks (spatial control)")
     m.add_argument(
         "--mask",
         metavar="LABELS_FILE",
-        help="label image of the content (integers, same H×W; a TIFF stack with --stack): which style goes where",
+        help="label image of the content (integers, same H×W; a TIFF stack with --stack): "
+        "which style goes where",
     )
     m.add_argument(
         "--label-styles",
         nargs="+",
         metavar="LABEL:STYLE",
-        help="label value → style index (0-based, in STYLE order), e.g. 1:0 2:1; unmapped labels keep the content (default: every non-zero label gets the blend)",
+        help="label value → style index (0-based, in STYLE order), e.g. 1:0 2:1; unmapped labels keep "
+        "the content (default: every non-zero label gets the blend)",
     )
     m.add_argument(
         "--mask-feather",
@@ -183,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PX",
         help="soft edge of the kept content, Gaussian sigma in output pixels (default: 1%% of the long side)",
     )
+
+
+def _add_stack_arguments(p: argparse.ArgumentParser) -> None:
     k = p.add_argument_group("stacks and time-lapses")
     k.add_argument(
         "--stack",
@@ -199,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--motion",
         choices=MOTIONS,
         default="shift",
-        help="with --coherence: move the previous result by the estimated drift between slices (shift) or not (none); default: shift",
+        help="with --coherence: move the previous result by the estimated drift between slices (shift) "
+        "or not (none) (default: shift)",
     )
     k.add_argument(
         "--consistency-weight",
@@ -221,7 +233,6 @@ def build_parser() -> argparse.ArgumentParser:
         None,
         "the stack's last axis is colour (default: from the TIFF, else a last axis of 3 or 4)",
     )
-    return p
 
 
 def _switch(group: Any, flag: str, default: bool | None, help: str) -> None:
@@ -288,7 +299,7 @@ class _Job:
 
 
 def _prepare(args: argparse.Namespace, output: Path) -> _Job:
-    """Read the files and build the config, stack options and guidance (ImageFileError, ConfigError, ValueError)."""
+    """Read the files; build the config, stack options and guidance (raises ImageFileError, ValueError)."""
     from .imageio_utils import check_writable, read_image, read_stack
 
     label_styles = _parse_label_styles(args.label_styles)
