@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -17,15 +17,28 @@ from .config import StyleConfig
 from .events import ProgressEvent
 from .guidance import Guidance
 from .images import resize, to_tensor
-from .inputs import ContentInputs, convert_content
+from .inputs import ContentInputs, StyleImages, convert_content
 from .masks import Region, default_feather
-from .objective import Objective, StyleTargets
+from .objective import FeatureExtractor, Objective, StyleTargets
 from .optimise import LoopSettings
 from .render import Renderer
+from .runtime import Runtime
 from .scales import scale_sizes
 
-if TYPE_CHECKING:
-    from .stylizer import Stylizer
+
+class SharedParts(Protocol):
+    """What a content's run takes from the :class:`~.stylizer.Stylizer` that prepared it."""
+
+    config: StyleConfig
+    styles: StyleImages
+    style_tensors: list[torch.Tensor]
+    device: torch.device
+    runtime: Runtime
+    source: str
+
+    def extractor(self) -> FeatureExtractor: ...
+
+    def style_targets(self, styles: list[torch.Tensor] | None = None) -> StyleTargets: ...
 
 
 @dataclass
@@ -45,7 +58,7 @@ class RunEnd:
 class ContentRun:
     """A content converted and ready to optimise at any size, with the stylizer's shared parts."""
 
-    def __init__(self, stylizer: Stylizer, content: np.ndarray, guidance: Guidance, init_image: Any = None):
+    def __init__(self, stylizer: SharedParts, content: np.ndarray, guidance: Guidance, init_image: Any = None):
         self.start = time.perf_counter()
         self.stylizer = stylizer
         config = stylizer.config
@@ -161,4 +174,4 @@ class ContentRun:
         )  # fmt: skip
 
 
-__all__ = ["ContentRun", "RunEnd"]
+__all__ = ["ContentRun", "RunEnd", "SharedParts"]
