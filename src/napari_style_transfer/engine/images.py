@@ -29,7 +29,9 @@ values ``v`` inside ``[low, high]`` (values outside come back as the nearest bou
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -84,19 +86,38 @@ def value_range(array: np.ndarray, contrast_limits: tuple[float, float] | None =
         if array.dtype.kind == "f" and lo >= 0.0 and hi <= 1.0:
             low, high = 0.0, 1.0
         else:
-            # in float64: numpy interpolates in the array's dtype, and int8 (84 - -44) overflows
-            low, high = (float(v) for v in np.percentile(finite.astype(np.float64), ROBUST_PERCENTILES))
+            low, high = _percentiles(finite, lo, hi)
             if high <= low:
                 low, high = lo, hi
     if not high > low:
-        high = low + max(1.0, abs(low) * 2.0**-40)  # + 1.0 alone vanishes in float64 beyond 2**53
+        step = max(1.0, abs(low) * 2.0**-40)  # + 1.0 alone vanishes in float64 beyond 2**53
+        high = low + step
+        if not math.isfinite(high):  # a constant image at the float64 maximum
+            low, high = low - step, low
     return low, high
 
 
+def _percentiles(values: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
+    """The robust range in float64 (numpy interpolates in the array's dtype, and int8 (84 - -44) overflows).
+
+    Across most of the float64 range (hi - lo overflows) they are taken of the halved values
+    and doubled, which is exact: interpolating between -1e308 and 1e308 would give inf or NaN.
+    """
+    data = values.astype(np.float64)
+    halve = not math.isfinite(hi - lo)
+    if halve:
+        data *= 0.5
+    low, high = (float(v) for v in np.percentile(data, ROBUST_PERCENTILES))
+    return (low * 2.0, high * 2.0) if halve else (low, high)
+
+
 def check_image(array: object, name: str = "image") -> np.ndarray:
-    """Return ``array`` as a numpy array the engine accepts, or raise ImageError saying why."""
-    if hasattr(array, "__array__") and not isinstance(array, np.ndarray):
-        array = np.asarray(array)
+    """Return ``array`` as a numpy array the engine accepts, or raise ImageError saying why.
+
+    Besides numpy arrays it takes what a scientist may pass from Python (see :func:`as_array`):
+    Pillow images, torch tensors (with autograd state too), masked arrays, memmaps, matrices.
+    """
+    array = as_array(array)
     if not isinstance(array, np.ndarray):
         raise ImageError(f"{name}: expected a numpy array, got {type(array).__name__}")
     if array.dtype.kind == "c":
@@ -113,6 +134,81 @@ def check_image(array: object, name: str = "image") -> np.ndarray:
         )
     if min(shape[:2]) < 1:
         raise ImageError(f"{name}: shape {shape} is empty")
+    return array
+
+
+def as_array(image: object) -> object:
+    """A plain numpy array of an image given as any array-like (anything else is returned as it is).
+
+    * a Pillow image: in the layout a viewer shows (see :func:`pil_array`);
+    * a torch tensor: detached (autograd state dropped), on the CPU; bfloat16 becomes float32;
+    * a masked array: masked pixels count as missing — NaN for floats (then the low end of
+      the range, like any NaN), the lowest unmasked value for integers and bool;
+    * numpy subclasses (memmap, matrix…) and anything with ``__array__``: a plain ndarray.
+    """
+    if isinstance(image, torch.Tensor):
+        tensor = image.detach().resolve_conj().resolve_neg().cpu()
+        if tensor.dtype.is_floating_point and tensor.dtype not in (torch.float16, torch.float32, torch.float64):
+            tensor = tensor.float()  # bfloat16, float8: numpy has no such dtype
+        return tensor.numpy()
+    if isinstance(image, np.ma.MaskedArray):
+        return _filled(image)
+    if hasattr(image, "getbands") and hasattr(image, "__array_interface__"):
+        return pil_array(image)
+    if isinstance(image, np.ndarray) or hasattr(image, "__array__") or hasattr(image, "__array_interface__"):
+        return np.asarray(image)
+    return image
+
+
+def is_single_image(obj: object) -> bool:
+    """Whether ``obj`` is one image (an array, a tensor, a Pillow image…) rather than a list of them."""
+    return isinstance(obj, (np.ndarray, torch.Tensor)) or hasattr(obj, "__array__") or hasattr(obj, "__array_interface__")
+
+
+def _filled(masked: np.ma.MaskedArray) -> np.ndarray:
+    data = np.asarray(masked.data)
+    hidden = np.ma.getmaskarray(masked)
+    if not hidden.any() or data.dtype.kind not in "biuf":
+        return data
+    if data.dtype.kind == "f":
+        return np.where(hidden, np.nan, data).astype(data.dtype, copy=False)
+    shown_values = data[~hidden]
+    fill = shown_values.min() if shown_values.size else np.zeros((), data.dtype)
+    return np.where(hidden, fill, data).astype(data.dtype, copy=False)
+
+
+#: Pillow modes kept as they are (the array keeps the file's values and dtype).
+PIL_KEPT_MODES = ("L", "RGB", "RGBA", "I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+def pil_mode(image: Any) -> str:
+    """The mode a Pillow image is converted to before it becomes an array.
+
+    Palettes are looked up (RGBA with transparency), gray + alpha becomes RGBA, 1-bit
+    becomes 8-bit gray, CMYK / YCbCr / LAB / HSV become RGB; 16-bit, 32-bit and float
+    gray stay as they are.
+    """
+    mode = image.mode
+    transparent = "transparency" in image.info
+    if mode in ("P", "PA"):
+        return "RGBA" if transparent or mode == "PA" or getattr(image.palette, "mode", "RGB") == "RGBA" else "RGB"
+    if mode in ("LA", "La", "RGBa"):
+        return "RGBA"
+    if mode in ("1", "L", "RGB") and transparent:
+        return "RGBA"
+    if mode == "1":
+        return "L"
+    return mode if mode in PIL_KEPT_MODES else "RGB"
+
+
+def pil_array(image: Any) -> np.ndarray:
+    """A Pillow image (any mode) as an array in the engine's layouts (see :func:`pil_mode`)."""
+    mode = pil_mode(image)
+    if mode != image.mode:
+        image = image.convert(mode)
+    array = np.asarray(image)
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))  # I;16B
     return array
 
 
@@ -150,14 +246,34 @@ def to_rgb01(
     channels = data.shape[-1]
     color = data[..., :3] if channels >= 3 else data
     low, high = value_range(color, contrast_limits)
-    rgb = (color.astype(np.float64) - low) / (high - low)
-    rgb = np.nan_to_num(rgb, nan=0.0, posinf=1.0, neginf=0.0)
-    rgb = np.clip(rgb, 0.0, 1.0).astype(np.float32)
+    rgb = np.empty(data.shape[:2] + (3,), dtype=np.float32)
+    rows = max(1, STRIP_ELEMENTS // max(1, color.shape[1] * color.shape[2]))
+    for top in range(0, color.shape[0], rows):  # a strip at a time: float64 work follows the strip, not the image
+        rgb[top : top + rows, :, : color.shape[2]] = _normalised(color[top : top + rows], low, high)
     if channels == 1:
-        rgb = np.repeat(rgb, 3, axis=-1)
+        rgb[..., 1:] = rgb[..., :1]
     alpha = data[..., 3].copy() if channels == 4 else None
     info = ImageInfo(array.dtype, channels, squeeze, low, high, alpha)
-    return np.ascontiguousarray(rgb), info
+    return rgb, info
+
+
+#: Elements converted to float64 at a time by :func:`to_rgb01` (32 MiB).
+STRIP_ELEMENTS = 1 << 22
+
+
+def _normalised(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """(values - low) / (high - low) clipped to [0, 1] in float64; NaN and -inf → 0, +inf → 1.
+
+    When ``high - low`` overflows (a range across most of float64) both are halved first.
+    """
+    data = values.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(high - low):
+            data = (data - low) / (high - low)
+        else:
+            data = (data * 0.5 - low * 0.5) / (high * 0.5 - low * 0.5)
+    np.nan_to_num(data, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+    return np.clip(data, 0.0, 1.0, out=data)
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
@@ -180,6 +296,13 @@ def cast_to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 
+def denormalised(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """[0, 1] → [low, high] in float64, also when ``high - low`` overflows (then as v·high + (1 - v)·low)."""
+    if math.isfinite(high - low):
+        return values * (high - low) + low
+    return values * high + (1.0 - values) * low
+
+
 def from_rgb01(rgb: np.ndarray, info: ImageInfo) -> np.ndarray:
     """Turn an (H, W, 3) RGB [0, 1] result into the content's dtype, channels and range."""
     rgb = np.clip(np.asarray(rgb, dtype=np.float64), 0.0, 1.0)
@@ -187,7 +310,7 @@ def from_rgb01(rgb: np.ndarray, info: ImageInfo) -> np.ndarray:
     if info.dtype == np.bool_:
         out = color >= 0.5
     else:
-        out = cast_to_dtype(color * (info.high - info.low) + info.low, info.dtype)
+        out = cast_to_dtype(denormalised(color, info.low, info.high), info.dtype)
     if info.channels == 4 and info.alpha is not None:
         alpha = info.alpha  # same shape: the original values, never through float (int64 > 2**53)
         if alpha.shape != out.shape[:2]:

@@ -16,13 +16,13 @@ import torch
 from . import color
 from .config import ConfigError, StyleConfig
 from .guidance import Guidance
-from .images import ImageInfo, to_rgb01, to_tensor
+from .images import ImageInfo, is_single_image, to_rgb01, to_tensor
 from .masks import RegionPlan, check_labels, plan_regions, region_plane, to_plane_tensor
 
 
 def as_style_list(styles: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
     """One style array or a sequence of them → a non-empty list."""
-    if isinstance(styles, np.ndarray) or hasattr(styles, "__array__"):
+    if is_single_image(styles):
         return [styles]  # type: ignore[list-item]
     styles = list(styles)
     if not styles:
