@@ -1,0 +1,62 @@
+"""Atomic file writes: a temporary file in the same folder, renamed into place when complete.
+
+An interrupted or failed write (full disk, Ctrl-C, SIGTERM, a writer's error) leaves the
+old file untouched and no partial or empty file behind: the temporary file is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+#: Temporary files are named ``.nst-<random>.tmp<suffix>`` (short: any output name fits).
+TEMP_PREFIX = ".nst-"
+
+
+def _create_temp(folder: Path, suffix: str) -> Path:
+    for _ in range(100):
+        temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(6)}.tmp{suffix}"
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return temp
+    raise FileExistsError(f"no free temporary file name in {folder}")
+
+
+def _sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; renamed onto ``path`` when the block ends well.
+
+    The temporary file has ``path``'s suffix (writers choose the format from it). An
+    existing file's permissions are kept. On any exception, KeyboardInterrupt included,
+    the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    temp = _create_temp(path.parent, path.suffix)
+    try:
+        yield temp
+        with suppress(OSError):
+            os.chmod(temp, stat.S_IMODE(os.stat(path).st_mode))
+        _sync(temp)
+        os.replace(temp, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+__all__ = ["TEMP_PREFIX", "atomic_target"]

@@ -1,0 +1,32 @@
+"""The one error type of file reading and writing, and how paths and reasons are shown in it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class ImageFileError(OSError):
+    """An image file could not be read or written; the message says which and why."""
+
+
+def reason(exc: BaseException) -> str:
+    """'Type: first line' of an exception's message (readers add multi-line hints)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def shown(path: str | os.PathLike) -> str:
+    """A path as printable text: bytes that are not UTF-8 appear as \\xNN (printing never fails)."""
+    try:
+        raw = os.fsencode(path)
+    except (TypeError, ValueError):
+        return repr(path)
+    return raw.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+
+
+def as_path(path: str | os.PathLike) -> Path:
+    return path if isinstance(path, Path) else Path(path)
+
+
+__all__ = ["ImageFileError", "as_path", "reason", "shown"]

@@ -1,0 +1,83 @@
+"""Writing results: PNG, JPEG and TIFF (any dtype), every file atomically (see ``atomic.py``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_target
+from .errors import ImageFileError, as_path, reason, shown
+from .paths import TIFF_SUFFIXES, WRITABLE_SUFFIXES, write_target
+
+
+def to_uint8(array: np.ndarray) -> np.ndarray:
+    """8-bit values for PNG and JPEG: uint16 scaled by 1/257, other dtypes stretched to their range."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    if array.dtype == np.uint16:
+        return (array.astype(np.float64) / 257.0).round().astype(np.uint8)
+    data = array.astype(np.float64)
+    finite = data[np.isfinite(data)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if low >= 0 and high <= 1:
+        low, high = 0.0, 1.0
+    scaled = (data / 2 - low / 2) / max(high / 2 - low / 2, 1e-300)  # halves: no overflow near the float64 max
+    return np.clip(np.nan_to_num(scaled, nan=0.0) * 255, 0, 255).round().astype(np.uint8)
+
+
+def _target(path: str | os.PathLike, suffixes: tuple[str, ...], what: str) -> Path:
+    path = as_path(path)
+    if path.suffix.lower() not in suffixes:
+        raise ImageFileError(f"cannot write {shown(path)}: {what}")
+    target = write_target(path)
+    if not target.parent.exists():
+        raise ImageFileError(f"cannot write {shown(path)}: folder {shown(target.parent)} does not exist")
+    return target
+
+
+def write_image(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Write ``array`` atomically; TIFF keeps any dtype, PNG keeps uint8 and 16-bit grayscale, JPEG is 8-bit."""
+    target = _target(path, WRITABLE_SUFFIXES, f"use one of {', '.join(WRITABLE_SUFFIXES)}")
+    suffix = target.suffix.lower()
+    try:
+        with atomic_target(target) as temp:
+            if suffix in TIFF_SUFFIXES:
+                import tifffile
+
+                photometric = "rgb" if array.ndim == 3 and array.shape[-1] in (3, 4) else "minisblack"
+                tifffile.imwrite(temp, array, photometric=photometric)
+            else:
+                import imageio.v3 as iio
+
+                if suffix == ".png" and array.dtype == np.uint16 and array.ndim == 2:
+                    data = array
+                else:
+                    data = to_uint8(array)
+                    if suffix in (".jpg", ".jpeg") and data.ndim == 3 and data.shape[-1] == 4:
+                        data = data[..., :3]  # JPEG has no alpha
+                iio.imwrite(temp, data, extension=suffix)
+    except ImageFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a full disk, a writer's refusal…: the old file is kept
+        raise ImageFileError(f"cannot write {shown(path)}: {reason(exc)}") from exc
+    return as_path(path)
+
+
+def write_stack(path: str | os.PathLike, array: np.ndarray, rgb: bool) -> Path:
+    """Write an nD stack atomically as a TIFF (any dtype); ``rgb``: the last axis is colour."""
+    target = _target(path, TIFF_SUFFIXES, "a stack needs a .tif or .tiff file")
+    try:
+        import tifffile
+
+        with atomic_target(target) as temp:
+            tifffile.imwrite(temp, array, photometric="rgb" if rgb else "minisblack")
+    except Exception as exc:  # noqa: BLE001
+        raise ImageFileError(f"cannot write {shown(path)}: {reason(exc)}") from exc
+    return as_path(path)
+
+
+__all__ = ["to_uint8", "write_image", "write_stack"]
