@@ -10,16 +10,19 @@ image every N iterations.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .engine.config import StyleConfig
-from .engine.guidance import MOTIONS, Guidance, StackOptions
-from .engine.options import OptionSpec, config_from_values, option_specs
+
+if TYPE_CHECKING:  # the engine loads torch: main() imports it after the signal handlers are set
+    from .cli_job import Job
+    from .engine.config import StyleConfig
+    from .engine.options import OptionSpec
 
 PROG = "napari-style-transfer"
 
@@ -120,6 +123,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     Arguments not given are left out of the namespace (argparse.SUPPRESS), so the defaults
     stay StyleConfig's. ``--init-image FILE`` is added too (a path: the caller reads it).
     """
+    from .engine.options import option_specs
+
     groups: dict[str, Any] = {}
 
     def section(group: str) -> Any:  # made on first use: an empty section would print its bare title
@@ -143,6 +148,8 @@ def config_from_args(args: argparse.Namespace, init_image: Any = None) -> StyleC
 
     ``init_image``: the array read from ``--init-image`` (sets init to 'image').
     """
+    from .engine.options import config_from_values, option_specs
+
     values = {spec.name: getattr(args, spec.name) for spec in option_specs() if hasattr(args, spec.name)}
     for name, settings in CLI_OVERRIDES.items():
         if "default" in settings:
@@ -200,23 +207,25 @@ def _add_stack_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="CONTENT is an nD TIFF (..., H, W[, C]): stylise every 2D slice; the output must be .tif",
     )
+    from .engine.guidance import MOTIONS
+
     _switch(
         k,
         "--coherence",
-        True,
+        None,
         "start each slice from the previous slice's result: less flicker (default: on)",
     )
     k.add_argument(
         "--motion",
         choices=MOTIONS,
-        default="shift",
+        default=None,
         help="with --coherence: move the previous result by the estimated drift between slices (shift) "
         "or not (none) (default: shift)",
     )
     k.add_argument(
         "--consistency-weight",
         type=float,
-        default=0.0,
+        default=None,
         metavar="W",
         help="with --coherence: also pull each slice toward the previous result (default: 0)",
     )
@@ -241,94 +250,8 @@ def _switch(group: Any, flag: str, default: bool | None, help: str) -> None:
     action.help = help
 
 
-def _parse_label_styles(items: Sequence[str] | None) -> dict[int, int] | None:
-    """['1:0', '2:1'] → {1: 0, 2: 1}; ValueError with a one-line message."""
-    if not items:
-        return None
-    mapping: dict[int, int] = {}
-    for item in items:
-        label, sep, style = item.partition(":")
-        try:
-            if not sep:
-                raise ValueError
-            mapping[int(label)] = int(style)
-        except ValueError:
-            raise ValueError(
-                f"--label-styles: {item!r} must be LABEL:STYLE with two integers, e.g. 1:0"
-            ) from None
-    return mapping
-
-
 def _intermediate_path(output: Path, step: int) -> Path:
     return output.with_name(f"{output.stem}.step{step:05d}{output.suffix}")
-
-
-def _usage_error(args: argparse.Namespace, output: Path) -> str | None:
-    """The first combination of arguments that cannot run, as a one-line message (None: fine)."""
-    from .imageio_utils import TIFF_SUFFIXES, WRITABLE_SUFFIXES
-
-    save_every = getattr(args, "preview_every", 0)
-    if save_every is not None and save_every < 0:
-        return "--save-every: must be an integer >= 0"
-    if getattr(args, "init", None) == "image" and not args.init_image:
-        return "--init image needs --init-image PATH"
-    if output.suffix.lower() not in WRITABLE_SUFFIXES:
-        return f"--output: {output} must end in one of {', '.join(WRITABLE_SUFFIXES)}"
-    if not output.parent.exists():
-        return f"--output: folder {output.parent} does not exist"
-    if args.stack and output.suffix.lower() not in TIFF_SUFFIXES:
-        return f"--output: {output} must be a .tif or .tiff file for a --stack result"
-    if args.stack and save_every:
-        return "--save-every: is not available with --stack"
-    if not args.stack and (args.slices or args.rgb is not None):
-        return f"--{'slices' if args.slices else 'rgb'}: only applies with --stack"
-    if args.label_styles and not args.mask:
-        return "--label-styles needs --mask LABELS_FILE"
-    return None
-
-
-@dataclass
-class _Job:
-    """What one CLI run reads and builds before the engine starts."""
-
-    content: Any
-    styles: list
-    config: StyleConfig
-    stack: StackOptions | None
-    guidance: Guidance | None
-
-
-def _prepare(args: argparse.Namespace, output: Path) -> _Job:
-    """Read the files; build the config, stack options and guidance (raises ImageFileError, ValueError)."""
-    from .imageio_utils import check_writable, read_image, read_stack
-
-    label_styles = _parse_label_styles(args.label_styles)
-    check_writable(output)  # before a long run: a directory, a read-only folder…
-    stack = None
-    if args.stack:
-        content, rgb = read_stack(args.content)
-        stack = StackOptions(
-            rgb=args.rgb if args.rgb is not None else rgb,
-            slices=args.slices,
-            coherence=args.coherence,
-            motion=args.motion,
-            consistency_weight=args.consistency_weight,
-        )
-    else:
-        content = read_image(args.content)
-    styles = [read_image(path) for path in args.styles]
-    config = config_from_args(args, read_image(args.init_image) if args.init_image else None)
-    guidance = None
-    if args.mask:
-        mask = read_stack(args.mask)[0] if args.stack else read_image(args.mask)
-        if not args.stack and mask.ndim == 3 and mask.shape[-1] in (3, 4):
-            raise ValueError(
-                f"--mask: {args.mask} is a colour image; it must hold integer labels (one channel)"
-            )
-        guidance = Guidance(content_mask=mask, label_styles=label_styles, mask_feather=args.mask_feather)
-    elif args.mask_feather is not None:
-        guidance = Guidance(mask_feather=args.mask_feather)
-    return _Job(content, styles, config, stack, guidance)
 
 
 class _Progress:
@@ -363,7 +286,7 @@ class _Progress:
             self.bar.close()
 
 
-def _consume(events: Iterable[Any], job: _Job, output: Path, progress: _Progress) -> None:
+def _consume(events: Iterable[Any], job: Job, output: Path, progress: _Progress) -> None:
     """Follow the engine's events: progress, intermediate images, the final file."""
     from .imageio_utils import write_image, write_stack
 
@@ -393,10 +316,30 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _stylize(job: _Job, output: Path, quiet: bool) -> int:
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs (exit 143)."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """Say why the run ended, once (further signals are ignored now); 130 after Ctrl-C, 143 after SIGTERM."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except ValueError:  # not the main thread: the caller's handlers stay
+            break
+    terminated = isinstance(exc, Terminated)
+    print(f"{PROG}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+    return 143 if terminated else 130
+
+
+def _stylize(job: Job, output: Path, quiet: bool) -> int:
     """Run the engine (the one 2D-vs-stack choice is run_iter's) and write the result."""
     from .engine import ConfigError, ImageError, StyleTransferError, WeightsError, run_iter
-    from .imageio_utils import ImageFileError
+    from .files import ImageFileError, shown
 
     progress = _Progress(quiet)
     try:
@@ -415,36 +358,70 @@ def _stylize(job: _Job, output: Path, quiet: bool) -> int:
         return _fail(message)
     except KeyboardInterrupt:
         progress.close()
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        raise
     except RuntimeError as exc:  # e.g. out of memory inside torch
         progress.close()
         return _fail(str(exc).strip() or type(exc).__name__)
     progress.close()
-    print(f"wrote {output}", file=sys.stderr if quiet else sys.stdout)
+    with contextlib.suppress(OSError):  # stdout closed (a pipe whose reader left): the file is written anyway
+        print(f"wrote {shown(output)}", file=sys.stderr if quiet else sys.stdout, flush=True)
     return 0
 
 
-def run(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run; returns the exit code (errors print one line on stderr)."""
-    from .engine import ConfigError
-    from .imageio_utils import ImageFileError
+def _run(argv: list[str]) -> int:
+    from .cli_job import prepare, usage_error
+    from .engine import ConfigError, ImageError
+    from .files import ImageFileError
 
-    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     output = Path(args.output)
-    problem = _usage_error(args, output)
+    problem = usage_error(args, output)
     if problem:
         return _fail(problem)
     try:
-        job = _prepare(args, output)
-    except (ImageFileError, ConfigError, ValueError) as exc:
+        # validated before any file is read; the start image, read later, stands in as a 1×1 array
+        config = config_from_args(args, _placeholder() if args.init_image else None)
+        job = prepare(args, output, config)
+    except (ImageFileError, ConfigError, ImageError, ValueError) as exc:
         return _fail(str(exc))
     return _stylize(job, output, args.quiet)
 
 
+def _placeholder() -> Any:
+    import numpy as np
+
+    return np.zeros((1, 1), np.uint8)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run; returns the exit code (errors print one line on stderr).
+
+    Ctrl-C (KeyboardInterrupt) and SIGTERM (see :func:`main`) end the run with one line and
+    130 / 143; nothing half-written is left (every file is written atomically).
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _run(argv)
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
+
+
+def _one_line_warning(message: Any, category: type, filename: str, lineno: int, line: str | None = None) -> str:
+    text = str(message).strip().splitlines() or [category.__name__]
+    return f"{PROG}: warning: {text[0]}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    sys.exit(run(argv))
+    """The console entry point: SIGTERM ends the run like Ctrl-C (exit 143); warnings take one line."""
+    try:
+        signal.signal(signal.SIGTERM, _raise_terminated)
+        import warnings
+
+        warnings.formatwarning = _one_line_warning
+        code = run(argv)
+    except KeyboardInterrupt as exc:  # a signal between the handlers and run()
+        code = _interrupted(exc)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

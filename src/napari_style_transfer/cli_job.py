@@ -1,0 +1,188 @@
+"""What one CLI run checks and reads before the engine starts.
+
+First the arguments (combinations that cannot run, options that would be ignored), then the
+paths (every input a readable regular file, the output writable and none of the inputs),
+then the files, each reduced on reading to what the run needs (see ``files/reduce.py``):
+the content and the start image for the output size, the styles for the style size, the
+mask by the content's own factor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the engine loads torch: imported when a run starts, not at start-up
+    from .engine.config import StyleConfig
+    from .engine.guidance import Guidance, StackOptions
+
+#: Options that only mean something for a stack: (argparse dest, how the user wrote it).
+STACK_ONLY = (
+    ("slices", "--slices"),
+    ("rgb", "--rgb/--no-rgb"),
+    ("coherence", "--coherence/--no-coherence"),
+    ("motion", "--motion"),
+    ("consistency_weight", "--consistency-weight"),
+)
+#: Stack options that only mean something with coherence on.
+COHERENCE_ONLY = (("motion", "--motion"), ("consistency_weight", "--consistency-weight"))
+
+
+@dataclass
+class Job:
+    """What one CLI run reads and builds before the engine starts."""
+
+    content: Any
+    styles: list
+    config: StyleConfig
+    stack: StackOptions | None
+    guidance: Guidance | None
+
+
+def _option_error(args: argparse.Namespace) -> str | None:
+    """Options that cannot run together, or that would be ignored without a word."""
+    init = getattr(args, "init", None)
+    if init == "image" and not args.init_image:
+        return "--init image needs --init-image PATH"
+    if args.init_image and init not in (None, "image"):
+        return f"--init-image: only applies with --init image (got --init {init})"
+    if not args.stack:
+        for dest, flag in STACK_ONLY:
+            if getattr(args, dest) is not None:
+                return f"{flag}: only applies with --stack"
+    elif args.coherence is False:
+        for dest, flag in COHERENCE_ONLY:
+            if getattr(args, dest) is not None:
+                return f"{flag}: only applies with --coherence (it was switched off with --no-coherence)"
+    if args.label_styles and not args.mask:
+        return "--label-styles needs --mask LABELS_FILE"
+    if args.mask_feather is not None and not args.mask:
+        return "--mask-feather: only applies with --mask LABELS_FILE"
+    return None
+
+
+def usage_error(args: argparse.Namespace, output: Path) -> str | None:
+    """The first combination of arguments that cannot run, as a one-line message (None: fine)."""
+    from .files import TIFF_SUFFIXES, WRITABLE_SUFFIXES, shown
+
+    save_every = getattr(args, "preview_every", 0)
+    if save_every is not None and save_every < 0:
+        return "--save-every: must be an integer >= 0"
+    problem = _option_error(args)
+    if problem:
+        return problem
+    if output.suffix.lower() not in WRITABLE_SUFFIXES:
+        return f"--output: {shown(output)} must end in one of {', '.join(WRITABLE_SUFFIXES)}"
+    if not os.path.exists(output.parent):
+        return f"--output: folder {shown(output.parent)} does not exist"
+    if args.stack and output.suffix.lower() not in TIFF_SUFFIXES:
+        return f"--output: {shown(output)} must be a .tif or .tiff file for a --stack result"
+    if args.stack and save_every:
+        return "--save-every: is not available with --stack"
+    return None
+
+
+def parse_label_styles(items: Sequence[str] | None) -> dict[int, int] | None:
+    """['1:0', '2:1'] → {1: 0, 2: 1}; ValueError with a one-line message."""
+    if not items:
+        return None
+    mapping: dict[int, int] = {}
+    for item in items:
+        label, sep, style = item.partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            mapping[int(label)] = int(style)
+        except ValueError:
+            raise ValueError(f"--label-styles: {item!r} must be LABEL:STYLE with two integers, e.g. 1:0") from None
+    return mapping
+
+
+def input_paths(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """Every file the run reads, as (what it is, path)."""
+    styles = args.styles
+    named = [("content", args.content)]
+    named += [(f"style {i + 1}" if len(styles) > 1 else "style", s) for i, s in enumerate(styles)]
+    named += [(what, path) for what, path in (("--init-image", args.init_image), ("--mask", args.mask)) if path]
+    weights = getattr(args, "weights", None)
+    if weights and weights not in ("embedded", "torchvision"):
+        named.append(("--weights", weights))
+    return named
+
+
+def check_paths(args: argparse.Namespace, output: Path) -> None:
+    """Inputs readable regular files, the output writable and none of them (ImageFileError otherwise)."""
+    from .files import check_input_file, check_not_an_input, check_writable
+
+    named = input_paths(args)
+    for what, path in named:
+        if what != "--weights":  # the engine explains a bad weights file in its own words
+            check_input_file(path)
+    check_writable(output)  # before a long run: a directory, a read-only folder, a FIFO…
+    check_not_an_input(output, named)
+
+
+def _stack_options(args: argparse.Namespace, rgb: bool | None) -> StackOptions:
+    from .engine.guidance import StackOptions
+
+    return StackOptions(
+        rgb=args.rgb if args.rgb is not None else rgb,
+        slices=args.slices,
+        coherence=True if args.coherence is None else args.coherence,
+        motion=args.motion or "shift",
+        consistency_weight=0.0 if args.consistency_weight is None else args.consistency_weight,
+    )
+
+
+def _read_mask(args: argparse.Namespace, content_shape: tuple[int, int], factor: int) -> Any:
+    """The 2D label image, checked against the content's size in the file, then reduced like the content."""
+    from .engine.images import ImageError
+    from .files import decode, read_stack, shown
+
+    if args.stack:
+        return read_stack(args.mask, labels=True)[0]
+    decoded = decode(args.mask, factor=factor, labels=True)
+    mask = decoded.array
+    if mask.ndim == 3 and mask.shape[-1] in (3, 4):
+        raise ValueError(f"--mask: {shown(args.mask)} is a colour image; it must hold integer labels (one channel)")
+    if mask.ndim == 2 and decoded.shape != content_shape:
+        raise ImageError(
+            f"content_mask: shape {decoded.shape} does not match the image's (H, W) = {content_shape}"
+        )
+    return mask
+
+
+def prepare(args: argparse.Namespace, output: Path, config: StyleConfig) -> Job:
+    """Check the paths and read the files; raises ImageFileError, ConfigError, ImageError or ValueError.
+
+    ``config`` is the validated config without the start image (read here).
+    """
+    from .engine.guidance import Guidance
+    from .files import decode, read_stack
+
+    label_styles = parse_label_styles(args.label_styles)
+    check_paths(args, output)
+    size = config.size
+    stack, factor, content_shape = None, 1, (0, 0)
+    if args.stack:
+        content, rgb = read_stack(args.content)
+        stack = _stack_options(args, rgb)
+    else:
+        decoded = decode(args.content, size)
+        content, factor, content_shape = decoded.array, decoded.factor, decoded.shape
+    style_side = max(1, round(size * config.style_scale)) if size else None
+    styles = [decode(path, style_side).array for path in args.styles]
+    if args.init_image:
+        config = config.replace(init_image=decode(args.init_image, size).array)
+    guidance = None
+    if args.mask:
+        mask = _read_mask(args, content_shape, factor)
+        guidance = Guidance(content_mask=mask, label_styles=label_styles, mask_feather=args.mask_feather)
+    return Job(content, styles, config, stack, guidance)
+
+
+__all__ = ["Job", "check_paths", "input_paths", "parse_label_styles", "prepare", "usage_error"]
