@@ -94,7 +94,8 @@ def test_unmapped_labels_keep_the_content_and_plans_group_by_style():
     labels = np.array([[0, 1, 2, 3]])
     assert [(r.labels, r.style) for r in plan_regions(labels, {1: 0, 3: 0, 2: 1}, 2)] == [((1, 3), 0), ((2,), 1)]
     assert [(r.labels, r.style) for r in plan_regions(labels, None, 2)] == [((1, 2, 3), None)]
-    assert plan_regions(labels, {7: 0}, 1) == []  # a label that is not in the image
+    with pytest.raises(ConfigError, match=r"label_styles: label 7 is not in the mask \(its labels: 0, 1, 2, 3\)"):
+        plan_regions(labels, {7: 0}, 1)  # a label that is not in the image: refused, not silently the content
 
 
 BAD = [

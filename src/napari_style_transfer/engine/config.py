@@ -342,6 +342,11 @@ class StyleConfig:
             _fail("init_image", "an image array when init is 'image'", None)
         if self.init_image is not None and not isinstance(self.init_image, np.ndarray):
             _fail("init_image", "None or a numpy array", type(self.init_image).__name__)
+        if self.init_image is not None and self.init != "image":
+            raise ConfigError(
+                f"init_image: is only used when init is 'image', but init is {self.init!r}; "
+                "set init='image' to start from it, or leave init_image out"
+            )
         low, high = SEED_RANGE
         if self.seed is not None and (not _is_int(self.seed) or not low <= self.seed <= high):
             _fail("seed", "None or an integer from 0 to 2**63-1", self.seed)

@@ -43,8 +43,12 @@ def check_labels(mask: object, shape: tuple[int, int], name: str = "content_mask
     if mask.dtype.kind == "b":
         return mask.astype(np.int64)
     if mask.dtype.kind in "iu":
+        if mask.dtype.kind == "u" and mask.dtype.itemsize == 8 and mask.size and mask.max() > np.iinfo(np.int64).max:
+            return mask.astype(np.uint64)  # labels above 2**63 do not fit int64: kept as they are
         return mask.astype(np.int64)
     if mask.dtype.kind == "f" and np.all(np.isfinite(mask)) and np.all(mask == np.round(mask)):
+        if mask.size and np.abs(mask).max() >= 2.0**63:
+            raise ImageError(f"{name}: float labels must lie within ±2**63 (use an integer label image)")
         return mask.astype(np.int64)
     raise ImageError(f"{name}: dtype {mask.dtype} is not a label image (use integer labels or a boolean mask)")
 
@@ -66,7 +70,12 @@ def plan_regions(labels: np.ndarray, label_styles: Mapping[int, int] | None, n_s
     present = [int(v) for v in np.unique(labels)]
     if label_styles is None:
         chosen = tuple(v for v in present if v != 0)
-        return [RegionPlan(chosen, None)] if chosen else []
+        if not chosen:
+            raise ConfigError(
+                "content_mask: holds no non-zero label, so nothing would be stylised; "
+                "label the parts to stylise, or leave the mask out"
+            )
+        return [RegionPlan(chosen, None)]
     if not isinstance(label_styles, Mapping):
         raise ConfigError(f"label_styles: must be None or a mapping {{label value: style index}}, got {label_styles!r}")
     by_style: dict[int, list[int]] = {}
@@ -78,9 +87,17 @@ def plan_regions(labels: np.ndarray, label_styles: Mapping[int, int] | None, n_s
                 f"label_styles: must map labels to style indices 0 to {n_styles - 1} "
                 f"({n_styles} style image(s)), got {int(label)}: {style!r}"
             )
-        if int(label) in present:
-            by_style.setdefault(int(style), []).append(int(label))
+        if int(label) not in present:
+            raise ConfigError(f"label_styles: label {int(label)} is not in the mask (its labels: {_listed(present)})")
+        by_style.setdefault(int(style), []).append(int(label))
+    if not by_style:
+        raise ConfigError("label_styles: maps no label to a style, so nothing would be stylised")
     return [RegionPlan(tuple(sorted(v)), s) for s, v in sorted(by_style.items())]
+
+
+def _listed(values: Sequence[int], most: int = 10) -> str:
+    shown = ", ".join(str(v) for v in values[:most])
+    return shown + (f" and {len(values) - most} more" if len(values) > most else "")
 
 
 def region_plane(labels: np.ndarray, values: Sequence[int]) -> np.ndarray:

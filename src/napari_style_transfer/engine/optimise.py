@@ -163,7 +163,7 @@ def optimise(
         optimizer.step(closure)
         losses = {k: float(v.detach()) for k, v in terms_box.items()}
         if not np.isfinite(losses.get("total", 0.0)):
-            raise StyleTransferError(_diverged_message(settings))
+            raise StyleTransferError(_diverged_message(settings, losses))
         preview = None
         if previews is not None:
             if every and iteration % every == 0 and (preview_last or iteration < steps):
@@ -174,12 +174,23 @@ def optimise(
     return Outcome(image, steps, losses, False)
 
 
-def _diverged_message(settings: LoopSettings) -> str:
+def _diverged_message(settings: LoopSettings, losses: dict[str, float] | None = None) -> str:
+    """Why the loss stopped being finite, from the loss terms (each unweighted, about 1 at the start)."""
+    terms = {k: v for k, v in (losses or {}).items() if k != "total"}
+    broken = [k for k, v in terms.items() if not np.isfinite(v)]
+    if terms and not broken:
+        shown = ", ".join(f"{k} {v:.3g}" for k, v in terms.items())
+        return (
+            "the optimisation diverged: the weighted loss overflowed to infinity although every loss term is "
+            f"finite ({shown}), so a loss weight is too large; lower content_weight, style_weight or tv_weight "
+            "(each term is a relative distance near 1, so weights up to about 1e6 are plenty)"
+        )
     if settings.optimizer == "adam":
         return "the optimisation diverged (loss is not finite); lower the learning rate or use L-BFGS"
+    cause = f"the {broken[0]} loss is {terms[broken[0]]}" if broken else "the loss is not finite"
     return (
-        "the optimisation diverged (loss is not finite): a loss weight may be too large, the weights file "
-        "may hold NaN or infinite values, or the learning rate is too high"
+        f"the optimisation diverged ({cause}): the network weights or an input hold NaN or infinite values, "
+        "or the learning rate is too high"
     )
 
 

@@ -146,6 +146,8 @@ def load_torchvision_state_dict() -> dict[str, torch.Tensor]:
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     """A local state dict of ``vgg19()`` or ``vgg19().features`` (keys with or without 'features.')."""
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"weights file {path} is a directory; give the state dict file inside it")
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
     try:
@@ -162,7 +164,27 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         raise WeightsError(
             f"weights file {path} is not a VGG-19 state dict (missing {', '.join(missing[:3])}…)"
         )
+    problem = _tensor_problem(state)
+    if problem:
+        raise WeightsError(f"weights file {path} is not a usable VGG-19 state dict: {problem}")
     return state
+
+
+def _tensor_problem(state: dict[str, torch.Tensor]) -> str | None:
+    """The first conv tensor with the wrong shape or non-finite values, in words (None: all fine)."""
+    for name, (cin, cout) in CONV_CHANNELS.items():
+        index = LAYER_INDEX[name]
+        for key, shape in ((f"{index}.weight", (cout, cin, 3, 3)), (f"{index}.bias", (cout,))):
+            tensor = state.get(key)
+            if tensor is None:
+                return f"{key} ({name}) is missing"
+            if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+                return f"{key} ({name}) is not a floating-point tensor"
+            if tuple(tensor.shape) != shape:
+                return f"{key} ({name}) has shape {tuple(tensor.shape)}, expected {shape}"
+            if not bool(torch.isfinite(tensor).all()):
+                return f"{key} ({name}) holds NaN or infinite values"
+    return None
 
 
 class VGGFeatures(nn.Module):
