@@ -173,3 +173,99 @@ def test_nan_and_inf_in_a_float_tiff_give_a_finite_result(files, capsys):
     result = tifffile.imread(tmp / "nan_out.tif")
     assert result.dtype == np.float32 and np.isfinite(result).all()
     np.testing.assert_array_equal(tifffile.imread(tmp / "nan.tif"), before)  # the input file is untouched
+
+
+# --- issue 14: cases the first round missed -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def weight_files(tmp_path_factory):
+    """State dicts that torch loads but the network cannot use: a wrong shape, a NaN."""
+    from napari_style_transfer.engine.vgg import load_embedded_state_dict
+
+    folder = tmp_path_factory.mktemp("weights")
+    state = load_embedded_state_dict()
+    torch.save({**state, "0.weight": torch.zeros(64, 3, 5, 5)}, folder / "shape.pth")
+    torch.save({**state, "5.weight": state["5.weight"].clone().index_fill_(0, torch.tensor([0]), float("nan"))}, folder / "nan.pth")
+    (folder / "a_folder").mkdir()
+    return folder
+
+
+ROUND2 = [
+    # stack-only options are refused without --stack, like --slices and --rgb
+    ("consistency weight nan without --stack", ["--consistency-weight", "nan"], "--consistency-weight: only applies with --stack"),
+    ("consistency weight without --stack", ["--consistency-weight", "0.5"], "--consistency-weight: only applies with --stack"),
+    ("motion without --stack", ["--motion", "none"], "--motion: only applies with --stack"),
+    ("no-coherence without --stack", ["--no-coherence"], "--coherence/--no-coherence: only applies with --stack"),
+    ("coherence without --stack", ["--coherence"], "--coherence/--no-coherence: only applies with --stack"),
+    ("rgb without --stack", ["--no-rgb"], "--rgb/--no-rgb: only applies with --stack"),
+    ("motion with --no-coherence", ["--stack", "--no-coherence", "--motion", "none"], "--motion: only applies with --coherence"),
+    ("mask feather without --mask", ["--mask-feather", "2"], "--mask-feather: only applies with --mask"),
+    # a start image that would be ignored
+    ("init image with --init content", ["--init", "content", "--init-image", "{style}"], "--init-image: only applies with --init image"),
+    ("init image with --init noise", ["--init", "noise", "--init-image", "{style}"], "--init-image: only applies with --init image"),
+    # weights
+    ("weights is a directory", ["--weights", "{weights}/a_folder"], "a_folder is a directory"),
+    ("weights of the wrong shape", ["--weights", "{weights}/shape.pth"], "0.weight (conv1_1) has shape (64, 3, 5, 5), expected (64, 3, 3, 3)"),
+    ("weights with NaN", ["--weights", "{weights}/nan.pth"], "5.weight (conv2_1) holds NaN or infinite values"),
+    # a weight so large the loss overflows: the real cause, not the learning rate
+    ("style weight 1e308", ["--style-weight", "1e308"], "the weighted loss overflowed to infinity although every loss term is finite"),
+    ("style weight 1e308 with adam", ["--optimizer", "adam", "--style-weight", "1e308"], "so a loss weight is too large"),
+    # label → style mappings that would silently return the content
+    ("label absent from the mask", ["--mask", "{labels}", "--label-styles", "7:0"], "label_styles: label 7 is not in the mask (its labels: 0, 1)"),
+    ("all-zero mask", ["--mask", "{zeros}"], "content_mask: holds no non-zero label, so nothing would be stylised"),
+    ("all-zero mask with a mapping", ["--mask", "{zeros}", "--label-styles", "1:0"], "label 1 is not in the mask (its labels: 0)"),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected"), [c[1:] for c in ROUND2], ids=[c[0] for c in ROUND2])
+def test_round_two_cases_are_one_line_before_or_instead_of_a_silent_result(argv, expected, files, weight_files, capsys):
+    tmp = files["tmp"]
+    labels = np.zeros((43, 64), np.uint8)
+    labels[:, :20] = 1
+    names = {**files, "weights": weight_files, "labels": write_image(tmp / "labels.png", labels),
+             "zeros": write_image(tmp / "zeros.png", np.zeros((43, 64), np.uint8))}  # fmt: skip
+    content = files["stack"] if "--stack" in argv else files["content"]
+    out = tmp / ("o.tif" if "--stack" in argv else "o.png")
+    code = call([*FAST, str(content), str(files["style"]), "-o", str(out), *argv], names)
+    message = one_line_error(capsys, code)
+    assert expected in message
+    assert "learning rate" not in message or "adam" in argv
+    assert not out.exists()
+
+
+def test_big_inputs_are_reduced_before_conversion_so_memory_follows_the_output_size(tmp_path, files, capsys):
+    """A 4096² PNG at --size 48 peaks about like a 512² one (on main: +1 GB for the float copies)."""
+    from PIL import Image
+
+    from napari_style_transfer.engine.memory import PeakRSS
+
+    rng = np.random.default_rng(0)
+    for side in (512, 4096):
+        Image.fromarray((rng.random((side, side, 3)) * 255).astype(np.uint8)).save(tmp_path / f"{side}.png", compress_level=1)
+    argv = ["-q", "--size", "48", "--iterations", "1", "--no-multiscale"]
+    assert run([*argv, str(tmp_path / "512.png"), str(files["style"]), "-o", str(tmp_path / "warm.png")]) == 0
+    peaks = {}
+    for side in (512, 4096):
+        with PeakRSS() as peak:
+            assert run([*argv, str(tmp_path / f"{side}.png"), str(files["style"]), "-o", str(tmp_path / f"o{side}.png")]) == 0
+        peaks[side] = peak.peak_bytes
+        assert read_image(tmp_path / f"o{side}.png").shape == (48, 48, 3)
+    decoded = 4096 * 4096 * 4  # Pillow's decoded image itself (RGB is stored 4 bytes a pixel)
+    assert peaks[4096] - peaks[512] < decoded + 64 * 2**20, {k: v / 2**20 for k, v in peaks.items()}
+    capsys.readouterr()
+
+
+def test_a_reduced_content_keeps_the_output_size_and_its_mask(tmp_path, files, capsys):
+    """Reading reduced must not change the output size, and a mask follows its content's reduction."""
+    content = (np.random.default_rng(2).random((301, 197, 3)) * 255).astype(np.uint8)
+    labels = np.zeros((301, 197), np.uint8)
+    labels[:, 100:] = 1
+    write_image(tmp_path / "c.png", content)
+    write_image(tmp_path / "m.png", labels)
+    out = tmp_path / "o.png"
+    argv = ["-q", "--size", "40", "--iterations", "1", "--no-multiscale", "--mask", str(tmp_path / "m.png")]
+    assert run([*argv, str(tmp_path / "c.png"), str(files["style"]), "-o", str(out)]) == 0, capsys.readouterr().err
+    from napari_style_transfer.engine.images import fit_long_side
+
+    assert read_image(out).shape == (*fit_long_side((301, 197), 40), 3)

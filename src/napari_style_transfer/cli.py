@@ -412,9 +412,14 @@ def _one_line_warning(message: Any, category: type, filename: str, lineno: int, 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """The console entry point: SIGTERM ends the run like Ctrl-C (exit 143); warnings take one line."""
+    """The console entry point: SIGTERM ends the run like Ctrl-C (exit 143); warnings take one line.
+
+    Ctrl-C (SIGINT) raises KeyboardInterrupt even where the shell started the process with
+    SIGINT ignored (``cmd &``), so ``kill -INT`` always stops a run cleanly.
+    """
     try:
         signal.signal(signal.SIGTERM, _raise_terminated)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
         import warnings
 
         warnings.formatwarning = _one_line_warning

@@ -105,6 +105,11 @@ def check_writable(path: str | os.PathLike) -> Path:
     if "\x00" in str(path):
         raise ImageFileError(f"cannot write {shown(path)}: the name contains a NUL character")
     target = write_target(path)
+    size, limit = len(os.fsencode(target.name)), _name_max(target.parent)
+    if size > limit:
+        raise ImageFileError(
+            f"cannot write {shown(path)}: the file name is {size} bytes long; this file system allows {limit}"
+        )
     try:
         info = os.stat(target)
     except FileNotFoundError:
@@ -125,11 +130,6 @@ def check_writable(path: str | os.PathLike) -> Path:
         raise ImageFileError(f"cannot write {shown(path)}: folder {shown(folder)} does not exist")
     if not folder.is_dir():
         raise ImageFileError(f"cannot write {shown(path)}: {shown(folder)} is a file, not a folder")
-    size, limit = len(os.fsencode(target.name)), _name_max(folder)
-    if size > limit:
-        raise ImageFileError(
-            f"cannot write {shown(path)}: the file name is {size} bytes long; this file system allows {limit}"
-        )
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
             pass

@@ -29,6 +29,23 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(scaled, nan=0.0) * 255, 0, 255).round().astype(np.uint8)
 
 
+def _write_pil(path: Path, array: np.ndarray, suffix: str) -> None:
+    """PNG (8-bit, or 16-bit gray) or JPEG (8-bit, no alpha) through a file we open and close ourselves."""
+    from PIL import Image
+
+    if suffix == ".png" and array.dtype == np.uint16 and array.ndim == 2:
+        data = array
+    else:
+        data = to_uint8(array)
+        if data.ndim == 3 and data.shape[-1] == 1:
+            data = data[..., 0]
+        if suffix in (".jpg", ".jpeg") and data.ndim == 3 and data.shape[-1] == 4:
+            data = data[..., :3]  # JPEG has no alpha
+    image = Image.fromarray(np.ascontiguousarray(data))
+    with open(path, "wb") as handle:  # a full disk raises here, not later in a writer's finaliser
+        image.save(handle, format="PNG" if suffix == ".png" else "JPEG")
+
+
 def _target(path: str | os.PathLike, suffixes: tuple[str, ...], what: str) -> Path:
     path = as_path(path)
     if path.suffix.lower() not in suffixes:
@@ -51,15 +68,7 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> Path:
                 photometric = "rgb" if array.ndim == 3 and array.shape[-1] in (3, 4) else "minisblack"
                 tifffile.imwrite(temp, array, photometric=photometric)
             else:
-                import imageio.v3 as iio
-
-                if suffix == ".png" and array.dtype == np.uint16 and array.ndim == 2:
-                    data = array
-                else:
-                    data = to_uint8(array)
-                    if suffix in (".jpg", ".jpeg") and data.ndim == 3 and data.shape[-1] == 4:
-                        data = data[..., :3]  # JPEG has no alpha
-                iio.imwrite(temp, data, extension=suffix)
+                _write_pil(temp, array, suffix)
     except ImageFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - a full disk, a writer's refusal…: the old file is kept
