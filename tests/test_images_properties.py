@@ -9,6 +9,8 @@ bounds; alpha comes back unchanged; shapes and dtypes are kept.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from napari_style_transfer.engine import ImageError
-from napari_style_transfer.engine.images import MIN_SIDE, fit_long_side, from_rgb01, to_rgb01
+from napari_style_transfer.engine.images import MIN_SIDE, fit_long_side, from_rgb01, to_rgb01, value_range
 
 SETTINGS = settings(max_examples=100, deadline=None)
 INT_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint16, np.uint32, np.uint64]
@@ -199,3 +201,184 @@ def test_arrays_the_engine_cannot_use_are_refused_in_one_sentence(array, expecte
         to_rgb01(array, name="content")
     message = str(info.value)
     assert message.startswith("content: ") and expected in message and "\n" not in message
+
+
+# --- arrays a scientist passes from Python (issue 14) -------------------------------------------------
+
+ALL_DTYPES = [np.bool_, np.uint8, *INT_DTYPES, *FLOAT_DTYPES]
+
+
+def plain(dtype):
+    """Any values of ``dtype`` (floats: the whole range, NaN and infinities included)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return st.floats(allow_nan=True, allow_infinity=True, width=dtype.itemsize * 8)
+    if dtype.kind == "b":
+        return st.booleans()
+    info = np.iinfo(dtype)
+    return st.integers(int(info.min), int(info.max))
+
+
+#: Ways the same values reach the engine: numpy subclasses, odd layouts, byte orders, tensors.
+VIEWS = {
+    "matrix": lambda x, tmp: np.asmatrix(x) if x.ndim == 2 else x,
+    "memmap": lambda x, tmp: _memmap(x, tmp),
+    "read-only": lambda x, tmp: _read_only(x),
+    "fortran order": lambda x, tmp: np.asfortranarray(x),
+    "negative strides": lambda x, tmp: np.ascontiguousarray(x[::-1, ::-1])[::-1, ::-1],
+    "big-endian": lambda x, tmp: x.astype(x.dtype.newbyteorder(">")),
+    "tensor with grad": lambda x, tmp: _tensor(x),
+}
+
+
+def _memmap(x, tmp):
+    m = np.memmap(tmp / f"m{id(x)}.dat", dtype=x.dtype, mode="w+", shape=x.shape)
+    m[...] = x
+    return m
+
+
+def _read_only(x):
+    y = x.copy()
+    y.flags.writeable = False
+    return y
+
+
+def _tensor(x):
+    import torch
+
+    if x.dtype.kind != "f" or x.dtype == np.float16:
+        return torch.from_numpy(x.copy())
+    return torch.from_numpy(x.copy()).requires_grad_(True) * 1  # a non-leaf tensor with autograd state
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from(ALL_DTYPES), view=st.sampled_from(list(VIEWS)))
+def test_numpy_subclasses_layouts_and_tensors_convert_like_the_plain_array(data, dtype, view, tmp_path_factory):
+    if view == "tensor with grad" and np.dtype(dtype) in (np.dtype(np.uint32), np.dtype(np.uint64)):
+        dtype = np.int64  # torch has no unsigned 32/64-bit tensors from numpy
+    x = data.draw(arrays(dtype, shapes(), elements=plain(dtype)))
+    given_as = VIEWS[view](x, tmp_path_factory.mktemp("views"))
+    rgb, info = to_rgb01(given_as)
+    expected, expected_info = to_rgb01(x)
+    np.testing.assert_array_equal(rgb, expected)
+    assert (info.low, info.high, info.channels) == (expected_info.low, expected_info.high, expected_info.channels)
+    out = from_rgb01(rgb, info)
+    assert type(out) is np.ndarray and out.shape == x.shape
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from(FLOAT_DTYPES))
+def test_floats_across_the_whole_range_convert_without_overflow(data, dtype):
+    """±max, subnormals, NaN and ±inf together: finite RGB, no warning, a finite result within range."""
+    x = data.draw(arrays(dtype, shapes(), elements=plain(dtype)))
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # (underflow to 0 is fine)
+        rgb, info = to_rgb01(x)
+        out = from_rgb01(rgb, info)
+    assert np.isfinite(rgb).all() and rgb.min() >= 0 and rgb.max() <= 1
+    assert math.isfinite(info.low) and math.isfinite(info.high) and info.low < info.high
+    colour = color_part(out).astype(np.float64)  # (an alpha channel comes back unchanged, inf included)
+    assert np.isfinite(colour).all()
+    slack = (info.high - info.low) * 2.0**-23 + max(abs(info.low), abs(info.high)) * np.finfo(dtype).eps
+    assert colour.min() >= info.low - slack and colour.max() <= info.high + slack
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.uint8, np.uint16, np.int32, np.float32, np.float64]))
+def test_masked_pixels_count_as_missing(data, dtype):
+    """Masked pixels are the low end, and the range comes from the pixels shown only."""
+    x = data.draw(arrays(dtype, shapes(channels=(None,)), elements=plain(dtype) if dtype != np.float64 else st.floats(-1e3, 1e3)))
+    hidden = data.draw(arrays(np.bool_, x.shape))
+    masked = np.ma.masked_array(x, mask=hidden)
+    rgb, info = to_rgb01(masked)
+    assert np.isfinite(rgb).all()
+    shown = x[~hidden]
+    if shown.size and np.dtype(dtype).kind == "f":
+        assert (info.low, info.high) == value_range(shown)  # the hidden values play no part
+        np.testing.assert_array_equal(rgb[hidden], 0.0)
+    if shown.size and np.dtype(dtype).kind in "iu":
+        assert np.all(rgb[hidden] <= rgb[~hidden].min() + 1e-7)
+
+
+LABEL_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from(LABEL_DTYPES))
+def test_labels_at_the_ends_of_their_dtype_keep_their_identity(data, dtype):
+    """uint64 labels above 2**63, negative labels, the dtype's min and max: each its own region."""
+    from napari_style_transfer.engine.masks import check_labels, plan_regions, region_plane
+
+    info = np.iinfo(dtype)
+    ends = st.sampled_from([int(info.min), int(info.min) + 1, int(info.max) - 1, int(info.max), 0])
+    values = data.draw(st.lists(ends | st.integers(int(info.min), int(info.max)), min_size=2, max_size=4, unique=True))
+    labels = np.array(data.draw(st.lists(st.sampled_from(values), min_size=12, max_size=12)), dtype).reshape(3, 4)
+    checked = check_labels(labels, (3, 4))
+    present = sorted({int(v) for v in labels.ravel()})
+    assert sorted({int(v) for v in checked.ravel()}) == present  # no label wrapped around or merged
+    chosen = data.draw(st.sampled_from(present))
+    (region,) = plan_regions(checked, {chosen: 0}, 1)
+    assert region.labels == (chosen,)
+    np.testing.assert_array_equal(region_plane(checked, region.labels) == 1, labels == np.array(chosen).astype(dtype))
+
+
+@pytest.mark.parametrize(
+    ("mapping", "labels", "expected"),
+    [
+        ({5: 0}, np.array([[0, 1], [1, 0]]), "label_styles: label 5 is not in the mask (its labels: 0, 1)"),
+        (None, np.zeros((2, 2), np.uint8), "content_mask: holds no non-zero label"),
+        ({}, np.ones((2, 2), np.uint8), "label_styles: maps no label to a style"),
+        ({2**64 - 1: 0}, np.array([[0, 2**63]], np.uint64), f"label {2**64 - 1} is not in the mask"),
+    ],
+)
+def test_mappings_that_would_stylise_nothing_are_refused(mapping, labels, expected):
+    from napari_style_transfer.engine import ConfigError
+    from napari_style_transfer.engine.masks import check_labels, plan_regions
+
+    with pytest.raises(ConfigError) as info:
+        plan_regions(check_labels(labels, labels.shape), mapping, 1)
+    assert expected in str(info.value)
+
+
+# --- the same arrays through a whole (tiny) run ------------------------------------------------------
+
+
+def _pil(x):
+    from PIL import Image
+
+    return Image.fromarray(x).convert("P")
+
+
+RUNS = {
+    "Pillow palette image as the style": lambda c, s: (c, _pil(s)),
+    "Pillow image as the content": lambda c, s: (_pil(c).convert("RGBA"), s),
+    "tensors with grad as content and style": lambda c, s: (_tensor(c.astype(np.float32) / 255), _tensor(s.astype(np.float64))),
+    "masked content": lambda c, s: (np.ma.masked_greater(c[..., 0], 200), s),
+    "matrix content": lambda c, s: (np.asmatrix(c[..., 0].astype(np.float64)), s),
+    "float64 across the range": lambda c, s: (np.where(c[..., 0] > 128, 1.7e308, -1.7e308), s),
+}
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_python_arrays_run_through_the_engine(name, content_image, style_image):
+    import torch
+
+    from napari_style_transfer.engine import StyleConfig, stylize
+
+    torch.set_num_threads(1)
+    content, style = RUNS[name](content_image, style_image)
+    result = stylize(content, style, StyleConfig(size=32, iterations=1, multiscale=False))
+    assert type(result) is np.ndarray and result.shape[:2] == (22, 32)
+    assert np.isfinite(result.astype(np.float64)).all()
+
+
+@pytest.mark.parametrize("labels", [np.array([0, 2**63 + 1, 2**64 - 1], np.uint64), np.array([0, -128, 127], np.int8)])
+def test_labels_at_the_ends_of_their_dtype_steer_a_run(labels, content_image, style_image):
+    import torch
+
+    from napari_style_transfer.engine import StyleConfig, stylize
+
+    torch.set_num_threads(1)
+    mask = np.repeat(labels, [20, 22, 22])[None].repeat(43, axis=0).astype(labels.dtype)
+    config = StyleConfig(size=32, iterations=2, multiscale=False)
+    out = stylize(content_image, style_image, config, content_mask=mask, label_styles={int(labels[-1]): 0})
+    assert out.shape == (22, 32, 3)
