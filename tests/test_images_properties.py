@@ -382,3 +382,30 @@ def test_labels_at_the_ends_of_their_dtype_steer_a_run(labels, content_image, st
     config = StyleConfig(size=32, iterations=2, multiscale=False)
     out = stylize(content_image, style_image, config, content_mask=mask, label_styles={int(labels[-1]): 0})
     assert out.shape == (22, 32, 3)
+    from PIL import Image
+
+    small = np.asarray(Image.fromarray(content_image).resize((32, 22), Image.BILINEAR)).astype(np.float64)
+    kept, styled = (np.abs(out[:, cols].astype(np.float64) - small[:, cols]).mean() for cols in (slice(0, 8), slice(-8, None)))
+    assert styled > 1.0 and styled > 5 * kept  # the last label (the dtype's max) is stylised, label 0 keeps the content
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([-1.7e308, 1.7e308]),
+        np.array([np.finfo(np.float64).max] * 2),
+        np.array([-np.finfo(np.float64).max, 0.0, 5e-324, np.inf, np.nan, np.finfo(np.float64).max]),
+        np.array([np.finfo(np.float32).max, -np.finfo(np.float32).max, 0.0], np.float32),
+    ],
+    ids=["±1.7e308", "constant max", "everything", "float32 ±max"],
+)
+def test_the_ends_of_the_float_range_round_trip(values):
+    x = np.resize(values, (4, 6))
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        rgb, info = to_rgb01(x)
+        out = from_rgb01(rgb, info)
+    assert np.isfinite(rgb).all() and np.isfinite(out).all() and math.isfinite(info.high - info.low) is not None
+    finite = x[np.isfinite(x)]
+    if finite.min() < finite.max():  # each end comes back as itself (within float32's steps of the range)
+        for end in (finite.min(), finite.max()):
+            assert np.abs(out[x == end] / end - 1).max() < 1e-6
