@@ -142,6 +142,10 @@ def _intermediate_path(output: Path, step: int) -> Path:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run; returns the exit code (errors print one line on stderr)."""
+    if (argv := list(sys.argv[1:] if argv is None else argv)) and argv[0] == "batch":
+        from . import cli_batch
+
+        return cli_batch.run(argv[1:])
     from .engine import ConfigError, ImageError, StyleTransferError, WeightsError, stylize_iter
     from .imageio_utils import (
         TIFF_SUFFIXES,

@@ -1,0 +1,296 @@
+"""``napari-style-transfer batch INPUT... --style STYLE [STYLE ...] -o OUT_DIR``: many images, one command.
+
+A thin layer over :func:`napari_style_transfer.engine.batch.stylize_batch`: parse, read the
+styles, show one progress bar over the items, print a one-line summary, and exit non-zero
+when any item failed (1) or on Ctrl-C (130). Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from .engine.config import (
+    INITS,
+    OPTIMIZERS,
+    POOLINGS,
+    PRECISIONS,
+    PRESERVE_COLORS,
+    TILINGS,
+    WEIGHT_CONVENTIONS,
+    StyleConfig,
+)
+
+PROG = "napari-style-transfer batch"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (no usage block), like the CLI's other errors."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """The single-image options a batch shares (to be replaced by ``cli.add_config_arguments``)."""
+    d = StyleConfig()
+    g = p.add_argument_group("style transfer (as for a single image)")
+    g.add_argument(
+        "-s",
+        "--size",
+        type=int,
+        default=d.size,
+        help="output long side in pixels; 0 keeps each content's size",
+    )
+    g.add_argument("-n", "--iterations", type=int, default=d.iterations, help="optimiser steps per scale")
+    g.add_argument("--content-weight", type=float, default=d.content_weight)
+    g.add_argument("--style-weight", type=float, default=d.style_weight)
+    g.add_argument("--tv-weight", type=float, default=d.tv_weight)
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
+    g.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float)
+    g.add_argument("--init", choices=[i for i in INITS if i != "image"], default=d.init)
+    g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--deterministic", action="store_true")
+    g.add_argument("--style-scale", type=float, default=d.style_scale)
+    g.add_argument("--style-blend-weights", nargs="+", type=float, metavar="W")
+    g.add_argument("--preserve-colors", choices=PRESERVE_COLORS, default=d.preserve_colors)
+    g.add_argument("--no-multiscale", dest="multiscale", action="store_false")
+    g.add_argument("--pooling", choices=POOLINGS, default=d.pooling)
+    g.add_argument("--weights", default=d.weights)
+    g.add_argument("--weights-convention", choices=WEIGHT_CONVENTIONS, default=d.weights_convention)
+    g.add_argument(
+        "--device", default=d.device, help="auto, cpu, cuda, cuda:N or mps (auto: each worker's GPU)"
+    )
+    g.add_argument("--precision", choices=PRECISIONS, default=d.precision)
+    g.add_argument("--compile", action="store_true")
+    g.add_argument("--tiling", choices=TILINGS, default=d.tiling)
+    g.add_argument("--tile-size", type=int, metavar="PX")
+    g.add_argument("--tile-overlap", type=int, metavar="PX")
+
+
+def _config_from_args(args: argparse.Namespace) -> StyleConfig:
+    """(to be replaced by ``cli.config_from_args``)"""
+    return StyleConfig(
+        iterations=args.iterations, size=None if args.size == 0 else args.size, content_weight=args.content_weight,
+        style_weight=args.style_weight, tv_weight=args.tv_weight, optimizer=args.optimizer,
+        learning_rate=args.learning_rate, init=args.init, seed=args.seed, deterministic=args.deterministic,
+        style_scale=args.style_scale,
+        style_blend_weights=tuple(args.style_blend_weights) if args.style_blend_weights else None,
+        preserve_colors=args.preserve_colors, multiscale=args.multiscale, pooling=args.pooling, weights=args.weights,
+        weights_convention=args.weights_convention, device=args.device, preview_every=0, precision=args.precision,
+        compile=args.compile, tiling=args.tiling, tile_size=args.tile_size, tile_overlap=args.tile_overlap,
+    )  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=PROG,
+        description="Stylise many images with the same styles and settings, on this machine or a Dask cluster.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "inputs",
+        metavar="INPUT",
+        nargs="+",
+        help="image files, folders (their images, sorted) or glob patterns",
+    )
+    p.add_argument(
+        "--style",
+        dest="styles",
+        metavar="STYLE",
+        nargs="+",
+        required=True,
+        help="style image(s); several are blended",
+    )
+    p.add_argument(
+        "-o",
+        "--out-dir",
+        required=True,
+        help="output folder: OUT_DIR/<input stem>.<ext> and batch-report.json",
+    )
+    p.add_argument(
+        "--ext",
+        choices=("png", "jpg", "tif"),
+        help="output format (default: the input's, else png; stacks: tif)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="redo items whose output these settings already made"
+    )
+    p.add_argument(
+        "--retries", type=int, default=2, help="reruns of an item whose run raised an error (not a bad input)"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    c = p.add_argument_group("where it runs").add_mutually_exclusive_group()
+    c.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes of the embedded cluster (default: one per GPU, else by the CPU cores)",
+    )
+    c.add_argument("--scheduler", metavar="ADDRESS", help="use a running Dask cluster, e.g. tcp://host:8786")
+    p.add_argument("--threads-per-worker", type=int, metavar="T", help="torch threads in each worker process")
+    k = p.add_argument_group("stacks and time-lapses")
+    k.add_argument(
+        "--stack", action="store_true", help="each INPUT is an nD TIFF: stylise its 2D slices, write one TIFF"
+    )
+    k.add_argument(
+        "--chunk",
+        type=int,
+        default=1,
+        metavar="K",
+        help="with --stack: K consecutive slices per item, coherent inside the item",
+    )
+    k.add_argument(
+        "--motion",
+        choices=("shift", "none"),
+        default="shift",
+        help="with --chunk > 1: how a slice follows the previous result",
+    )
+    k.add_argument(
+        "--consistency-weight",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="with --chunk > 1: pull each slice toward the previous result",
+    )
+    _add_config_arguments(p)
+    return p  # fmt: skip
+
+
+def _fail(message: str) -> int:
+    lines = str(message).strip().splitlines() or ["unknown error"]
+    print(f"{PROG}: error: {lines[0]}", file=sys.stderr)
+    return 2
+
+
+def _quiet_dask_logs() -> None:
+    """Dask's own log lines (worker start-up, shutdown notices) stay out of the CLI's output."""
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")  # the worker processes inherit it
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+
+
+class _Progress:
+    """One bar over the items (rate and ETA from tqdm) and one line per failure."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.bar: Any = None
+        self.counts: Counter = Counter()
+
+    def start(self, info: Any) -> None:
+        if info.dashboard and not self.quiet:
+            print(f"dashboard: {info.dashboard}", file=sys.stderr)
+        if not self.quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=info.total, unit="item", desc="batch", dynamic_ncols=True, file=sys.stderr)
+            self.bar.update(self.counts.total())
+
+    def add(self, result: Any) -> None:
+        if result.kind == "stack":
+            if result.status == "failed":
+                self.counts["failed"] += 1
+                self.write(f"failed: {result.input}: {result.message}")
+            return
+        self.counts[result.status] += 1
+        if result.status == "failed":
+            label = (
+                result.input
+                if result.slices is None
+                else f"{result.input} slices {result.slices[0]}-{result.slices[1] - 1}"
+            )
+            self.write(f"failed: {label}: {result.message}")
+        if self.bar is not None:
+            self.bar.update(1)
+            if self.bar.n >= self.bar.total:
+                self.close()  # before the cluster shuts down: the rate and time stay the batch's
+
+    def write(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _prepare(args: argparse.Namespace) -> tuple[list[Any], StyleConfig, Any]:
+    """Styles, config and stack options from the arguments (errors raise with a one-line message)."""
+    from .engine.guidance import StackOptions
+    from .imageio_utils import read_image
+
+    if args.chunk < 1:
+        raise ValueError(f"--chunk: must be an integer >= 1, got {args.chunk}")
+    if args.retries < 0:
+        raise ValueError(f"--retries: must be an integer >= 0, got {args.retries}")
+    styles = [read_image(path) for path in args.styles]
+    config = _config_from_args(args)
+    stack = StackOptions(
+        coherence=args.chunk > 1, motion=args.motion, consistency_weight=args.consistency_weight
+    )
+    return styles, config, stack
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the batch; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    _quiet_dask_logs()
+    from .engine import ConfigError, StyleTransferError, WeightsError
+    from .engine.batch import BatchError, stylize_batch, summary_line
+    from .imageio_utils import ImageFileError
+
+    errors = (BatchError, ConfigError, ImageFileError, WeightsError, StyleTransferError, ValueError)
+    try:
+        styles, config, stack = _prepare(args)
+        client = _connect(args.scheduler) if args.scheduler else None
+    except errors as exc:
+        return _fail(str(exc))
+    progress = _Progress(args.quiet)
+    out_dir = Path(args.out_dir)
+    results = stylize_batch(
+        args.inputs, styles, config, client, out_dir=out_dir, workers=args.workers,
+        threads_per_worker=args.threads_per_worker, chunk=args.chunk if args.stack else None, stack=stack,
+        ext=args.ext, overwrite=args.overwrite, retries=args.retries, on_start=progress.start,
+    )  # fmt: skip
+    try:
+        with closing(results):
+            for result in results:
+                progress.add(result)
+    except KeyboardInterrupt:
+        progress.close()
+        print(
+            f"{PROG}: interrupted: {summary_line(progress.counts, out_dir / 'batch-report.json')}",
+            file=sys.stderr,
+        )
+        return 130
+    except errors as exc:
+        progress.close()
+        return _fail(str(exc))
+    finally:
+        if client is not None:
+            client.close()
+    progress.close()
+    line = summary_line(progress.counts, out_dir / "batch-report.json")
+    failed = progress.counts.get("failed", 0)
+    print(line, file=sys.stderr if failed else sys.stdout)
+    return 1 if failed else 0
+
+
+def _connect(address: str) -> Any:
+    from .engine.batch.plumbing import connect
+
+    return connect(address).client
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(argv))
