@@ -228,17 +228,14 @@ class _BatchRun:
         start.workers = len(self.cluster.client.scheduler_info().get("workers", {}))
 
     def _contents(self, todo: list[BatchItem]) -> dict[int, Any]:
-        """Array items as futures: numpy arrays scattered once, dask slices computed on the cluster."""
-        client = self.cluster.client
+        """Array items: numpy arrays travel inside their task (the scheduler keeps them until the item
+        is done, so a rerun elsewhere still has them); dask slices are computed on the cluster."""
         indices = [i.index for i in todo if i.index in self.plan.arrays]
         lazy = [i for i in indices if hasattr(self.plan.arrays[i], "dask")]
-        eager = [i for i in indices if i not in lazy]
-        futures: dict[int, Any] = {}
-        if eager:
-            futures.update(zip(eager, client.scatter([np.asarray(self.plan.arrays[i]) for i in eager])))
+        contents = {i: np.asarray(self.plan.arrays[i]) for i in indices if i not in lazy}
         if lazy:
-            futures.update(zip(lazy, client.compute([self.plan.arrays[i] for i in lazy])))
-        return futures
+            contents.update(zip(lazy, self.cluster.client.compute([self.plan.arrays[i] for i in lazy])))
+        return contents
 
     def _submit(self, todo: list[BatchItem]) -> None:
         client, retries = self.cluster.client, self.options.retries
@@ -291,7 +288,7 @@ class _BatchRun:
         if future.status != "finished":
             try:
                 exc = future.exception()
-                message = f"{type(exc).__name__}: {one_line(exc)}"
+                message = f"{type(exc).__name__}: {one_line(exc)}" if exc is not None else f"the item was {future.status}"
             except Exception as err:  # noqa: BLE001 - a cancelled future raises here
                 message = f"{type(err).__name__}: {one_line(err)}"
             return self._plain(item, "failed", message)
