@@ -8,6 +8,7 @@ when any item failed (1) or on Ctrl-C (130). Errors are one line on stderr, neve
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -268,10 +269,8 @@ def run(argv: Sequence[str] | None = None) -> int:
                 progress.add(result)
     except KeyboardInterrupt:
         progress.close()
-        print(
-            f"{PROG}: interrupted: {summary_line(progress.counts, out_dir / 'batch-report.json')}",
-            file=sys.stderr,
-        )
+        counts = _reported_counts(out_dir) or progress.counts  # items that ended while stopping count too
+        print(f"{PROG}: interrupted: {summary_line(counts, out_dir / 'batch-report.json')}", file=sys.stderr)
         return 130
     except errors as exc:
         progress.close()
@@ -284,6 +283,16 @@ def run(argv: Sequence[str] | None = None) -> int:
     failed = progress.counts.get("failed", 0)
     print(line, file=sys.stderr if failed else sys.stdout)
     return 1 if failed else 0
+
+
+def _reported_counts(out_dir: Path) -> Counter | None:
+    from .engine.batch import REPORT_NAME
+
+    try:
+        summary = json.loads((out_dir / REPORT_NAME).read_text(encoding="utf-8"))["summary"]
+        return Counter({k: int(v) for k, v in summary.items()})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _connect(address: str) -> Any:

@@ -27,6 +27,9 @@ from .report import BatchReport, BatchResult, is_current, load_previous
 from .stacks import assemble_stack, remove_parts
 from .work import BatchJob, one_line, run_chunk, run_item, stack_limits, stop_job
 
+#: How long a stop waits for running items to end (they stop after their current step).
+HALT_WAIT_S = 15.0
+
 
 @dataclass
 class BatchStart:
@@ -288,7 +291,11 @@ class _BatchRun:
         if future.status != "finished":
             try:
                 exc = future.exception()
-                message = f"{type(exc).__name__}: {one_line(exc)}" if exc is not None else f"the item was {future.status}"
+                message = (
+                    f"{type(exc).__name__}: {one_line(exc)}"
+                    if exc is not None
+                    else f"the item was {future.status}"
+                )
             except Exception as err:  # noqa: BLE001 - a cancelled future raises here
                 message = f"{type(err).__name__}: {one_line(err)}"
             return self._plain(item, "failed", message)
@@ -299,19 +306,33 @@ class _BatchRun:
             result=out.get("result"), info=info,
         )  # fmt: skip
 
-    def _halt(self) -> None:
-        """Running items end after their current step without writing; queued ones never start."""
+    def _halt(self) -> list[BatchResult]:
+        """Stop the batch: running items end after their current step without writing, queued ones
+        never start. Items that finish meanwhile (a write already under way) are kept as they
+        ended; the others are ``cancelled``. Everything is recorded; returns the results."""
+        from distributed import wait
+
+        futures = list(self.futures)
         with suppress(Exception):
             self.cluster.client.run(stop_job, self.job_key, on_error="ignore")
+        with suppress(Exception, KeyboardInterrupt):
+            wait(futures, timeout=HALT_WAIT_S)
+        results = []
+        for future in futures:
+            item = self.futures.pop(future)
+            ended = future.status == "finished"
+            result = (
+                self._outcome(item, future)
+                if ended
+                else self._plain(item, "cancelled", "stopped before it finished")
+            )
+            results.append(self._record(result))
         with suppress(Exception):
-            self.cluster.client.cancel(list(self.futures))
+            self.cluster.client.cancel(futures)
+        return results
 
     def _cancel_running(self) -> Iterator[BatchResult]:
-        items = list(self.futures.values())
-        self._halt()
-        self.futures.clear()
-        for item in items:
-            yield self._record(self._plain(item, "cancelled", "stopped before it finished"))
+        yield from self._halt()
 
     # -- stacks
     def _chunk_finished(self, item: BatchItem, result: BatchResult) -> Iterator[BatchResult]:

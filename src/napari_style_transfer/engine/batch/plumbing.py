@@ -156,10 +156,14 @@ def start_local(workers: int | None = None, threads: int | None = None) -> Clust
     return Cluster(client, local, torch_threads, kind)
 
 
-def connect(address: str, timeout: float = 15) -> Cluster:
-    """A client of an existing cluster (``dask scheduler``/``dask worker``, dask-jobqueue, Kubernetes)."""
+def connect(address: str, timeout: float | None = None) -> Cluster:
+    """A client of an existing cluster (``dask scheduler``/``dask worker``, dask-jobqueue, Kubernetes).
+
+    ``timeout``: seconds to wait for the scheduler (None: Dask's ``distributed.comm.timeouts.connect``).
+    """
+    kwargs = {} if timeout is None else {"timeout": timeout}
     try:
-        client = Client(address, timeout=timeout)
+        client = Client(address, **kwargs)
     except (OSError, TimeoutError, ValueError) as exc:
         lines = str(exc).strip().splitlines()
         raise BatchError(
