@@ -17,7 +17,9 @@ from napari_style_transfer._progress import (
 from napari_style_transfer.engine import ProgressEvent, StackEvent
 
 
-def event(step, elapsed, *, scale=0, n_scales=1, iteration=None, iterations=10, total=10, shape=(16, 16), **kw):
+def event(
+    step, elapsed, *, scale=0, n_scales=1, iteration=None, iterations=10, total=10, shape=(16, 16), **kw
+):
     return ProgressEvent(
         scale, n_scales, shape, iteration or step, iterations, step, total, {"total": 1.25}, elapsed, **kw
     )
@@ -63,7 +65,10 @@ def test_2d_and_stack_events_become_one_kind_of_update():
     assert running_text(flat, None, None) == "Iteration 3/10 · loss 1.25"
     last = as_update(event(10, 2.0, preview=image, done=True, info={"device": "cpu"}))
     assert last.done and last.final is image
-    assert final_text(last, None, "tiles of 32 px") == "Done: 10 steps in 2 s on cpu (5.0 it/s). Tiled: tiles of 32 px."
+    assert (
+        final_text(last, None, "tiles of 32 px")
+        == "Done: 10 steps in 2 s on cpu (5.0 it/s). Tiled: tiles of 32 px."
+    )
 
     inner = event(2, 1.0, total=4)
     stack = as_update(StackEvent((1,), 2, 3, inner, slice_result=image))

@@ -90,14 +90,23 @@ def test_prepare_run_passes_config_errors_on():
 
 
 def test_stack_requests_pick_the_slice_shown_and_place_the_result_over_it():
-    stack = Image(np.zeros((4, 5, 40, 60), np.float32), name="t", scale=(2.0, 3.0, 0.5, 0.5), translate=(1.0, 0.0, 0.0, 0.0))
+    stack = Image(
+        np.zeros((4, 5, 40, 60), np.float32),
+        name="t",
+        scale=(2.0, 3.0, 0.5, 0.5),
+        translate=(1.0, 0.0, 0.0, 0.0),
+    )
     # world point (t=1 + 2·2, z=3·3, y, x) → slice (2, 3)
     assert current_slice_index(stack, (5.0, 9.0, 0.0, 0.0)) == (2, 3)
     assert current_slice_index(stack, (100.0, -5.0, 0.0, 0.0)) == (3, 0)  # clipped
     assert current_slice_index(stack, None) == (0, 0)
     style = Image(rgb(seed=4), rgb=True, name="style")
     request = prepare_run(stack, [(style, 1.0)], PARAMS, stack="slice", point=(5.0, 9.0, 0.0, 0.0))
-    assert request.read().content.shape == (40, 60) and request.stack == "slice" and request.slice_index == (2, 3)
+    assert (
+        request.read().content.shape == (40, 60)
+        and request.stack == "slice"
+        and request.slice_index == (2, 3)
+    )
     assert request.stack_options() is None  # one slice is a 2D run
     placed = request.placement(request.sizes[-1])
     np.testing.assert_allclose(placed["scale"][:2], (2.0, 3.0))
@@ -113,13 +122,17 @@ def test_a_mask_follows_the_content_when_it_is_reduced_on_reading():
     labels = np.zeros((128, 192), np.int32)
     labels[:, 96:] = 3
     mask = Labels(labels, name="mask")
-    request = prepare_run(content, [(Image(rgb(seed=1), rgb=True), 1.0)], PARAMS, mask_layer=mask, label_styles={3: 0})
+    request = prepare_run(
+        content, [(Image(rgb(seed=1), rgb=True), 1.0)], PARAMS, mask_layer=mask, label_styles={3: 0}
+    )
     inputs = request.read()
     assert inputs.content_mask.shape == inputs.content.shape[:2]
     assert set(np.unique(inputs.content_mask)) == {0, 3}
     assert inputs.guidance.label_styles == {3: 0}
     with pytest.raises(UserError, match="not chosen"):
-        prepare_run(content, [(Image(rgb(seed=1), rgb=True), 1.0)], PARAMS, mask_layer=mask, label_styles={3: 1})
+        prepare_run(
+            content, [(Image(rgb(seed=1), rgb=True), 1.0)], PARAMS, mask_layer=mask, label_styles={3: 1}
+        )
 
 
 def test_prepare_run_reads_no_pixels():
@@ -133,7 +146,9 @@ def test_prepare_run_reads_no_pixels():
 
     lazy = da.zeros((128, 192, 3), np.uint8, chunks=(32, 32, 3)).map_blocks(record, dtype=np.uint8)
     content = Image(lazy, rgb=True, name="lazy", contrast_limits=(0, 255))
-    style = Image(da.zeros((64, 64, 3), np.uint8, chunks=(32, 32, 3)).map_blocks(record, dtype=np.uint8), rgb=True)
+    style = Image(
+        da.zeros((64, 64, 3), np.uint8, chunks=(32, 32, 3)).map_blocks(record, dtype=np.uint8), rgb=True
+    )
     labels = Labels(np.zeros((128, 192), np.int32), name="mask")
     computed.clear()  # napari read what it shows
     request = prepare_run(content, [(style, 1.0)], PARAMS, mask_layer=labels, label_styles={})

@@ -140,9 +140,12 @@ class RunRequest:
         geo = self.geometry
         n = len(self.lead)
         flat = {
-            "scale": geo["scale"][-2:], "translate": geo["translate"][-2:],
-            "rotate": np.eye(2), "shear": np.zeros(1), "affine": np.eye(3),
-        }  # fmt: skip
+            "scale": geo["scale"][-2:],
+            "translate": geo["translate"][-2:],
+            "rotate": np.eye(2),
+            "shear": np.zeros(1),
+            "affine": np.eye(3),
+        }
         inner = result_geometry(flat, self.content_shape, result_hw)
         lead_scale = np.asarray(geo["scale"][:n], dtype=float)
         lead_translate = np.asarray(geo["translate"][:n], dtype=float)
@@ -228,11 +231,7 @@ def prepare_run(
     )
     select_device(config.device)  # an unavailable device fails here, before the thread starts
 
-    style_long = None if long_side is None else max(1, round(long_side * config.style_scale))
-    style_reads = [
-        plan_layer_read(layer, style_long, index=current_slice_index(layer, point) if is_nd(layer) else None)
-        for layer, _ in styles
-    ]
+    style_reads = plan_style_reads([layer for layer, _ in styles], long_side, config.style_scale, point)
     rgb = bool(content_layer.rgb)
     shape = content_read.shape
     slice_hw = tuple(shape[-3:-1]) if rgb else tuple(shape[-2:])
@@ -245,7 +244,9 @@ def prepare_run(
         config=config,
         content_read=content_read,
         style_reads=style_reads,
-        style_contrast_limits=[layer_contrast_limits(layer, plan) for (layer, _), plan in zip(styles, style_reads)],
+        style_contrast_limits=[
+            layer_contrast_limits(layer, plan) for (layer, _), plan in zip(styles, style_reads)
+        ],
         content_name=content_layer.name,
         style_names=[layer.name for layer, _ in styles],
         content_shape=content_shape,
@@ -263,11 +264,24 @@ def prepare_run(
     )
 
 
+def plan_style_reads(
+    layers: Sequence[Any], long_side: int | None, style_scale: float, point: Sequence[float] | None
+) -> list[LayerRead]:
+    """How to read each style layer: at ``style_scale`` × the output's long side; nD: the slice shown."""
+    style_long = None if long_side is None else max(1, round(long_side * style_scale))
+    return [
+        plan_layer_read(layer, style_long, index=current_slice_index(layer, point) if is_nd(layer) else None)
+        for layer in layers
+    ]
+
+
 def check_label_styles(label_styles: dict[int, int] | None, n_styles: int) -> None:
     """Raise UserError when the label → style table names a style row that is not there."""
     bad = {k: v for k, v in (label_styles or {}).items() if not 0 <= int(v) < n_styles}
     if bad:
-        raise UserError(f"The mask table names a style that is not chosen ({bad}); pick one of the style rows.")
+        raise UserError(
+            f"The mask table names a style that is not chosen ({bad}); pick one of the style rows."
+        )
 
 
 def result_metadata(request: RunRequest, event: ProgressEvent | None = None) -> dict[str, Any]:
@@ -314,9 +328,13 @@ def final_metadata(request: RunRequest, update: RunUpdate, slices_done: int = 0)
     if update.is_stack:
         meta.update(
             {
-                "stopped": bool(update.stopped), "done": not update.stopped,
-                "steps": int(update.step), "total_steps": int(update.total_steps),
-                "stack": dict(update.info), "slices_done": slices_done, "slice_count": update.slice_count,
+                "stopped": bool(update.stopped),
+                "done": not update.stopped,
+                "steps": int(update.step),
+                "total_steps": int(update.total_steps),
+                "stack": dict(update.info),
+                "slices_done": slices_done,
+                "slice_count": update.slice_count,
             }
-        )  # fmt: skip
+        )
     return meta

@@ -115,11 +115,16 @@ class StrengthControl(Control):
     """The style weight on a log slider (0.1 to 100) with its number beside it."""
 
     def __init__(self, spec: OptionSpec):
-        self.slider = Slider(value=strength_position(spec.default), min=0, max=300, readout=False, tooltip=spec.help)
+        self.slider = Slider(
+            value=strength_position(spec.default), min=0, max=300, readout=False, tooltip=spec.help
+        )
         box = FloatSpinBox(
-            value=spec.default, min=0.1, max=100.0, step=0.5,
+            value=spec.default,
+            min=0.1,
+            max=100.0,
+            step=0.5,
             tooltip=f"{spec.help} (the content weight is 1)",
-        )  # fmt: skip
+        )
         box.native.setMaximumWidth(80)
         self.slider.changed.connect(self._from_slider)
         box.changed.connect(self._from_box)
@@ -207,9 +212,13 @@ def _number_widget(spec: OptionSpec) -> ValueWidget:
     kind = SpinBox if is_int else FloatSpinBox
     step = spec.step or 1
     return kind(
-        label=spec.label, value=min(max(default, low), high), min=low, max=high,
-        step=int(step) if is_int else step, tooltip=spec.help,
-    )  # fmt: skip
+        label=spec.label,
+        value=min(max(default, low), high),
+        min=low,
+        max=high,
+        step=int(step) if is_int else step,
+        tooltip=spec.help,
+    )
 
 
 def _plain_control(spec: OptionSpec) -> Control:
@@ -232,7 +241,9 @@ def _plain_control(spec: OptionSpec) -> Control:
         return LayersControl(spec, edit)
     if spec.kind == "floats":
         placeholder = f"empty: {spec.none_label}" if spec.none_label else ""
-        edit = LineEdit(label=spec.label, value="", tooltip=f"{spec.help}, separated by commas ({placeholder})")
+        edit = LineEdit(
+            label=spec.label, value="", tooltip=f"{spec.help}, separated by commas ({placeholder})"
+        )
         edit.native.setPlaceholderText(placeholder)
         control = NumbersControl(spec, edit)
         control.set(spec.default)
@@ -247,7 +258,9 @@ def make_control(spec: OptionSpec) -> Control:
     if spec.name == "weights":
         return WeightsControl(spec)
     if spec.name == "device":
-        return Control(spec, ComboBox(label=spec.label, choices=device_choices(), value=spec.default, tooltip=spec.help))
+        return Control(
+            spec, ComboBox(label=spec.label, choices=device_choices(), value=spec.default, tooltip=spec.help)
+        )
     control = _plain_control(spec)
     if spec.optional and spec.kind in ("int", "float"):
         text = NONE_TEXT.get(spec.name) or (spec.none_label if len(spec.none_label) <= 20 else "auto")

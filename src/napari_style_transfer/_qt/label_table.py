@@ -41,11 +41,13 @@ class LabelTable(Container):
             chosen = self._kept.get(value, default)
             self.append(
                 ComboBox(
-                    name=f"label_{value}", label=f"label {value}", choices=choices,
+                    name=f"label_{value}",
+                    label=f"label {value}",
+                    choices=choices,
                     value=chosen if chosen in valid else default,
                     tooltip=f"The style painted where the mask is {value} ('keep content': leave the content there)",
                 )
-            )  # fmt: skip
+            )
         if len(values) > MAX_MASK_LABELS:
             rest = len(values) - MAX_MASK_LABELS
             more = f"{rest} more label value(s) (from {values[MAX_MASK_LABELS]}) keep the content"

@@ -16,9 +16,12 @@ class StyleRow(Container):
             choices=choices, tooltip="An image layer whose look (texture, colours, strokes) to copy"
         )
         self.weight = FloatSpinBox(
-            value=1.0, min=0.0, max=100.0, step=0.1,
+            value=1.0,
+            min=0.0,
+            max=100.0,
+            step=0.1,
             tooltip="Blend weight of this style (relative to the other styles)",
-        )  # fmt: skip
+        )
         self.remove_button = PushButton(text="✕", tooltip="Remove this style")
         self.weight.native.setMaximumWidth(70)
         self.remove_button.native.setMaximumWidth(28)

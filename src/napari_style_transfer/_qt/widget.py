@@ -104,20 +104,26 @@ class StyleTransferWidget(Container):
         )
         self.content_layer.changed.connect(self._update_stack_widgets)
         self.stack_mode = ComboBox(
-            label="Stack", choices=[("current slice", "slice"), ("all slices", "all")], value=STACK_MODES[0],
+            label="Stack",
+            choices=[("current slice", "slice"), ("all slices", "all")],
+            value=STACK_MODES[0],
             tooltip="An nD content (stack, time-lapse): stylise the slice shown, or every slice into one nD result",
-        )  # fmt: skip
+        )
         self.coherent = CheckBox(
-            text="coherent (start from previous slice)", value=True,
+            text="coherent (start from previous slice)",
+            value=True,
             tooltip="Start each slice from the previous slice's result: less flicker between slices",
-        )  # fmt: skip
+        )
         self.stack_mode.changed.connect(self._update_stack_widgets)
         self._stack_row = Container(widgets=[self.stack_mode, self.coherent], labels=False, label="Stack")
         self._stack_row.margins = (0, 0, 0, 0)
         self.mask_layer = ComboBox(
-            label="Mask (Labels)", choices=self._labels_choices, nullable=True, value=None,
+            label="Mask (Labels)",
+            choices=self._labels_choices,
+            nullable=True,
+            value=None,
             tooltip="Optional Labels layer (same size as the content): which style goes where",
-        )  # fmt: skip
+        )
         self.mask_layer.changed.connect(lambda *_: self._rebuild_label_table())
         self.label_table = LabelTable()
         self.style_rows = StyleRows(self._image_choices, self._rebuild_label_table)
@@ -129,7 +135,9 @@ class StyleTransferWidget(Container):
 
     def _make_feedback(self) -> list[Any]:
         """Run / Stop, the progress bar and the status line."""
-        self.run_button = PushButton(text="Run", tooltip="Start stylising (the result appears as a new layer)")
+        self.run_button = PushButton(
+            text="Run", tooltip="Start stylising (the result appears as a new layer)"
+        )
         self.stop_button = PushButton(
             text="Stop", enabled=False, tooltip="Stop after the current iteration, keeping the image"
         )
@@ -244,10 +252,15 @@ class StyleTransferWidget(Container):
         mask = unwrap(self.mask_layer.value)
         try:
             request = prepare_run(
-                content, styles, self.config_kwargs(),
-                stack=self.stack_mode.value, point=tuple(self.viewer.dims.point), coherence=bool(self.coherent.value),
-                mask_layer=mask, label_styles=self.label_styles if mask is not None else None,
-            )  # fmt: skip
+                content,
+                styles,
+                self.config_kwargs(),
+                stack=self.stack_mode.value,
+                point=tuple(self.viewer.dims.point),
+                coherence=bool(self.coherent.value),
+                mask_layer=mask,
+                label_styles=self.label_styles if mask is not None else None,
+            )
         except UserError as exc:
             self._notify(str(exc), exc.severity)
             return False
@@ -257,9 +270,13 @@ class StyleTransferWidget(Container):
 
         avoid_triton_llvm_clash()
         run = launch(
-            request, self.viewer, on_event=self._on_event, on_error=self._on_error, on_finished=self._on_finished,
+            request,
+            self.viewer,
+            on_event=self._on_event,
+            on_error=self._on_error,
+            on_finished=self._on_finished,
             on_cancel=lambda: self.stop("cancelled in the activity dock"),
-        )  # fmt: skip
+        )
         run.inputs = (content, *(layer for layer, _ in styles), *((mask,) if mask is not None else ()))
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self._active = run
@@ -384,7 +401,12 @@ class StyleTransferWidget(Container):
         pending, run.throttle.pending = run.throttle.pending, None
         if pending is not None:
             run.result.show(pending)
-        metadata = {**result_metadata(run.request, run.last_event), "failed": True, "partial": True, "error": message}
+        metadata = {
+            **result_metadata(run.request, run.last_event),
+            "failed": True,
+            "partial": True,
+            "error": message,
+        }
         run.result.finish(metadata, failed=True)
 
     def _on_finished(self) -> None:
