@@ -186,7 +186,7 @@ class StyleConfig:
     ))
     #: Adam's step size in pixel units (L-BFGS uses 1.0 and ignores this unless set); > 0.
     learning_rate: float | None = field(default=None, metadata=option(
-        "Learning rate", "Optimiser step size in [0, 1] pixel units (more than 0)", group="advanced",
+        "Learning rate", "Optimiser step size in pixel units (above 0)", group="advanced",
         kind="float", optional=True, none_label="Adam 0.02, L-BFGS 1", minimum=0.0, maximum=LEARNING_RATE_MAX,
         step=0.01, flags=("--lr", "--learning-rate"), metavar="LR",
     ))
@@ -235,8 +235,8 @@ class StyleConfig:
         choice_labels=("embedded VGG-19 (offline)", "torchvision (downloads)"), metavar="SOURCE",
     ))
     weights_convention: str = field(default="caffe", metadata=option(
-        "Convention", "Input convention of a weight file: 'caffe' (BGR, 0-255) or 'torchvision' (RGB, ImageNet)",
-        group="advanced", kind="choice", choices=WEIGHT_CONVENTIONS,
+        "Convention", "Input convention of a weight file: 'caffe' (BGR, 0-255) or 'torchvision' "
+        "(RGB, ImageNet)", group="advanced", kind="choice", choices=WEIGHT_CONVENTIONS,
     ))
     device: str = field(default="auto", metadata=option(
         "Device", "Where to run: auto (a GPU if there is one), cpu, cuda, cuda:N or mps", group="advanced",
@@ -251,7 +251,8 @@ class StyleConfig:
     #: GPUs, fp32 elsewhere. bf16 ends within 1 % of fp32's distances.
     precision: str = field(default="auto", metadata=option(
         "Precision", "Network arithmetic; auto: bf16 on CUDA GPUs and on CPUs with native bf16, else fp32 "
-        "(Gram matrices and losses are fp32 in every mode)", group="advanced", kind="choice", choices=PRECISIONS,
+        "(Gram matrices and losses are fp32 in every mode)", group="advanced", kind="choice",
+        choices=PRECISIONS,
     ))
     compile: bool = field(default=False, metadata=option(
         "Compile", "Run the network through torch.compile: faster long runs on a GPU (the first step of "
