@@ -292,9 +292,9 @@ def test_memory_limit_messages():
 
 
 def test_a_size_beyond_the_device_memory_is_refused_with_the_largest_that_fits(monkeypatch, content_image, style_image):
-    import napari_style_transfer.engine.transfer as transfer
+    import napari_style_transfer.engine.memory as memory
 
-    monkeypatch.setattr(transfer, "available_memory", lambda device: 2 * 2**30)
+    monkeypatch.setattr(memory, "available_memory", lambda device: 2 * 2**30)
     config = StyleConfig(size=8192, **FAST)
     with pytest.raises(MemoryLimitError) as info:
         next(stylize_iter(content_image, style_image, config))

@@ -244,9 +244,9 @@ def test_pyramids_and_dask_layers_read_only_what_is_needed(qtbot, viewer, style_
 
 
 def test_a_size_beyond_the_memory_is_refused_with_the_largest_size_that_fits(qtbot, viewer, content_image, style_image, notes, monkeypatch):
-    import napari_style_transfer.engine.transfer as transfer
+    import napari_style_transfer.engine.memory as memory
 
-    monkeypatch.setattr(transfer, "available_memory", lambda device: 2 * 2**30)
+    monkeypatch.setattr(memory, "available_memory", lambda device: 2 * 2**30)
     add_pair(viewer, content_image, style_image)
     before = snapshot(viewer)
     widget = open_widget(viewer, size=8192)

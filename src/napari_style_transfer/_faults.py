@@ -18,12 +18,10 @@ from .engine import (
     MemoryLimitError,
     StyleTransferError,
     WeightsError,
-    largest_fitting_size,
+    memory,
     select_device,
 )
 from .engine.images import MIN_SIDE
-from .engine.memory import available_memory
-from .engine.runtime import select_runtime
 
 
 class UserError(ValueError):
@@ -142,20 +140,11 @@ def run_failure(exc: BaseException, request: Any) -> BaseException:
 
 
 def largest_size_now(config: Any, failed_hw: tuple[int, int] | None, device: Any) -> int:
-    """A size that should fit now: the engine's estimate for the free memory, below the size that failed.
-
-    The one place the widget asks the engine's memory model (``engine.memory``) for a size.
-    """
-    long_side = max(failed_hw) if failed_hw else 0
-    below = int(long_side * 0.75) // 16 * 16  # the estimate said the failed size fits; ask for less
+    """A size that should fit now, from the engine's memory model (``engine.memory``), below the one that failed."""
+    below = int(max(failed_hw) * 0.75) // 16 * 16 if failed_hw else 0
     if device is None or failed_hw is None:
         return below
     try:
-        budget = available_memory(device)
-        if budget is None:
-            return below
-        precision = select_runtime(config.precision, device).precision
-        fits = largest_fitting_size(failed_hw, budget, config.deepest_layer, precision, config.optimizer)
+        return memory.largest_size_now(failed_hw, config, device)
     except Exception:  # noqa: BLE001 - advice only
         return below
-    return max(0, min(fits, below))

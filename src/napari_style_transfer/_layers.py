@@ -24,6 +24,7 @@ import numpy as np
 
 from ._faults import UserError
 from .engine.images import MIN_SIDE, cast_to_dtype, fit_long_side
+from .engine.memory import available_memory, largest_side_for
 
 #: Marker in a result layer's metadata (so a result is never picked as a default input).
 PLUGIN_KEY = "napari-style-transfer"
@@ -238,8 +239,6 @@ def free_host_memory() -> int | None:
     """Bytes of RAM available now (None if unknown), as the engine's memory model sees it."""
     import torch
 
-    from .engine.memory import available_memory
-
     return available_memory(torch.device("cpu"))
 
 
@@ -253,7 +252,7 @@ def check_fits_in_memory(shape: tuple[int, ...], dtype: np.dtype, name: str) -> 
     free = free_host_memory()
     if free is None or need <= free:
         return
-    fits = largest_readable_side(shape[:2], per_pixel, free)
+    fits = largest_side_for(shape[:2], free, per_pixel)  # the engine's rule for a per-pixel cost
     advice = (
         f"choose an output size of at most about {fits} px instead of the original size"
         if fits >= MIN_SIDE
@@ -263,16 +262,6 @@ def check_fits_in_memory(shape: tuple[int, ...], dtype: np.dtype, name: str) -> 
         f"Layer '{name}' is {shape[1]}×{shape[0]} px; reading it at this size needs about "
         f"{format_bytes(need)} of memory but only {format_bytes(free)} are free — {advice}."
     )
-
-
-def largest_readable_side(hw: Sequence[int], bytes_per_pixel: int, free: int) -> int:
-    """The long side (a multiple of 16) whose read and conversion fit in ``free`` bytes.
-
-    This is the cost of reading a layer on the host (linear in its pixels), not the run's
-    peak memory, which the engine's ``engine.memory`` estimates.
-    """
-    ratio = min(hw) / max(hw)
-    return int(math.sqrt(free / bytes_per_pixel / ratio)) // 16 * 16
 
 
 def format_bytes(count: float) -> str:
