@@ -13,21 +13,12 @@ import logging
 import os
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from .engine.config import (
-    INITS,
-    OPTIMIZERS,
-    POOLINGS,
-    PRECISIONS,
-    PRESERVE_COLORS,
-    TILINGS,
-    WEIGHT_CONVENTIONS,
-    StyleConfig,
-)
+from .engine.config import StyleConfig
 
 PROG = "napari-style-transfer batch"
 
@@ -39,62 +30,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _add_config_arguments(p: argparse.ArgumentParser) -> None:
-    """The single-image options a batch shares (to be replaced by ``cli.add_config_arguments``)."""
-    d = StyleConfig()
-    g = p.add_argument_group("style transfer (as for a single image)")
-    g.add_argument(
-        "-s",
-        "--size",
-        type=int,
-        default=d.size,
-        help="output long side in pixels; 0 keeps each content's size",
-    )
-    g.add_argument("-n", "--iterations", type=int, default=d.iterations, help="optimiser steps per scale")
-    g.add_argument("--content-weight", type=float, default=d.content_weight)
-    g.add_argument("--style-weight", type=float, default=d.style_weight)
-    g.add_argument("--tv-weight", type=float, default=d.tv_weight)
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
-    g.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float)
-    g.add_argument("--init", choices=[i for i in INITS if i != "image"], default=d.init)
-    g.add_argument("--seed", type=int, default=d.seed)
-    g.add_argument("--deterministic", action="store_true")
-    g.add_argument("--style-scale", type=float, default=d.style_scale)
-    g.add_argument("--style-blend-weights", nargs="+", type=float, metavar="W")
-    g.add_argument("--preserve-colors", choices=PRESERVE_COLORS, default=d.preserve_colors)
-    g.add_argument("--no-multiscale", dest="multiscale", action="store_false")
-    g.add_argument("--pooling", choices=POOLINGS, default=d.pooling)
-    g.add_argument("--weights", default=d.weights)
-    g.add_argument("--weights-convention", choices=WEIGHT_CONVENTIONS, default=d.weights_convention)
-    g.add_argument(
-        "--device", default=d.device, help="auto, cpu, cuda, cuda:N or mps (auto: each worker's GPU)"
-    )
-    g.add_argument("--precision", choices=PRECISIONS, default=d.precision)
-    g.add_argument("--compile", action="store_true")
-    g.add_argument("--tiling", choices=TILINGS, default=d.tiling)
-    g.add_argument("--tile-size", type=int, metavar="PX")
-    g.add_argument("--tile-overlap", type=int, metavar="PX")
+#: The single-image CLI's option helpers, handed over by ``cli.run`` (cli imports this module,
+#: so this module does not import cli): ``add_config_arguments(parser)`` and
+#: ``config_from_args(args, init_image) -> StyleConfig``.
+AddConfigArguments = Callable[[argparse.ArgumentParser], None]
+ConfigFromArgs = Callable[..., StyleConfig]
 
 
-def _config_from_args(args: argparse.Namespace) -> StyleConfig:
-    """(to be replaced by ``cli.config_from_args``)"""
-    return StyleConfig(
-        iterations=args.iterations, size=None if args.size == 0 else args.size, content_weight=args.content_weight,
-        style_weight=args.style_weight, tv_weight=args.tv_weight, optimizer=args.optimizer,
-        learning_rate=args.learning_rate, init=args.init, seed=args.seed, deterministic=args.deterministic,
-        style_scale=args.style_scale,
-        style_blend_weights=tuple(args.style_blend_weights) if args.style_blend_weights else None,
-        preserve_colors=args.preserve_colors, multiscale=args.multiscale, pooling=args.pooling, weights=args.weights,
-        weights_convention=args.weights_convention, device=args.device, preview_every=0, precision=args.precision,
-        compile=args.compile, tiling=args.tiling, tile_size=args.tile_size, tile_overlap=args.tile_overlap,
-    )  # fmt: skip
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(add_config_arguments: AddConfigArguments) -> argparse.ArgumentParser:
+    """The batch's own options, then every single-image option (from the option specs)."""
     p = _Parser(
         prog=PROG,
         description="Stylise many images with the same styles and settings, on this machine or a Dask cluster.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
         "inputs",
@@ -125,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="redo items whose output these settings already made"
     )
     p.add_argument(
-        "--retries", type=int, default=2, help="reruns of an item whose run raised an error (not a bad input)"
+        "--retries",
+        type=int,
+        default=2,
+        help="reruns of an item whose run raised an error, not a bad input (default: 2)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     c = p.add_argument_group("where it runs").add_mutually_exclusive_group()
@@ -146,22 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         metavar="K",
-        help="with --stack: K consecutive slices per item, coherent inside the item",
+        help="with --stack: K consecutive slices per item, coherent inside the item (default: 1, no coherence)",
     )
     k.add_argument(
         "--motion",
         choices=("shift", "none"),
         default="shift",
-        help="with --chunk > 1: how a slice follows the previous result",
+        help="with --chunk > 1: move the previous result by the drift between slices (shift) or not (default: shift)",
     )
     k.add_argument(
         "--consistency-weight",
         type=float,
         default=0.0,
         metavar="W",
-        help="with --chunk > 1: pull each slice toward the previous result",
+        help="with --chunk > 1: pull each slice toward the previous result (default: 0)",
     )
-    _add_config_arguments(p)
+    add_config_arguments(p)
     return p  # fmt: skip
 
 
@@ -225,7 +175,9 @@ class _Progress:
             self.bar = None
 
 
-def _prepare(args: argparse.Namespace) -> tuple[list[Any], StyleConfig, Any]:
+def _prepare(
+    args: argparse.Namespace, config_from_args: ConfigFromArgs
+) -> tuple[list[Any], StyleConfig, Any]:
     """Styles, config and stack options from the arguments (errors raise with a one-line message)."""
     from .engine.guidance import StackOptions
     from .imageio_utils import read_image
@@ -234,17 +186,24 @@ def _prepare(args: argparse.Namespace) -> tuple[list[Any], StyleConfig, Any]:
         raise ValueError(f"--chunk: must be an integer >= 1, got {args.chunk}")
     if args.retries < 0:
         raise ValueError(f"--retries: must be an integer >= 0, got {args.retries}")
+    if getattr(args, "preview_every", 0):
+        raise ValueError("--save-every: is not available in a batch")
+    if not args.stack and args.chunk != 1:
+        raise ValueError("--chunk: only applies with --stack")
     styles = [read_image(path) for path in args.styles]
-    config = _config_from_args(args)
+    init_image = read_image(args.init_image) if getattr(args, "init_image", None) else None
+    config = config_from_args(args, init_image)
     stack = StackOptions(
         coherence=args.chunk > 1, motion=args.motion, consistency_weight=args.consistency_weight
     )
     return styles, config, stack
 
 
-def run(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the batch; returns the exit code."""
-    args = build_parser().parse_args(argv)
+def run(
+    argv: Sequence[str], add_config_arguments: AddConfigArguments, config_from_args: ConfigFromArgs
+) -> int:
+    """Parse ``argv`` (what follows ``batch``) and run the batch; returns the exit code."""
+    args = build_parser(add_config_arguments).parse_args(argv)
     _quiet_dask_logs()
     from .engine import ConfigError, StyleTransferError, WeightsError
     from .engine.batch import BatchError, stylize_batch, summary_line
@@ -252,7 +211,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
     errors = (BatchError, ConfigError, ImageFileError, WeightsError, StyleTransferError, ValueError)
     try:
-        styles, config, stack = _prepare(args)
+        styles, config, stack = _prepare(args, config_from_args)
         client = _connect(args.scheduler) if args.scheduler else None
     except errors as exc:
         return _fail(str(exc))

@@ -18,8 +18,8 @@ import numpy as np
 
 from ...imageio_utils import ImageFileError
 from ..config import ConfigError, StyleConfig
+from ..events import StopRequest
 from ..guidance import Guidance, StackOptions
-from ..transfer import StopRequest
 from .files import remove_partials
 from .items import BatchItem, check_chunk, settings_id, settings_record
 from .plan import Plan, StackState, is_array, make_plan

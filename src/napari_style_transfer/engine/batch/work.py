@@ -19,10 +19,11 @@ import numpy as np
 
 from ...imageio_utils import ImageFileError, read_image
 from ..config import ConfigError, StyleConfig
+from ..events import StopRequest, StyleTransferError
 from ..guidance import Guidance, StackOptions
 from ..images import ImageError
 from ..stack import stack_contrast_limits, stylize_stack_iter
-from ..transfer import StopRequest, StyleTransferError, stylize, stylize_iter
+from ..stylizer import Stylizer
 from ..vgg import WeightsError
 from .files import StackHeader, TiffSlices, read_slices, save_array_atomic, write_image_atomic
 from .items import BatchItem
@@ -119,27 +120,19 @@ def pick_device(name: str, worker_name: Any) -> str:
     return f"cuda:{int(text) % torch.cuda.device_count()}"
 
 
-def _prepare_engine(styles: tuple[np.ndarray, ...], config: StyleConfig, guidance: Guidance | None) -> Any:
-    """Prepare once per worker. Until the engine's ``Stylizer`` lands: warm this process's network
-    and precision caches with a one-step 32 px run (the network is cached per process)."""
-    warm = config.replace(
-        iterations=1,
-        size=32,
-        multiscale=False,
-        preview_every=0,
-        tiling="off",
-        init="content",
-        init_image=None,
-    )
-    stylize(np.zeros((32, 32, 3), np.uint8), list(styles), warm)
-    return (list(styles), config, guidance)
+def _prepare_engine(
+    styles: tuple[np.ndarray, ...], config: StyleConfig, guidance: Guidance | None
+) -> Stylizer:
+    """Prepare once per worker: styles converted, device and precision picked, network loaded
+    (the style targets of each output size are then computed on first use and kept)."""
+    stylizer = Stylizer(list(styles), config, guidance)
+    stylizer.extractor()
+    return stylizer
 
 
-def _stylize_item(engine: Any, content: np.ndarray, stop: StopRequest = None) -> np.ndarray | None:
-    """One 2D content through the prepared engine (the one place to switch to ``Stylizer``);
-    None when ``stop`` ended it early."""
-    styles, config, guidance = engine
-    for event in stylize_iter(content, styles, config, guidance=guidance, stop=stop):
+def _stylize_item(engine: Stylizer, content: np.ndarray, stop: StopRequest = None) -> np.ndarray | None:
+    """One 2D content through the worker's prepared engine; None when ``stop`` ended it early."""
+    for event in engine.run_iter(content, stop=stop):
         if event.done:
             return None if event.stopped else event.preview
     return None
