@@ -90,7 +90,7 @@ def external_cluster(tmp_path):
         with distributed.Client(scheduler_file=str(scheduler_file), timeout=60) as client:
             client.wait_for_workers(2, timeout=180)
             client.run(lambda: __import__("torch").set_num_threads(1))
-            yield client.scheduler.address, set(client.scheduler_info()["workers"])
+            yield client.scheduler.address, set(client.nthreads())
     finally:
         for proc in reversed(procs):
             proc.terminate()

@@ -228,7 +228,7 @@ class _BatchRun:
         self.job_key = key
         self.plugin = plumbing.install(self.cluster, job)
         start.cluster, start.dashboard = self.cluster.kind, self.cluster.dashboard
-        start.workers = len(self.cluster.client.scheduler_info().get("workers", {}))
+        start.workers = len(self.cluster.client.nthreads())
 
     def _contents(self, todo: list[BatchItem]) -> dict[int, Any]:
         """Array items: numpy arrays travel inside their task (the scheduler keeps them until the item
