@@ -30,7 +30,9 @@ CONFIG = StyleConfig(size=40, iterations=2, multiscale=False, precision="fp32", 
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
     client = distributed.Client(cluster)
     client.run(lambda: __import__("torch").set_num_threads(1))
     yield client
@@ -56,7 +58,12 @@ def test_batch_matches_the_single_image_cli_and_a_rerun_skips_everything(client,
     folder, style = inputs
     out = tmp_path / "out"
     address = client.scheduler.address
-    assert run(["batch", str(folder), "--style", str(style), "-o", str(out), "--scheduler", address, "-q", *FAST]) == 0
+    assert (
+        run(
+            ["batch", str(folder), "--style", str(style), "-o", str(out), "--scheduler", address, "-q", *FAST]
+        )
+        == 0
+    )
     assert "3 done: see" in capsys.readouterr().out
     for i in range(3):
         single = tmp_path / f"single{i}.png"
@@ -67,7 +74,12 @@ def test_batch_matches_the_single_image_cli_and_a_rerun_skips_everything(client,
     assert all(e["worker"].startswith("tcp://") and e["seconds"] > 0 for e in report["items"])
     stamps = [(out / f"c{i}.png").stat().st_mtime_ns for i in range(3)]
 
-    assert run(["batch", str(folder), "--style", str(style), "-o", str(out), "--scheduler", address, "-q", *FAST]) == 0
+    assert (
+        run(
+            ["batch", str(folder), "--style", str(style), "-o", str(out), "--scheduler", address, "-q", *FAST]
+        )
+        == 0
+    )
     assert "0 done, 3 skipped" in capsys.readouterr().out
     assert [(out / f"c{i}.png").stat().st_mtime_ns for i in range(3)] == stamps
     assert [e["status"] for e in _report(out)["items"]] == ["skipped"] * 3
@@ -77,13 +89,30 @@ def test_corrupt_file_fails_alone_with_one_line_and_nonzero_exit(client, inputs,
     folder, style = inputs
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     out = tmp_path / "out"
-    code = run(["batch", str(folder), "--style", str(style), "-o", str(out), "--scheduler", client.scheduler.address, "-q", *FAST])
+    code = run(
+        [
+            "batch",
+            str(folder),
+            "--style",
+            str(style),
+            "-o",
+            str(out),
+            "--scheduler",
+            client.scheduler.address,
+            "-q",
+            *FAST,
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert f"3 done, 1 failed: see {out / 'batch-report.json'}" in captured.err
     assert "Traceback" not in captured.err + captured.out
     failed = [e for e in _report(out)["items"] if e["status"] == "failed"]
-    assert len(failed) == 1 and failed[0]["input"].endswith("broken.png") and "cannot read image" in failed[0]["message"]
+    assert (
+        len(failed) == 1
+        and failed[0]["input"].endswith("broken.png")
+        and "cannot read image" in failed[0]["message"]
+    )
     assert "\n" not in failed[0]["message"]
     assert sorted(p.name for p in out.iterdir()) == ["batch-report.json", "c0.png", "c1.png", "c2.png"]
 
@@ -93,7 +122,9 @@ def test_api_arrays_and_a_dask_array_prepare_each_worker_once(client, content_im
     stack = np.stack([np.roll(content_image[:32, :40], 5 * i, axis=0) for i in range(4)])
     results = list(stylize_batch(da.from_array(stack, chunks=(1, -1, -1, -1)), [style_image], CONFIG, client))
     assert sorted(r.index for r in results) == [0, 1, 2, 3]
-    assert all(r.status == "done" and r.result.shape == (32, 40, 3) and r.result.dtype == np.uint8 for r in results)
+    assert all(
+        r.status == "done" and r.result.shape == (32, 40, 3) and r.result.dtype == np.uint8 for r in results
+    )
     by_worker: dict[str, set] = {}
     for r in results:
         by_worker.setdefault(r.worker, set()).add(r.info["prep_id"])
@@ -104,11 +135,23 @@ def test_api_arrays_and_a_dask_array_prepare_each_worker_once(client, content_im
 
 def test_stack_in_chunks_is_one_tiff_with_flicker_at_chunk_boundaries(client, tmp_path, style_image):
     yy, xx = np.mgrid[0:36, 0:40]
-    frames = [(30000 + 20000 * np.sin((xx + 2 * t) / 5.0) * np.cos(yy / 7.0)).astype(np.uint16) for t in range(6)]
+    frames = [
+        (30000 + 20000 * np.sin((xx + 2 * t) / 5.0) * np.cos(yy / 7.0)).astype(np.uint16) for t in range(6)
+    ]
     tifffile.imwrite(tmp_path / "movie.tif", np.stack(frames))
     style = write_image(tmp_path / "style.png", style_image)
     out = tmp_path / "out"
-    argv = ["batch", str(tmp_path / "movie.tif"), "--style", str(style), "-o", str(out), "--stack", "--chunk", "3"]
+    argv = [
+        "batch",
+        str(tmp_path / "movie.tif"),
+        "--style",
+        str(style),
+        "-o",
+        str(out),
+        "--stack",
+        "--chunk",
+        "3",
+    ]
     assert run([*argv, "--scheduler", client.scheduler.address, "-q", *FAST]) == 0
     result = tifffile.imread(out / "movie.tif")
     assert result.shape == (6, 36, 40) and result.dtype == np.uint16

@@ -50,8 +50,19 @@ def _report_has_done(path: Path) -> bool:
 def test_ctrl_c_keeps_finished_outputs_writes_the_report_and_no_partial_file(inputs, tmp_path):
     folder, style = inputs
     out = tmp_path / "out"
-    argv = ["batch", str(folder), "--style", str(style), "-o", str(out), "--workers", "2", "--threads-per-worker", "1"]
-    argv += ["--size", "48", "--iterations", "40", "--no-multiscale", "--precision", "fp32"]
+    argv = [
+        "batch",
+        str(folder),
+        "--style",
+        str(style),
+        "-o",
+        str(out),
+        "--workers",
+        "2",
+        "--threads-per-worker",
+        "1",
+    ]
+    argv += ["--size", "48", "--iterations", "15", "--no-multiscale", "--precision", "fp32"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "napari_style_transfer", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, start_new_session=True,
@@ -81,7 +92,11 @@ def external_cluster(tmp_path):
     scheduler_file = tmp_path / "scheduler.json"
     dask = [sys.executable, "-m", "dask"]
     common = ["--scheduler-file", str(scheduler_file), "--no-dashboard"]
-    procs = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", *common], stderr=subprocess.DEVNULL)]
+    procs = [
+        subprocess.Popen(
+            [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", *common], stderr=subprocess.DEVNULL
+        )
+    ]
     try:
         _wait_for(scheduler_file.exists, 120, "the scheduler file")
         for _ in range(2):
@@ -105,7 +120,23 @@ def test_external_cluster_with_scheduler_option(external_cluster, inputs, tmp_pa
     address, workers = external_cluster
     folder, style = inputs
     out = tmp_path / "out"
-    assert run(["batch", str(folder / "c[0-2].png"), "--style", str(style), "-o", str(out), "--scheduler", address, "-q", *FAST]) == 0
+    assert (
+        run(
+            [
+                "batch",
+                str(folder / "c[0-2].png"),
+                "--style",
+                str(style),
+                "-o",
+                str(out),
+                "--scheduler",
+                address,
+                "-q",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     assert "3 done" in capsys.readouterr().out
     report = json.loads((out / "batch-report.json").read_text())
     assert [e["status"] for e in report["items"]] == ["done"] * 3
@@ -118,6 +149,18 @@ def test_unreachable_scheduler_is_one_line(tmp_path, inputs, capsys):
 
     folder, style = inputs
     with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
-        code = run(["batch", str(folder), "--style", str(style), "-o", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9", *FAST])
+        code = run(
+            [
+                "batch",
+                str(folder),
+                "--style",
+                str(style),
+                "-o",
+                str(tmp_path / "o"),
+                "--scheduler",
+                "tcp://127.0.0.1:9",
+                *FAST,
+            ]
+        )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--scheduler: cannot reach tcp://127.0.0.1:9" in err

@@ -36,7 +36,10 @@ def test_inputs_expand_folders_sorted_globs_and_keep_named_files(folder):
     assert [p.name for p in expand_inputs([folder])] == ["a.jpg", "a.png", "b.png", "c.tif"]
     assert [p.name for p in expand_inputs([str(folder / "*.png")])] == ["a.png", "b.png"]
     # a named file stays even when unreadable or missing: its item fails, the others run
-    assert [p.name for p in expand_inputs([folder / "notes.txt", folder / "missing.png"])] == ["notes.txt", "missing.png"]
+    assert [p.name for p in expand_inputs([folder / "notes.txt", folder / "missing.png"])] == [
+        "notes.txt",
+        "missing.png",
+    ]
     assert len(expand_inputs([folder, folder / "a.png"])) == 4  # no duplicates
     with pytest.raises(BatchError, match="matches no image"):
         expand_inputs([str(folder / "*.bmp")])
@@ -68,7 +71,9 @@ def test_plan_array_items_by_leading_axes():
 
 def test_settings_id_changes_with_what_changes_pixels(style_image):
     base = settings_id(settings_record(StyleConfig(size=64), [style_image]))
-    assert base == settings_id(settings_record(StyleConfig(size=64, device="cpu", preview_every=3), [style_image]))
+    assert base == settings_id(
+        settings_record(StyleConfig(size=64, device="cpu", preview_every=3), [style_image])
+    )
     assert base != settings_id(settings_record(StyleConfig(size=65), [style_image]))
     assert base != settings_id(settings_record(StyleConfig(size=64), [style_image[::-1]]))
 
@@ -102,7 +107,10 @@ def test_report_round_trip_decides_what_a_rerun_keeps(tmp_path):
     assert is_current(previous, str(out), "abc")
     assert not is_current(previous, str(out), "other settings")
     assert not is_current(previous, str(tmp_path / "p.png"), "abc")
-    assert summary_line(Counter(done=7, failed=1), "OUT/batch-report.json") == "7 done, 1 failed: see OUT/batch-report.json"
+    assert (
+        summary_line(Counter(done=7, failed=1), "OUT/batch-report.json")
+        == "7 done, 1 failed: see OUT/batch-report.json"
+    )
 
 
 def test_stack_header_and_slices_read_a_chunk_only(tmp_path):
@@ -110,5 +118,7 @@ def test_stack_header_and_slices_read_a_chunk_only(tmp_path):
     tifffile.imwrite(tmp_path / "s.tif", stack, photometric="rgb")
     header = read_stack_header(tmp_path / "s.tif")
     assert header.rgb and header.lead == (2, 3) and header.n_slices == 6
-    np.testing.assert_array_equal(read_slices(tmp_path / "s.tif", 2, 5, header), stack.reshape(6, 8, 10, 3)[2:5])
+    np.testing.assert_array_equal(
+        read_slices(tmp_path / "s.tif", 2, 5, header), stack.reshape(6, 8, 10, 3)[2:5]
+    )
     assert plan_chunks(6, 4) == [(0, 4), (4, 6)]
