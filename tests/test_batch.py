@@ -117,6 +117,24 @@ def test_corrupt_file_fails_alone_with_one_line_and_nonzero_exit(client, inputs,
     assert sorted(p.name for p in out.iterdir()) == ["batch-report.json", "c0.png", "c1.png", "c2.png"]
 
 
+def test_workers_that_cannot_prepare_the_job_are_one_line(client, inputs, tmp_path, capsys):
+    folder, style = inputs
+    missing = tmp_path / "missing.pth"
+    argv = [
+        "batch",
+        str(folder),
+        "--style",
+        str(style),
+        "-o",
+        str(tmp_path / "out"),
+        "--weights",
+        str(missing),
+    ]
+    code = run([*argv, "--scheduler", client.scheduler.address, "-q", *FAST])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and str(missing) in err and "Traceback" not in err
+
+
 def test_api_arrays_and_a_dask_array_prepare_each_worker_once(client, content_image, style_image):
     da = pytest.importorskip("dask.array")
     stack = np.stack([np.roll(content_image[:32, :40], 5 * i, axis=0) for i in range(4)])

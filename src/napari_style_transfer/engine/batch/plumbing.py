@@ -19,7 +19,7 @@ from typing import Any
 from distributed import Client, LocalCluster, WorkerPlugin
 
 from .items import BatchError
-from .work import BatchJob, install_job, prepared, remove_job
+from .work import INPUT_ERRORS, BatchJob, install_job, one_line, prepared, remove_job
 
 #: torch threads per worker when the embedded CPU cluster picks the split itself (see docs/scale_out.md).
 DEFAULT_CPU_THREADS = 1
@@ -138,6 +138,15 @@ def start_local(workers: int | None = None, threads: int | None = None) -> Clust
         raise BatchError(f"--workers: must be an integer >= 1, got {workers}")
     if threads is not None and threads < 1:
         raise BatchError(f"--threads-per-worker: must be an integer >= 1, got {threads}")
+    try:
+        return _start_local(workers, threads)
+    except Exception as exc:  # noqa: BLE001 - a cluster that cannot start is one line for the caller
+        raise BatchError(
+            f"cannot start the local Dask cluster: {type(exc).__name__}: {one_line(exc)}"
+        ) from None
+
+
+def _start_local(workers: int | None, threads: int | None) -> Cluster:
     gpus = _cuda_count()
     common = dict(dashboard_address="127.0.0.1:0", threads_per_worker=1, preload=[PRELOAD])
     with _sigint_held_back():
@@ -173,9 +182,20 @@ def connect(address: str, timeout: float | None = None) -> Cluster:
 
 
 def install(cluster: Cluster, job: BatchJob) -> str:
-    """Send ``job`` to every worker through :class:`BatchPlugin` and wait until each has prepared it."""
+    """Send ``job`` to every worker through :class:`BatchPlugin` and wait until each has prepared it.
+
+    A worker's input error (weights, device, config) comes back as it is; anything else as a
+    one-line BatchError.
+    """
     name = plugin_name(job)
-    cluster.client.register_plugin(BatchPlugin(job), name=name)
+    try:
+        cluster.client.register_plugin(BatchPlugin(job), name=name)
+    except INPUT_ERRORS:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a worker raised, one line for the caller
+        raise BatchError(
+            f"the workers could not prepare the batch: {type(exc).__name__}: {one_line(exc)}"
+        ) from None
     return name
 
 
