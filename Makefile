@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 # Re-install when the package metadata changes.
-$(VENV)/.installed: pyproject.toml napari.yaml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml src/napari_style_transfer/napari.yaml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[testing]"
 	touch $@
 
