@@ -17,8 +17,9 @@ import time
 import torch
 
 from napari_style_transfer.engine import StyleConfig
-from napari_style_transfer.engine.transfer import _closure, _make_optimizer, _Problem, select_runtime
-from napari_style_transfer.engine.transfer_constants import LBFGS_HISTORY
+from napari_style_transfer.engine.objective import FeatureExtractor, Objective, StyleTargets
+from napari_style_transfer.engine.optimise import LBFGS_HISTORY, LoopSettings, make_closure
+from napari_style_transfer.engine.runtime import select_runtime
 from napari_style_transfer.engine.vgg import CAFFE, get_network
 
 
@@ -36,12 +37,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     net = get_network("embedded", "max", device, config.deepest_layer, channels_last=runtime.channels_last)
     torch.manual_seed(0)
     content = torch.rand(1, 3, args.size * 2 // 3, args.size)
-    problem = _Problem(net, CAFFE, config, runtime, content, [torch.rand(1, 3, args.size, args.size)], [1.0])
+    extract = FeatureExtractor(net, CAFFE, runtime)
+    targets = StyleTargets(extract, config, [torch.rand(1, 3, args.size, args.size)], [1.0], [None], device)
+    problem = Objective(extract, config, content, style_targets=targets.blended(args.size))
 
     x = content.clone().requires_grad_(True)
 
     def floor() -> None:
-        feats = list(problem.features(x, config.all_layers).values())
+        feats = list(extract(x, config.all_layers).values())
         torch.autograd.backward(feats, [torch.ones_like(f) for f in feats])
         x.grad = None
 
@@ -50,9 +53,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         x.grad = None
 
     image = content.clone().requires_grad_(True)
-    optimizer = _make_optimizer(config, image)
+    optimizer = LoopSettings.of(config, runtime).make_optimizer(image)
     terms: dict = {}
-    closure = _closure(optimizer, problem, image, terms)
+    closure = make_closure(optimizer, problem, image, terms)
 
     def step() -> None:
         optimizer.step(closure)

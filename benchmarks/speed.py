@@ -31,7 +31,9 @@ def measure_cell(size: int, optimizer: str, precision: str, iterations: int, dev
     """Ours and the floor for one cell, in this process (called in a subprocess)."""
     from napari_style_transfer.engine import StyleConfig, stylize_iter
     from napari_style_transfer.engine.memory import PeakRSS
-    from napari_style_transfer.engine.transfer import _Problem, select_device, select_runtime
+    from napari_style_transfer.engine.objective import FeatureExtractor
+    from napari_style_transfer.engine.runtime import select_device, select_runtime
+    from napari_style_transfer.engine.scales import scale_sizes
     from napari_style_transfer.engine.vgg import CAFFE, get_network
     from napari_style_transfer.samples import sample_pair
 
@@ -51,11 +53,8 @@ def measure_cell(size: int, optimizer: str, precision: str, iterations: int, dev
     # the gradient of every used layer set to ones (no loss at all). One floor pass runs
     # between every two of our steps (the generator waits meanwhile), so that both see the same
     # machine state; interleaving keeps the ratio honest on a machine whose speed drifts.
-    from napari_style_transfer.engine.transfer import scale_sizes
-
     shape = scale_sizes(content.shape[:2], config)[-1]
-    problem = _Problem.__new__(_Problem)
-    problem.net, problem.convention, problem.runtime, problem.config = net, CAFFE, runtime, config
+    extract = FeatureExtractor(net, CAFFE, runtime)
     x = torch.rand((1, 3, *shape), device=device, requires_grad=True)
 
     def sync() -> None:
@@ -65,7 +64,7 @@ def measure_cell(size: int, optimizer: str, precision: str, iterations: int, dev
     def floor_once() -> float:
         sync()
         t = time.perf_counter()
-        feats = list(problem.features(x, config.all_layers).values())
+        feats = list(extract(x, config.all_layers).values())
         torch.autograd.backward(feats, [torch.ones_like(f) for f in feats])
         x.grad = None
         sync()

@@ -108,10 +108,10 @@ def test_bad_tiling_choice_is_an_argparse_error(files, capsys):
 
 def test_speed_options_reach_the_config():
     """--precision defaults to the engine's 'auto'; --compile switches torch.compile on."""
-    from napari_style_transfer.cli import _config_from_args, build_parser
+    from napari_style_transfer.cli import build_parser, config_from_args
 
     parser = build_parser()
-    default = _config_from_args(parser.parse_args(["c.png", "s.png", "-o", "o.png"]), None)
+    default = config_from_args(parser.parse_args(["c.png", "s.png", "-o", "o.png"]))
     assert default.precision == "auto" and default.compile is False
-    tuned = _config_from_args(parser.parse_args(["c.png", "s.png", "-o", "o.png", "--compile", "--precision", "fp32"]), None)
+    tuned = config_from_args(parser.parse_args(["c.png", "s.png", "-o", "o.png", "--compile", "--precision", "fp32"]))
     assert tuned.compile is True and tuned.precision == "fp32"

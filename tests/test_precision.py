@@ -25,13 +25,14 @@ def test_runtime_resolution_on_cpu():
 
 def test_bf16_channels_last_matches_fp32_loss_and_gradient(content_image, style_image):
     """One evaluation at the same image: bf16 autocast + channels_last gives fp32's loss and gradient."""
-    from napari_style_transfer.engine.transfer import _Prepared
+    from napari_style_transfer.engine.content_run import ContentRun
+    from napari_style_transfer.engine.guidance import Guidance
+    from napari_style_transfer.engine.stylizer import Stylizer
 
     results = {}
     for precision in ("fp32", "bf16"):
-        prep = _Prepared(content_image, style_image, StyleConfig(**FAST, precision=precision))
-        prep.load_network()
-        problem, content_t = prep.problem(content_image.shape[:2])
+        run = ContentRun(Stylizer(style_image, StyleConfig(**FAST, precision=precision)), content_image, Guidance())
+        problem, content_t = run.objective(content_image.shape[:2])
         torch.manual_seed(0)
         x = (content_t + 0.1 * torch.randn_like(content_t)).clamp(0, 1).requires_grad_(True)
         loss, terms = problem.loss(x)

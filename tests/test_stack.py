@@ -78,9 +78,9 @@ def test_output_size_per_slice_and_tuple_indices_of_a_4d_rgb_stack(style_image):
     stack4 = np.stack([stack, stack[:, ::-1]])  # (2, 2, 40, 40, 3): two positions × two times
     result = stylize_stack(stack4, style_image, StyleConfig(**dict(FAST, size=24, iterations=1)), slices=[(1, 0)])
     assert result.shape == (2, 2, 24, 24, 3) and result.dtype == np.uint8
-    from napari_style_transfer.engine.stack import _resize_slice
+    from napari_style_transfer.engine.stack import resize_slice
 
-    assert np.array_equal(result[0, 0], _resize_slice(stack4[0, 0], (24, 24), True))
+    assert np.array_equal(result[0, 0], resize_slice(stack4[0, 0], (24, 24), True))
 
 
 def test_one_value_range_for_the_whole_stack(gray_stack, style_image):
@@ -117,7 +117,7 @@ def test_motion_shift_moves_the_texture_with_a_drifting_scene(style_image):
 
 
 def test_estimate_shift_and_shift_image():
-    from napari_style_transfer.engine.stack import estimate_shift, shift_image
+    from napari_style_transfer.engine.timelapse import estimate_shift, shift_image
     from napari_style_transfer.samples import content_image
 
     cat = content_image()[..., 1]

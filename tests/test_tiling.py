@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from napari_style_transfer.engine import ConfigError, MemoryLimitError, StyleConfig, stylize_iter
-from napari_style_transfer.engine import transfer as transfer_module
+from napari_style_transfer.engine import memory as memory_module
 from napari_style_transfer.engine.images import to_rgb01, to_tensor
 from napari_style_transfer.engine.losses import gram
 from napari_style_transfer.engine.masks import style_grams
@@ -139,7 +139,7 @@ def test_no_seam_at_tile_borders(pair, tiled_and_untiled):
 def test_auto_switches_to_tiles_when_memory_is_short(monkeypatch, pair):
     content, style = pair
     budget = estimate_peak_memory((64, 64)).total_bytes + estimate_peak_memory((32, 32)).activations_bytes
-    monkeypatch.setattr(transfer_module, "available_memory", lambda device: budget)
+    monkeypatch.setattr(memory_module, "available_memory", lambda device: budget)
     config = StyleConfig(size=128, **dict(FAST, iterations=1))
     events = list(stylize_iter(content, style, config))
     final = events[-1]
@@ -152,7 +152,7 @@ def test_auto_switches_to_tiles_when_memory_is_short(monkeypatch, pair):
 
 def test_size_too_large_even_for_tiles_is_refused(monkeypatch, pair):
     content, style = pair
-    monkeypatch.setattr(transfer_module, "available_memory", lambda device: 400 * 2**20)
+    monkeypatch.setattr(memory_module, "available_memory", lambda device: 400 * 2**20)
     with pytest.raises(MemoryLimitError, match=r"^size: 4000 px needs about .* even in tiles .* largest size that fits is about \d+ px"):
         list(stylize_iter(content, style, StyleConfig(size=4000, **FAST)))
     with pytest.raises(MemoryLimitError, match=r"^tile_size: 1024 px tiles need about"):

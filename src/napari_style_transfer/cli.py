@@ -1,26 +1,44 @@
-"""Command line: ``napari-style-transfer CONTENT STYLE [STYLE ...] -o OUT``."""
+"""Command line: ``napari-style-transfer CONTENT STYLE [STYLE ...] -o OUT``.
+
+Every StyleConfig option gets its flag from the option specs (``engine/options.py``), so a
+new config field appears here without touching this file. Only a few translations are
+CLI-specific: ``--size 0`` keeps the content's size, ``--init-image FILE`` starts from that
+image, and ``--save-every N`` (the config's preview_every, 0 by default here) also saves the
+image every N iterations.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .engine.config import (
-    DEFAULT_CONTENT_LAYERS,
-    DEFAULT_STYLE_LAYERS,
-    INITS,
-    OPTIMIZERS,
-    POOLINGS,
-    PRECISIONS,
-    PRESERVE_COLORS,
-    TILINGS,
-    WEIGHT_CONVENTIONS,
-    StyleConfig,
-)
+from . import __version__
+from .engine.config import StyleConfig
+from .engine.guidance import MOTIONS, Guidance, StackOptions
+from .engine.options import OptionSpec, config_from_values, option_specs
 
 PROG = "napari-style-transfer"
+
+#: Where add_config_arguments puts the options of each spec group (the help's sections).
+GROUP_TITLES = {
+    "main": "main options",
+    "advanced": "more options",
+    "inputs": "inputs",
+    "tiling": "large images",
+    "cli": "command line only",
+}
+#: Options whose CLI form differs from the spec: other flags, default or help.
+CLI_OVERRIDES: dict[str, dict[str, Any]] = {
+    "preview_every": {
+        "flags": ("--save-every",),
+        "default": 0,
+        "help": "also save the image every N iterations (default: 0, only the final image)",
+    },
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,60 +48,197 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _flags(spec: OptionSpec) -> tuple[str, ...]:
+    return (
+        CLI_OVERRIDES.get(spec.name, {}).get("flags") or spec.flags or ("--" + spec.name.replace("_", "-"),)
+    )
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return " ".join(str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _help(spec: OptionSpec) -> str:
+    """The spec's help with its default in words (escaped for argparse's %-formatting)."""
+    text = CLI_OVERRIDES.get(spec.name, {}).get("help")
+    if text is None:
+        default = spec.default
+        if spec.kind == "bool":
+            text = f"{spec.help} (default: {'on' if default else 'off'})"
+        elif default is None:
+            text = f"{spec.help} (default: {spec.none_label})" if spec.none_label else spec.help
+        elif spec.optional:
+            word = "0" if spec.name == "size" else "none"
+            text = f"{spec.help} (default: {_shown(default)}; {word}: {spec.none_label})"
+        else:
+            text = f"{spec.help} (default: {_shown(default)})"
+    if text[1:2].islower():  # "Keep the colours" → "keep the colours"; "VGG-19 layers" stays
+        text = text[0].lower() + text[1:]
+    return text.replace("%", "%%")
+
+
+def _number(base: type, allow_none: bool) -> Callable[[str], Any]:
+    """argparse type: ``base`` from text, or None for 'none' where the option allows it."""
+
+    def convert(text: str) -> Any:
+        if allow_none and text.strip().lower() == "none":
+            return None
+        return base(text)
+
+    convert.__name__ = base.__name__  # argparse names the type in "invalid int value"
+    return convert
+
+
+def _argument_kwargs(spec: OptionSpec) -> dict[str, Any] | None:
+    """add_argument's keywords for a spec (None: the CLI fills that option differently)."""
+    kwargs: dict[str, Any] = {"dest": spec.name, "help": _help(spec), "default": argparse.SUPPRESS}
+    allow_none = spec.optional and spec.default is not None
+    if spec.kind == "image":
+        return None
+    if spec.kind == "bool":
+        kwargs["action"] = argparse.BooleanOptionalAction if spec.default else "store_true"
+    elif spec.kind in ("int", "float"):
+        kwargs["type"] = _number(int if spec.kind == "int" else float, allow_none)
+    elif spec.kind == "choice":
+        kwargs["choices"] = spec.choices
+    elif spec.kind == "layers":
+        kwargs["nargs"] = "+"
+    elif spec.kind == "floats":
+        kwargs.update(nargs="+", type=float)
+    elif spec.kind == "range":
+        kwargs.update(nargs=2, type=float, metavar=("LOW", "HIGH"))
+    if spec.metavar and "metavar" not in kwargs and spec.kind not in ("bool", "choice"):
+        kwargs["metavar"] = spec.metavar
+    return kwargs
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one argument per StyleConfig option, in help sections by spec group.
+
+    Arguments not given are left out of the namespace (argparse.SUPPRESS), so the defaults
+    stay StyleConfig's. ``--init-image FILE`` is added too (a path: the caller reads it).
+    """
+    groups: dict[str, Any] = {}
+
+    def section(group: str) -> Any:  # made on first use: an empty section would print its bare title
+        if group not in groups:
+            groups[group] = parser.add_argument_group(GROUP_TITLES[group])
+        return groups[group]
+
+    for spec in option_specs():
+        kwargs = _argument_kwargs(spec)
+        if kwargs is None:
+            continue
+        action = section(spec.group).add_argument(*_flags(spec), **kwargs)
+        action.help = kwargs["help"]  # BooleanOptionalAction would append "(default: …)" again
+    section("inputs").add_argument(
+        "--init-image", metavar="FILE", help="starting image file (implies --init image)"
+    )
+
+
+def config_from_args(args: argparse.Namespace, init_image: Any = None) -> StyleConfig:
+    """The validated config from a namespace of add_config_arguments' options.
+
+    ``init_image``: the array read from ``--init-image`` (sets init to 'image').
+    """
+    values = {spec.name: getattr(args, spec.name) for spec in option_specs() if hasattr(args, spec.name)}
+    for name, settings in CLI_OVERRIDES.items():
+        if "default" in settings:
+            values.setdefault(name, settings["default"])
+    if values.get("size") == 0:
+        values["size"] = None
+    if init_image is not None:
+        values.update(init="image", init_image=init_image)
+    return config_from_values(values)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    defaults = StyleConfig()
+    """The full parser: inputs, output, every config option, masks and stacks."""
     p = _Parser(
-        prog=PROG,
-        description="Neural style transfer (Gatys et al.): paint CONTENT in the style of STYLE.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog=PROG, description="Neural style transfer (Gatys et al.): paint CONTENT in the style of STYLE."
     )
     p.add_argument("content", metavar="CONTENT", help="content image (PNG, JPEG or TIFF)")
     p.add_argument("styles", metavar="STYLE", nargs="+", help="style image(s); several are blended")
     p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .tif)")
-    p.add_argument("-s", "--size", type=int, default=defaults.size, help="output long side in pixels; 0 keeps the content's size")
-    p.add_argument("-n", "--iterations", type=int, default=defaults.iterations, help="optimiser steps per scale")
-    p.add_argument("--content-weight", type=float, default=defaults.content_weight)
-    p.add_argument("--style-weight", type=float, default=defaults.style_weight, help="style strength relative to content")
-    p.add_argument("--tv-weight", type=float, default=defaults.tv_weight, help="total-variation smoothing")
-    p.add_argument("--content-layers", nargs="+", default=list(DEFAULT_CONTENT_LAYERS), metavar="LAYER")
-    p.add_argument("--style-layers", nargs="+", default=list(DEFAULT_STYLE_LAYERS), metavar="LAYER")
-    p.add_argument("--content-layer-weights", nargs="+", type=float, metavar="W")
-    p.add_argument("--style-layer-weights", nargs="+", type=float, metavar="W")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer)
-    p.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float, help="step size (Adam: 0.02; L-BFGS: 1)")
-    p.add_argument("--init", choices=INITS, default=defaults.init, help="starting image ('image' needs --init-image)")
-    p.add_argument("--init-image", help="starting image file (implies --init image)")
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--deterministic", action="store_true", help="bit-identical repeat runs (slower on CUDA)")
-    p.add_argument("--style-scale", type=float, default=defaults.style_scale, help="style size relative to the output")
-    p.add_argument("--style-blend-weights", nargs="+", type=float, metavar="W", help="one weight per style image")
-    p.add_argument("--preserve-colors", choices=PRESERVE_COLORS, default=defaults.preserve_colors)
-    p.add_argument("--no-multiscale", dest="multiscale", action="store_false", help="optimise at the output size only")
-    p.add_argument("--pooling", choices=POOLINGS, default=defaults.pooling)
-    p.add_argument("--weights", default=defaults.weights, help="'embedded' (offline), 'torchvision' or a state-dict file")
-    p.add_argument("--weights-convention", choices=WEIGHT_CONVENTIONS, default=defaults.weights_convention, help="input convention of a state-dict file")
-    p.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
-                   help="auto: bf16 on CUDA and on CPUs with native bf16, else fp32 (Grams and losses are fp32 in every mode)")
-    p.add_argument("--compile", action="store_true", help="run the network through torch.compile (long runs on a GPU)")
-    p.add_argument("--save-every", type=int, default=0, metavar="N", help="also save the image every N iterations")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    add_config_arguments(p)
+    _add_mask_arguments(p)
+    _add_stack_arguments(p)
+    return p
+
+
+def _add_mask_arguments(p: argparse.ArgumentParser) -> None:
     m = p.add_argument_group("masks (spatial control)")
-    m.add_argument("--mask", metavar="LABELS_FILE", help="label image of the content (integers, same H×W; a TIFF stack with --stack): which style goes where")
-    m.add_argument("--label-styles", nargs="+", metavar="LABEL:STYLE", help="label value → style index (0-based, in STYLE order), e.g. 1:0 2:1; unmapped labels keep the content (default: every non-zero label gets the blend)")
-    m.add_argument("--mask-feather", type=float, metavar="PX", help="soft edge of the kept content, Gaussian sigma in output pixels (default: 1%% of the long side)")
-    t = p.add_argument_group("large images")
-    t.add_argument("--tiling", choices=TILINGS, default=defaults.tiling, help="auto: optimise in tiles only when the size does not fit in memory")
-    t.add_argument("--tile-size", type=int, metavar="PX", help="tile size in output pixels (default: the largest that fits, at most 1024)")
-    t.add_argument("--tile-overlap", type=int, metavar="PX", help="overlap of neighbouring tiles (default: a quarter of the tile)")
+    m.add_argument(
+        "--mask",
+        metavar="LABELS_FILE",
+        help="label image of the content (integers, same H×W; a TIFF stack with --stack): "
+        "which style goes where",
+    )
+    m.add_argument(
+        "--label-styles",
+        nargs="+",
+        metavar="LABEL:STYLE",
+        help="label value → style index (0-based, in STYLE order), e.g. 1:0 2:1; unmapped labels keep "
+        "the content (default: every non-zero label gets the blend)",
+    )
+    m.add_argument(
+        "--mask-feather",
+        type=float,
+        metavar="PX",
+        help="soft edge of the kept content, Gaussian sigma in output pixels (default: 1%% of the long side)",
+    )
+
+
+def _add_stack_arguments(p: argparse.ArgumentParser) -> None:
     k = p.add_argument_group("stacks and time-lapses")
-    k.add_argument("--stack", action="store_true", help="CONTENT is an nD TIFF (..., H, W[, C]): stylise every 2D slice; the output must be .tif")
-    k.add_argument("--coherence", action=argparse.BooleanOptionalAction, default=True, help="start each slice from the previous slice's result (less flicker)")
-    k.add_argument("--motion", choices=("shift", "none"), default="shift", help="with --coherence: move the previous result by the estimated drift between slices (shift) or not (none)")
-    k.add_argument("--consistency-weight", type=float, default=0.0, metavar="W", help="with --coherence: also pull each slice toward the previous result")
-    k.add_argument("--slices", nargs="+", type=int, metavar="N", help="only these slices (numbers in C order over the leading axes); the others keep the content")
-    k.add_argument("--rgb", action=argparse.BooleanOptionalAction, default=None, help="the stack's last axis is colour (default: from the TIFF, else a last axis of 3 or 4)")
-    return p  # fmt: skip
+    k.add_argument(
+        "--stack",
+        action="store_true",
+        help="CONTENT is an nD TIFF (..., H, W[, C]): stylise every 2D slice; the output must be .tif",
+    )
+    _switch(
+        k,
+        "--coherence",
+        True,
+        "start each slice from the previous slice's result: less flicker (default: on)",
+    )
+    k.add_argument(
+        "--motion",
+        choices=MOTIONS,
+        default="shift",
+        help="with --coherence: move the previous result by the estimated drift between slices (shift) "
+        "or not (none) (default: shift)",
+    )
+    k.add_argument(
+        "--consistency-weight",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="with --coherence: also pull each slice toward the previous result (default: 0)",
+    )
+    k.add_argument(
+        "--slices",
+        nargs="+",
+        type=int,
+        metavar="N",
+        help="only these slices (numbers in C order over the leading axes); the others keep the content",
+    )
+    _switch(
+        k,
+        "--rgb",
+        None,
+        "the stack's last axis is colour (default: from the TIFF, else a last axis of 3 or 4)",
+    )
+
+
+def _switch(group: Any, flag: str, default: bool | None, help: str) -> None:
+    """A --flag/--no-flag pair whose help says its default in words (argparse would add "(default: True)")."""
+    action = group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help)
+    action.help = help
 
 
 def _parse_label_styles(items: Sequence[str] | None) -> dict[int, int] | None:
@@ -98,181 +253,194 @@ def _parse_label_styles(items: Sequence[str] | None) -> dict[int, int] | None:
                 raise ValueError
             mapping[int(label)] = int(style)
         except ValueError:
-            raise ValueError(f"--label-styles: {item!r} must be LABEL:STYLE with two integers, e.g. 1:0") from None
+            raise ValueError(
+                f"--label-styles: {item!r} must be LABEL:STYLE with two integers, e.g. 1:0"
+            ) from None
     return mapping
-
-
-def _config_from_args(args: argparse.Namespace, init_image) -> StyleConfig:
-    return StyleConfig(
-        iterations=args.iterations,
-        size=None if args.size == 0 else args.size,
-        content_weight=args.content_weight,
-        style_weight=args.style_weight,
-        tv_weight=args.tv_weight,
-        content_layers=tuple(args.content_layers),
-        style_layers=tuple(args.style_layers),
-        content_layer_weights=tuple(args.content_layer_weights) if args.content_layer_weights else None,
-        style_layer_weights=tuple(args.style_layer_weights) if args.style_layer_weights else None,
-        optimizer=args.optimizer,
-        learning_rate=args.learning_rate,
-        init="image" if init_image is not None else args.init,
-        init_image=init_image,
-        seed=args.seed,
-        deterministic=args.deterministic,
-        style_scale=args.style_scale,
-        style_blend_weights=tuple(args.style_blend_weights) if args.style_blend_weights else None,
-        preserve_colors=args.preserve_colors,
-        multiscale=args.multiscale,
-        pooling=args.pooling,
-        weights=args.weights,
-        weights_convention=args.weights_convention,
-        device=args.device,
-        preview_every=args.save_every,
-        precision=args.precision,
-        compile=args.compile,
-        tiling=args.tiling,
-        tile_size=args.tile_size,
-        tile_overlap=args.tile_overlap,
-    )
 
 
 def _intermediate_path(output: Path, step: int) -> Path:
     return output.with_name(f"{output.stem}.step{step:05d}{output.suffix}")
 
 
-def run(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run; returns the exit code (errors print one line on stderr)."""
-    from .engine import ConfigError, ImageError, StyleTransferError, WeightsError, stylize_iter
-    from .imageio_utils import (
-        TIFF_SUFFIXES,
-        WRITABLE_SUFFIXES,
-        ImageFileError,
-        check_writable,
-        read_image,
-        read_stack,
-        write_image,
-        write_stack,
-    )
+def _usage_error(args: argparse.Namespace, output: Path) -> str | None:
+    """The first combination of arguments that cannot run, as a one-line message (None: fine)."""
+    from .imageio_utils import TIFF_SUFFIXES, WRITABLE_SUFFIXES
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    output = Path(args.output)
-
-    def fail(message: str) -> int:
-        lines = str(message).strip().splitlines() or ["unknown error"]  # one line, always
-        print(f"{PROG}: error: {lines[0]}", file=sys.stderr)
-        return 2
-
-    if args.save_every < 0:
-        return fail("--save-every: must be an integer >= 0")
-    if args.init == "image" and not args.init_image:
-        return fail("--init image needs --init-image PATH")
+    save_every = getattr(args, "preview_every", 0)
+    if save_every is not None and save_every < 0:
+        return "--save-every: must be an integer >= 0"
+    if getattr(args, "init", None) == "image" and not args.init_image:
+        return "--init image needs --init-image PATH"
     if output.suffix.lower() not in WRITABLE_SUFFIXES:
-        return fail(f"--output: {output} must end in one of {', '.join(WRITABLE_SUFFIXES)}")
+        return f"--output: {output} must end in one of {', '.join(WRITABLE_SUFFIXES)}"
     if not output.parent.exists():
-        return fail(f"--output: folder {output.parent} does not exist")
+        return f"--output: folder {output.parent} does not exist"
     if args.stack and output.suffix.lower() not in TIFF_SUFFIXES:
-        return fail(f"--output: {output} must be a .tif or .tiff file for a --stack result")
-    if args.stack and args.save_every:
-        return fail("--save-every: is not available with --stack")
+        return f"--output: {output} must be a .tif or .tiff file for a --stack result"
+    if args.stack and save_every:
+        return "--save-every: is not available with --stack"
     if not args.stack and (args.slices or args.rgb is not None):
-        return fail(f"--{'slices' if args.slices else 'rgb'}: only applies with --stack")
+        return f"--{'slices' if args.slices else 'rgb'}: only applies with --stack"
     if args.label_styles and not args.mask:
-        return fail("--label-styles needs --mask LABELS_FILE")
-    try:
-        label_styles = _parse_label_styles(args.label_styles)
-    except ValueError as exc:
-        return fail(str(exc))
-    rgb = None
-    try:
-        check_writable(output)  # before a long run: a directory, a read-only folder…
-        if args.stack:
-            content, rgb = read_stack(args.content)
-            rgb = args.rgb if args.rgb is not None else rgb
-        else:
-            content = read_image(args.content)
-        styles = [read_image(path) for path in args.styles]
-        init_image = read_image(args.init_image) if args.init_image else None
-        mask = None
-        if args.mask:
-            mask = read_stack(args.mask)[0] if args.stack else read_image(args.mask)
-        config = _config_from_args(args, init_image)
-    except (ImageFileError, ConfigError) as exc:
-        return fail(str(exc))
-    if mask is not None and not args.stack and mask.ndim == 3 and mask.shape[-1] in (3, 4):
-        return fail(f"--mask: {args.mask} is a colour image; it must hold integer labels (one channel)")
-    mask_options = dict(content_mask=mask, label_styles=label_styles, mask_feather=args.mask_feather)
+        return "--label-styles needs --mask LABELS_FILE"
+    return None
 
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
 
-        bar = tqdm(total=1, unit="it", desc="stylising", dynamic_ncols=True, file=sys.stderr)
-    notices: list[str] = []
+@dataclass
+class _Job:
+    """What one CLI run reads and builds before the engine starts."""
 
-    def notice(message: str | None) -> None:
-        if not message or message in notices:
+    content: Any
+    styles: list
+    config: StyleConfig
+    stack: StackOptions | None
+    guidance: Guidance | None
+
+
+def _prepare(args: argparse.Namespace, output: Path) -> _Job:
+    """Read the files; build the config, stack options and guidance (raises ImageFileError, ValueError)."""
+    from .imageio_utils import check_writable, read_image, read_stack
+
+    label_styles = _parse_label_styles(args.label_styles)
+    check_writable(output)  # before a long run: a directory, a read-only folder…
+    stack = None
+    if args.stack:
+        content, rgb = read_stack(args.content)
+        stack = StackOptions(
+            rgb=args.rgb if args.rgb is not None else rgb,
+            slices=args.slices,
+            coherence=args.coherence,
+            motion=args.motion,
+            consistency_weight=args.consistency_weight,
+        )
+    else:
+        content = read_image(args.content)
+    styles = [read_image(path) for path in args.styles]
+    config = config_from_args(args, read_image(args.init_image) if args.init_image else None)
+    guidance = None
+    if args.mask:
+        mask = read_stack(args.mask)[0] if args.stack else read_image(args.mask)
+        if not args.stack and mask.ndim == 3 and mask.shape[-1] in (3, 4):
+            raise ValueError(
+                f"--mask: {args.mask} is a colour image; it must hold integer labels (one channel)"
+            )
+        guidance = Guidance(content_mask=mask, label_styles=label_styles, mask_feather=args.mask_feather)
+    elif args.mask_feather is not None:
+        guidance = Guidance(mask_feather=args.mask_feather)
+    return _Job(content, styles, config, stack, guidance)
+
+
+class _Progress:
+    """The progress bar (none with --quiet) and the engine's notices, each printed once."""
+
+    def __init__(self, quiet: bool):
+        self.bar = None
+        self.notices: list[str] = []
+        if not quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=1, unit="it", desc="stylising", dynamic_ncols=True, file=sys.stderr)
+
+    def notice(self, message: str | None) -> None:
+        if not message or message in self.notices:
             return
-        notices.append(message)
-        if bar is not None:
-            bar.write(message, file=sys.stderr)
+        self.notices.append(message)
+        if self.bar is not None:
+            self.bar.write(message, file=sys.stderr)
         else:
             print(message, file=sys.stderr)
 
-    try:
-        if args.stack:
-            from .engine.stack import stylize_stack_iter
+    def update(self, step: int, total: int, loss: float, **postfix: str) -> None:
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.n = step
+            self.bar.set_postfix(**postfix, loss=f"{loss:.4g}", refresh=False)
+            self.bar.refresh()
 
-            events = stylize_stack_iter(
-                content, styles, config, rgb=rgb, slices=args.slices, coherence=args.coherence, motion=args.motion,
-                consistency_weight=args.consistency_weight, **mask_options,
-            )  # fmt: skip
-            for stack_event in events:
-                event = stack_event.event
-                notice(event.message)
-                if bar is not None:
-                    bar.total = stack_event.total_steps
-                    bar.n = stack_event.step
-                    bar.set_postfix(slice=f"{stack_event.number}/{stack_event.count}", loss=f"{event.losses.get('total', 0):.4g}", refresh=False)
-                    bar.refresh()
-                if stack_event.done:
-                    write_stack(output, stack_event.result, stack_event.info["rgb"])
-        else:
-            for event in stylize_iter(content, styles, config, **mask_options):
-                notice(event.message)
-                if bar is not None:
-                    bar.total = event.total_steps
-                    bar.n = event.step
-                    postfix = {"scale": f"{event.scale + 1}/{event.n_scales}"}
-                    if event.tile:
-                        postfix["tile"] = f"{event.tile}/{event.n_tiles}"
-                    bar.set_postfix(**postfix, loss=f"{event.losses.get('total', 0):.4g}", refresh=False)
-                    bar.refresh()
-                if event.done:
-                    write_image(output, event.preview)
-                elif event.preview is not None and args.save_every:
-                    write_image(_intermediate_path(output, event.step), event.preview)
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _consume(events: Iterable[Any], job: _Job, output: Path, progress: _Progress) -> None:
+    """Follow the engine's events: progress, intermediate images, the final file."""
+    from .imageio_utils import write_image, write_stack
+
+    save_every = job.config.preview_every
+    for item in events:
+        event = item.event if job.stack is not None else item  # a StackEvent wraps a ProgressEvent
+        progress.notice(event.message)
+        loss = event.losses.get("total", 0)
+        if job.stack is not None:
+            progress.update(item.step, item.total_steps, loss, slice=f"{item.number}/{item.count}")
+            if item.done:
+                write_stack(output, item.result, item.info["rgb"])
+            continue
+        postfix = {"scale": f"{event.scale + 1}/{event.n_scales}"}
+        if event.tile:
+            postfix["tile"] = f"{event.tile}/{event.n_tiles}"
+        progress.update(event.step, event.total_steps, loss, **postfix)
+        if event.done:
+            write_image(output, event.preview)
+        elif event.preview is not None and save_every:
+            write_image(_intermediate_path(output, event.step), event.preview)
+
+
+def _fail(message: str) -> int:
+    lines = str(message).strip().splitlines() or ["unknown error"]  # one line, always
+    print(f"{PROG}: error: {lines[0]}", file=sys.stderr)
+    return 2
+
+
+def _stylize(job: _Job, output: Path, quiet: bool) -> int:
+    """Run the engine (the one 2D-vs-stack choice is run_iter's) and write the result."""
+    from .engine import ConfigError, ImageError, StyleTransferError, WeightsError, run_iter
+    from .imageio_utils import ImageFileError
+
+    progress = _Progress(quiet)
+    try:
+        events = run_iter(job.content, job.styles, job.config, stack=job.stack, guidance=job.guidance)
+        _consume(events, job, output, progress)
     except (ConfigError, ImageError, WeightsError, StyleTransferError, ImageFileError) as exc:
-        if bar is not None:
-            bar.close()
+        progress.close()
         message = str(exc)
-        if isinstance(exc, ImageError) and not args.stack and content.ndim >= 3 and message.startswith("content:"):
+        if (
+            isinstance(exc, ImageError)
+            and job.stack is None
+            and job.content.ndim >= 3
+            and message.startswith("content:")
+        ):
             message += " (for a stack of 2D slices use --stack and a .tif output)"
-        return fail(message)
+        return _fail(message)
     except KeyboardInterrupt:
-        if bar is not None:
-            bar.close()
+        progress.close()
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except RuntimeError as exc:  # e.g. out of memory inside torch
-        if bar is not None:
-            bar.close()
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return fail(first)
-    if bar is not None:
-        bar.close()
-    print(f"wrote {output}", file=sys.stderr if args.quiet else sys.stdout)
+        progress.close()
+        return _fail(str(exc).strip() or type(exc).__name__)
+    progress.close()
+    print(f"wrote {output}", file=sys.stderr if quiet else sys.stdout)
     return 0
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run; returns the exit code (errors print one line on stderr)."""
+    from .engine import ConfigError
+    from .imageio_utils import ImageFileError
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    output = Path(args.output)
+    problem = _usage_error(args, output)
+    if problem:
+        return _fail(problem)
+    try:
+        job = _prepare(args, output)
+    except (ImageFileError, ConfigError, ValueError) as exc:
+        return _fail(str(exc))
+    return _stylize(job, output, args.quiet)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,19 +1,22 @@
-"""The compute engine: PyTorch and numpy only (no napari, no Qt), usable headless."""
+"""The compute engine: PyTorch and numpy only (no napari, no Qt), usable headless.
+
+A run goes through four stages — inputs (``inputs.py``) → objective (``objective.py``) →
+the one optimisation loop (``optimise.py``) → render (``render.py``) — and drivers on top of
+the loop: multi-scale (``multiscale.py``), tiles (``tiling.py``) and stacks (``stack.py``).
+:class:`Stylizer` prepares styles, network and style targets once for many contents.
+"""
 
 from .config import ConfigError, StyleConfig
+from .events import MemoryLimitError, ProgressEvent, StyleTransferError
 from .guidance import Guidance, StackOptions
 from .images import ImageError, ImageInfo, from_rgb01, to_rgb01
 from .memory import estimate_peak_memory, largest_fitting_size
-from .stack import StackEvent, flicker, run_iter, stylize_stack, stylize_stack_iter
-from .transfer import (
-    MemoryLimitError,
-    ProgressEvent,
-    StyleTransferError,
-    scale_sizes,
-    select_device,
-    stylize,
-    stylize_iter,
-)
+from .runtime import select_device
+from .scales import scale_sizes
+from .stack import StackEvent, stylize_stack, stylize_stack_iter
+from .stylizer import Stylizer
+from .timelapse import flicker
+from .transfer import run_iter, stylize, stylize_iter
 from .vgg import WeightsError, get_network
 
 __all__ = [
@@ -27,14 +30,15 @@ __all__ = [
     "StackOptions",
     "StyleConfig",
     "StyleTransferError",
+    "Stylizer",
     "WeightsError",
     "estimate_peak_memory",
     "flicker",
     "from_rgb01",
     "get_network",
     "largest_fitting_size",
-    "scale_sizes",
     "run_iter",
+    "scale_sizes",
     "select_device",
     "stylize",
     "stylize_iter",

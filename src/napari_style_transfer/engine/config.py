@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -21,8 +23,23 @@ PRESERVE_COLORS = ("none", "luminance", "histogram")
 WEIGHT_CONVENTIONS = ("caffe", "torchvision")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 TILINGS = ("auto", "on", "off")
-#: Coarse-to-fine starts at about this long side (pixels).
-MULTISCALE_START = 256
+#: Allowed ranges (inclusive), shared by the validation below and the option specs.
+ITERATIONS_RANGE = (1, 100_000)
+SIZE_RANGE = (16, 65_536)
+#: learning_rate: 0 < value <= LEARNING_RATE_MAX.
+LEARNING_RATE_MAX = 10.0
+SEED_RANGE = (0, 2**63 - 1)
+STYLE_SCALE_RANGE = (0.05, 8.0)
+TILE_SIZE_RANGE = (32, 65_536)
+#: Named weight sources and device names (``weights`` may also be a file path, ``device`` 'cuda:N').
+WEIGHT_SOURCES = ("embedded", "torchvision")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+#: The widget groups an option can be in (see ``options.OptionSpec.group``).
+OPTION_GROUPS = ("main", "advanced", "tiling", "inputs", "cli")
+#: The value kinds an option can have (see ``options.OptionSpec.kind``).
+OPTION_KINDS = ("int", "float", "bool", "choice", "str", "layers", "floats", "image", "range")
+#: The key of a StyleConfig field's metadata that holds its option description.
+OPTION_KEY = "option"
 
 
 class ConfigError(ValueError):
@@ -77,169 +94,290 @@ def _weights_tuple(name: str, value: Any, count: int, count_name: str) -> tuple[
     return tuple(float(w) for w in weights)
 
 
+#: The optional parts of an option's description and their defaults (see ``options.OptionSpec``).
+OPTION_DETAILS: Mapping[str, Any] = MappingProxyType(
+    {
+        "optional": False,
+        "none_label": "",
+        "choices": (),
+        "choice_labels": (),
+        "minimum": None,
+        "maximum": None,
+        "step": None,
+        "flags": (),
+        "metavar": None,
+    }
+)
+
+
+def option(label: str, help: str, *, group: str, kind: str, **details: Any) -> dict[str, Any]:
+    """Field metadata describing an option for the CLI and the widget (read by ``options.py``).
+
+    ``details`` are the optional parts named in :data:`OPTION_DETAILS`.
+    """
+    unknown = sorted(set(details) - set(OPTION_DETAILS))
+    if unknown:
+        raise TypeError(f"option {label!r}: unknown detail(s) {', '.join(unknown)}")
+    if group not in OPTION_GROUPS or kind not in OPTION_KINDS:
+        raise ValueError(
+            f"option {label!r}: group must be one of {OPTION_GROUPS}, kind one of {OPTION_KINDS}"
+        )
+    spec = {"label": label, "help": help, "group": group, "kind": kind, **OPTION_DETAILS, **details}
+    for name in ("choices", "choice_labels", "flags"):
+        spec[name] = tuple(spec[name])
+    if spec["choice_labels"] and len(spec["choice_labels"]) != len(spec["choices"]):
+        raise ValueError(f"option {label!r}: one choice label per choice")
+    return {OPTION_KEY: MappingProxyType(spec)}
+
+
 @dataclass(frozen=True)
 class StyleConfig:
     """Every option of one run.
 
     Loss weights are relative: each loss term is a squared *relative* distance (see
-    ``losses.py``), so the defaults balance content and style at any output size.
+    ``losses.py``), so the defaults balance content and style at any output size. Each field's
+    metadata (:func:`option`) says how the CLI and the widget show it (``options.py`` reads it).
     """
 
-    #: Optimiser steps at each scale (the final scale, and every coarser one).
-    iterations: int = 300
-    #: Long side of the output in pixels; None keeps the content's size.
-    size: int | None = 512
-    content_weight: float = 1.0
-    style_weight: float = 30.0
-    tv_weight: float = 0.0
-    content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
-    style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
-    #: Per content layer; None weights them equally.
-    content_layer_weights: tuple[float, ...] | None = None
-    #: Per style layer; None weights them equally.
-    style_layer_weights: tuple[float, ...] | None = None
-    optimizer: str = "lbfgs"
-    #: Adam's step size in [0, 1] pixel units (L-BFGS uses 1.0 and ignores this unless set).
-    learning_rate: float | None = None
-    init: str = "content"
+    # One field a row: the option table reads best unwrapped.
+    # fmt: off
+
+    iterations: int = field(default=300, metadata=option(
+        "Iterations", "Optimiser steps (at each scale when multi-scale is on)", group="main", kind="int",
+        minimum=ITERATIONS_RANGE[0], maximum=ITERATIONS_RANGE[1], step=50, flags=("-n", "--iterations"),
+        metavar="N",
+    ))
+    size: int | None = field(default=512, metadata=option(
+        "Output size (px)", "Long side of the result in pixels (bigger is slower)", group="main", kind="int",
+        optional=True, none_label="the content's size", minimum=SIZE_RANGE[0], maximum=SIZE_RANGE[1], step=64,
+        flags=("-s", "--size"), metavar="PX",
+    ))
+    content_weight: float = field(default=1.0, metadata=option(
+        "Content weight", "Weight of the content loss (how closely the content's shapes are kept)",
+        group="advanced", kind="float", minimum=0.0, step=0.1, metavar="W",
+    ))
+    style_weight: float = field(default=30.0, metadata=option(
+        "Style strength", "Style against content: low keeps the photo, high paints over it",
+        group="main", kind="float", minimum=0.0, step=0.5, metavar="W",
+    ))
+    tv_weight: float = field(default=0.0, metadata=option(
+        "Smoothness (TV)", "Total-variation weight: above 0 removes high-frequency noise",
+        group="advanced", kind="float", minimum=0.0, step=0.1, metavar="W",
+    ))
+    content_layers: tuple[str, ...] = field(default=DEFAULT_CONTENT_LAYERS, metadata=option(
+        "Content layers", "VGG-19 layers whose features must match the content (e.g. relu4_2)",
+        group="advanced", kind="layers", metavar="LAYER",
+    ))
+    style_layers: tuple[str, ...] = field(default=DEFAULT_STYLE_LAYERS, metadata=option(
+        "Style layers", "VGG-19 layers whose feature statistics define the style (e.g. relu1_1 relu2_1)",
+        group="advanced", kind="layers", metavar="LAYER",
+    ))
+    content_layer_weights: tuple[float, ...] | None = field(default=None, metadata=option(
+        "Content layer weights", "One weight per content layer", group="advanced", kind="floats",
+        optional=True, none_label="equal weights", minimum=0.0, metavar="W",
+    ))
+    style_layer_weights: tuple[float, ...] | None = field(default=None, metadata=option(
+        "Style layer weights", "One weight per style layer", group="advanced", kind="floats",
+        optional=True, none_label="equal weights", minimum=0.0, metavar="W",
+    ))
+    optimizer: str = field(default="lbfgs", metadata=option(
+        "Optimiser", "L-BFGS converges in fewer steps; Adam uses less memory", group="advanced",
+        kind="choice", choices=OPTIMIZERS, choice_labels=("L-BFGS", "Adam"),
+    ))
+    #: Adam's step size in pixel units (L-BFGS uses 1.0 and ignores this unless set); > 0.
+    learning_rate: float | None = field(default=None, metadata=option(
+        "Learning rate", "Optimiser step size in pixel units (above 0)", group="advanced",
+        kind="float", optional=True, none_label="Adam 0.02, L-BFGS 1", minimum=0.0, maximum=LEARNING_RATE_MAX,
+        step=0.01, flags=("--lr", "--learning-rate"), metavar="LR",
+    ))
+    init: str = field(default="content", metadata=option(
+        "Start from", "The image the optimisation starts from", group="advanced", kind="choice",
+        choices=INITS, choice_labels=("the content", "noise", "an image"),
+    ))
     #: The starting image when ``init == 'image'`` (any array the content may be).
-    init_image: np.ndarray | None = field(default=None, compare=False, repr=False)
-    seed: int | None = 0
-    #: Use deterministic algorithms (bit-identical runs on the same machine; slower on CUDA).
-    deterministic: bool = False
-    #: Style images are resized to style_scale × the output's long side.
-    style_scale: float = 1.0
-    #: One weight per style image; None blends them equally.
-    style_blend_weights: tuple[float, ...] | None = None
-    #: 'none', 'luminance' (transfer on luminance, keep content chroma) or 'histogram'
-    #: (match the style's colours to the content's before transfer).
-    preserve_colors: str = "none"
-    #: Coarse-to-fine from about 256 px, each scale warm-started from the last.
-    multiscale: bool = True
-    pooling: str = "max"
-    #: 'embedded' (offline), 'torchvision' (downloads), or a path to a state dict file.
-    weights: str = "embedded"
-    #: Input convention of a state-dict file: 'caffe' (BGR 0-255 minus mean) or 'torchvision'.
-    weights_convention: str = "caffe"
-    #: 'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'.
-    device: str = "auto"
-    #: Emit a preview image every this many iterations (0: only the final image).
-    preview_every: int = 10
-    #: The network's precision: 'auto' (bf16 on CUDA GPUs and on CPUs with native bf16
-    #: (AVX512-BF16/AMX), fp16 on older GPUs, fp32 elsewhere), 'fp32', 'bf16' or 'fp16'.
-    #: Gram matrices and losses are fp32 in every mode; bf16 ends within 1 % of fp32's distances.
-    precision: str = "auto"
-    #: Run the network through ``torch.compile`` (fused kernels; pays off on CUDA for long
-    #: runs: the first step of each scale compiles for a while; falls back to eager if it fails).
-    compile: bool = False
-    #: Contrast limits (low, high) of the content image; None: dtype range or percentiles.
-    contrast_limits: tuple[float, float] | None = None
-    #: Outputs too large for the device's memory: 'auto' optimises them in overlapping tiles
-    #: (after an untiled pass at a size that fits), 'off' refuses them, 'on' always tiles.
-    tiling: str = "auto"
-    #: Long side of a tile in output pixels; None: the largest that fits (at most 1024).
-    tile_size: int | None = None
-    #: Overlap of neighbouring tiles in output pixels; None: a quarter of the tile size.
-    tile_overlap: int | None = None
+    init_image: np.ndarray | None = field(default=None, compare=False, repr=False, metadata=option(
+        "Start image", "The starting image when starting from an image", group="inputs", kind="image",
+        optional=True, none_label="none",
+    ))
+    seed: int | None = field(default=0, metadata=option(
+        "Seed", "Random seed (for the noise start)", group="advanced", kind="int", optional=True,
+        none_label="random", minimum=SEED_RANGE[0], maximum=SEED_RANGE[1], metavar="N",
+    ))
+    deterministic: bool = field(default=False, metadata=option(
+        "Deterministic", "Bit-identical repeat runs on the same machine (slower on CUDA)", group="advanced",
+        kind="bool",
+    ))
+    style_scale: float = field(default=1.0, metadata=option(
+        "Style scale", "Size of the style image relative to the output (bigger: larger brush strokes)",
+        group="advanced", kind="float", minimum=STYLE_SCALE_RANGE[0], maximum=STYLE_SCALE_RANGE[1], step=0.1,
+        metavar="X",
+    ))
+    style_blend_weights: tuple[float, ...] | None = field(default=None, metadata=option(
+        "Style blend weights", "One weight per style image", group="inputs", kind="floats", optional=True,
+        none_label="equal weights", minimum=0.0, metavar="W",
+    ))
+    preserve_colors: str = field(default="none", metadata=option(
+        "Keep colours", "Keep the content's colours: 'luminance' restyles brightness only, 'histogram' "
+        "first recolours the style like the content", group="main", kind="choice", choices=PRESERVE_COLORS,
+        choice_labels=("no (use the style's)", "luminance transfer", "match histograms"),
+    ))
+    multiscale: bool = field(default=True, metadata=option(
+        "Multi-scale", "Coarse to fine: start at about 256 px and refine (faster, larger structures)",
+        group="advanced", kind="bool",
+    ))
+    pooling: str = field(default="max", metadata=option(
+        "Pooling", "VGG-19 pooling: 'avg' often gives smoother results", group="advanced", kind="choice",
+        choices=POOLINGS,
+    ))
+    weights: str = field(default="embedded", metadata=option(
+        "Weights", "Where the VGG-19 weights come from: 'embedded' (offline), 'torchvision' (downloads) "
+        "or a state-dict file", group="advanced", kind="str", choices=WEIGHT_SOURCES,
+        choice_labels=("embedded VGG-19 (offline)", "torchvision (downloads)"), metavar="SOURCE",
+    ))
+    weights_convention: str = field(default="caffe", metadata=option(
+        "Convention", "Input convention of a weight file: 'caffe' (BGR, 0-255) or 'torchvision' "
+        "(RGB, ImageNet)", group="advanced", kind="choice", choices=WEIGHT_CONVENTIONS,
+    ))
+    device: str = field(default="auto", metadata=option(
+        "Device", "Where to run: auto (a GPU if there is one), cpu, cuda, cuda:N or mps", group="advanced",
+        kind="str", choices=DEVICES,
+        choice_labels=("auto (GPU if there is one)", "cpu", "cuda", "mps (Apple GPU)"), metavar="DEVICE",
+    ))
+    preview_every: int = field(default=10, metadata=option(
+        "Preview every (it)", "Show the image every N iterations (0: only at the end)", group="advanced",
+        kind="int", minimum=0, metavar="N",
+    ))
+    #: 'auto': bf16 on CUDA GPUs and on CPUs with native bf16 (AVX512-BF16/AMX), fp16 on older
+    #: GPUs, fp32 elsewhere. bf16 ends within 1 % of fp32's distances.
+    precision: str = field(default="auto", metadata=option(
+        "Precision", "Network arithmetic; auto: bf16 on CUDA GPUs and on CPUs with native bf16, else fp32 "
+        "(Gram matrices and losses are fp32 in every mode)", group="advanced", kind="choice",
+        choices=PRECISIONS,
+    ))
+    compile: bool = field(default=False, metadata=option(
+        "Compile", "Run the network through torch.compile: faster long runs on a GPU (the first step of "
+        "each scale waits for the compiler)", group="advanced", kind="bool",
+    ))
+    contrast_limits: tuple[float, float] | None = field(default=None, metadata=option(
+        "Contrast limits", "Value range (low, high) of the content", group="inputs", kind="range",
+        optional=True, none_label="the dtype's range or percentiles", metavar="VALUE",
+    ))
+    #: 'auto' tiles only after an untiled pass at a size that fits.
+    tiling: str = field(default="auto", metadata=option(
+        "Tiling", "auto: optimise in overlapping tiles only when the size does not fit in memory; "
+        "on: always; off: never", group="tiling", kind="choice", choices=TILINGS,
+    ))
+    tile_size: int | None = field(default=None, metadata=option(
+        "Tile size (px)", "Long side of a tile in output pixels", group="tiling", kind="int", optional=True,
+        none_label="the largest that fits, at most 1024", minimum=TILE_SIZE_RANGE[0],
+        maximum=TILE_SIZE_RANGE[1], step=64, metavar="PX",
+    ))
+    tile_overlap: int | None = field(default=None, metadata=option(
+        "Tile overlap (px)", "Overlap of neighbouring tiles in output pixels (less than half a tile)",
+        group="tiling", kind="int", optional=True, none_label="a quarter of the tile", minimum=0,
+        maximum=TILE_SIZE_RANGE[1] // 2 - 1, step=8, metavar="PX",
+    ))
+
+    # fmt: on
 
     def __post_init__(self) -> None:
-        if not _is_int(self.iterations) or not 1 <= self.iterations <= 100_000:
-            _fail("iterations", "an integer from 1 to 100000", self.iterations)
-        if self.size is not None and (not _is_int(self.size) or not 16 <= self.size <= 65_536):
-            _fail("size", "None or an integer from 16 to 65536 (pixels, long side)", self.size)
+        self._check_sizes()
+        self._check_weights()
+        self._check_layers()
+        for f in dataclasses.fields(self):  # the choices and the switches, as their metadata says
+            spec, value = f.metadata[OPTION_KEY], getattr(self, f.name)
+            if spec["kind"] == "choice" and value not in spec["choices"]:
+                _fail(f.name, f"one of {', '.join(spec['choices'])}", value)
+            if spec["kind"] == "bool" and not isinstance(value, bool):
+                _fail(f.name, "True or False", value)
+        self._check_start()
+        self._check_runtime()
+        self._check_contrast_limits()
+        self._check_tiles()
+
+    def _check_sizes(self) -> None:
+        low, high = ITERATIONS_RANGE
+        if not _is_int(self.iterations) or not low <= self.iterations <= high:
+            _fail("iterations", f"an integer from {low} to {high}", self.iterations)
+        low, high = SIZE_RANGE
+        if self.size is not None and (not _is_int(self.size) or not low <= self.size <= high):
+            _fail("size", f"None or an integer from {low} to {high} (pixels, long side)", self.size)
+        low, high = STYLE_SCALE_RANGE
+        scale = self.style_scale
+        if not _is_number(scale) or not math.isfinite(scale) or not low <= scale <= high:
+            _fail("style_scale", f"a number from {low:g} to {high:g}", scale)
+
+    def _check_weights(self) -> None:
         for name in ("content_weight", "style_weight", "tv_weight"):
             _finite_nonneg(name, getattr(self, name))
         if self.content_weight == 0 and self.style_weight == 0:
             _fail("style_weight", "> 0 when content_weight is 0", self.style_weight)
-        set_ = object.__setattr__
-        set_(self, "content_layers", _layer_tuple("content_layers", self.content_layers))
-        set_(self, "style_layers", _layer_tuple("style_layers", self.style_layers))
-        set_(
-            self,
-            "content_layer_weights",
-            _weights_tuple(
-                "content_layer_weights",
-                self.content_layer_weights,
-                len(self.content_layers),
-                "content layer",
-            ),
-        )
-        set_(
-            self,
-            "style_layer_weights",
-            _weights_tuple(
-                "style_layer_weights", self.style_layer_weights, len(self.style_layers), "style layer"
-            ),
-        )
-        if self.optimizer not in OPTIMIZERS:
-            _fail("optimizer", f"one of {', '.join(OPTIMIZERS)}", self.optimizer)
-        if self.learning_rate is not None and (
-            not _is_number(self.learning_rate)
-            or not math.isfinite(self.learning_rate)
-            or not 0 < self.learning_rate <= 10
+        rate = self.learning_rate
+        if rate is not None and (
+            not _is_number(rate) or not math.isfinite(rate) or not 0 < rate <= LEARNING_RATE_MAX
         ):
-            _fail("learning_rate", "None or a number in (0, 10]", self.learning_rate)
-        if self.init not in INITS:
-            _fail("init", f"one of {', '.join(INITS)}", self.init)
+            _fail("learning_rate", f"None or a number in (0, {LEARNING_RATE_MAX:g}]", rate)
+        if self.style_blend_weights is not None:
+            name, value = "style_blend_weights", self.style_blend_weights
+            try:
+                blend = tuple(value)
+            except TypeError:
+                _fail(name, "None or one number >= 0 per style image", value)
+            for w in blend:
+                _finite_nonneg(name, w)
+            if not blend or sum(blend) <= 0:
+                _fail(name, "numbers >= 0 with a positive sum", value)
+            object.__setattr__(self, name, tuple(float(w) for w in blend))
+
+    def _check_layers(self) -> None:
+        set_ = object.__setattr__
+        for kind in ("content", "style"):
+            layers = _layer_tuple(f"{kind}_layers", getattr(self, f"{kind}_layers"))
+            set_(self, f"{kind}_layers", layers)
+            name = f"{kind}_layer_weights"
+            set_(self, name, _weights_tuple(name, getattr(self, name), len(layers), f"{kind} layer"))
+
+    def _check_start(self) -> None:
         if self.init == "image" and self.init_image is None:
             _fail("init_image", "an image array when init is 'image'", None)
         if self.init_image is not None and not isinstance(self.init_image, np.ndarray):
             _fail("init_image", "None or a numpy array", type(self.init_image).__name__)
-        if self.seed is not None and (not _is_int(self.seed) or not 0 <= self.seed < 2**63):
+        low, high = SEED_RANGE
+        if self.seed is not None and (not _is_int(self.seed) or not low <= self.seed <= high):
             _fail("seed", "None or an integer from 0 to 2**63-1", self.seed)
-        if not isinstance(self.deterministic, bool):
-            _fail("deterministic", "True or False", self.deterministic)
-        if (
-            not _is_number(self.style_scale)
-            or not math.isfinite(self.style_scale)
-            or not 0.05 <= self.style_scale <= 8
-        ):
-            _fail("style_scale", "a number from 0.05 to 8", self.style_scale)
-        if self.style_blend_weights is not None:
-            try:
-                blend = tuple(self.style_blend_weights)
-            except TypeError:
-                _fail("style_blend_weights", "None or one number >= 0 per style image", self.style_blend_weights)
-            for w in blend:
-                _finite_nonneg("style_blend_weights", w)
-            if not blend or sum(blend) <= 0:
-                _fail("style_blend_weights", "numbers >= 0 with a positive sum", self.style_blend_weights)
-            set_(self, "style_blend_weights", tuple(float(w) for w in blend))
-        if self.preserve_colors not in PRESERVE_COLORS:
-            _fail("preserve_colors", f"one of {', '.join(PRESERVE_COLORS)}", self.preserve_colors)
-        if not isinstance(self.multiscale, bool):
-            _fail("multiscale", "True or False", self.multiscale)
-        if self.pooling not in POOLINGS:
-            _fail("pooling", f"one of {', '.join(POOLINGS)}", self.pooling)
+
+    def _check_runtime(self) -> None:
         if not isinstance(self.weights, (str, Path)) or not str(self.weights):
             _fail("weights", "'embedded', 'torchvision' or a path to a state dict file", self.weights)
-        set_(self, "weights", str(self.weights))
-        if self.weights_convention not in WEIGHT_CONVENTIONS:
-            _fail("weights_convention", f"one of {', '.join(WEIGHT_CONVENTIONS)}", self.weights_convention)
+        object.__setattr__(self, "weights", str(self.weights))
         if not isinstance(self.device, str) or not _valid_device_name(self.device):
             _fail("device", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", self.device)
         if not _is_int(self.preview_every) or self.preview_every < 0:
             _fail("preview_every", "an integer >= 0 (0: final image only)", self.preview_every)
-        if self.precision not in PRECISIONS:
-            _fail("precision", f"one of {', '.join(PRECISIONS)}", self.precision)
-        if self.contrast_limits is not None:
-            try:
-                low, high = (float(v) for v in self.contrast_limits)
-            except (TypeError, ValueError):
-                _fail("contrast_limits", "None or two numbers (low, high)", self.contrast_limits)
-            if not (math.isfinite(low) and math.isfinite(high) and low < high):
-                _fail("contrast_limits", "two finite numbers with low < high", self.contrast_limits)
-            set_(self, "contrast_limits", (low, high))
-        if self.tiling not in TILINGS:
-            _fail("tiling", f"one of {', '.join(TILINGS)}", self.tiling)
-        if not isinstance(self.compile, bool):
-            _fail("compile", "True or False", self.compile)
-        if self.tile_size is not None and (not _is_int(self.tile_size) or not 32 <= self.tile_size <= 65_536):
-            _fail("tile_size", "None or an integer from 32 to 65536 (pixels)", self.tile_size)
+
+    def _check_contrast_limits(self) -> None:
+        if self.contrast_limits is None:
+            return
+        try:
+            low, high = (float(v) for v in self.contrast_limits)
+        except (TypeError, ValueError):
+            _fail("contrast_limits", "None or two numbers (low, high)", self.contrast_limits)
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            _fail("contrast_limits", "two finite numbers with low < high", self.contrast_limits)
+        object.__setattr__(self, "contrast_limits", (low, high))
+
+    def _check_tiles(self) -> None:
+        low, high = TILE_SIZE_RANGE
+        if self.tile_size is not None and (not _is_int(self.tile_size) or not low <= self.tile_size <= high):
+            _fail("tile_size", f"None or an integer from {low} to {high} (pixels)", self.tile_size)
         if self.tile_overlap is not None:
-            limit = (self.tile_size or 65_536) // 2
+            limit = (self.tile_size or high) // 2
             if not _is_int(self.tile_overlap) or not 0 <= self.tile_overlap < limit:
-                _fail("tile_overlap", f"None or an integer from 0 to less than half the tile size ({limit})", self.tile_overlap)
+                _fail(
+                    "tile_overlap",
+                    f"None or an integer from 0 to less than half the tile size ({limit})",
+                    self.tile_overlap,
+                )
 
     def replace(self, **changes: Any) -> StyleConfig:
         """A copy with some fields changed (validated again)."""
@@ -267,7 +405,7 @@ class StyleConfig:
 
 
 def _valid_device_name(name: str) -> bool:
-    if name in ("auto", "cpu", "cuda", "mps"):
+    if name in DEVICES:
         return True
     if name.startswith("cuda:"):
         return name[5:].isdigit()

@@ -8,6 +8,7 @@ construction, like :class:`~.config.StyleConfig`, with one message per bad value
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import ConfigError
+from .config import ConfigError, StyleConfig
 
 #: How a stack slice's starting image follows the previous slice's result.
 MOTIONS = ("shift", "none")
@@ -93,8 +94,27 @@ class StackOptions:
             raise ConfigError(f"motion: must be one of {', '.join(MOTIONS)}, got {self.motion!r}")
         if not isinstance(self.coherence, bool):
             raise ConfigError(f"coherence: must be True or False, got {self.coherence!r}")
-        if self.rgb is not None and not isinstance(self.rgb, bool):
-            raise ConfigError(f"rgb: must be None, True or False, got {self.rgb!r}")
+        if self.rgb is not None:
+            if not isinstance(self.rgb, (bool, np.bool_)):
+                raise ConfigError(f"rgb: must be None, True or False, got {self.rgb!r}")
+            object.__setattr__(self, "rgb", bool(self.rgb))
 
 
-__all__ = ["MOTIONS", "Guidance", "StackOptions"]
+_GUIDANCE_FIELDS = tuple(f.name for f in dataclasses.fields(Guidance))
+
+
+def take_guidance(guidance: Guidance | None, overrides: dict[str, Any]) -> Guidance:
+    """Guidance given as loose keyword arguments (the old interface) moves into one object."""
+    loose = {k: overrides.pop(k) for k in _GUIDANCE_FIELDS if k in overrides}
+    if guidance is None:
+        return Guidance(**loose)
+    return dataclasses.replace(guidance, **loose) if loose else guidance
+
+
+def with_overrides(config: StyleConfig | None, overrides: dict[str, Any]) -> StyleConfig:
+    """``config`` (default: the defaults) with ``overrides`` applied and validated."""
+    config = config or StyleConfig()
+    return config.replace(**overrides) if overrides else config
+
+
+__all__ = ["MOTIONS", "Guidance", "StackOptions", "take_guidance", "with_overrides"]

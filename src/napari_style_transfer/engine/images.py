@@ -179,8 +179,6 @@ def cast_to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return values.astype(dtype)
 
 
-_cast = cast_to_dtype
-
 
 def from_rgb01(rgb: np.ndarray, info: ImageInfo) -> np.ndarray:
     """Turn an (H, W, 3) RGB [0, 1] result into the content's dtype, channels and range."""
@@ -189,11 +187,11 @@ def from_rgb01(rgb: np.ndarray, info: ImageInfo) -> np.ndarray:
     if info.dtype == np.bool_:
         out = color >= 0.5
     else:
-        out = _cast(color * (info.high - info.low) + info.low, info.dtype)
+        out = cast_to_dtype(color * (info.high - info.low) + info.low, info.dtype)
     if info.channels == 4 and info.alpha is not None:
         alpha = info.alpha  # same shape: the original values, never through float (int64 > 2**53)
         if alpha.shape != out.shape[:2]:
-            alpha = _cast(resize_plane(alpha.astype(np.float32), out.shape[:2]), info.dtype)
+            alpha = cast_to_dtype(resize_plane(alpha.astype(np.float32), out.shape[:2]), info.dtype)
         out = np.concatenate([out, alpha.astype(info.dtype, copy=False)[..., None]], axis=-1)
     if info.squeeze:
         out = out[..., 0]

@@ -11,12 +11,16 @@ include the L-BFGS history, which fills up over the first ``LBFGS_HISTORY`` step
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
-from .transfer_constants import LBFGS_HISTORY
-from .vgg import _CONV_CHANNELS, LAYER_INDEX, LAYER_NAMES
+from .config import StyleConfig
+from .events import MemoryLimitError
+from .optimise import LBFGS_HISTORY
+from .runtime import Runtime, select_runtime
+from .vgg import CONV_CHANNELS, LAYER_INDEX, LAYER_NAMES
 
 #: Activation bytes held per activation value in one forward+backward (fp32 storage).
 _BYTES_PER_ACTIVATION_FP32 = 9.0
@@ -51,7 +55,7 @@ def activations_per_pixel(deepest_layer: str) -> float:
     channels = 3
     for name in LAYER_NAMES[: LAYER_INDEX[deepest_layer] + 1]:
         if name.startswith("conv"):
-            channels = _CONV_CHANNELS[name][1]
+            channels = CONV_CHANNELS[name][1]
             total += channels * factor
         elif name.startswith("pool"):
             factor /= 4
@@ -63,7 +67,7 @@ def _weights_bytes(deepest_layer: str) -> int:
     count = 0
     for name in LAYER_NAMES[: LAYER_INDEX[deepest_layer] + 1]:
         if name.startswith("conv"):
-            cin, cout = _CONV_CHANNELS[name]
+            cin, cout = CONV_CHANNELS[name]
             count += cin * cout * 9 + cout
     return count * 4
 
@@ -162,6 +166,113 @@ def largest_fitting_size(
         else:
             high = mid
     return low
+
+
+#: Host memory per output pixel held by a tiled run (content, coarse result, canvas, weights, output).
+HOST_BYTES_PER_PIXEL = 128
+#: Automatic tile size: the largest that fits, at most this (bigger tiles gain little).
+MAX_AUTO_TILE = 1024
+#: Smallest automatic tile size; below it a tiled run is refused.
+MIN_AUTO_TILE = 64
+#: Tile size when the device's free memory is unknown (e.g. Apple MPS).
+FALLBACK_TILE = 512
+
+
+def largest_side_for(shape: tuple[int, int], budget_bytes: float, bytes_per_pixel: float) -> int:
+    """Largest long side (multiple of 16) of an image shaped like ``shape`` at ``bytes_per_pixel`` within a budget."""
+    h, w = shape
+    ratio = min(h, w) / max(h, w)
+    return int(math.sqrt(max(0.0, budget_bytes) / bytes_per_pixel / ratio)) // 16 * 16
+
+
+def check_run_fits(shape: tuple[int, int], config: StyleConfig, runtime: Runtime, style_pixels: int = 0) -> None:
+    """Refuse, before starting, a run at output ``shape`` whose estimated peak exceeds the device's free memory."""
+    budget = available_memory(runtime.device)
+    if budget is None:
+        return
+    estimate = estimate_peak_memory(shape, config.deepest_layer, runtime.precision, config.optimizer, style_pixels)
+    if estimate.total_bytes <= budget:
+        return
+    largest = largest_fitting_size(shape, budget, config.deepest_layer, runtime.precision, config.optimizer)
+    raise MemoryLimitError(
+        f"size: {max(shape)} px needs about {estimate.total_gib:.1f} GiB on {runtime.device} but only "
+        f"{budget / 2**30:.1f} GiB are free; the largest size that fits is about {largest} px",
+        largest,
+    )
+
+
+def largest_size_now(shape: tuple[int, int], config: StyleConfig, device: torch.device) -> int:
+    """After running out of memory at output ``shape``: a long side that should fit now (0: none).
+
+    The estimate for the memory free now, and below the size that failed (the estimate had
+    said that one fits, so ask for less).
+    """
+    below = int(max(shape) * 0.75) // 16 * 16
+    budget = available_memory(device)
+    if budget is None:
+        return below
+    precision = select_runtime(config.precision, device).precision
+    fits = largest_fitting_size(shape, budget, config.deepest_layer, precision, config.optimizer)
+    return max(0, min(fits, below))
+
+
+@dataclass(frozen=True)
+class TileBudget:
+    """What a tiled run may use: device bytes for one tile's optimisation (None: unknown)."""
+
+    device_bytes: int | None
+
+
+def tiled_run_budget(shape: tuple[int, int], device: torch.device, deepest_layer: str) -> TileBudget:
+    """The device budget of a tiled run at output ``shape``; refuses when the host cannot hold the canvas."""
+    budget = available_memory(device)
+    if budget is None:
+        return TileBudget(None)
+    cpu = device.type == "cpu"
+    host_budget = budget if cpu else available_memory(torch.device("cpu"))
+    if host_budget is None:
+        return TileBudget(budget)
+    if cpu:
+        host_budget -= estimate_peak_memory((MIN_AUTO_TILE, MIN_AUTO_TILE), deepest_layer).total_bytes
+    host_bytes = shape[0] * shape[1] * HOST_BYTES_PER_PIXEL
+    if host_bytes > host_budget:
+        largest = largest_side_for(shape, host_budget, HOST_BYTES_PER_PIXEL)
+        raise MemoryLimitError(
+            f"size: {max(shape)} px needs about {host_bytes / 2**30:.1f} GiB of host memory even in tiles "
+            f"but only {max(host_budget, 0) / 2**30:.1f} GiB are free; the largest size that fits is about "
+            f"{largest} px",
+            largest,
+        )
+    return TileBudget(budget - host_bytes if cpu else budget)
+
+
+def choose_tile_size(
+    out_long: int, tile_size: int | None, budget: TileBudget, device: torch.device, deepest: str, precision: str,
+    optimizer: str,
+) -> int:  # fmt: skip
+    """The tile size: the one asked for (refused if it cannot fit) or the largest that fits, at most 1024."""
+    available = budget.device_bytes
+    if tile_size is not None:
+        if available is not None:
+            need = estimate_peak_memory((tile_size, tile_size), deepest, precision, optimizer).total_bytes
+            if need > available:
+                fits = largest_fitting_size((1, 1), available, deepest, precision, optimizer)
+                raise MemoryLimitError(
+                    f"tile_size: {tile_size} px tiles need about {need / 2**30:.1f} GiB on {device} but only "
+                    f"{available / 2**30:.1f} GiB are free; the largest tile that fits is about {fits} px",
+                    fits,
+                )
+        return min(tile_size, out_long)
+    if available is None:
+        return min(FALLBACK_TILE, out_long)
+    tile = min(MAX_AUTO_TILE, largest_fitting_size((1, 1), available, deepest, precision, optimizer))
+    if tile < MIN_AUTO_TILE:
+        raise MemoryLimitError(
+            f"size: {out_long} px needs more memory than {device} has free ({max(available, 0) / 2**30:.2f} GiB), "
+            f"even in tiles; the largest size that fits is about 0 px",
+            0,
+        )
+    return min(tile, out_long)
 
 
 class PeakRSS:

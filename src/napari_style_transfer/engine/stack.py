@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .config import ConfigError, StyleConfig
-from .guidance import Guidance, StackOptions
+from .events import ProgressEvent, StopRequest, should_stop
+from .guidance import Guidance, StackOptions, take_guidance, with_overrides
 from .images import ImageError, resize_plane, value_range
-from .transfer import ProgressEvent, StopRequest, _should_stop, _take_guidance, scale_sizes, stylize_iter
+from .scales import scale_sizes
+from .stylizer import Stylizer
+from .timelapse import estimate_shift, flicker, guess_rgb, luma, shift_image, temporal_difference
 
 #: Value-range percentiles are computed on at most about this many values (evenly spaced slices).
 RANGE_SAMPLE_VALUES = 64 * 2**20
@@ -60,11 +61,6 @@ class StackEvent:
         return self.count * self.event.total_steps
 
 
-def guess_rgb(shape: tuple[int, ...]) -> bool:
-    """napari's rule: a last axis of 3 or 4 on an array of 3+ dimensions is colour."""
-    return len(shape) >= 3 and shape[-1] in (3, 4)
-
-
 def stack_contrast_limits(stack: Any, rgb: bool, contrast_limits: tuple[float, float] | None = None) -> tuple[float, float]:
     """One (low, high) value range for the whole stack (see ``images.value_range``)."""
     if contrast_limits is not None:
@@ -89,7 +85,7 @@ def stack_contrast_limits(stack: Any, rgb: bool, contrast_limits: tuple[float, f
     return value_range(sample)
 
 
-def _resize_slice(data: np.ndarray, shape: tuple[int, int], rgb: bool) -> np.ndarray:
+def resize_slice(data: np.ndarray, shape: tuple[int, int], rgb: bool) -> np.ndarray:
     """A slice (H, W[, C]) resized to ``shape`` in its own dtype (for slices that are not stylised)."""
     if tuple(data.shape[:2]) == tuple(shape):
         return data.copy()
@@ -141,81 +137,60 @@ def _neighbour(idx: tuple[int, ...], finished: Mapping[tuple[int, ...], np.ndarr
 
 
 _STACK_FIELDS = ("rgb", "spatial_axes", "slices", "coherence", "consistency_weight", "motion")
-#: Estimated shifts smaller than this (pixels, both axes) are taken as no motion.
-MIN_SHIFT = 0.1
+@dataclass
+class _Layout:
+    """Where the slices of an nD content are: its (H, W) axes moved last, the leading axes, the masks."""
+
+    data: Any  # the content with its spatial axes last (a view)
+    rgb: bool
+    axes: tuple[int, int]  # the spatial axes among the non-colour axes, as given
+    moved: bool  # the spatial axes were not the last two
+    lead: tuple[int, ...]
+    hw: tuple[int, int]
+    masks: np.ndarray | None  # (H, W) for every slice, or lead + (H, W)
 
 
-def _luma(data: np.ndarray, rgb: bool) -> np.ndarray:
-    values = np.asarray(data, dtype=np.float64)
-    if rgb:
-        values = values[..., :3].mean(-1)
-    return values
+def _layout(content: Any, stack: StackOptions, content_mask: Any) -> _Layout:
+    shape = tuple(int(v) for v in content.shape)
+    rgb = guess_rgb(shape) if stack.rgb is None else stack.rgb
+    if rgb and (len(shape) < 3 or shape[-1] not in (3, 4)):
+        raise ImageError(f"content: shape {shape} has no colour axis of 3 or 4 at the end, but rgb=True")
+    n_plain = len(shape) - (1 if rgb else 0)
+    if n_plain < 2:
+        raise ImageError(f"content: shape {shape} has fewer than two spatial axes")
+    spatial_axes = stack.spatial_axes
+    try:
+        axes = tuple(int(a) % n_plain for a in spatial_axes)
+    except (TypeError, ValueError):
+        raise ConfigError(f"spatial_axes: must be two axis numbers, got {spatial_axes!r}") from None
+    if len(axes) != 2 or axes[0] == axes[1] or not all(-n_plain <= int(a) < n_plain for a in spatial_axes):
+        raise ConfigError(f"spatial_axes: must be two different axes of the {n_plain} non-colour axes, got {spatial_axes!r}")
+    last_two = (n_plain - 2, n_plain - 1)
+    moved = axes != last_two
+    data = np.moveaxis(content, axes, last_two) if moved else content
+    plain_shape = tuple(int(v) for v in data.shape[:n_plain])
+    lead, hw = plain_shape[:-2], plain_shape[-2:]
+    masks = None
+    if content_mask is not None:
+        masks = np.asarray(content_mask)
+        if moved and masks.ndim == n_plain:
+            masks = np.moveaxis(masks, axes, last_two)
+        if masks.ndim != 2 and tuple(masks.shape[:-2]) != lead:
+            raise ImageError(
+                f"content_mask: shape {masks.shape} must be (H, W) = {hw} or one label image per slice {lead + hw}"
+            )
+    return _Layout(data, bool(rgb), axes, moved, lead, hw, masks)  # type: ignore[arg-type]
 
 
-def estimate_shift(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Global motion between two 2D images by phase correlation: ``m`` with ``b(p) ≈ a(p + m)``.
-
-    Sub-pixel by a parabola through the correlation peak. Shifts beyond a quarter of the
-    image, or a flat correlation (no structure), give (0, 0).
-    """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    h, w = a.shape
-    window = np.outer(np.hanning(h), np.hanning(w)) if min(h, w) > 2 else np.ones((h, w))
-    fa = np.fft.fft2((a - a.mean()) * window)
-    fb = np.fft.fft2((b - b.mean()) * window)
-    cross = fa * np.conj(fb)
-    magnitude = np.abs(cross)
-    if magnitude.max() <= 0:
-        return 0.0, 0.0
-    r = np.fft.ifft2(cross / np.maximum(magnitude, 1e-12 * magnitude.max())).real
-    iy, ix = np.unravel_index(int(np.argmax(r)), r.shape)
-    if r[iy, ix] < 5 * r.std():  # no clear peak
-        return 0.0, 0.0
-
-    def refine(m1: float, m0: float, p1: float) -> float:
-        denom = m1 - 2 * m0 + p1
-        return 0.0 if denom == 0 else float(np.clip(0.5 * (m1 - p1) / denom, -0.5, 0.5))
-
-    dy = iy + refine(r[iy - 1, ix], r[iy, ix], r[(iy + 1) % h, ix])
-    dx = ix + refine(r[iy, ix - 1], r[iy, ix], r[iy, (ix + 1) % w])
-    dy = dy - h if dy > h / 2 else dy
-    dx = dx - w if dx > w / 2 else dx
-    if abs(dy) > h / 4 or abs(dx) > w / 4:
-        return 0.0, 0.0
-    return float(dy), float(dx)
-
-
-def shift_image(image: np.ndarray, motion: tuple[float, float], fill: np.ndarray) -> np.ndarray:
-    """``image(p + motion)`` (bilinear), in ``image``'s dtype; pixels from outside come from ``fill``.
-
-    Motions below ``MIN_SHIFT`` px on both axes leave the image as it is (no resampling blur).
-    """
-    dy, dx = motion
-    if abs(dy) < MIN_SHIFT and abs(dx) < MIN_SHIFT:
-        return image
-    planes = np.asarray(image, dtype=np.float32)
-    planes = planes[..., None] if planes.ndim == 2 else planes
-    h, w = planes.shape[:2]
-    t = torch.from_numpy(np.ascontiguousarray(planes)).permute(2, 0, 1)[None]
-    ys = (torch.arange(h, dtype=torch.float32) + dy + 0.5) / h * 2 - 1
-    xs = (torch.arange(w, dtype=torch.float32) + dx + 0.5) / w * 2 - 1
-    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]
-    moved = F.grid_sample(t, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    valid = F.grid_sample(torch.ones(1, 1, h, w), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    out = moved[0].permute(1, 2, 0).numpy()
-    v = valid[0, 0].numpy()[..., None]
-    filler = np.asarray(fill, dtype=np.float32)
-    filler = filler[..., None] if filler.ndim == 2 else filler
-    out = np.where(v > 0.5, out / np.maximum(v, 1e-6), filler)
-    out = out if np.asarray(image).ndim == 3 else out[..., 0]
-    dtype = np.asarray(image).dtype
-    if dtype == np.bool_:
-        return out >= 0.5
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(out), info.min, info.max).astype(dtype)
-    return out.astype(dtype)
+def _start_from(layout: _Layout, idx: tuple[int, ...], prev_idx: tuple[int, ...] | None, prev: np.ndarray | None,
+                out_hw: tuple[int, int], motion: str) -> tuple[np.ndarray | None, list[float] | None]:  # fmt: skip
+    """The neighbour's result moved by the drift between the two content slices ('shift'), and that drift."""
+    if prev is None or prev_idx is None or motion != "shift":
+        return prev, None
+    slice_data = np.asarray(layout.data[idx])
+    m = estimate_shift(luma(layout.data[prev_idx], layout.rgb), luma(slice_data, layout.rgb))
+    m = (m[0] * out_hw[0] / layout.hw[0], m[1] * out_hw[1] / layout.hw[1])
+    return shift_image(prev, m, resize_slice(slice_data, out_hw, layout.rgb)), [round(m[0], 2), round(m[1], 2)]
 
 
 def stylize_stack_iter(
@@ -234,6 +209,7 @@ def stylize_stack_iter(
     :class:`~.guidance.StackOptions`); slices not stylised hold the content (resized to the
     output size). ``guidance`` applies to every slice; its ``content_mask`` is an (H, W)
     label image for every slice or one per slice (the leading axes plus (H, W)).
+    The styles, the network and the style targets are prepared once for all slices.
     A stop request ends the current slice and the stack; finished slices are kept (the
     stopped slice is not: it holds the content, its partial result is the last event's
     ``event.preview``). The final event's ``result`` has the content's dtype and, per slice,
@@ -241,114 +217,98 @@ def stylize_stack_iter(
     """
     loose_stack = {k: overrides.pop(k) for k in _STACK_FIELDS if k in overrides}
     stack = dataclasses.replace(stack or StackOptions(), **loose_stack)
-    guidance = _take_guidance(guidance, overrides)
-    config = (config or StyleConfig()).replace(**overrides) if overrides else (config or StyleConfig())
-    rgb, spatial_axes, slices = stack.rgb, stack.spatial_axes, stack.slices
-    coherence, consistency_weight, motion = stack.coherence, stack.consistency_weight, stack.motion
-    content_mask, label_styles = guidance.content_mask, guidance.label_styles
-    style_masks, mask_feather, style_contrast_limits = guidance.style_masks, guidance.mask_feather, guidance.style_contrast_limits
+    guidance = take_guidance(guidance, overrides)
+    config = with_overrides(config, overrides)
     if not hasattr(content, "shape") or not hasattr(content, "dtype"):
         content = np.asarray(content)
-    shape = tuple(int(v) for v in content.shape)
-    if rgb is None:
-        rgb = guess_rgb(shape)
-    if rgb and (len(shape) < 3 or shape[-1] not in (3, 4)):
-        raise ImageError(f"content: shape {shape} has no colour axis of 3 or 4 at the end, but rgb=True")
-    n_plain = len(shape) - (1 if rgb else 0)
-    if n_plain < 2:
-        raise ImageError(f"content: shape {shape} has fewer than two spatial axes")
-    try:
-        axes = tuple(int(a) % n_plain for a in spatial_axes)
-    except (TypeError, ValueError):
-        raise ConfigError(f"spatial_axes: must be two axis numbers, got {spatial_axes!r}") from None
-    if len(axes) != 2 or axes[0] == axes[1] or not all(-n_plain <= int(a) < n_plain for a in spatial_axes):
-        raise ConfigError(f"spatial_axes: must be two different axes of the {n_plain} non-colour axes, got {spatial_axes!r}")
-    moved = axes != (n_plain - 2, n_plain - 1)
-    data = np.moveaxis(content, axes, (n_plain - 2, n_plain - 1)) if moved else content
-    plain_shape = tuple(int(v) for v in data.shape[:n_plain])
-    lead, hw = plain_shape[:-2], plain_shape[-2:]
-    indices = _slice_indices(slices, lead)
-    channels = (shape[-1],) if rgb else ()
+    layout = _layout(content, stack, guidance.content_mask)
+    indices = _slice_indices(stack.slices, layout.lead)
+    limits = stack_contrast_limits(layout.data, layout.rgb, config.contrast_limits)
+    out_hw = scale_sizes(layout.hw, config)[-1]
+    channels = (int(content.shape[-1]),) if layout.rgb else ()
+    result = np.empty(layout.lead + tuple(out_hw) + channels, dtype=np.dtype(content.dtype))
+    for idx in np.ndindex(*layout.lead) if layout.lead else [()]:
+        result[idx] = resize_slice(np.asarray(layout.data[idx]), out_hw, layout.rgb)
+    stylizer = Stylizer(styles, config.replace(contrast_limits=limits), guidance)
+    run = _StackRun(layout, stack, stylizer, guidance, limits, out_hw)
+    yield from run.slices(indices, result, stop)
+    info = run.info(len(indices))
+    if layout.moved:
+        lead_axes = len(layout.lead)
+        result = np.moveaxis(result, (lead_axes, lead_axes + 1), layout.axes)
+    assert run.last is not None
+    yield StackEvent(*run.last_at, len(indices), run.last, result=result, done=True, stopped=run.stopped, info=info)
 
-    masks = None
-    if content_mask is not None:
-        masks = np.asarray(content_mask)
-        if moved and masks.ndim == n_plain:
-            masks = np.moveaxis(masks, axes, (n_plain - 2, n_plain - 1))
-        if masks.ndim != 2 and tuple(masks.shape[:-2]) != lead:
-            raise ImageError(
-                f"content_mask: shape {masks.shape} must be (H, W) = {hw} or one label image per slice {lead + hw}"
+
+class _StackRun:
+    """The slice loop of one stack run, and what it records."""
+
+    def __init__(self, layout: _Layout, stack: StackOptions, stylizer: Stylizer, guidance: Guidance,
+                 limits: tuple[float, float], out_hw: tuple[int, int]):  # fmt: skip
+        self.layout, self.stack, self.stylizer, self.guidance = layout, stack, stylizer, guidance
+        self.limits, self.out_hw = limits, out_hw
+        self.finished: dict[tuple[int, ...], np.ndarray] = {}
+        self.motions: dict[tuple[int, ...], list[float]] = {}
+        self.slice_times: list[float] = []
+        self.start = time.perf_counter()
+        self.last: ProgressEvent | None = None
+        self.last_at: tuple[tuple[int, ...], int] = ((), 1)
+        self.stopped = False
+
+    def slice_guidance(self, idx: tuple[int, ...], prev: np.ndarray | None) -> Guidance:
+        masks, weight = self.layout.masks, self.stack.consistency_weight
+        return dataclasses.replace(
+            self.guidance,
+            content_mask=None if masks is None else (masks if masks.ndim == 2 else masks[idx]),
+            init_contrast_limits=self.limits,
+            consistency_image=prev if weight > 0 else None,
+            consistency_weight=weight if prev is not None else 0.0,
+        )
+
+    def slices(self, indices: list[tuple[int, ...]], result: np.ndarray, stop: StopRequest) -> Iterator[StackEvent]:
+        count = len(indices)
+        self.last_at = (indices[0], 1)
+        for number, idx in enumerate(indices, start=1):
+            if should_stop(stop) and self.last is not None:
+                self.stopped = True
+                return
+            self.last_at = (idx, number)
+            slice_start = time.perf_counter()
+            prev_idx = _neighbour(idx, self.finished) if self.stack.coherence else None
+            prev = self.finished[prev_idx] if prev_idx is not None else None
+            prev, moved_by = _start_from(self.layout, idx, prev_idx, prev, self.out_hw, self.stack.motion)
+            if moved_by is not None:
+                self.motions[idx] = moved_by
+            events = self.stylizer.run_iter(
+                np.asarray(self.layout.data[idx]), guidance=self.slice_guidance(idx, prev), stop=stop, init_image=prev
             )
+            for event in events:
+                self.last = event
+                if event.done and event.stopped:
+                    self.stopped = True
+                    yield StackEvent(idx, number, count, event, stopped=True)
+                    return
+                if event.done:
+                    result[idx] = self.finished[idx] = event.preview
+                    self.slice_times.append(time.perf_counter() - slice_start)
+                    yield StackEvent(idx, number, count, event, slice_result=event.preview)
+                else:
+                    yield StackEvent(idx, number, count, event)
 
-    limits = stack_contrast_limits(data, rgb, config.contrast_limits)
-    out_hw = scale_sizes(hw, config)[-1]
-    result = np.empty(lead + tuple(out_hw) + channels, dtype=np.dtype(content.dtype))
-    for idx in np.ndindex(*lead) if lead else [()]:
-        result[idx] = _resize_slice(np.asarray(data[idx]), out_hw, rgb)
-    slice_config = config.replace(contrast_limits=limits)
-    finished: dict[tuple[int, ...], np.ndarray] = {}
-    motions: dict[tuple[int, ...], list[float]] = {}
-    start = time.perf_counter()
-    slice_times: list[float] = []
-    last: ProgressEvent | None = None
-    stopped = False
-    count = len(indices)
-    last_at = (indices[0], 1)
-    for number, idx in enumerate(indices, start=1):
-        if _should_stop(stop) and last is not None:
-            stopped = True
-            break
-        last_at = (idx, number)
-        slice_start = time.perf_counter()
-        prev_idx = _neighbour(idx, finished) if coherence else None
-        prev = finished[prev_idx] if prev_idx is not None else None
-        slice_data = np.asarray(data[idx])
-        if prev is not None and motion == "shift":
-            m = estimate_shift(_luma(data[prev_idx], rgb), _luma(slice_data, rgb))
-            scale = (out_hw[0] / hw[0], out_hw[1] / hw[1])
-            m = (m[0] * scale[0], m[1] * scale[1])
-            motions[idx] = [round(m[0], 2), round(m[1], 2)]
-            prev = shift_image(prev, m, _resize_slice(slice_data, out_hw, rgb))
-        cfg = slice_config if prev is None else slice_config.replace(init="image", init_image=prev)
-        mask = None if masks is None else (masks if masks.ndim == 2 else masks[idx])
-        for event in stylize_iter(
-            slice_data, styles, cfg, stop=stop, style_contrast_limits=style_contrast_limits,
-            init_contrast_limits=limits, content_mask=mask, label_styles=label_styles, style_masks=style_masks,
-            mask_feather=mask_feather, consistency_image=prev if consistency_weight > 0 else None,
-            consistency_weight=consistency_weight if prev is not None else 0.0,
-        ):  # fmt: skip
-            last = event
-            if event.done and event.stopped:
-                stopped = True
-                yield StackEvent(idx, number, count, event, stopped=True)
-                break
-            if event.done:
-                result[idx] = event.preview
-                finished[idx] = event.preview
-                slice_times.append(time.perf_counter() - slice_start)
-                yield StackEvent(idx, number, count, event, slice_result=event.preview)
-            else:
-                yield StackEvent(idx, number, count, event)
-        if stopped:
-            break
-    assert last is not None
-    info = {
-        "slices": [list(i) for i in finished],
-        "slice_count": count,
-        "contrast_limits": list(limits),
-        "coherence": bool(coherence),
-        "consistency_weight": float(consistency_weight),
-        "motion": motion,
-        "motions": {",".join(map(str, k)): v for k, v in motions.items()},
-        "slice_times_s": [round(t, 3) for t in slice_times],
-        "elapsed_s": round(time.perf_counter() - start, 3),
-        "output_slice_shape": list(out_hw),
-        "rgb": bool(rgb),
-    }
-    if moved:
-        lead_axes = len(lead)
-        result = np.moveaxis(result, (lead_axes, lead_axes + 1), axes)
-    yield StackEvent(*last_at, count, last, result=result, done=True, stopped=stopped, info=info)
+    def info(self, count: int) -> dict[str, Any]:
+        return {
+            "slices": [list(i) for i in self.finished],
+            "slice_count": count,
+            "contrast_limits": list(self.limits),
+            "coherence": bool(self.stack.coherence),
+            "consistency_weight": float(self.stack.consistency_weight),
+            "motion": self.stack.motion,
+            "motions": {",".join(map(str, k)): v for k, v in self.motions.items()},
+            "slice_times_s": [round(t, 3) for t in self.slice_times],
+            "elapsed_s": round(time.perf_counter() - self.start, 3),
+            "output_slice_shape": list(self.out_hw),
+            "rgb": bool(self.layout.rgb),
+        }
 
 
 def stylize_stack(content: Any, styles: np.ndarray | Sequence[np.ndarray], config: StyleConfig | None = None, **kwargs: Any) -> np.ndarray:
@@ -361,50 +321,12 @@ def stylize_stack(content: Any, styles: np.ndarray | Sequence[np.ndarray], confi
     return result
 
 
-def run_iter(
-    content: Any,
-    styles: np.ndarray | Sequence[np.ndarray],
-    config: StyleConfig | None = None,
-    *,
-    stack: StackOptions | None = None,
-    guidance: Guidance | None = None,
-    stop: StopRequest = None,
-) -> Iterator[ProgressEvent] | Iterator[StackEvent]:
-    """The one place that picks the engine function: a 2D run without ``stack``, else a stack run."""
-    if stack is None:
-        return stylize_iter(content, styles, config, guidance=guidance, stop=stop)
-    return stylize_stack_iter(content, styles, config, stack=stack, guidance=guidance, stop=stop)
-
-
-def temporal_difference(stack: np.ndarray, axis: int = 0, rgb: bool | None = None) -> float:
-    """Mean absolute difference between consecutive slices along ``axis`` (in the array's units)."""
-    stack = np.asarray(stack)
-    if rgb is None:
-        rgb = guess_rgb(stack.shape) and stack.ndim >= 4
-    if rgb and stack.shape[-1] == 4:
-        stack = stack[..., :3]
-    if stack.shape[axis] < 2:
-        raise ValueError(f"need at least two slices along axis {axis}, got shape {stack.shape}")
-    return float(np.abs(np.diff(stack.astype(np.float64), axis=axis)).mean())
-
-
-def flicker(result: np.ndarray, content: np.ndarray, axis: int = 0, rgb: bool | None = None) -> float:
-    """Temporal flicker of a stylised stack: its mean absolute slice-to-slice difference
-    relative to the content's (1.0: changes as much as the content does; both arrays in the
-    same value units, as a result is in its content's range)."""
-    moving = temporal_difference(content, axis, rgb)
-    changing = temporal_difference(result, axis, rgb)
-    if moving == 0:
-        return 1.0 if changing == 0 else float("inf")
-    return changing / moving
-
-
 __all__ = [
     "StackEvent",
     "estimate_shift",
     "flicker",
     "guess_rgb",
-    "run_iter",
+    "resize_slice",
     "shift_image",
     "stack_contrast_limits",
     "stylize_stack",

@@ -11,8 +11,9 @@
 4. Tiles are blended with cosine ramps across the overlaps. The 1D weights are normalised
    to sum to one at every pixel (a partition of unity), so no seam and no brightness step.
 
-The whole output lives in host memory (about ``HOST_BYTES_PER_PIXEL`` bytes per output
-pixel); only one tile at a time is on the device.
+The whole output lives in host memory (about ``memory.HOST_BYTES_PER_PIXEL`` bytes per output
+pixel); only one tile at a time is on the device. Every tile goes through the one loop
+(:func:`~.optimise.optimise`); the coarse pass is the multi-scale driver.
 """
 
 from __future__ import annotations
@@ -25,36 +26,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import transfer as _transfer
+from . import memory
+from .content_run import ContentRun, RunEnd
+from .events import ProgressEvent, StopRequest
 from .images import resize
-from .masks import Region
-from .memory import estimate_peak_memory, largest_fitting_size
-from .runtime import deterministic_algorithms
-from .transfer import (
-    MIN_SCALE_SIDE,
-    MemoryLimitError,
-    ProgressEvent,
-    StopRequest,
-    StyleTransferError,
-    _closure,
-    _final_event,
-    _LoopState,
-    _make_optimizer,
-    _Prepared,
-    _Problem,
-    _scale_loop,
-    _should_stop,
-    scale_sizes,
-)
+from .multiscale import Numbering, run_scales
+from .optimise import optimise
+from .scales import MIN_SCALE_SIDE, scale_sizes
 
-#: Host memory per output pixel held by a tiled run (content, coarse result, canvas, weights, output).
-HOST_BYTES_PER_PIXEL = 128
-#: Automatic tile size: the largest that fits, at most this (bigger tiles gain little).
-MAX_AUTO_TILE = 1024
-#: Smallest automatic tile size; below it a tiled run is refused.
-MIN_AUTO_TILE = 64
-#: Tile size when the device's free memory is unknown (e.g. Apple MPS).
-FALLBACK_TILE = 512
 #: Ramp weights never drop below this inside a tile (keeps the normalisation well defined).
 _WEIGHT_FLOOR = 1e-3
 
@@ -122,183 +101,114 @@ class TilePlan:
         }
 
 
-def _largest_tiled_side(shape: tuple[int, int], host_budget: int) -> int:
-    h, w = shape
-    ratio = min(h, w) / max(h, w)
-    side = math.sqrt(max(0, host_budget) / HOST_BYTES_PER_PIXEL / ratio)
-    return int(side) // 16 * 16
-
-
-def plan_tiled_run(prep: _Prepared, reason: str) -> TilePlan:
-    """Choose tile size, overlap and coarse size for ``prep``'s run; refuse what cannot fit."""
-    config = prep.config
-    out_shape = prep.output_shape
+def plan_tiled_run(run: ContentRun, reason: str) -> TilePlan:
+    """Choose tile size, overlap and coarse size for ``run``; refuse (MemoryLimitError) what cannot fit."""
+    config = run.config
+    out_shape = run.output_shape
     out_long = max(out_shape)
-    budget = _transfer.available_memory(prep.device)
-    host_bytes = out_shape[0] * out_shape[1] * HOST_BYTES_PER_PIXEL
-    device_budget = budget
-    if budget is not None:
-        host_budget = budget if prep.device.type == "cpu" else _transfer.available_memory(torch.device("cpu"))
-        if host_budget is not None:
-            if prep.device.type == "cpu":
-                host_budget -= estimate_peak_memory((MIN_AUTO_TILE, MIN_AUTO_TILE), config.deepest_layer).total_bytes
-            if host_bytes > host_budget:
-                largest = _largest_tiled_side(out_shape, host_budget)
-                raise MemoryLimitError(
-                    f"size: {out_long} px needs about {host_bytes / 2**30:.1f} GiB of host memory even in tiles "
-                    f"but only {max(host_budget, 0) / 2**30:.1f} GiB are free; the largest size that fits is about "
-                    f"{largest} px",
-                    largest,
-                )
-            if prep.device.type == "cpu":
-                device_budget = budget - host_bytes
-    precision, optimizer, deepest = prep.runtime.precision, config.optimizer, config.deepest_layer
-    if config.tile_size is not None:
-        tile = config.tile_size
-        if device_budget is not None:
-            need = estimate_peak_memory((tile, tile), deepest, precision, optimizer).total_bytes
-            if need > device_budget:
-                fits = largest_fitting_size((1, 1), device_budget, deepest, precision, optimizer)
-                raise MemoryLimitError(
-                    f"tile_size: {tile} px tiles need about {need / 2**30:.1f} GiB on {prep.device} but only "
-                    f"{device_budget / 2**30:.1f} GiB are free; the largest tile that fits is about {fits} px",
-                    fits,
-                )
-    elif device_budget is None:
-        tile = FALLBACK_TILE
-    else:
-        tile = min(MAX_AUTO_TILE, largest_fitting_size((1, 1), device_budget, deepest, precision, optimizer))
-        if tile < MIN_AUTO_TILE:
-            raise MemoryLimitError(
-                f"size: {out_long} px needs more memory than {prep.device} has free ({max(budget or 0, 0) / 2**30:.2f} GiB), "
-                f"even in tiles; the largest size that fits is about 0 px",
-                0,
-            )
-    tile = min(tile, out_long)
+    runtime = run.stylizer.runtime
+    precision, optimizer, deepest = runtime.precision, config.optimizer, config.deepest_layer
+    budget = memory.tiled_run_budget(out_shape, run.device, deepest)
+    tile = memory.choose_tile_size(out_long, config.tile_size, budget, run.device, deepest, precision, optimizer)
     overlap = config.tile_overlap if config.tile_overlap is not None else max(8, tile // 4)
     overlap = min(overlap, (tile - 1) // 2)
     # The coarse pass: half the output's long side (as the next-coarser scale of a multi-scale
     # run would be), but not below the coarsest multi-scale side unless the output is smaller.
     coarse_long = max(16, out_long // 2, min(out_long, MIN_SCALE_SIDE))
-    if device_budget is not None:
-        fits = largest_fitting_size(out_shape, device_budget, deepest, precision, optimizer)
+    if budget.device_bytes is not None:
+        fits = memory.largest_fitting_size(out_shape, budget.device_bytes, deepest, precision, optimizer)
         coarse_long = max(16, min(coarse_long, fits))
-    coarse_sizes = scale_sizes(prep.content_shape, config.replace(size=coarse_long))
+    coarse_sizes = scale_sizes(run.content_shape, config.replace(size=coarse_long))
     return TilePlan(
         out_shape, tile, overlap, tile_spans(out_shape[0], tile, overlap), tile_spans(out_shape[1], tile, overlap),
         coarse_sizes, reason,
     )  # fmt: skip
 
 
-def tiled_iter(prep: _Prepared, plan: TilePlan, stop: StopRequest = None) -> Iterator[ProgressEvent]:
+class _Canvas:
+    """The output being assembled on the host: finished tiles blended over the upsampled coarse result."""
+
+    def __init__(self, coarse: torch.Tensor, plan: TilePlan):
+        self.coarse = resize(coarse.detach().float().cpu(), plan.output_shape).clamp(0, 1)
+        self.acc = torch.zeros_like(self.coarse)
+        self.wsum = torch.zeros((1, 1, *plan.output_shape))
+        self.wy = ramp_weights(plan.rows, plan.output_shape[0], plan.overlap)
+        self.wx = ramp_weights(plan.cols, plan.output_shape[1], plan.overlap)
+
+    def start(self, crop: tuple) -> torch.Tensor:
+        """A tile's starting image: what is there so far (finished neighbours, else the coarse result)."""
+        return self.acc[crop] + (1 - self.wsum[crop]) * self.coarse[crop]
+
+    def add(self, crop: tuple, row: int, col: int, image: torch.Tensor) -> None:
+        weight = torch.from_numpy(self.wy[row][:, None] * self.wx[col][None, :])[None, None]
+        self.acc[crop] += weight * image.detach().float().cpu().clamp(0, 1)
+        self.wsum[crop] += weight
+
+    def image(self) -> torch.Tensor:
+        return self.acc + (1 - self.wsum) * self.coarse
+
+
+def tiled_iter(run: ContentRun, plan: TilePlan, stop: StopRequest = None) -> Iterator[ProgressEvent]:
     """The tiled run's events: the coarse pass (``tile == 0``), then each tile's steps."""
-    config = prep.config
+    config = run.config
     n_tiles = plan.n_tiles
     sizes = [*plan.coarse_sizes, plan.output_shape]
     n_scales = len(sizes)
-    total_steps = len(plan.coarse_sizes) * config.iterations + n_tiles * config.iterations
-    fields = {"n_tiles": n_tiles}
+    total_steps = (len(plan.coarse_sizes) + n_tiles) * config.iterations
     info = {"tiled": plan.describe()}
-    device = prep.device
-    with deterministic_algorithms(config.deterministic):
-        st = yield from _scale_loop(
-            prep, plan.coarse_sizes, stop, total_steps=total_steps, final=False, n_scales=n_scales,
-            event_fields=fields, message=plan.message,
-        )  # fmt: skip
-        if st.stopped:
-            yield _final_event(prep, st, sizes, total_steps, n_scales=n_scales, extra_info=info, event_fields=fields)
+    numbering = Numbering(total_steps, n_scales, {"n_tiles": n_tiles}, plan.message)
+    end = yield from run_scales(run, plan.coarse_sizes, stop, numbering, final=False)
+    if end.stopped:
+        yield run.final_event(end, sizes, total_steps, n_scales=n_scales, extra_info=info, n_tiles=n_tiles)
+        return
+    tiles_start = time.perf_counter()
+    long_side = max(plan.output_shape)
+    content_out = resize(run.inputs.transfer_content, plan.output_shape)
+    assert end.image is not None
+    canvas = _Canvas(end.image, plan)
+    tile_end = RunEnd(None, end.step, end.losses, end.scale_times, False, n_scales - 1, plan.output_shape, 0)
+    final_losses: list[dict[str, float]] = []
+    tile_times: list[float] = []
+    grid = [(r, c, y, x) for r, y in enumerate(plan.rows) for c, x in enumerate(plan.cols)]
+    for k, (r, c, (y0, y1), (x0, x1)) in enumerate(grid, start=1):
+        tile_start = time.perf_counter()
+        crop = (..., slice(y0, y1), slice(x0, x1))
+        objective = run.objective_for(content_out[crop].to(run.device), long_side, crop=crop, tile=plan.tile_size)
+        loop = optimise(canvas.start(crop).to(run.device), objective, config.iterations, run.settings, stop=stop)
+        while True:
+            try:
+                step = next(loop)
+            except StopIteration as done:
+                outcome = done.value
+                break
+            tile_end.step += 1
+            tile_end.iteration, tile_end.losses = step.iteration, step.losses
+            tile_done = step.iteration == config.iterations
+            if tile_done:
+                canvas.add(crop, r, c, step.image)
+                if k == n_tiles:
+                    continue
+            preview = run.render(canvas.image()) if tile_done and config.preview_every else None
+            yield run.step_event(tile_end, n_scales, total_steps, preview=preview, tile=k, n_tiles=n_tiles)
+        if outcome.stopped:
+            canvas.add(crop, r, c, outcome.image)  # keep what this tile reached: blend it in like a finished one
+            tile_end.stopped, tile_end.iteration = True, outcome.iterations
+            yield run.final_event(
+                tile_end, sizes, total_steps, image=run.render(canvas.image()), n_scales=n_scales,
+                extra_info=info, n_tiles=n_tiles, tile=k,
+            )  # fmt: skip
             return
-        tiles_start = time.perf_counter()
-        out_shape = plan.output_shape
-        # Style statistics of the whole style image at the output's scale, once for all tiles.
-        style_ts = prep.style_tensors(max(out_shape))
-        if prep.guided:
-            region_targets = prep.region_targets(style_ts, tile=plan.tile_size)
-            targets = None
-        else:
-            targets = prep.blended_targets(style_ts, tile=plan.tile_size)
-            region_targets = None
-        del style_ts
-        content_out = resize(prep.content_full, out_shape)
-        assert st.image is not None
-        coarse_up = resize(st.image.detach().float().cpu(), out_shape).clamp(0, 1)
-        region_out = [resize(p, out_shape).clamp(0, 1) for p in prep.region_planes] if prep.guided else []
-        consistency_out = (
-            resize(prep.consistency_full, out_shape).clamp(0, 1) if prep.consistency_full is not None else None
-        )
-        acc = torch.zeros_like(coarse_up)
-        wsum = torch.zeros((1, 1, *out_shape))
-        wy = ramp_weights(plan.rows, out_shape[0], plan.overlap)
-        wx = ramp_weights(plan.cols, out_shape[1], plan.overlap)
-        final_losses: list[dict[str, float]] = []
-        step = st.step
-        tile_times: list[float] = []
-        k = 0
-        for r, (y0, y1) in enumerate(plan.rows):
-            for c, (x0, x1) in enumerate(plan.cols):
-                k += 1
-                tile_start = time.perf_counter()
-                crop = (..., slice(y0, y1), slice(x0, x1))
-                content_t = content_out[crop].to(device)
-                regions = None
-                if region_targets is not None:
-                    regions = [Region(m[crop].to(device), t) for m, t in zip(region_out, region_targets)]
-                consistency = consistency_out[crop].to(device) if consistency_out is not None else None
-                problem = _Problem(
-                    prep.net, prep.convention, config, prep.runtime, content_t, [], [], style_targets=targets,
-                    regions=regions, consistency=consistency, consistency_weight=prep.consistency_weight,
-                )  # fmt: skip
-                init = acc[crop] + (1 - wsum[crop]) * coarse_up[crop]
-                image = init.to(device).contiguous().requires_grad_(True)
-                optimizer = _make_optimizer(config, image)
-                terms_box: dict[str, torch.Tensor] = {}
-                closure = _closure(optimizer, problem, image, terms_box, prep.runtime.loss_scale)
-                weight = torch.from_numpy(wy[r][:, None] * wx[c][None, :])[None, None]
-                losses: dict[str, float] = {}
-                for iteration in range(1, config.iterations + 1):
-                    if _should_stop(stop):
-                        # Keep what this tile reached: blend it in like a finished one.
-                        acc[crop] += weight * image.detach().float().cpu().clamp(0, 1)
-                        wsum[crop] += weight
-                        end = _LoopState(None, step, losses or st.losses, st.scale_times, True, n_scales - 1, out_shape, iteration - 1)
-                        canvas = acc + (1 - wsum) * coarse_up
-                        yield _final_event(
-                            prep, end, sizes, total_steps, image=prep.render(canvas), n_scales=n_scales,
-                            extra_info=info, event_fields={"n_tiles": n_tiles, "tile": k},
-                        )  # fmt: skip
-                        return
-                    optimizer.step(closure)
-                    step += 1
-                    losses = {key: float(v.detach()) for key, v in terms_box.items()}
-                    if not np.isfinite(losses.get("total", 0.0)):
-                        raise StyleTransferError(
-                            "the optimisation diverged (loss is not finite); lower the learning rate or use L-BFGS"
-                        )
-                    tile_done = iteration == config.iterations
-                    if tile_done:
-                        acc[crop] += weight * image.detach().float().cpu().clamp(0, 1)
-                        wsum[crop] += weight
-                    if tile_done and k == n_tiles:
-                        break
-                    preview = None
-                    if tile_done and config.preview_every:
-                        with torch.no_grad():
-                            preview = prep.render(acc + (1 - wsum) * coarse_up)
-                    yield ProgressEvent(
-                        n_scales - 1, n_scales, out_shape, iteration, config.iterations, step, total_steps, losses,
-                        time.perf_counter() - prep.start, preview, tile=k, n_tiles=n_tiles,
-                    )  # fmt: skip
-                final_losses.append(losses)
-                tile_times.append(time.perf_counter() - tile_start)
-                del problem, optimizer, closure, image, terms_box
-    canvas = acc + (1 - wsum) * coarse_up
-    mean_losses = {key: float(np.mean([d[key] for d in final_losses])) for key in final_losses[-1]}
-    end = _LoopState(None, step, mean_losses, [*st.scale_times, time.perf_counter() - tiles_start], False, n_scales - 1, out_shape, config.iterations)
+        final_losses.append(tile_end.losses)
+        tile_times.append(time.perf_counter() - tile_start)
+        del objective, loop, outcome
+    tile_end.losses = {key: float(np.mean([d[key] for d in final_losses])) for key in final_losses[-1]}
+    tile_end.scale_times = [*end.scale_times, time.perf_counter() - tiles_start]
+    tile_end.iteration = config.iterations
     info["tiled"]["tile_times_s"] = [round(t, 3) for t in tile_times]
-    yield _final_event(
-        prep, end, sizes, total_steps, image=prep.render(canvas), n_scales=n_scales, extra_info=info,
-        event_fields={"n_tiles": n_tiles, "tile": n_tiles},
+    yield run.final_event(
+        tile_end, sizes, total_steps, image=run.render(canvas.image()), n_scales=n_scales, extra_info=info,
+        n_tiles=n_tiles, tile=n_tiles,
     )  # fmt: skip
 
 
-__all__ = ["HOST_BYTES_PER_PIXEL", "TilePlan", "plan_tiled_run", "ramp_weights", "tile_spans", "tiled_iter"]
+__all__ = ["TilePlan", "plan_tiled_run", "ramp_weights", "tile_spans", "tiled_iter"]

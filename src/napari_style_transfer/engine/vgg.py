@@ -29,7 +29,7 @@ LAYER_NAMES: tuple[str, ...] = (
     "conv5_1", "relu5_1", "conv5_2", "relu5_2", "conv5_3", "relu5_3", "conv5_4", "relu5_4", "pool5",
 )  # fmt: skip
 LAYER_INDEX: dict[str, int] = {name: i for i, name in enumerate(LAYER_NAMES)}
-_CONV_CHANNELS = {
+CONV_CHANNELS = {
     "conv1_1": (3, 64), "conv1_2": (64, 64),
     "conv2_1": (64, 128), "conv2_2": (128, 128),
     "conv3_1": (128, 256), "conv3_2": (256, 256), "conv3_3": (256, 256), "conv3_4": (256, 256),
@@ -139,7 +139,7 @@ def load_embedded_state_dict(path: Path | None = None) -> dict[str, torch.Tensor
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing here
         raise WeightsError(f"embedded VGG-19 weights at {path} could not be read ({_brief(exc)})") from exc
     state: dict[str, torch.Tensor] = {}
-    for name in _CONV_CHANNELS:
+    for name in CONV_CHANNELS:
         block, conv = name[4], name[6]
         key = f"block{block}_conv{conv}"
         table = raw[f"{key}_W_table"].float()
@@ -177,7 +177,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         raise WeightsError(f"weights file {path} does not hold a state dict")
     state = {k.removeprefix("features."): v for k, v in raw.items()}
     missing = [
-        f"{LAYER_INDEX[n]}.weight" for n in _CONV_CHANNELS if f"{LAYER_INDEX[n]}.weight" not in state
+        f"{LAYER_INDEX[n]}.weight" for n in CONV_CHANNELS if f"{LAYER_INDEX[n]}.weight" not in state
     ]
     if missing:
         raise WeightsError(
@@ -194,7 +194,7 @@ class VGGFeatures(nn.Module):
         layers: list[nn.Module] = []
         for name in LAYER_NAMES[: LAYER_INDEX[last_layer] + 1]:
             if name.startswith("conv"):
-                cin, cout = _CONV_CHANNELS[name]
+                cin, cout = CONV_CHANNELS[name]
                 layers.append(nn.Conv2d(cin, cout, kernel_size=3, padding=1))
             elif name.startswith("relu"):
                 layers.append(nn.ReLU(inplace=True))

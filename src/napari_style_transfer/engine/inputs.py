@@ -1,0 +1,169 @@
+"""Stage 1, inputs: user arrays → RGB [0, 1] images, colour handling and mask planning.
+
+Styles are converted once per :class:`~.stylizer.Stylizer` (they do not depend on the
+content); each content is converted when its run starts. Everything here is checked
+before anything heavy (the network, the targets) is built, so bad input fails at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import color
+from .config import ConfigError, StyleConfig
+from .guidance import Guidance
+from .images import ImageInfo, to_rgb01, to_tensor
+from .masks import RegionPlan, check_labels, plan_regions, region_plane, to_plane_tensor
+
+
+def as_style_list(styles: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    """One style array or a sequence of them → a non-empty list."""
+    if isinstance(styles, np.ndarray) or hasattr(styles, "__array__"):
+        return [styles]  # type: ignore[list-item]
+    styles = list(styles)
+    if not styles:
+        raise ConfigError("styles: at least one style image is required")
+    return styles
+
+
+@dataclass
+class StyleImages:
+    """The style images as RGB [0, 1], their normalised blend weights and optional masks."""
+
+    rgbs: list[np.ndarray]
+    blend: list[float]
+    mask_planes: list[torch.Tensor | None]  # (1, 1, H, W) 0/1 per style, None: the whole image
+
+    @property
+    def pixels(self) -> list[int]:
+        return [s.shape[0] * s.shape[1] for s in self.rgbs]
+
+    def largest_pixels(self, config: StyleConfig, output_long_side: int) -> int:
+        """Pixels of the largest style image once resized for an output of ``output_long_side``."""
+        return max(
+            (
+                round(s.shape[0] * s.shape[1] * (config.style_scale * output_long_side / max(s.shape[:2])) ** 2)
+                for s in self.rgbs
+            ),
+            default=0,
+        )
+
+
+def convert_styles(styles: np.ndarray | Sequence[np.ndarray], config: StyleConfig, guidance: Guidance) -> StyleImages:
+    """Check and convert the style images (and their masks) once."""
+    style_list = as_style_list(styles)
+    blend = list(config.style_blend_weights or [1.0] * len(style_list))
+    if len(blend) != len(style_list):
+        raise ConfigError(
+            f"style_blend_weights: must have one weight per style image ({len(style_list)}), got {len(blend)}"
+        )
+    total = sum(blend)
+    limits = guidance.style_contrast_limits
+    rgbs = []
+    for i, style in enumerate(style_list):
+        name = f"style {i + 1}" if len(style_list) > 1 else "style"
+        rgbs.append(to_rgb01(style, limits[i] if limits else None, name=name)[0])
+    planes: list[torch.Tensor | None] = [None] * len(style_list)
+    if guidance.style_masks is not None:
+        masks = list(guidance.style_masks)
+        if len(masks) != len(style_list):
+            raise ConfigError(
+                f"style_masks: must have one entry (mask or None) per style image ({len(style_list)}), got {len(masks)}"
+            )
+        for i, (mask, rgb) in enumerate(zip(masks, rgbs)):
+            if mask is None:
+                continue
+            labels = check_labels(mask, rgb.shape[:2], name=f"style_masks[{i}]")
+            if not np.any(labels != 0):
+                raise ConfigError(f"style_masks[{i}]: must mark part of the style image (non-zero), got an empty mask")
+            planes[i] = to_plane_tensor((labels != 0).astype(np.float32))
+    return StyleImages(rgbs, [w / total for w in blend], planes)
+
+
+@dataclass
+class MaskPlan:
+    """Which style goes where: one region plane per planned region, and where the content is kept."""
+
+    regions: list[RegionPlan] | None = None  # None: no guidance, the plain Gatys loss
+    region_planes: list[torch.Tensor] | None = None  # (1, 1, H, W) per region
+    keep_plane: torch.Tensor | None = None  # 1 where stylised, 0 where the content is kept
+
+    @property
+    def guided(self) -> bool:
+        return self.regions is not None
+
+
+def plan_masks(guidance: Guidance, content_shape: tuple[int, int], styles: StyleImages) -> MaskPlan:
+    """Check the content mask against the content and plan the regions (guided Gram matrices)."""
+    if guidance.content_mask is not None:
+        labels = check_labels(guidance.content_mask, content_shape, name="content_mask")
+        regions = plan_regions(labels, guidance.label_styles, len(styles.rgbs))
+        planes = [to_plane_tensor(region_plane(labels, r.labels)) for r in regions]
+        union = region_plane(labels, [v for r in regions for v in r.labels])
+        keep = None if union.all() else to_plane_tensor(union)
+        return MaskPlan(regions, planes, keep)
+    if any(p is not None for p in styles.mask_planes):
+        return MaskPlan([RegionPlan((), None)], [torch.ones((1, 1, *content_shape))])
+    return MaskPlan()
+
+
+@dataclass
+class ContentInputs:
+    """One content converted: what the loss compares against and what the result is rendered from."""
+
+    info: ImageInfo  # how to turn a result back into the content's format
+    content_rgb: np.ndarray  # the content's own colours (kept regions, chroma)
+    transfer_content: torch.Tensor  # (1, 3, H, W) what the content loss sees (luminance when keeping colours)
+    init_rgb: np.ndarray | None
+    consistency: torch.Tensor | None
+    chroma_source: torch.Tensor | None  # luminance transfer: the colours put back on the result
+    styles: list[torch.Tensor]  # (1, 3, h, w) per style, as used for this content
+    styles_follow_content: bool  # colour-matched styles: their targets cannot be shared with other contents
+    masks: MaskPlan
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.content_rgb.shape[:2])  # type: ignore[return-value]
+
+
+def convert_content(
+    content: np.ndarray, styles: StyleImages, style_tensors: list[torch.Tensor], config: StyleConfig, guidance: Guidance
+) -> ContentInputs:
+    """Convert one content (and its start and consistency images); colour handling happens here, once."""
+    content_rgb, info = to_rgb01(content, config.contrast_limits, name="content")
+    init_rgb = None
+    if config.init == "image":
+        init_rgb = to_rgb01(config.init_image, guidance.init_contrast_limits, name="init_image")[0]
+    consistency_rgb = None
+    if guidance.consistency_image is not None and guidance.consistency_weight > 0:
+        consistency_rgb = to_rgb01(guidance.consistency_image, config.contrast_limits, name="consistency_image")[0]
+    transfer_content = content_rgb
+    style_rgbs = None
+    if config.preserve_colors == "histogram":
+        style_rgbs = [color.match_color_histogram(s, content_rgb) for s in styles.rgbs]
+    elif config.preserve_colors == "luminance":
+        style_rgbs = [color.match_luminance(s, content_rgb) for s in styles.rgbs]
+        transfer_content = color.luminance_image(content_rgb)
+        if init_rgb is not None:
+            init_rgb = color.luminance_image(init_rgb)
+        if consistency_rgb is not None:
+            consistency_rgb = color.luminance_image(consistency_rgb)
+    masks = plan_masks(guidance, tuple(content_rgb.shape[:2]), styles)
+    return ContentInputs(
+        info=info,
+        content_rgb=content_rgb,
+        transfer_content=to_tensor(transfer_content),
+        init_rgb=init_rgb,
+        consistency=to_tensor(consistency_rgb) if consistency_rgb is not None else None,
+        chroma_source=to_tensor(content_rgb) if config.preserve_colors == "luminance" else None,
+        styles=style_tensors if style_rgbs is None else [to_tensor(s) for s in style_rgbs],
+        styles_follow_content=style_rgbs is not None,
+        masks=masks,
+    )
+
+
+__all__ = ["ContentInputs", "MaskPlan", "StyleImages", "as_style_list", "convert_content", "convert_styles", "plan_masks"]
