@@ -114,7 +114,7 @@ def overhead(items: int, size: int, iterations: int, threads: int) -> dict:
     from distributed import Client, LocalCluster
 
     from napari_style_transfer.engine import StyleConfig, Stylizer
-    from napari_style_transfer.engine.batch import stylize_batch
+    from napari_style_transfer.engine.batch import BatchOptions, stylize_batch
     from napari_style_transfer.samples import sample_pair
 
     content, style = sample_pair()
@@ -133,7 +133,7 @@ def overhead(items: int, size: int, iterations: int, threads: int) -> dict:
     client = Client(cluster)
     try:
         arrivals, done = [], []
-        for result in stylize_batch(contents, [style], config, client, threads_per_worker=threads):
+        for result in stylize_batch(contents, [style], config, client, options=BatchOptions(threads_per_worker=threads)):
             arrivals.append(time.perf_counter())
             done.append(result)
         dask_s = arrivals[-1] - arrivals[0]

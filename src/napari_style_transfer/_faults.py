@@ -84,21 +84,22 @@ def run_device(request: Any) -> Any:
 
 
 def release_memory(device: Any = None, *, collect: bool | None = None) -> None:
-    """Free what a finished or failed run held: cyclic garbage, and the CUDA allocator's cache.
+    """Free what a finished or failed run held: cyclic garbage, and the device allocator's cache.
 
     ``collect`` runs the garbage collector (a third of a second with napari loaded); by
-    default only for CUDA, where the cache can only give back what was collected. On the
-    CPU reference counting frees a run's tensors as soon as it ends.
+    default only on a GPU (CUDA, MPS), where the cache can only give back what was collected.
+    On the CPU reference counting frees a run's tensors as soon as it ends.
     """
     import torch
 
-    cuda = torch.cuda.is_available() and (
-        device is None or getattr(device, "type", str(device)).startswith("cuda")
-    )
-    if collect or (collect is None and cuda):
-        gc.collect()
-    if cuda:
-        torch.cuda.empty_cache()
+    from .engine.memory import release_cached_memory
+
+    kind = None if device is None else getattr(device, "type", str(device)).split(":")[0]
+    if kind == "cpu" or (kind is None and not torch.cuda.is_available()):
+        if collect:
+            gc.collect()
+        return
+    release_cached_memory(device, collect=collect is not False)
 
 
 def forget_frames(exc: BaseException) -> None:

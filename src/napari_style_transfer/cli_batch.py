@@ -206,7 +206,7 @@ def run(
     args = build_parser(add_config_arguments).parse_args(argv)
     _quiet_dask_logs()
     from .engine import ConfigError, StyleTransferError, WeightsError
-    from .engine.batch import BatchError, stylize_batch, summary_line
+    from .engine.batch import BatchError, BatchOptions, stylize_batch, summary_line
     from .imageio_utils import ImageFileError
 
     errors = (BatchError, ConfigError, ImageFileError, WeightsError, StyleTransferError, ValueError)
@@ -217,11 +217,12 @@ def run(
         return _fail(str(exc))
     progress = _Progress(args.quiet)
     out_dir = Path(args.out_dir)
-    results = stylize_batch(
-        args.inputs, styles, config, client, out_dir=out_dir, workers=args.workers,
-        threads_per_worker=args.threads_per_worker, chunk=args.chunk if args.stack else None, stack=stack,
-        ext=args.ext, overwrite=args.overwrite, retries=args.retries, on_start=progress.start,
+    options = BatchOptions(
+        out_dir=out_dir, workers=args.workers, threads_per_worker=args.threads_per_worker,
+        chunk=args.chunk if args.stack else None, ext=args.ext, overwrite=args.overwrite, retries=args.retries,
+        on_start=progress.start,
     )  # fmt: skip
+    results = stylize_batch(args.inputs, styles, config, client, options=options, stack=stack)
     try:
         with closing(results):
             for result in results:

@@ -148,7 +148,7 @@ def available_memory(device: torch.device) -> int | None:
 
 def largest_fitting_size(
     aspect: tuple[int, int], budget_bytes: int, deepest_layer: str = "relu5_1", precision: str = "fp32",
-    optimizer: str = "lbfgs",
+    optimizer: str = "lbfgs", *, device: torch.device | str | None = None, regions: int = 0,
 ) -> int:
     """Largest long side (pixels, multiple of 16) whose estimate fits in ``budget_bytes``; 0 if none."""
     low, high = 0, 16
@@ -156,7 +156,7 @@ def largest_fitting_size(
         h, w = aspect
         scale = side / max(h, w)
         shape = (max(1, round(h * scale)), max(1, round(w * scale)))
-        return estimate_peak_memory(shape, deepest_layer, precision, optimizer).total_bytes <= budget_bytes
+        return estimate_peak_memory(shape, deepest_layer, precision, optimizer, device=device, regions=regions).total_bytes <= budget_bytes
     while fits(high) and high < 1 << 20:
         low, high = high, high * 2
     while high - low > 16:
@@ -185,15 +185,23 @@ def largest_side_for(shape: tuple[int, int], budget_bytes: float, bytes_per_pixe
     return int(math.sqrt(max(0.0, budget_bytes) / bytes_per_pixel / ratio)) // 16 * 16
 
 
-def check_run_fits(shape: tuple[int, int], config: StyleConfig, runtime: Runtime, style_pixels: int = 0) -> None:
-    """Refuse, before starting, a run at output ``shape`` whose estimated peak exceeds the device's free memory."""
+def check_run_fits(
+    shape: tuple[int, int], config: StyleConfig, runtime: Runtime, style_pixels: int = 0, regions: int = 0
+) -> None:
+    """Refuse, before starting, a run at output ``shape`` whose estimated peak exceeds the device's free memory.
+
+    ``regions``: the number of mask regions of a guided run (each adds masked feature copies).
+    """
     budget = available_memory(runtime.device)
     if budget is None:
         return
-    estimate = estimate_peak_memory(shape, config.deepest_layer, runtime.precision, config.optimizer, style_pixels)
+    where = {"device": runtime.device, "regions": regions}
+    estimate = estimate_peak_memory(
+        shape, config.deepest_layer, runtime.precision, config.optimizer, style_pixels, **where
+    )
     if estimate.total_bytes <= budget:
         return
-    largest = largest_fitting_size(shape, budget, config.deepest_layer, runtime.precision, config.optimizer)
+    largest = largest_fitting_size(shape, budget, config.deepest_layer, runtime.precision, config.optimizer, **where)
     raise MemoryLimitError(
         f"size: {max(shape)} px needs about {estimate.total_gib:.1f} GiB on {runtime.device} but only "
         f"{budget / 2**30:.1f} GiB are free; the largest size that fits is about {largest} px",
@@ -212,7 +220,7 @@ def largest_size_now(shape: tuple[int, int], config: StyleConfig, device: torch.
     if budget is None:
         return below
     precision = select_runtime(config.precision, device).precision
-    fits = largest_fitting_size(shape, budget, config.deepest_layer, precision, config.optimizer)
+    fits = largest_fitting_size(shape, budget, config.deepest_layer, precision, config.optimizer, device=device)
     return max(0, min(fits, below))
 
 
@@ -254,9 +262,9 @@ def choose_tile_size(
     available = budget.device_bytes
     if tile_size is not None:
         if available is not None:
-            need = estimate_peak_memory((tile_size, tile_size), deepest, precision, optimizer).total_bytes
+            need = estimate_peak_memory((tile_size, tile_size), deepest, precision, optimizer, device=device).total_bytes
             if need > available:
-                fits = largest_fitting_size((1, 1), available, deepest, precision, optimizer)
+                fits = largest_fitting_size((1, 1), available, deepest, precision, optimizer, device=device)
                 raise MemoryLimitError(
                     f"tile_size: {tile_size} px tiles need about {need / 2**30:.1f} GiB on {device} but only "
                     f"{available / 2**30:.1f} GiB are free; the largest tile that fits is about {fits} px",
@@ -265,7 +273,7 @@ def choose_tile_size(
         return min(tile_size, out_long)
     if available is None:
         return min(FALLBACK_TILE, out_long)
-    tile = min(MAX_AUTO_TILE, largest_fitting_size((1, 1), available, deepest, precision, optimizer))
+    tile = min(MAX_AUTO_TILE, largest_fitting_size((1, 1), available, deepest, precision, optimizer, device=device))
     if tile < MIN_AUTO_TILE:
         raise MemoryLimitError(
             f"size: {out_long} px needs more memory than {device} has free ({max(available, 0) / 2**30:.2f} GiB), "

@@ -135,12 +135,11 @@ class LossScaler:
 
 @dataclass(frozen=True)
 class Runtime:
-    """How the network runs on a device: autocast dtype, memory format, fp16 loss scale."""
+    """How the network runs on a device: autocast dtype, memory format, compilation (fp16: loss scaling)."""
 
     device: torch.device
     autocast_dtype: torch.dtype | None  # None: plain fp32
     channels_last: bool
-    loss_scale: float = 1.0  # fixed scale of the old loop; new code: loss_scaler(pixels)
     compile: bool = False  # run the network through torch.compile
 
     @property
@@ -195,7 +194,7 @@ def select_runtime(precision: str, device: torch.device, compile: bool = False) 
         raise ConfigError("precision: 'bf16' is not supported on 'mps'; use 'fp32'")
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     return Runtime(device, dtype, channels_last=cuda or dtype is not None,
-                   loss_scale=1024.0 if dtype == torch.float16 else 1.0, compile=compile)  # fmt: skip
+                   compile=compile)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- host transfers

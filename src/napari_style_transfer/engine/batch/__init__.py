@@ -2,7 +2,7 @@
 external), with atomic outputs, a report, resume and retries. ``distributed`` is imported only
 when a batch runs."""
 
-from .api import BatchStart, stylize_batch
+from .api import BatchOptions, BatchStart, stylize_batch
 from .items import BatchError, BatchItem, expand_inputs
 from .report import REPORT_NAME, BatchReport, BatchResult, summary_line
 
@@ -10,6 +10,7 @@ __all__ = [
     "REPORT_NAME",
     "BatchError",
     "BatchItem",
+    "BatchOptions",
     "BatchReport",
     "BatchResult",
     "BatchStart",

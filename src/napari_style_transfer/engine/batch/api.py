@@ -18,7 +18,7 @@ import numpy as np
 
 from ...imageio_utils import ImageFileError
 from ..config import ConfigError, StyleConfig
-from ..events import StopRequest
+from ..events import StopRequest, should_stop
 from ..guidance import Guidance, StackOptions
 from .files import remove_partials
 from .items import BatchItem, check_chunk, settings_id, settings_record
@@ -44,6 +44,29 @@ class BatchStart:
 
 
 @dataclass(frozen=True)
+class BatchOptions:
+    """Where the outputs go and how the batch runs.
+
+    ``out_dir``: each item is written to ``out_dir/<stem>.<ext>`` atomically and
+    ``out_dir/batch-report.json`` records every item (None: results come back as arrays).
+    ``workers`` / ``threads_per_worker``: the embedded cluster's processes and their torch
+    threads (ignored with a client). ``chunk``: path contents are nD TIFF stacks cut into
+    chunks of so many slices. ``overwrite``: redo outputs a previous run made. ``retries``:
+    how often Dask reruns an item whose code raised. ``on_start`` gets a :class:`BatchStart`
+    before the first result.
+    """
+
+    out_dir: str | Path | None = None
+    workers: int | None = None
+    threads_per_worker: int | None = None
+    chunk: int | None = None
+    ext: str | None = None
+    overwrite: bool = False
+    retries: int = 2
+    on_start: Callable[[BatchStart], None] | None = None
+
+
+@dataclass(frozen=True)
 class _Options:
     out_dir: Path | None
     guidance: Guidance | None
@@ -64,46 +87,30 @@ def stylize_batch(
     config: StyleConfig | None = None,
     client: Any = None,
     *,
-    out_dir: str | Path | None = None,
+    options: BatchOptions | None = None,
     guidance: Guidance | None = None,
-    workers: int | None = None,
-    threads_per_worker: int | None = None,
-    chunk: int | None = None,
     stack: StackOptions | None = None,
-    ext: str | None = None,
-    overwrite: bool = False,
-    retries: int = 2,
     stop: StopRequest = None,
-    on_start: Callable[[BatchStart], None] | None = None,
 ) -> Iterator[BatchResult]:
     """Stylise every item of ``contents`` with the same styles and config; yield a
     :class:`~.report.BatchResult` as each item finishes (in finishing order).
 
     ``contents``: a path, folder or glob pattern; a sequence of paths and arrays; or one array
     (numpy or dask) whose leading axes, beyond one image's, are the items. ``client``: a
-    ``distributed.Client``; None starts an embedded cluster (``workers`` processes with
-    ``threads_per_worker`` torch threads each; one worker per GPU on CUDA machines).
-    With ``out_dir`` each worker writes its item to ``out_dir/<stem>.<ext>`` atomically, a
-    re-run skips the outputs the last report says these settings made (unless
-    ``overwrite``), and ``out_dir/batch-report.json`` records every item; without it each
-    result's ``result`` holds the array. ``chunk``: the path contents are nD TIFF stacks, cut
-    into chunks of ``chunk`` slices (coherent inside a chunk, see ``stack``), each written to one
-    TIFF. A failed item does not stop the others; a worker that dies mid-item has the item
-    rerun elsewhere (``retries`` covers errors raised by the item). ``stop`` ends the batch
+    ``distributed.Client``; None starts an embedded cluster (one worker per GPU on CUDA
+    machines). ``options`` (:class:`BatchOptions`) say where outputs go; with an ``out_dir`` a
+    re-run skips the outputs the last report says these settings made (unless ``overwrite``).
+    Stack chunks are coherent inside a chunk (see ``stack``). A failed item does not stop the
+    others; a worker that dies mid-item has the item rerun elsewhere. ``stop`` ends the batch
     between items: running items are cancelled and yielded as ``cancelled``.
     """
-    options = _Options(
-        Path(out_dir) if out_dir is not None else None, guidance, workers, threads_per_worker,
-        None if chunk is None else check_chunk(chunk), stack, ext, overwrite, int(retries), stop, on_start,
+    o = options or BatchOptions()
+    internal = _Options(
+        Path(o.out_dir) if o.out_dir is not None else None, guidance, o.workers, o.threads_per_worker,
+        None if o.chunk is None else check_chunk(o.chunk), stack, o.ext, o.overwrite, int(o.retries), stop, o.on_start,
     )  # fmt: skip
-    run = _BatchRun(contents, styles, config or StyleConfig(), client, options)
+    run = _BatchRun(contents, styles, config or StyleConfig(), client, internal)
     yield from run.results()
-
-
-def _stop_requested(stop: StopRequest) -> bool:
-    if stop is None:
-        return False
-    return stop.is_set() if hasattr(stop, "is_set") else bool(stop())
 
 
 def _style_list(styles: Any) -> tuple[np.ndarray, ...]:
@@ -272,7 +279,7 @@ class _BatchRun:
 
         pending = as_completed(list(self.futures))
         while not pending.is_empty():
-            if _stop_requested(self.options.stop):
+            if should_stop(self.options.stop):
                 yield from self._cancel_running()
                 return
             ready = pending.next_batch(block=False)
