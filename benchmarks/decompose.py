@@ -17,6 +17,7 @@ import time
 import torch
 
 from napari_style_transfer.engine import StyleConfig
+from napari_style_transfer.engine.lbfgs import optimizer_step
 from napari_style_transfer.engine.objective import FeatureExtractor, Objective, StyleTargets
 from napari_style_transfer.engine.optimise import LBFGS_HISTORY, LoopSettings, make_closure
 from napari_style_transfer.engine.runtime import select_runtime
@@ -54,12 +55,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     image = content.clone().requires_grad_(True)
     optimizer = LoopSettings.of(config, runtime).make_optimizer(image)
-    terms: dict = {}
-    closure = make_closure(optimizer, problem, image, terms)
+    closure = make_closure(optimizer, problem, image)
 
     def step() -> None:
-        optimizer.step(closure)
-        {k: float(v.detach()) for k, v in terms.items()}
+        optimizer_step(optimizer, closure)  # as the loop does: one host transfer per step
 
     for _ in range(LBFGS_HISTORY + 2):  # fill the history
         step()

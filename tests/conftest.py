@@ -2,8 +2,30 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+
+
+def _same_qt_binding_as_napari() -> None:
+    """With two Qt bindings installed, pytest-qt would take PyQt6 while qtpy (so napari) takes PyQt5.
+
+    Two bindings in one process crash, so pytest-qt follows qtpy's choice (which honours
+    QT_API) unless PYTEST_QT_API is set. Runs at import: before pytest-qt picks its binding.
+    """
+    if "PYTEST_QT_API" in os.environ:
+        return
+    try:
+        import qtpy
+    except Exception:  # no binding at all: the GUI tests fail with pytest-qt's own message
+        return
+    api = qtpy.API_NAME.lower()
+    if api in ("pyqt5", "pyqt6", "pyside6"):
+        os.environ["PYTEST_QT_API"] = api
+
+
+_same_qt_binding_as_napari()
 
 
 @pytest.fixture(scope="session")

@@ -1,33 +1,39 @@
-"""The npe2 manifest is valid and napari finds the plugin through its entry point."""
+"""The npe2 manifest: valid, inside the package, found through the entry point, and in napari's menus."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
+from importlib.resources import files
 from pathlib import Path
 
 import npe2
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PLUGIN = "napari-style-transfer"
+PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
+PACKAGED = Path(str(files("napari_style_transfer") / "napari.yaml"))
 
 
-def test_manifest_file_validates_and_declares_widget_and_sample():
-    manifest = npe2.PluginManifest.from_file(ROOT / "napari.yaml")
+def test_manifest_validates_and_declares_widget_sample_menu_and_category():
+    manifest = npe2.PluginManifest.from_file(PACKAGED)
     manifest.validate_imports()  # every python_name imports and resolves
     assert manifest.name == PLUGIN
     commands = {c.id: c.python_name for c in manifest.contributions.commands}
     assert commands[f"{PLUGIN}.make_widget"] == "napari_style_transfer._widget:StyleTransferWidget"
     assert commands[f"{PLUGIN}.sample_pair"] == "napari_style_transfer._sample_data:sample_pair"
-    assert [w.display_name for w in manifest.contributions.widgets] == ["Style Transfer"]
+    assert [w.display_name for w in manifest.contributions.widgets] == [WIDGET]
     assert [s.key for s in manifest.contributions.sample_data] == ["cat_and_swirls"]
+    menus = manifest.contributions.menus
+    assert [item.command for item in menus["napari/layers/filter"]] == [f"{PLUGIN}.make_widget"]
+    assert [str(c) for c in manifest.categories] == ["Image Processing"]
+    assert manifest.visibility == "public"
 
 
-def test_packaged_manifest_is_the_root_one():
-    packaged = ROOT / "src" / "napari_style_transfer" / "napari.yaml"
-    assert packaged.read_text() == (ROOT / "napari.yaml").read_text()
+def test_manifest_is_one_real_file_inside_the_package():
+    """Not a symlink (git for Windows checks symlinks out as a text file), and no root copy."""
+    assert PACKAGED.is_file() and not PACKAGED.is_symlink()
+    assert PACKAGED.read_text(encoding="utf-8").startswith("name: napari-style-transfer\n")
+    assert not (ROOT / "napari.yaml").exists()
 
 
 def test_plugin_is_discovered_through_the_entry_point():
@@ -38,14 +44,34 @@ def test_plugin_is_discovered_through_the_entry_point():
     pm = npe2.PluginManager()
     pm.discover(include_npe1=False)
     manifest = pm.get_manifest(PLUGIN)
-    assert manifest.display_name == "Style Transfer"
-    assert [w.display_name for w in pm.iter_widgets() if w.plugin_name == PLUGIN] == ["Style Transfer"]
+    assert manifest.display_name == WIDGET
+    assert [w.display_name for w in pm.iter_widgets() if w.plugin_name == PLUGIN] == [WIDGET]
 
 
-def test_npe2_validate_cli():
-    exe = shutil.which("npe2", path=str(Path(sys.executable).parent))
-    if exe is None:
-        pytest.skip("the npe2 command is not installed next to this Python")
-    result = subprocess.run([exe, "validate", PLUGIN], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "valid" in (result.stdout + result.stderr).lower()
+def test_npe2_validate_cli_with_imports():
+    """What `npe2 validate napari-style-transfer` says of the installed distribution."""
+    cmd = [sys.executable, "-m", "npe2", "validate", PLUGIN, "--imports"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "valid" in out.lower() and "invalid" not in out.lower()
+
+
+def _menu_actions(menu, path=()):
+    for action in menu.actions():
+        if action.menu() is not None:
+            yield from _menu_actions(action.menu(), (*path, action.text().replace("&", "")))
+        else:
+            yield path, action
+
+
+def test_layers_filter_menu_opens_the_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    found = [
+        action
+        for path, action in _menu_actions(viewer.window.layers_menu)
+        if path == ("Filter",) and action.text().startswith(WIDGET)
+    ]
+    assert len(found) == 1 and found[0].isEnabled()
+    found[0].trigger()
+    assert any(name.startswith(WIDGET) for name in viewer.window.dock_widgets)

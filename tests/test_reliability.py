@@ -1,5 +1,5 @@
 """Reliability without a GUI: odd images and values, weights that are missing or broken, faults
-mid-run, lazy data — through the engine and the widget's Qt-free controller.
+mid-run, lazy data — through the engine and the widget's Qt-free modules.
 
 Each case is listed in docs/reliability.md with what the user gets. Runs are tiny (16-64 px,
 1-3 iterations). The GUI side is in tests/test_widget_reliability.py.
@@ -17,16 +17,10 @@ import pytest
 import torch
 from napari.layers import Image, Labels
 
-import napari_style_transfer._controller as controller
-from napari_style_transfer._controller import (
-    UserError,
-    block_mean,
-    check_2d_image,
-    error_message,
-    layer_array,
-    prepare_run,
-    run_failure,
-)
+import napari_style_transfer._layers as layers_module
+from napari_style_transfer._faults import UserError, error_message, run_failure
+from napari_style_transfer._layers import block_mean, check_2d_image, layer_array
+from napari_style_transfer._run_request import prepare_run
 from napari_style_transfer.engine import (
     ImageError,
     MemoryLimitError,
@@ -236,13 +230,14 @@ def _live_tensors(shape) -> int:
 def test_out_of_memory_mid_run_frees_the_run_and_names_a_size_that_fits(monkeypatch, content_image, style_image):
     style = Image(style_image, rgb=True, name="style")
     request = prepare_run(Image(content_image, rgb=True, name="cat"), [(style, 1.0)], dict(PARAMS, iterations=20))
+    inputs = request.read()
     shape = request.sizes[-1]
     assert shape == (22, 32)
     # 2 target passes (content, style), then one forward per step: fails during step 4
     Fault(monkeypatch, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)"), after=5)
     events = []
     with pytest.raises(torch.OutOfMemoryError) as info:
-        for event in stylize_iter(request.content, request.styles, request.config, style_contrast_limits=request.style_contrast_limits):
+        for event in stylize_iter(inputs.content, inputs.styles, request.config, guidance=inputs.guidance):
             events.append(event)
     assert [e.step for e in events] == [1, 2, 3] and events[-1].preview.shape == (22, 32, 3)
     events.clear()
@@ -262,15 +257,16 @@ def test_out_of_memory_mid_run_frees_the_run_and_names_a_size_that_fits(monkeypa
     )
     # the next run works
     monkeypatch.undo()
-    out = stylize(request.content, request.styles, request.config.replace(iterations=2))
+    out = stylize(inputs.content, inputs.styles, request.config.replace(iterations=2))
     assert out.shape == (22, 32, 3)
 
 
 def test_other_errors_mid_run_stay_what_they_are(monkeypatch, content_image, style_image):
     request = prepare_run(Image(content_image, rgb=True), [(Image(style_image, rgb=True), 1.0)], PARAMS)
+    inputs = request.read()
     Fault(monkeypatch, ValueError("boom\nsecond line"), after=3)
     with pytest.raises(ValueError) as info:
-        list(stylize_iter(request.content, request.styles, request.config))
+        list(stylize_iter(inputs.content, inputs.styles, request.config))
     error = run_failure(info.value, request)
     assert error is info.value
     assert error_message(error) == "Style transfer failed unexpectedly (ValueError: boom)."
@@ -296,38 +292,14 @@ def test_memory_limit_messages():
 
 
 def test_a_size_beyond_the_device_memory_is_refused_with_the_largest_that_fits(monkeypatch, content_image, style_image):
-    import napari_style_transfer.engine.transfer as transfer
+    import napari_style_transfer.engine.memory as memory
 
-    monkeypatch.setattr(transfer, "available_memory", lambda device: 2 * 2**30)
+    monkeypatch.setattr(memory, "available_memory", lambda device: 2 * 2**30)
     config = StyleConfig(size=8192, **FAST)
     with pytest.raises(MemoryLimitError) as info:
         next(stylize_iter(content_image, style_image, config))
     assert 0 < info.value.largest_size < 8192
     assert f"the largest size that fits is about {info.value.largest_size} px" in str(info.value)
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_no_cuda_memory_is_leaked_between_runs_or_after_a_fault(monkeypatch, content_image, style_image):
-    config = StyleConfig(size=64, iterations=3, multiscale=False, preview_every=1, device="cuda")
-    stylize(content_image, style_image, config)  # warm-up: the cached network is the baseline
-    torch.cuda.synchronize()
-    baseline = torch.cuda.memory_allocated()
-    stylize(content_image, style_image, config)
-    controller.release_memory()
-    assert torch.cuda.memory_allocated() == baseline
-    request = prepare_run(Image(content_image, rgb=True), [(Image(style_image, rgb=True), 1.0)], dict(PARAMS, device="cuda", size=64))
-    Fault(monkeypatch, torch.OutOfMemoryError("CUDA out of memory (simulated)"), after=4)
-    with pytest.raises(torch.OutOfMemoryError) as info:
-        list(stylize_iter(request.content, request.styles, request.config))
-    error = run_failure(info.value, request)
-    del info
-    assert isinstance(error, MemoryLimitError)
-    torch.cuda.synchronize()
-    assert torch.cuda.memory_allocated() == baseline
-    monkeypatch.undo()
-    stylize(content_image, style_image, config)
-    controller.release_memory()
-    assert torch.cuda.memory_allocated() == baseline
 
 
 def test_a_fixed_seed_gives_identical_previews_and_results_on_the_cpu(content_image, style_image):
@@ -360,7 +332,7 @@ class StripArray:
 
 
 def test_big_lazy_layers_are_read_strip_by_strip_and_reduced(monkeypatch):
-    monkeypatch.setattr(controller, "STRIP_BYTES", 64 * 1024)
+    monkeypatch.setattr(layers_module, "STRIP_BYTES", 64 * 1024)
     full = np.random.default_rng(0).integers(0, 65535, (700, 1000, 3), dtype=np.uint16)
     lazy = StripArray(full)
     out = layer_array(SimpleNamespace(data=lazy, name="big"), long_side=64)
@@ -397,13 +369,15 @@ def test_dask_layers_compute_only_what_the_run_needs():
     style = Image(np.zeros((40, 40, 3), np.uint8), rgb=True, name="style")
     computed.clear()
     request = prepare_run(pyramid, [(style, 1.0)], dict(PARAMS, size=200))
+    assert computed == []  # checks on the GUI thread read nothing; the worker reads:
     # the smallest level whose long side is >= 200 px is level 3 (384 px): its chunks, each once
-    assert request.content.shape == (256, 384, 3) and request.content_shape == (2048, 3072)
+    assert request.read().content.shape == (256, 384, 3) and request.content_shape == (2048, 3072)
     assert len(computed) == 96
     computed.clear()
     request = prepare_run(single, [(style, 1.0)], dict(PARAMS, size=64))
+    assert computed == []
     # block means of 23×23 (the output is 43×64; reduced to at least twice that), strip by strip
-    assert request.content.shape == (90, 134, 3)
+    assert request.read().content.shape == (90, 134, 3)
     assert 96 <= len(computed) <= 2 * 96  # a chunk on the border of two strips is read twice
 
 
@@ -437,7 +411,7 @@ def test_nd_layers_are_explained_with_a_channel_hint_when_it_fits(shape, hint):
 
 
 def test_layers_too_big_for_the_free_memory_are_refused_before_reading(monkeypatch):
-    monkeypatch.setattr(controller, "_free_host_memory", lambda: 8 * 2**20)
+    monkeypatch.setattr(layers_module, "free_host_memory", lambda: 8 * 2**20)
     big = Image(np.zeros((600, 800, 3), np.uint8), rgb=True, name="big")
     style = Image(np.zeros((40, 40, 3), np.uint8), rgb=True, name="style")
     with pytest.raises(UserError) as info:
@@ -447,7 +421,7 @@ def test_layers_too_big_for_the_free_memory_are_refused_before_reading(monkeypat
         "free — choose an output size of at most about 288 px instead of the original size."
     )
     # at a size the run can reduce to, the same layer is fine
-    assert prepare_run(big, [(style, 1.0)], dict(PARAMS, size=64)).content.shape == (100, 134, 3)  # 6×6 block means
+    assert prepare_run(big, [(style, 1.0)], dict(PARAMS, size=64)).read().content.shape == (100, 134, 3)  # 6×6 block means
 
 
 def test_labels_are_not_images():

@@ -13,7 +13,7 @@ import pytest
 from napari.layers import Image
 from napari.utils.notifications import ErrorNotification, NotificationSeverity
 
-import napari_style_transfer._widget as widget_module
+import napari_style_transfer._qt.worker as worker_module
 from napari_style_transfer.engine import ProgressEvent, StyleConfig, StyleTransferError
 
 PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
@@ -143,14 +143,14 @@ def test_stop_ends_within_one_iteration_and_keeps_the_image(
     qtbot, viewer, content_image, style_image, monkeypatch
 ):
     produced = []  # steps the engine has finished, seen from the worker thread
-    real_iter = widget_module.stylize_iter
+    real_iter = worker_module.run_iter
 
     def counting_iter(*args, **kwargs):
         for event in real_iter(*args, **kwargs):
             produced.append(event.step)
             yield event
 
-    monkeypatch.setattr(widget_module, "stylize_iter", counting_iter)
+    monkeypatch.setattr(worker_module, "run_iter", counting_iter)
     add_pair(viewer, content_image, style_image)
     widget = open_widget(viewer)
     widget.set_config(**{**FAST, "iterations": 500})
@@ -201,7 +201,7 @@ def test_closing_the_viewer_mid_run_stops_the_worker(qtbot, viewer, content_imag
 
 
 def test_closing_the_panel_mid_run_stops_the_run(qtbot, viewer, content_image, style_image, monkeypatch):
-    monkeypatch.setattr(widget_module, "stylize_iter", fake_engine([(22, 32)] * 500, delay=0.01))
+    monkeypatch.setattr(worker_module, "run_iter", fake_engine([(22, 32)] * 500, delay=0.01))
     add_pair(viewer, content_image, style_image)
     dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
     widget.set_config(**FAST)
@@ -307,9 +307,10 @@ def test_bad_choices_are_explained_in_a_notification(
 
 
 def fake_engine(shapes, *, fail=None, delay=0.0):
-    """A stand-in for stylize_iter: one preview per shape (coarse to fine), then done or an error."""
+    """A stand-in for run_iter (2D): one preview per shape (coarse to fine), then done or an error."""
 
-    def fake_iter(content, styles, config, *, stop=None, style_contrast_limits=None):
+    def fake_iter(content, styles, config, *, stack=None, guidance=None, stop=None):
+        assert stack is None
         total = len(shapes)
         for step, shape in enumerate(shapes, start=1):
             time.sleep(delay)
@@ -332,7 +333,7 @@ def fake_engine(shapes, *, fail=None, delay=0.0):
 def test_multiscale_previews_resize_the_layer_over_the_content(
     qtbot, viewer, content_image, style_image, monkeypatch
 ):
-    monkeypatch.setattr(widget_module, "stylize_iter", fake_engine([(11, 16), (11, 16), (22, 32), (22, 32)]))
+    monkeypatch.setattr(worker_module, "run_iter", fake_engine([(11, 16), (11, 16), (22, 32), (22, 32)]))
     content, _ = add_pair(viewer, content_image, style_image, translate=(3.0, 4.0))
     widget = open_widget(viewer)
     widget.set_config(**FAST)
@@ -364,7 +365,7 @@ def test_worker_errors_become_one_notification_without_traceback(
 ):
     # RuntimeErrors would be swallowed by superqt's worker (no errored/finished signal) if not wrapped
     monkeypatch.setattr(
-        widget_module, "stylize_iter", fake_engine([(22, 32), (22, 32), (22, 32)], fail=error)
+        worker_module, "run_iter", fake_engine([(22, 32), (22, 32), (22, 32)], fail=error)
     )
     add_pair(viewer, content_image, style_image)
     widget = open_widget(viewer)
@@ -381,7 +382,7 @@ def test_worker_errors_become_one_notification_without_traceback(
 
 
 def test_deleting_the_result_layer_stops_the_run(qtbot, viewer, content_image, style_image, monkeypatch):
-    monkeypatch.setattr(widget_module, "stylize_iter", fake_engine([(22, 32)] * 200, delay=0.02))
+    monkeypatch.setattr(worker_module, "run_iter", fake_engine([(22, 32)] * 200, delay=0.02))
     add_pair(viewer, content_image, style_image)
     widget = open_widget(viewer)
     widget.set_config(**FAST)

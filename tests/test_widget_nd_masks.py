@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from napari.utils.notifications import NotificationSeverity
 
+from napari_style_transfer.engine import StackOptions
+
 PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
 FAST = dict(size=32, iterations=2, preview_every=1, multiscale=False, device="cpu")
 TIMEOUT_MS = 120_000
@@ -170,16 +172,16 @@ def test_mask_keeps_the_content_outside_the_labels(viewer, qtbot):
 
 
 def test_label_style_table_drives_the_engine(viewer, qtbot, monkeypatch):
-    import napari_style_transfer._widget as widget_module
+    import napari_style_transfer._qt.worker as worker_module
 
     seen = {}
-    real = widget_module.stylize_iter
+    real = worker_module.run_iter
 
     def spy(*args, **kwargs):
         seen.update(kwargs)
         yield from real(*args, **kwargs)
 
-    monkeypatch.setattr(widget_module, "stylize_iter", spy)
+    monkeypatch.setattr(worker_module, "run_iter", spy)
     cat, labels = _mask_setup(viewer)
     labels[:16, :16] = 2
     viewer.add_image(stripes(), name="stripes style", rgb=True)
@@ -195,8 +197,9 @@ def test_label_style_table_drives_the_engine(viewer, qtbot, monkeypatch):
     assert widget.label_styles == {1: 0, 2: 1}
     assert widget.run()
     wait_done(qtbot, widget)
-    assert seen["label_styles"] == {1: 0, 2: 1}
-    assert seen["content_mask"].shape == (32, 32)
+    assert seen["stack"] is None
+    assert seen["guidance"].label_styles == {1: 0, 2: 1}
+    assert seen["guidance"].content_mask.shape == (32, 32)
     (result,) = results(viewer)
     assert result.metadata["info"]["regions"] == [{"labels": [1], "style": 0}, {"labels": [2], "style": 1}]
 
@@ -230,16 +233,16 @@ def test_tiling_forced_on_runs_and_says_so(viewer, qtbot, notes):
 
 
 def test_nd_style_uses_the_slice_shown_and_a_mask_applies_to_every_slice(viewer, qtbot, monkeypatch):
-    import napari_style_transfer._widget as widget_module
+    import napari_style_transfer._qt.worker as worker_module
 
     seen = {}
-    real = widget_module.stylize_stack_iter
+    real = worker_module.run_iter
 
     def spy(content, styles, *args, **kwargs):
         seen.update(kwargs, content=content, styles=styles)
         yield from real(content, styles, *args, **kwargs)
 
-    monkeypatch.setattr(widget_module, "stylize_stack_iter", spy)
+    monkeypatch.setattr(worker_module, "run_iter", spy)
     data = make_stack(n=2)
     stack = viewer.add_image(data, name="stack")
     style_stack = np.stack([stripes()[..., 0], 255 - stripes()[..., 0]])
@@ -258,7 +261,8 @@ def test_nd_style_uses_the_slice_shown_and_a_mask_applies_to_every_slice(viewer,
     wait_done(qtbot, widget)
     np.testing.assert_array_equal(seen["styles"][0], style_stack[1])
     np.testing.assert_array_equal(seen["content"], data)
-    assert seen["label_styles"] == {1: 0} and seen["content_mask"].shape == (32, 32)
+    assert seen["stack"] == StackOptions(rgb=False, coherence=True)  # all slices: the stack engine
+    assert seen["guidance"].label_styles == {1: 0} and seen["guidance"].content_mask.shape == (32, 32)
     (result,) = results(viewer)
     assert result.data.shape == (2, 32, 32)
     diff = np.abs(result.data.astype(float) - data.astype(float))

@@ -16,8 +16,8 @@ import torch
 from napari.utils.notifications import ErrorNotification, NotificationSeverity
 from qtpy.QtCore import QThreadPool
 
-import napari_style_transfer._controller as controller
-import napari_style_transfer._widget as widget_module
+import napari_style_transfer._layers as layers_module
+import napari_style_transfer._qt.worker as worker_module
 from napari_style_transfer.engine import vgg
 
 PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
@@ -97,7 +97,7 @@ class Fault:
 def record_previews(monkeypatch):
     """The previews the engine yields (seen from the worker thread)."""
     previews = []
-    real = widget_module.stylize_iter
+    real = worker_module.run_iter
 
     def recording(*args, **kwargs):
         for event in real(*args, **kwargs):
@@ -105,7 +105,7 @@ def record_previews(monkeypatch):
                 previews.append(event.preview)
             yield event
 
-    monkeypatch.setattr(widget_module, "stylize_iter", recording)
+    monkeypatch.setattr(worker_module, "run_iter", recording)
     return previews
 
 
@@ -244,9 +244,9 @@ def test_pyramids_and_dask_layers_read_only_what_is_needed(qtbot, viewer, style_
 
 
 def test_a_size_beyond_the_memory_is_refused_with_the_largest_size_that_fits(qtbot, viewer, content_image, style_image, notes, monkeypatch):
-    import napari_style_transfer.engine.transfer as transfer
+    import napari_style_transfer.engine.memory as memory
 
-    monkeypatch.setattr(transfer, "available_memory", lambda device: 2 * 2**30)
+    monkeypatch.setattr(memory, "available_memory", lambda device: 2 * 2**30)
     add_pair(viewer, content_image, style_image)
     before = snapshot(viewer)
     widget = open_widget(viewer, size=8192)
@@ -261,7 +261,7 @@ def test_a_size_beyond_the_memory_is_refused_with_the_largest_size_that_fits(qtb
 
 
 def test_a_layer_too_big_to_read_is_refused_before_the_run(viewer, content_image, style_image, notes, monkeypatch):
-    monkeypatch.setattr(controller, "_free_host_memory", lambda: 100_000)
+    monkeypatch.setattr(layers_module, "free_host_memory", lambda: 100_000)
     add_pair(viewer, content_image, style_image)
     widget = open_widget(viewer, size=None)
     before = snapshot(viewer)

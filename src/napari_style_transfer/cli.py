@@ -373,6 +373,10 @@ def _run(argv: list[str]) -> int:
     from .engine import ConfigError, ImageError
     from .files import ImageFileError
 
+    if argv and argv[0] == "batch":
+        from . import cli_batch
+
+        return cli_batch.run(argv[1:], add_config_arguments, config_from_args)
     args = build_parser().parse_args(argv)
     output = Path(args.output)
     problem = usage_error(args, output)

@@ -3,9 +3,11 @@
 A run goes through four stages — inputs (``inputs.py``) → objective (``objective.py``) →
 the one optimisation loop (``optimise.py``) → render (``render.py``) — and drivers on top of
 the loop: multi-scale (``multiscale.py``), tiles (``tiling.py``) and stacks (``stack.py``).
-:class:`Stylizer` prepares styles, network and style targets once for many contents.
+:class:`Stylizer` prepares styles, network and style targets once for many contents, and
+:func:`stylize_batch` runs many contents on a Dask cluster (``batch/``).
 """
 
+from .batch import BatchResult, stylize_batch
 from .config import ConfigError, StyleConfig
 from .events import MemoryLimitError, ProgressEvent, StyleTransferError
 from .guidance import Guidance, StackOptions
@@ -20,6 +22,7 @@ from .transfer import run_iter, stylize, stylize_iter
 from .vgg import WeightsError, get_network
 
 __all__ = [
+    "BatchResult",
     "ConfigError",
     "Guidance",
     "ImageError",
@@ -40,6 +43,7 @@ __all__ = [
     "run_iter",
     "scale_sizes",
     "select_device",
+    "stylize_batch",
     "stylize",
     "stylize_iter",
     "stylize_stack",

@@ -26,6 +26,19 @@ from .vgg import LAYER_INDEX, LAYER_NAMES
 
 #: A region whose (downsampled) mask covers less than this fraction of a layer is skipped there.
 MIN_REGION_FRACTION = 1e-4
+#: Device types without antialiased bilinear resizing (Apple MPS): masks are resized on the host there.
+HOST_RESIZE_DEVICES = frozenset({"mps"})
+
+
+def resize_mask(mask: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """A (1, 1, H, W) mask resized to ``shape`` (antialiased when shrinking), on its own device.
+
+    MPS has no antialiased bilinear mode: there the mask is resized on the host and copied
+    back (masks are single-channel and resized once per layer size).
+    """
+    if mask.device.type in HOST_RESIZE_DEVICES:
+        return resize(mask.cpu(), shape).to(mask.device)
+    return resize(mask, shape)
 
 
 def check_labels(mask: object, shape: tuple[int, int], name: str = "content_mask") -> np.ndarray:
@@ -131,7 +144,7 @@ def gaussian_blur(plane: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def feathered(plane: torch.Tensor, shape: tuple[int, int], sigma: float) -> torch.Tensor:
     """A binary (1, 1, H, W) mask resized to ``shape`` and Gaussian-feathered (values in [0, 1])."""
-    return gaussian_blur(resize(plane, shape), sigma).clamp(0, 1)
+    return gaussian_blur(resize_mask(plane, shape), sigma).clamp(0, 1)
 
 
 def default_feather(shape: tuple[int, int]) -> float:
@@ -173,7 +186,7 @@ class Region:
         """The mask resized to a feature map's (h, w), and the fraction of it that it covers."""
         key = (int(shape[0]), int(shape[1]))
         if key not in self._layer_masks:
-            m = resize(self.mask, key).clamp(0, 1)
+            m = resize_mask(self.mask, key).clamp(0, 1)
             self._layer_masks[key] = (m, float(m.pow(2).mean()))
         return self._layer_masks[key]
 
@@ -203,7 +216,7 @@ def style_grams(
             out = {}
             for name in layers:
                 f = feats[name]
-                m = None if mask is None else resize(mask, tuple(f.shape[-2:])).clamp(0, 1).to(f.device)
+                m = None if mask is None else resize_mask(mask, tuple(f.shape[-2:])).clamp(0, 1).to(f.device)
                 total, energy = weighted_gram(f, m)
                 out[name] = total / energy.clamp_min(1e-12)
             return out
@@ -213,7 +226,7 @@ def style_grams(
         energies: dict[str, torch.Tensor] = {}
         for name in layers:
             s = layer_stride(name)
-            layer_masks[name] = None if mask is None else resize(mask, (max(1, h // s), max(1, w // s))).clamp(0, 1)
+            layer_masks[name] = None if mask is None else resize_mask(mask, (max(1, h // s), max(1, w // s))).clamp(0, 1)
         for y0 in range(0, h, tile):
             for x0 in range(0, w, tile):
                 y1, x1 = min(h, y0 + tile), min(w, x0 + tile)
@@ -251,6 +264,7 @@ def blend_grams(grams: Sequence[dict[str, torch.Tensor]], weights: Sequence[floa
 
 
 __all__ = [
+    "HOST_RESIZE_DEVICES",
     "MIN_REGION_FRACTION",
     "Region",
     "RegionPlan",
@@ -263,6 +277,7 @@ __all__ = [
     "layer_stride",
     "plan_regions",
     "region_plane",
+    "resize_mask",
     "style_grams",
     "weighted_gram",
 ]

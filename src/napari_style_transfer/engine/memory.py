@@ -26,8 +26,14 @@ from .vgg import CONV_CHANNELS, LAYER_INDEX, LAYER_NAMES
 _BYTES_PER_ACTIVATION_FP32 = 9.0
 #: With bf16/fp16 autocast most saved activations are half precision.
 _BYTES_PER_ACTIVATION_HALF = 7.5
-#: Fixed overhead: allocator slack, cuDNN workspaces, CUDA context excluded (measured as free memory).
+#: Fixed overhead: allocator slack; CUDA context excluded (measured as free memory).
 _FIXED_BYTES = 192 * 2**20
+#: cuDNN workspaces on CUDA: a fixed part, plus fp32 values per pixel (two 64-channel maps).
+_CUDNN_FIXED_BYTES = 256 * 2**20
+_CUDNN_VALUES_PER_PIXEL = 2 * 64
+#: bf16/fp16 Gram backward: the fp32 copy of relu1_1's features (64 values per pixel). Its fp32 product
+#: exists in fp32 runs too, so it is in the calibrated per-activation bytes already.
+_GRAM_FP32_VALUES_PER_PIXEL = 64
 
 
 @dataclass(frozen=True)
@@ -73,25 +79,64 @@ def estimate_peak_memory(
     optimizer: str = "lbfgs",
     style_pixels: int | None = None,
     history_size: int = LBFGS_HISTORY,
+    *,
+    device: torch.device | str | None = None,
+    regions: int = 0,
 ) -> MemoryEstimate:
-    """Peak memory of one run at output ``shape`` (H, W) on a device (bytes, generous)."""
+    """Peak memory of one run at output ``shape`` (H, W) on a device (bytes, generous).
+
+    Besides activations, gradients, image copies, the L-BFGS history and the weights, it
+    counts what the CPU calibration could not see:
+
+    - bf16/fp16: the Gram backward widens the features of the largest style layer to fp32
+      (relu1_1: 64 channels at full size), while all saved activations are still held (the
+      Gram nodes run first in the backward pass);
+    - ``device`` 'cuda': cuDNN workspaces (benchmark mode picks algorithms with scratch space):
+      a fixed 256 MiB plus two fp32 maps of the widest full-size convolution;
+    - ``regions`` > 0 (guided runs): per region, an fp32 masked copy of every style layer's
+      features, kept for the backward pass, and the masks at each layer's size.
+
+    Margin: on the CPU the estimate covers the measured peak process memory (L-BFGS, 256 px:
+    measured ≤ estimate ≤ 4 × measured, ``tests/test_memory.py``); one forward and backward
+    pass measured 4.5 bytes per activation value in fp32 and 4.4 in bf16 at 256 px (RSS,
+    one thread), against the 9 and 7.5 counted here: about 2× for the activations. The terms
+    above are upper bounds, each counted as if it peaked with the activations. On CUDA,
+    ``benchmarks/gpu_check.py`` reports torch's allocated and reserved peaks next to it.
+    The CUDA context (~0.5 GiB) is excluded: it is already taken when free memory is read.
+    """
     pixels = shape[0] * shape[1]
-    per_value = _BYTES_PER_ACTIVATION_FP32 if precision == "fp32" else _BYTES_PER_ACTIVATION_HALF
+    half = precision != "fp32"
+    per_value = _BYTES_PER_ACTIVATION_HALF if half else _BYTES_PER_ACTIVATION_FP32
     # Targets are computed without grad, one image at a time: smaller than one training pass.
     target_pixels = max(pixels, style_pixels or pixels)
     activations = activations_per_pixel(deepest_layer) * max(pixels * per_value, target_pixels * 4.0 * 1.2)
+    if half:
+        activations += _GRAM_FP32_VALUES_PER_PIXEL * pixels * 4
+    if regions > 0:
+        activations += regions * guided_values_per_pixel(deepest_layer) * pixels * 4
     image_copies = 3 * pixels * 4 * (6 if optimizer == "lbfgs" else 4)
     history = 2 * history_size * 3 * pixels * 4 if optimizer == "lbfgs" else 0
-    weights = _weights_bytes(deepest_layer) * (2 if precision != "fp32" else 1)
-    total = int(activations + image_copies + history + weights + _FIXED_BYTES)
+    weights = _weights_bytes(deepest_layer) * (2 if half else 1)
+    fixed = _FIXED_BYTES
+    if device is not None and torch.device(device).type == "cuda":
+        fixed += _CUDNN_FIXED_BYTES + _CUDNN_VALUES_PER_PIXEL * pixels * 4
+    total = int(activations + image_copies + history + weights + fixed)
     return MemoryEstimate(total, int(activations), weights, int(image_copies + history))
 
 
 def available_memory(device: torch.device) -> int | None:
-    """Bytes a run may use on ``device`` now (CUDA: free memory; CPU: available RAM; else None)."""
+    """Bytes a run may use on ``device`` now (None where it cannot be known).
+
+    CUDA: the driver's free memory plus what PyTorch's allocator holds cached but unused
+    (the driver counts that as taken, but the run gets it first). MPS: see
+    :func:`mps_available_memory`. CPU: available RAM.
+    """
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
-        return int(free)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + max(0, cached))
+    if device.type == "mps":
+        return mps_available_memory()
     if device.type == "cpu":
         try:
             import psutil
@@ -103,7 +148,7 @@ def available_memory(device: torch.device) -> int | None:
 
 def largest_fitting_size(
     aspect: tuple[int, int], budget_bytes: int, deepest_layer: str = "relu5_1", precision: str = "fp32",
-    optimizer: str = "lbfgs",
+    optimizer: str = "lbfgs", *, device: torch.device | str | None = None, regions: int = 0,
 ) -> int:
     """Largest long side (pixels, multiple of 16) whose estimate fits in ``budget_bytes``; 0 if none."""
     low, high = 0, 16
@@ -111,7 +156,7 @@ def largest_fitting_size(
         h, w = aspect
         scale = side / max(h, w)
         shape = (max(1, round(h * scale)), max(1, round(w * scale)))
-        return estimate_peak_memory(shape, deepest_layer, precision, optimizer).total_bytes <= budget_bytes
+        return estimate_peak_memory(shape, deepest_layer, precision, optimizer, device=device, regions=regions).total_bytes <= budget_bytes
     while fits(high) and high < 1 << 20:
         low, high = high, high * 2
     while high - low > 16:
@@ -140,15 +185,23 @@ def largest_side_for(shape: tuple[int, int], budget_bytes: float, bytes_per_pixe
     return int(math.sqrt(max(0.0, budget_bytes) / bytes_per_pixel / ratio)) // 16 * 16
 
 
-def check_run_fits(shape: tuple[int, int], config: StyleConfig, runtime: Runtime, style_pixels: int = 0) -> None:
-    """Refuse, before starting, a run at output ``shape`` whose estimated peak exceeds the device's free memory."""
+def check_run_fits(
+    shape: tuple[int, int], config: StyleConfig, runtime: Runtime, style_pixels: int = 0, regions: int = 0
+) -> None:
+    """Refuse, before starting, a run at output ``shape`` whose estimated peak exceeds the device's free memory.
+
+    ``regions``: the number of mask regions of a guided run (each adds masked feature copies).
+    """
     budget = available_memory(runtime.device)
     if budget is None:
         return
-    estimate = estimate_peak_memory(shape, config.deepest_layer, runtime.precision, config.optimizer, style_pixels)
+    where = {"device": runtime.device, "regions": regions}
+    estimate = estimate_peak_memory(
+        shape, config.deepest_layer, runtime.precision, config.optimizer, style_pixels, **where
+    )
     if estimate.total_bytes <= budget:
         return
-    largest = largest_fitting_size(shape, budget, config.deepest_layer, runtime.precision, config.optimizer)
+    largest = largest_fitting_size(shape, budget, config.deepest_layer, runtime.precision, config.optimizer, **where)
     raise MemoryLimitError(
         f"size: {max(shape)} px needs about {estimate.total_gib:.1f} GiB on {runtime.device} but only "
         f"{budget / 2**30:.1f} GiB are free; the largest size that fits is about {largest} px",
@@ -167,7 +220,7 @@ def largest_size_now(shape: tuple[int, int], config: StyleConfig, device: torch.
     if budget is None:
         return below
     precision = select_runtime(config.precision, device).precision
-    fits = largest_fitting_size(shape, budget, config.deepest_layer, precision, config.optimizer)
+    fits = largest_fitting_size(shape, budget, config.deepest_layer, precision, config.optimizer, device=device)
     return max(0, min(fits, below))
 
 
@@ -209,9 +262,9 @@ def choose_tile_size(
     available = budget.device_bytes
     if tile_size is not None:
         if available is not None:
-            need = estimate_peak_memory((tile_size, tile_size), deepest, precision, optimizer).total_bytes
+            need = estimate_peak_memory((tile_size, tile_size), deepest, precision, optimizer, device=device).total_bytes
             if need > available:
-                fits = largest_fitting_size((1, 1), available, deepest, precision, optimizer)
+                fits = largest_fitting_size((1, 1), available, deepest, precision, optimizer, device=device)
                 raise MemoryLimitError(
                     f"tile_size: {tile_size} px tiles need about {need / 2**30:.1f} GiB on {device} but only "
                     f"{available / 2**30:.1f} GiB are free; the largest tile that fits is about {fits} px",
@@ -220,7 +273,7 @@ def choose_tile_size(
         return min(tile_size, out_long)
     if available is None:
         return min(FALLBACK_TILE, out_long)
-    tile = min(MAX_AUTO_TILE, largest_fitting_size((1, 1), available, deepest, precision, optimizer))
+    tile = min(MAX_AUTO_TILE, largest_fitting_size((1, 1), available, deepest, precision, optimizer, device=device))
     if tile < MIN_AUTO_TILE:
         raise MemoryLimitError(
             f"size: {out_long} px needs more memory than {device} has free ({max(available, 0) / 2**30:.2f} GiB), "
@@ -262,3 +315,67 @@ class PeakRSS:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+def guided_values_per_pixel(deepest_layer: str) -> float:
+    """fp32 values per output pixel that one guided region adds: masked features + masks per style layer.
+
+    Counted for the default style layers (relu1_1 … relu5_1) up to ``deepest_layer``.
+    """
+    total = 0.0
+    deepest = LAYER_INDEX[deepest_layer]
+    for block, channels in enumerate((64, 128, 256, 512, 512)):
+        name = f"relu{block + 1}_1"
+        if LAYER_INDEX[name] <= deepest:
+            total += (channels + 1) / 4**block
+    return total
+
+
+def mps_available_memory() -> int | None:
+    """Bytes a run may use on Apple's GPU now, or None where this torch cannot say.
+
+    Metal's recommended working-set size minus what tensors hold now; Apple GPUs share the
+    RAM, so at most the free RAM plus what the MPS allocator holds cached.
+    """
+    mps = getattr(torch, "mps", None)
+    limit = getattr(mps, "recommended_max_memory", None)
+    current = getattr(mps, "current_allocated_memory", None)
+    if limit is None or current is None:
+        return None
+    try:
+        held = int(current())
+        budget = int(limit()) - held
+        driver = getattr(mps, "driver_allocated_memory", None)
+        import psutil
+
+        cached = max(0, int(driver()) - held) if driver is not None else 0
+        budget = min(budget, int(psutil.virtual_memory().available) + cached)
+    except ImportError:  # pragma: no cover - psutil comes with napari; optional for the engine
+        pass
+    except RuntimeError:  # MPS present in the build but not usable
+        return None
+    return max(0, budget)
+
+
+def release_cached_memory(device: torch.device | str | None = None, *, collect: bool = True) -> None:
+    """Give memory cached by PyTorch's device allocator back (CUDA, MPS); call after a run or between slices.
+
+    ``collect`` runs the garbage collector first (tenths of a second with napari loaded):
+    the cache can only give back blocks whose tensors are gone. ``device`` None: every
+    device type present. On the CPU there is no cache, and nothing is done.
+    """
+    kind = None if device is None else torch.device(device).type
+    if kind == "cpu":
+        return
+    if collect:
+        import gc
+
+        gc.collect()
+    if kind in (None, "cuda") and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    mps = getattr(torch.backends, "mps", None)
+    if kind in (None, "mps") and mps is not None and mps.is_available():
+        torch.mps.empty_cache()

@@ -17,7 +17,7 @@ from .images import fit_long_side, resize
 from .losses import content_loss, gram, relative_sq_distance, style_loss, tv_loss
 from .masks import MIN_REGION_FRACTION, Region, RegionPlan, blend_grams, guided_gram, style_grams
 from .runtime import Runtime
-from .vgg import InputConvention, VGGFeatures, preprocess
+from .vgg import CompiledOrEager, InputConvention, VGGFeatures, preprocess
 
 Features = dict[str, torch.Tensor]
 
@@ -42,6 +42,13 @@ class FeatureExtractor:
         if runtime.compile and autocast:  # the optimisation loop's evaluations, not the one-off targets
             return net.compiled()(x, layers)
         return net(x, layers)
+
+    def compiled(self) -> CompiledOrEager | None:
+        """The compiled network the loop's evaluations run through (None: not compiling)."""
+        if not self.runtime.compile:
+            return None
+        dtype = self.runtime.autocast_dtype
+        return (self.net if dtype is None else self.net.cast(dtype)).compiled()
 
 
 class StyleTargets:

@@ -15,14 +15,18 @@ import torch
 
 from .config import StyleConfig
 from .events import StopRequest, StyleTransferError, should_stop
-from .lbfgs import CompactLBFGS
+from .lbfgs import CompactLBFGS, optimizer_step
 from .objective import Objective
-from .runtime import Runtime
+from .runtime import LossScaler, Runtime, record_copy_done
 
 #: L-BFGS curvature pairs kept (each pair: two image-sized fp32 vectors; see memory.py).
 LBFGS_HISTORY = 50
 
 Render = Callable[[torch.Tensor], np.ndarray]
+
+
+def _no_loss_scaler(pixels: int) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -32,15 +36,20 @@ class LoopSettings:
     optimizer: str = "lbfgs"
     learning_rate: float | None = None
     preview_every: int = 10
-    loss_scale: float = 1.0  # fp16: gradients of O(1) relative losses underflow without it
     overlap_previews: bool = False  # CUDA: copy previews asynchronously, render them during the next step
+    #: A fresh fp16 loss scaler for an image of so many pixels (None: no scaling, fp32/bf16).
+    new_loss_scaler: Callable[[int], LossScaler | None] = _no_loss_scaler
 
     @classmethod
     def of(cls, config: StyleConfig, runtime: Runtime) -> LoopSettings:
         return cls(
-            config.optimizer, config.learning_rate, config.preview_every, runtime.loss_scale,
-            runtime.device.type == "cuda",
+            config.optimizer, config.learning_rate, config.preview_every, runtime.device.type == "cuda",
+            runtime.loss_scaler,
         )  # fmt: skip
+
+    def loss_scaler(self, image: torch.Tensor) -> LossScaler | None:
+        """The loss scaler of one image (fp16 gradients of O(1) relative losses underflow without one)."""
+        return self.new_loss_scaler(image.shape[-2] * image.shape[-1])
 
     def make_optimizer(self, image: torch.Tensor) -> torch.optim.Optimizer:
         if self.optimizer == "lbfgs":
@@ -94,9 +103,7 @@ class PreviewPipe:
         if self._buffer is None:
             self._buffer = torch.empty(image.shape, dtype=image.dtype, pin_memory=True)
         host = self._buffer.copy_(image, non_blocking=True)
-        done = torch.cuda.Event()
-        done.record()
-        self._pending = (host, done)
+        self._pending = (host, record_copy_done(image))  # on the image's device's stream
 
     def render_pending(self) -> None:
         """Render a submitted preview (waits for its copy only, not for later GPU work)."""
@@ -113,30 +120,29 @@ class PreviewPipe:
 
 
 def make_closure(
-    optimizer: torch.optim.Optimizer, objective: Objective, image: torch.Tensor, terms_box: dict,
-    loss_scale: float = 1.0, after_launch: Callable[[], None] | None = None,
-) -> Callable[[], torch.Tensor]:  # fmt: skip
-    """The optimiser's closure: one forward and backward; keeps the loss terms for reporting.
+    optimizer: torch.optim.Optimizer, objective: Objective, image: torch.Tensor,
+    scaler: LossScaler | None = None, after_launch: Callable[[], None] | None = None,
+) -> Callable[[], tuple[torch.Tensor, dict[str, torch.Tensor]]]:  # fmt: skip
+    """The optimiser's closure: one forward and backward; returns the loss and its terms.
 
     ``after_launch`` runs once the backward pass is queued: on a GPU, host work done there
-    (rendering the last preview) overlaps the device's compute instead of delaying it.
+    (rendering the last preview) overlaps the device's compute instead of delaying it. With a
+    compiled network, a failure of its lazily compiled backward re-runs the evaluation eagerly.
     """
 
-    def closure() -> torch.Tensor:
+    def evaluate() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         optimizer.zero_grad(set_to_none=True)
         loss, terms = objective.loss(image)
-        if loss_scale != 1.0:
-            (loss * loss_scale).backward()
-            image.grad.div_(loss_scale)
+        if scaler is not None:
+            scaler.backward(loss, image)
         else:
             loss.backward()
         if after_launch is not None:
             after_launch()
-        terms_box.clear()
-        terms_box.update(terms)
-        return loss
+        return loss, terms
 
-    return closure
+    compiled = objective.extract.compiled()
+    return evaluate if compiled is None else (lambda: compiled.call_guarded(evaluate))
 
 
 def optimise(
@@ -151,18 +157,18 @@ def optimise(
     """
     image = image.detach().contiguous().requires_grad_(True)
     optimizer = settings.make_optimizer(image)
-    terms_box: dict[str, torch.Tensor] = {}
     previews = PreviewPipe(render, settings.overlap_previews) if render is not None else None
     after_launch = previews.render_pending if previews is not None else None
-    closure = make_closure(optimizer, objective, image, terms_box, settings.loss_scale, after_launch)
+    scaler = settings.loss_scaler(image)
+    closure = make_closure(optimizer, objective, image, scaler, after_launch)
     losses: dict[str, float] = {}
     every = settings.preview_every if previews is not None else 0
     for iteration in range(1, steps + 1):
         if should_stop(stop):
             return Outcome(image, iteration - 1, losses, True)
-        optimizer.step(closure)
-        losses = {k: float(v.detach()) for k, v in terms_box.items()}
-        if not np.isfinite(losses.get("total", 0.0)):
+        result = optimizer_step(optimizer, closure, scaler)  # one host transfer; fp16 overflows redone
+        losses = result.values
+        if not result.finite:
             raise StyleTransferError(_diverged_message(settings, losses))
         preview = None
         if previews is not None:
@@ -178,7 +184,7 @@ def _diverged_message(settings: LoopSettings, losses: dict[str, float] | None = 
     """Why the loss stopped being finite, from the loss terms (each unweighted, about 1 at the start)."""
     terms = {k: v for k, v in (losses or {}).items() if k != "total"}
     broken = [k for k, v in terms.items() if not np.isfinite(v)]
-    if terms and not broken:
+    if terms and not broken and np.isinf((losses or {}).get("total", 0.0)):
         shown = ", ".join(f"{k} {v:.3g}" for k, v in terms.items())
         return (
             "the optimisation diverged: the weighted loss overflowed to infinity although every loss term is "

@@ -23,6 +23,7 @@ from .config import ConfigError, StyleConfig
 from .events import ProgressEvent, StopRequest, should_stop
 from .guidance import Guidance, StackOptions, take_guidance, with_overrides
 from .images import ImageError, resize_plane, value_range
+from .memory import release_cached_memory
 from .scales import scale_sizes
 from .stylizer import Stylizer
 from .timelapse import estimate_shift, flicker, guess_rgb, luma, shift_image, temporal_difference
@@ -279,6 +280,8 @@ class _StackRun:
             prev, moved_by = _start_from(self.layout, idx, prev_idx, prev, self.out_hw, self.stack.motion)
             if moved_by is not None:
                 self.motions[idx] = moved_by
+            if number > 1:  # the last slice's tensors are gone: give the allocator's cache back
+                release_cached_memory(self.stylizer.device, collect=False)
             events = self.stylizer.run_iter(
                 np.asarray(self.layout.data[idx]), guidance=self.slice_guidance(idx, prev), stop=stop, init_image=prev
             )

@@ -107,7 +107,8 @@ class Stylizer:
         if tiling == "on":
             return "tiling: on"
         try:
-            memory.check_run_fits(run.output_shape, run.config, self.runtime, run.style_pixels)
+            regions = len(run.inputs.masks.regions or ())
+            memory.check_run_fits(run.output_shape, run.config, self.runtime, run.style_pixels, regions)
         except MemoryLimitError as exc:
             if tiling == "off":
                 raise

@@ -116,7 +116,7 @@ def plan_tiled_run(run: ContentRun, reason: str) -> TilePlan:
     # run would be), but not below the coarsest multi-scale side unless the output is smaller.
     coarse_long = max(16, out_long // 2, min(out_long, MIN_SCALE_SIDE))
     if budget.device_bytes is not None:
-        fits = memory.largest_fitting_size(out_shape, budget.device_bytes, deepest, precision, optimizer)
+        fits = memory.largest_fitting_size(out_shape, budget.device_bytes, deepest, precision, optimizer, device=run.device)
         coarse_long = max(16, min(coarse_long, fits))
     coarse_sizes = scale_sizes(run.content_shape, config.replace(size=coarse_long))
     return TilePlan(

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -64,11 +66,30 @@ TORCHVISION = InputConvention(
 CONVENTIONS = {"caffe": CAFFE, "torchvision": TORCHVISION}
 
 
+_CONSTANTS: dict[tuple[InputConvention, torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def convention_constants(
+    convention: InputConvention, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (1, 3, 1, 1) mean and std of ``convention`` on ``device``, made once per (device, dtype).
+
+    Building them per forward pass would copy two tiny host tensors to the device on every
+    step, and each such copy makes the host wait for the device.
+    """
+    key = (convention, torch.device(device), dtype)
+    cached = _CONSTANTS.get(key)
+    if cached is None:
+        mean = torch.tensor(convention.mean, dtype=dtype).view(1, 3, 1, 1).to(device)
+        std = torch.tensor(convention.std, dtype=dtype).view(1, 3, 1, 1).to(device)
+        cached = _CONSTANTS.setdefault(key, (mean, std))
+    return cached
+
+
 def preprocess(rgb01: torch.Tensor, convention: InputConvention) -> torch.Tensor:
     """Map an (N, 3, H, W) RGB tensor in [0, 1] to the network's input convention."""
     x = rgb01.flip(1) if convention.bgr else rgb01
-    mean = torch.tensor(convention.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(convention.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    mean, std = convention_constants(convention, x.device, x.dtype)
     return (x * convention.scale - mean) / std
 
 
@@ -210,17 +231,22 @@ class VGGFeatures(nn.Module):
         self.eval()
         self.__dict__["_casts"] = {}  # dtype → a copy in that dtype (not a submodule)
 
-    def compiled(self) -> Callable[[torch.Tensor, tuple[str, ...]], dict[str, torch.Tensor]]:
-        """This network through ``torch.compile`` (made once, cached), eager if compiling fails.
+    def compiled(self, backend: str | Callable | None = None) -> CompiledOrEager:
+        """This network through ``torch.compile`` (made once per backend, cached), eager if compiling fails.
 
-        The first call of each input shape compiles (tens of seconds on a CPU); should the
-        compiler be missing or fail, the error is reported once as a warning and the eager
-        network runs from then on, so a run never dies of the optional speed-up.
+        ``backend`` defaults to the environment variable ``NAPARI_STYLE_TRANSFER_COMPILE_BACKEND``
+        or 'inductor' (the CPU smoke test of ``benchmarks/gpu_check.py`` uses 'aot_eager',
+        which traces forward and backward like inductor but generates no code). Should the
+        compiler be missing or fail, in the forward or the backward pass (see
+        :meth:`CompiledOrEager.call_guarded`), the error is reported once as a warning and
+        the eager network runs from then on, so a run never dies of the optional speed-up.
         """
+        backend = backend or os.environ.get(COMPILE_BACKEND_ENV) or "inductor"
         with _CACHE_LOCK:
-            if "_compiled" not in self.__dict__:
-                self.__dict__["_compiled"] = _CompiledOrEager(self)
-            return self.__dict__["_compiled"]
+            cache = self.__dict__.setdefault("_compiled", {})
+            if backend not in cache:
+                cache[backend] = CompiledOrEager(self, backend)
+            return cache[backend]
 
     def cast(self, dtype: torch.dtype) -> VGGFeatures:
         """This network with its weights in ``dtype`` (made once, then cached).
@@ -253,21 +279,83 @@ class VGGFeatures(nn.Module):
         return out
 
 
-class _CompiledOrEager:
-    """Calls the compiled network; on a compiler error, warns once and calls the eager one."""
+class CompiledOrEager:
+    """Calls the compiled network; on a compiler error, warns once and calls the eager one.
 
-    def __init__(self, net: VGGFeatures):
+    Shapes: the first call compiles for its input shape; a call with another shape (the
+    next scale, an edge tile) compiles once more with dynamic height and width
+    (``dynamic=None``: PyTorch's automatic dynamic shapes), which then serves every later
+    shape, instead of one silent recompilation per shape until the recompile limit makes
+    dynamo fall back to eager. :attr:`compiles` counts the graphs handed to the backend.
+
+    Failures: a compile error of the forward pass surfaces in :meth:`__call__` and is
+    caught there. The backward pass is compiled lazily, at the first ``backward()``, in the
+    caller's code: :meth:`call_guarded` runs a whole evaluation (forward and backward) and,
+    when it fails while compiled, switches to eager and runs it once more.
+    """
+
+    def __init__(self, net: VGGFeatures, backend: str | Callable = "inductor"):
         self.net = net
-        self.compiled: Callable | None = torch.compile(net.forward, dynamic=False)
+        self.backend = backend
+        self.compiles = 0
+        self.error: str | None = None
+        inner = torch._dynamo.lookup_backend(backend) if isinstance(backend, str) else backend
+
+        def counting(gm: torch.fx.GraphModule, example_inputs: list) -> Callable:
+            self.compiles += 1
+            return inner(gm, example_inputs)
+
+        self.compiled: Callable | None = torch.compile(net.forward, backend=counting, dynamic=None)
+
+    @property
+    def active(self) -> bool:
+        """Whether calls still go through the compiled network."""
+        return self.compiled is not None
 
     def __call__(self, x: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
         if self.compiled is not None:
             try:
                 return self.compiled(x, names)
+            except _NOT_COMPILER_ERRORS:
+                raise
             except Exception as exc:  # noqa: BLE001 - any compiler failure: the eager network still works
-                self.compiled = None
-                warnings.warn(f"torch.compile failed, running the network eagerly: {_brief(exc)}", RuntimeWarning, stacklevel=2)
+                self.compile_failed(exc)
         return self.net(x, names)
+
+    def compile_failed(self, exc: BaseException) -> None:
+        """Give up compiling (warns once): later calls run the eager network."""
+        if self.compiled is None:
+            return
+        self.compiled = None
+        root = exc
+        while (inner := getattr(root, "inner_exception", None) or root.__cause__) is not None and inner is not root:
+            root = inner  # dynamo wraps the backend's error: name what really failed
+        self.error = _brief(exc) if root is exc else f"{type(exc).__name__}: {_brief(root)}"
+        warnings.warn(f"torch.compile failed, running the network eagerly: {self.error}", RuntimeWarning, stacklevel=3)
+
+    def call_guarded(self, evaluate: Callable[[], T]) -> T:
+        """``evaluate()`` (forward and backward through this network); eagerly again if compiling fails.
+
+        Out-of-memory errors and interrupts are not compiler failures and pass through, as
+        does an error of the eager retry.
+        """
+        if self.compiled is None:
+            return evaluate()
+        try:
+            return evaluate()
+        except _NOT_COMPILER_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the lazily compiled backward, or its kernels
+            self.compile_failed(exc)
+        return evaluate()
+
+
+#: Errors that say nothing about the compiler: never a reason to fall back to eager.
+_NOT_COMPILER_ERRORS = (torch.OutOfMemoryError, MemoryError, KeyboardInterrupt)
+#: Environment variable naming the torch.compile backend ('inductor' when unset).
+COMPILE_BACKEND_ENV = "NAPARI_STYLE_TRANSFER_COMPILE_BACKEND"
+T = TypeVar("T")
+_CompiledOrEager = CompiledOrEager  # the old name (tests/test_engine.py builds one directly)
 
 
 _STATE_CACHE: dict[str, dict[str, torch.Tensor]] = {}
@@ -324,3 +412,4 @@ def clear_network_cache() -> None:
     with _CACHE_LOCK:
         _NET_CACHE.clear()
         _STATE_CACHE.clear()
+        _CONSTANTS.clear()

@@ -1,0 +1,252 @@
+"""A run's progress as the widget shows it: one update shape for 2D and stack runs, the preview
+rate limit, the speed and time left, and the status texts.
+
+No Qt here. :func:`as_update` turns the engine's events (a ``ProgressEvent`` of a 2D run,
+or a ``StackEvent`` of an all-slices run) into one :class:`RunUpdate`, so the widget has one
+path for both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .engine import ProgressEvent, StackEvent
+
+#: At most this many preview images per second reach the result layer.
+MAX_PREVIEWS_PER_SECOND = 10.0
+
+
+@dataclass(frozen=True)
+class RunUpdate:
+    """One engine event, in the same shape for 2D and all-slices runs.
+
+    ``image`` goes into the result layer: a 2D run's preview (rate-limited), or, in a stack
+    run, the slice at ``index`` that just finished (always shown). On the last update
+    (``done``), ``final`` is the whole result: the final image, or the whole stack (None
+    for a stopped stack: its finished slices are already in the layer).
+    """
+
+    event: ProgressEvent
+    step: int
+    total_steps: int
+    done: bool = False
+    stopped: bool = False
+    image: np.ndarray | None = None
+    index: tuple[int, ...] | None = None
+    final: np.ndarray | None = None
+    #: Stack runs: the slice in progress (1-based) and the number of slices (0: a 2D run).
+    slice_number: int = 0
+    slice_count: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_stack(self) -> bool:
+        return self.slice_count > 0
+
+    @property
+    def throttled(self) -> bool:
+        """Whether ``image`` may be dropped for a newer one (previews yes, finished slices no)."""
+        return self.index is None
+
+
+def as_update(event: ProgressEvent | StackEvent) -> RunUpdate:
+    """The engine's event as a :class:`RunUpdate`."""
+    if isinstance(event, StackEvent):
+        return RunUpdate(
+            event=event.event,
+            step=event.step,
+            total_steps=event.total_steps,
+            done=event.done,
+            stopped=event.stopped,
+            image=event.slice_result,
+            index=None if event.slice_result is None else tuple(event.index),
+            final=None if event.stopped else event.result,
+            slice_number=event.number,
+            slice_count=event.count,
+            info=dict(event.info),
+        )
+    return RunUpdate(
+        event=event,
+        step=event.step,
+        total_steps=event.total_steps,
+        done=event.done,
+        stopped=event.stopped,
+        image=event.preview,
+        final=event.preview if event.done else None,
+        info=dict(event.info),
+    )
+
+
+class PreviewThrottle:
+    """Latest-wins rate limiter for preview images.
+
+    ``offer`` returns the image to show now, or keeps it as *pending* when the last one was
+    shown less than ``1 / max_per_second`` ago (a newer offer replaces an older pending one,
+    so previews arriving faster are dropped); ``take_pending`` hands it over once the
+    interval has passed. The final image bypasses this class (it is always shown).
+    """
+
+    def __init__(
+        self, max_per_second: float = MAX_PREVIEWS_PER_SECOND, clock: Callable[[], float] = time.monotonic
+    ):
+        self.min_interval = 1.0 / max_per_second if max_per_second > 0 else 0.0
+        self._clock = clock
+        self._last: float | None = None
+        self.pending: Any = None
+        self.dropped = 0
+
+    def wait_time(self) -> float:
+        """Seconds until the next image may be shown (0 when it may be shown now)."""
+        if self._last is None:
+            return 0.0
+        return max(0.0, self.min_interval - (self._clock() - self._last))
+
+    def offer(self, item: Any) -> Any:
+        if self.wait_time() <= 0:
+            self.pending = None
+            self._last = self._clock()
+            return item
+        if self.pending is not None:
+            self.dropped += 1
+        self.pending = item
+        return None
+
+    def take_pending(self) -> Any:
+        if self.pending is None or self.wait_time() > 0:
+            return None
+        item, self.pending = self.pending, None
+        self._last = self._clock()
+        return item
+
+    def clear(self) -> None:
+        if self.pending is not None:
+            self.dropped += 1
+        self.pending = None
+
+
+class RateMeter:
+    """Iterations per second over the recent steps, and the time left (bigger scales cost more)."""
+
+    def __init__(self, sizes: Sequence[tuple[int, int]], iterations: int, window: int = 20):
+        self.sizes = [tuple(s) for s in sizes]
+        self.iterations = iterations
+        self._samples: deque[tuple[int, float]] = deque(maxlen=window)
+
+    def add(self, event: ProgressEvent) -> None:
+        self._samples.append((event.step, event.elapsed))
+
+    @property
+    def rate(self) -> float | None:
+        """Steps per second at the current scale (None until two steps were seen)."""
+        if len(self._samples) < 2:
+            return None
+        (s0, t0), (s1, t1) = self._samples[0], self._samples[-1]
+        if s1 <= s0 or t1 <= t0:
+            return None
+        return (s1 - s0) / (t1 - t0)
+
+    def seconds_left(self, event: ProgressEvent) -> float | None:
+        rate = self.rate
+        if rate is None or not self.sizes:
+            return None
+        scale = min(event.scale, len(self.sizes) - 1)
+        here = max(1, self.sizes[scale][0] * self.sizes[scale][1])
+        remaining = (event.iterations - event.iteration) * 1.0
+        for h, w in self.sizes[scale + 1 :]:
+            remaining += self.iterations * (h * w) / here
+        return remaining / rate
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {(seconds % 3600) // 60:02d} min"
+
+
+def format_status(event: ProgressEvent, meter: RateMeter | None = None) -> str:
+    """One line: where the run is, the loss, the speed and the time left."""
+    parts = [f"Iteration {event.iteration}/{event.iterations}"]
+    if event.n_scales > 1:
+        h, w = event.shape
+        parts[0] += f" · scale {event.scale + 1}/{event.n_scales} ({w}×{h})"
+    loss = event.losses.get("total")
+    if loss is not None:
+        parts.append(f"loss {loss:.3g}")
+    if meter is not None:
+        rate = meter.rate
+        if rate is not None:
+            parts.append(f"{rate:.1f} it/s")
+            left = meter.seconds_left(event)
+            if left is not None:
+                parts.append(f"{format_duration(left)} left")
+    return " · ".join(parts)
+
+
+def format_final(event: ProgressEvent, reason: str | None = None) -> str:
+    """The status line after a run: finished or stopped, how long, where."""
+    device = event.info.get("device", "?") if event.info else "?"
+    rate = event.step / event.elapsed if event.elapsed > 0 else 0.0
+    if event.stopped:
+        why = f" ({reason})" if reason else ""
+        return (
+            f"Stopped{why} at step {event.step}/{event.total_steps} after "
+            f"{format_duration(event.elapsed)} on {device}; the last image is kept."
+        )
+    return f"Done: {event.step} steps in {format_duration(event.elapsed)} on {device} ({rate:.1f} it/s)."
+
+
+def tile_text(tiling_message: str | None, event: ProgressEvent) -> str:
+    """' · tiled: tile 2/4' while a tiled run optimises its tiles (empty for untiled runs)."""
+    if not tiling_message:
+        return ""
+    n_tiles = getattr(event, "n_tiles", 0)
+    tile = getattr(event, "tile", 0)
+    return f" · tiled: tile {tile}/{n_tiles}" if n_tiles and tile else " · tiled"
+
+
+def running_text(update: RunUpdate, meter: RateMeter | None, tiling_message: str | None) -> str:
+    """The status line during a run (stack runs say which slice)."""
+    status = format_status(update.event, meter) + tile_text(tiling_message, update.event)
+    if update.is_stack:
+        return f"Slice {update.slice_number}/{update.slice_count} · {status}"
+    return status
+
+
+def starting_text(request: Any) -> str:
+    """The status line when a :class:`RunRequest` starts."""
+    h, w = request.sizes[-1]
+    slices = f", {request.slice_count} slices" if request.stack == "all" else ""
+    return f"Starting: {w}×{h} px{slices}, {request.total_steps} steps (loading VGG-19)…"
+
+
+def no_result_text(update: RunUpdate) -> str:
+    """The status line of a run stopped before it had anything to show."""
+    if update.is_stack:
+        return "Stopped before the first slice was finished; there is no result."
+    return "Stopped before the first iteration; there is no result."
+
+
+def final_text(
+    update: RunUpdate, reason: str | None, tiling_message: str | None, slices_done: int = 0
+) -> str:
+    """The status line after a run that has a result."""
+    tiled = f" Tiled: {tiling_message}." if tiling_message else ""
+    if not update.is_stack:
+        return format_final(update.event, reason) + tiled
+    if update.stopped:
+        why = f" ({reason})" if reason else ""
+        return (
+            f"Stopped{why} after {slices_done}/{update.slice_count} slices; the finished slices are kept "
+            "(the others are zero)."
+        )
+    last = format_final(update.event)[len("Done: ") :]
+    return f"Done: {update.slice_count} slices; last slice {last}{tiled}"

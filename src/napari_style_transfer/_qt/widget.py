@@ -1,0 +1,455 @@
+"""The Style Transfer dock widget: pick layers, set a few knobs, watch the result appear.
+
+Layout (top to bottom): the inputs (content layer, style rows with blend weights, an
+optional Labels mask with its label → style table) and the main settings, a collapsed
+"Advanced" section, Run / Stop, a progress bar and a one-line status. The parts live in
+their own modules: ``form`` (settings ↔ StyleConfig, built from the option specs),
+``style_rows``, ``label_table``, ``worker`` (the thread) and ``results`` (the result layer).
+
+Run checks the choices on the GUI thread from shapes and dtypes only (``prepare_run``); the
+worker reads the pixels and runs the engine's ``run_iter``. Every event comes back to the
+GUI thread as one :class:`~napari_style_transfer._progress.RunUpdate`, for 2D and stack
+runs alike: previews go into one result layer at most ``MAX_PREVIEWS_PER_SECOND`` times a
+second (the final image is always shown), finished slices of a stack fill one nD layer, and
+the run's bar in napari's activity dock follows the steps.
+
+Each run adds a new result layer ("<content> stylised", napari appends " [1]", " [2]" … to
+repeated names), so earlier results are never overwritten. Stop, the panel's close button,
+closing the viewer and napari's "cancel" all set the engine's stop event, so the run ends
+after the current iteration; a stopped result is renamed "… (stopped)". An error in the run
+is one notification sentence (no traceback); the previews so far stay, renamed
+"… (failed)". See docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QSizePolicy
+from superqt import QCollapsible
+
+from .._faults import UserError, error_message
+from .._layers import is_nd, is_result_layer
+from .._progress import (
+    RateMeter,
+    RunUpdate,
+    as_update,
+    final_text,
+    no_result_text,
+    running_text,
+    starting_text,
+)
+from .._run_request import STACK_MODES, final_metadata, prepare_run, result_metadata
+from .form import LabelAligner, SettingsForm
+from .label_table import LabelTable
+from .results import unwrap
+from .style_rows import StyleRow, StyleRows
+from .worker import ActiveRun, avoid_triton_llvm_clash, launch
+
+if TYPE_CHECKING:
+    import napari
+
+logger = logging.getLogger(__name__)
+
+#: On close, wait at most this long for the worker to finish its current step.
+CLOSE_TIMEOUT_S = 10.0
+
+
+class StyleTransferWidget(Container):
+    """Dock widget: neural style transfer of one image layer in the look of others."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        # napari passes a PublicOnlyProxy; keep it (a weak reference to the proxy would die).
+        self._viewer = napari_viewer
+        self._active: ActiveRun | None = None
+        self._closed = False
+        self._was_docked = False
+        inputs = self._make_inputs()
+        self.form = SettingsForm()
+        for name, control in self.form.controls.items():
+            setattr(self, name, control.widget)  # widget.iterations, widget.init, … (scripts and tests)
+        self.style_strength_value = self.form.controls["style_weight"].widget
+        form = Container(widgets=[*inputs, *self.form.rows("main")], labels=True)
+        self.advanced = self.form.advanced
+        self.advanced_section = QCollapsible("Advanced", expandedIcon="▼", collapsedIcon="▶")
+        self.advanced_section.addWidget(self.advanced.native)
+        self.advanced_section.collapse(animate=False)
+        feedback = self._make_feedback()
+        super().__init__(widgets=[form, *feedback], labels=False)
+        self.native.layout().insertWidget(1, self.advanced_section)
+        self.native.layout().addStretch(1)
+        self.native.setMinimumWidth(300)
+        self._label_aligner = LabelAligner(form, self.advanced)
+
+        self.add_style()
+        self._update_stack_widgets()
+        self._rebuild_label_table()
+        self._pending_timer = QTimer()
+        self._pending_timer.setSingleShot(True)
+        self._pending_timer.timeout.connect(self._flush_pending)
+        self.native.destroyed.connect(self._on_destroyed)
+        self.native_parent_changed.connect(self._on_parent_changed)
+        self.reset_choices()
+
+    # ------------------------------------------------------------------ construction
+
+    def _make_inputs(self) -> list[Any]:
+        """The rows that pick layers: content, stack mode, styles, mask and its table."""
+        self.content_layer = ComboBox(
+            label="Content", choices=self._image_choices, tooltip="The image to repaint (its shapes are kept)"
+        )
+        self.content_layer.changed.connect(self._update_stack_widgets)
+        self.stack_mode = ComboBox(
+            label="Stack",
+            choices=[("current slice", "slice"), ("all slices", "all")],
+            value=STACK_MODES[0],
+            tooltip="An nD content (stack, time-lapse): stylise the slice shown, or every slice into one nD result",
+        )
+        self.coherent = CheckBox(
+            text="coherent (start from previous slice)",
+            value=True,
+            tooltip="Start each slice from the previous slice's result: less flicker between slices",
+        )
+        self.stack_mode.changed.connect(self._update_stack_widgets)
+        self._stack_row = Container(widgets=[self.stack_mode, self.coherent], labels=False, label="Stack")
+        self._stack_row.margins = (0, 0, 0, 0)
+        self.mask_layer = ComboBox(
+            label="Mask (Labels)",
+            choices=self._labels_choices,
+            nullable=True,
+            value=None,
+            tooltip="Optional Labels layer (same size as the content): which style goes where",
+        )
+        self.mask_layer.changed.connect(lambda *_: self._rebuild_label_table())
+        self.label_table = LabelTable()
+        self.style_rows = StyleRows(self._image_choices, self._rebuild_label_table)
+        self.add_style_button = PushButton(text="+ add style", tooltip="Blend in another style image")
+        self.add_style_button.changed.connect(lambda: self.add_style())
+        styles_box = Container(widgets=[self.style_rows, self.add_style_button], labels=False, label="Style")
+        styles_box.margins = (0, 0, 0, 0)
+        return [self.content_layer, self._stack_row, styles_box, self.mask_layer, self.label_table]
+
+    def _make_feedback(self) -> list[Any]:
+        """Run / Stop, the progress bar and the status line."""
+        self.run_button = PushButton(
+            text="Run", tooltip="Start stylising (the result appears as a new layer)"
+        )
+        self.stop_button = PushButton(
+            text="Stop", enabled=False, tooltip="Stop after the current iteration, keeping the image"
+        )
+        self.run_button.changed.connect(lambda: self.run())
+        self.stop_button.changed.connect(lambda: self.stop())
+        actions = Container(widgets=[self.run_button, self.stop_button], layout="horizontal", labels=False)
+        actions.margins = (0, 0, 0, 0)
+        self.progress_bar = ProgressBar(value=0, min=0, max=1)
+        self.status = Label(value="Ready.")
+        self.status.native.setWordWrap(True)
+        self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        return [actions, self.progress_bar, self.status]
+
+    def _update_stack_widgets(self, *_: Any) -> None:
+        self._stack_row.visible = is_nd(unwrap(self.content_layer.value))
+        self.coherent.visible = self.stack_mode.value == "all"
+
+    # ------------------------------------------------------------------ layers
+
+    @property
+    def viewer(self) -> napari.viewer.Viewer | None:
+        return self._viewer
+
+    def _layers_of(self, kind: str) -> list[tuple[str, Any]]:
+        import napari.layers
+
+        layer_type = getattr(napari.layers, kind)
+        viewer = self.viewer
+        if viewer is None:
+            return []
+        # unwrap napari's proxies so that a layer compares by identity
+        return [(layer.name, unwrap(layer)) for layer in viewer.layers if isinstance(layer, layer_type)]
+
+    def _image_choices(self, *_: Any) -> list[tuple[str, Any]]:
+        return self._layers_of("Image")
+
+    def _labels_choices(self, *_: Any) -> list[tuple[str, Any]]:
+        return self._layers_of("Labels")
+
+    def add_style(self, layer: Any = None, weight: float = 1.0) -> StyleRow:
+        """Add a style row (the layer defaults to an image that is not used yet)."""
+        return self.style_rows.add(layer, weight, pick=self._unused_image)
+
+    @property
+    def styles(self) -> list[tuple[Any, float]]:
+        """The chosen (style layer, blend weight) pairs."""
+        return self.style_rows.styles
+
+    def _unused_image(self) -> Any:
+        """An image layer that is neither the content nor a style yet (a plugin result last)."""
+        used = {id(self.content_layer.value)} | {id(row.layer.value) for row in self.style_rows}
+        candidates = [layer for _, layer in self._image_choices() if id(layer) not in used]
+        candidates.sort(key=lambda layer: (is_result_layer(layer), "style" not in layer.name.lower()))
+        return candidates[0] if candidates else None
+
+    def reset_choices(self, *_: Any) -> None:
+        """Refresh the layer lists (napari calls this when layers are added, removed, renamed)."""
+        super().reset_choices()
+        content = self.content_layer.value
+        if content is not None and is_result_layer(content):
+            # prefer a user image as the default content
+            for _, layer in self._image_choices():
+                if not is_result_layer(layer):
+                    self.content_layer.value = layer
+                    content = layer
+                    break
+        for row in self.style_rows:
+            if row.layer.value is None or row.layer.value is content:
+                replacement = self._unused_image()
+                if replacement is not None:
+                    row.layer.value = replacement
+        self._update_stack_widgets()
+        self._rebuild_label_table()
+
+    def _rebuild_label_table(self) -> None:
+        self.label_table.rebuild(self.mask_layer.value, self.style_rows.names())
+
+    def set_label_style(self, label: int, style: int | None) -> None:
+        """Choose the style (0-based style row, None: keep content) for one label value."""
+        self.label_table.set_style(label, style)
+
+    @property
+    def label_styles(self) -> dict[int, int]:
+        """label value → style index from the mask table (labels keeping the content left out)."""
+        return self.label_table.label_styles
+
+    # ------------------------------------------------------------------ settings
+
+    def config_kwargs(self) -> dict[str, Any]:
+        """The StyleConfig fields set by the controls (contrast limits and blend weights come later)."""
+        return self.form.config_kwargs()
+
+    def set_config(self, **values: Any) -> None:
+        """Set controls from StyleConfig field names (handy for scripts and tests)."""
+        self.form.set_config(**values)
+
+    # ------------------------------------------------------------------ running
+
+    @property
+    def running(self) -> bool:
+        return self._active is not None
+
+    def run(self, content: Any = None, styles: list[tuple[Any, float]] | None = None) -> bool:
+        """Start a run (the layers default to the widget's choices). False if it did not start.
+
+        Only shapes, dtypes and layer kinds are looked at here; the pixels are read in the worker.
+        """
+        if self._active is not None or self._closed or self.viewer is None:
+            return False  # one run at a time (Run is disabled meanwhile, this guards scripts)
+        content = unwrap(self.content_layer.value if content is None else content)
+        styles = [(unwrap(layer), weight) for layer, weight in (self.styles if styles is None else styles)]
+        mask = unwrap(self.mask_layer.value)
+        try:
+            request = prepare_run(
+                content,
+                styles,
+                self.config_kwargs(),
+                stack=self.stack_mode.value,
+                point=tuple(self.viewer.dims.point),
+                coherence=bool(self.coherent.value),
+                mask_layer=mask,
+                label_styles=self.label_styles if mask is not None else None,
+            )
+        except UserError as exc:
+            self._notify(str(exc), exc.severity)
+            return False
+        except Exception as exc:  # ConfigError and anything unexpected: one sentence, no traceback
+            self._notify(error_message(exc), "error")
+            return False
+
+        avoid_triton_llvm_clash()
+        run = launch(
+            request,
+            self.viewer,
+            on_event=self._on_event,
+            on_error=self._on_error,
+            on_finished=self._on_finished,
+            on_cancel=lambda: self.stop("cancelled in the activity dock"),
+        )
+        run.inputs = (content, *(layer for layer, _ in styles), *((mask,) if mask is not None else ()))
+        self.viewer.layers.events.removed.connect(self._on_layer_removed)
+        self._active = run
+        self._set_running(True)
+        self.progress_bar.max = request.total_steps
+        self.progress_bar.value = 0
+        self._set_status(starting_text(request))
+        run.worker.start()
+        return True
+
+    def stop(self, reason: str | None = None) -> None:
+        """Ask the run to stop; it ends after the current iteration and keeps its image."""
+        run = self._active
+        if run is None:
+            return
+        run.request_stop(reason)
+        self.stop_button.enabled = False
+        self._set_status("Stopping after the current iteration…")
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.enabled = not running
+        self.stop_button.enabled = running
+
+    def _set_status(self, text: str) -> None:
+        self.status.value = text
+
+    @staticmethod
+    def _notify(message: str, severity: str = "warning") -> None:
+        (show_error if severity == "error" else show_warning)(message)
+
+    # ------------------------------------------------------------------ worker signals (GUI thread)
+
+    def _on_event(self, event: Any) -> None:
+        run = self._active
+        if run is None or self._closed or run.worker is None:
+            return
+        update = as_update(event)
+        self._tiling_notice(run, update)
+        self.progress_bar.value = min(update.step, self.progress_bar.max)
+        run.last_event = update.event
+        if update.done:
+            self._finish(run, update)
+        else:
+            self._show_progress(run, update)
+        run.advance(update.step)  # last: the activity dock's bar processes Qt events
+
+    def _show_progress(self, run: ActiveRun, update: RunUpdate) -> None:
+        """A step of the run: the status line, and the preview or the finished slice."""
+        if run.slice_number != update.slice_number:  # a new slice of a stack: a new speed
+            run.slice_number = update.slice_number
+            run.meter = RateMeter(run.request.sizes, run.request.config.iterations)
+        run.meter.add(update.event)
+        if not run.stop.is_set():
+            self._set_status(running_text(update, run.meter, run.tiling_message))
+        if update.image is None:
+            return
+        if not update.throttled:  # a finished slice: always shown
+            run.result.show(update.image, update.index)
+            run.slices_done.append(list(update.index))
+            return
+        image = run.throttle.offer(update.image)
+        if image is not None:
+            run.result.show(image)
+        elif not self._pending_timer.isActive():
+            self._pending_timer.start(max(1, int(run.throttle.wait_time() * 1000) + 1))
+
+    def _tiling_notice(self, run: ActiveRun, update: RunUpdate) -> None:
+        """The engine switched to tiling: say so once (status line and an info notification)."""
+        message = getattr(update.event, "message", None)
+        if message and not run.tiling_message:
+            run.tiling_message = message
+            show_info(f"Style transfer: {message}.")
+            self._set_status(f"Switched to tiling — {message}.")
+
+    def _flush_pending(self) -> None:
+        run = self._active
+        if run is None or self._closed or run.final is not None:
+            return
+        image = run.throttle.take_pending()
+        if image is not None:
+            run.result.show(image)
+        elif run.throttle.pending is not None:
+            self._pending_timer.start(max(1, int(run.throttle.wait_time() * 1000) + 1))
+
+    def _finish(self, run: ActiveRun, update: RunUpdate) -> None:
+        """The last event, 2D or stack: the final image, the metadata, the name and the status."""
+        run.final = update.event
+        run.throttle.clear()
+        self._pending_timer.stop()
+        result = run.result
+        if result.gone:
+            self._set_status("Stopped: the result layer was deleted.")
+            return
+        image = None if update.stopped and update.step == 0 else update.final
+        if image is not None:
+            result.show(image)
+        if not result.exists:
+            self._set_status(no_result_text(update))
+            return
+        done = len(update.info.get("slices", run.slices_done))
+        result.finish(final_metadata(run.request, update, done), stopped=update.stopped)
+        self._set_status(final_text(update, run.stop_reason, run.tiling_message, done))
+
+    def _on_error(self, exc: BaseException) -> None:
+        run = self._active
+        error = getattr(exc, "error", exc)
+        if run is not None:
+            run.error = error
+            run.close_progress()
+        details = getattr(exc, "details", None)
+        if details:
+            logger.error("style transfer failed:\n%s", details)
+        if self._closed:
+            return
+        message = error_message(error)
+        show_error(message)
+        self._set_status(f"Failed: {message}")
+        if run is None or not run.result.exists or run.result.gone:
+            return
+        # keep what was computed: the newest preview, marked as a failed, partial result
+        self._pending_timer.stop()
+        pending, run.throttle.pending = run.throttle.pending, None
+        if pending is not None:
+            run.result.show(pending)
+        metadata = {
+            **result_metadata(run.request, run.last_event),
+            "failed": True,
+            "partial": True,
+            "error": message,
+        }
+        run.result.finish(metadata, failed=True)
+
+    def _on_finished(self) -> None:
+        run = self._active
+        self._active = None
+        if run is not None:
+            run.close_progress()
+        viewer = self.viewer
+        if viewer is not None:
+            viewer.layers.events.removed.disconnect(self._on_layer_removed)
+        if self._closed:
+            return
+        self._pending_timer.stop()
+        self._set_running(False)
+        if run is not None and run.final is None and run.error is None:
+            self._set_status("Stopped.")
+
+    def _on_layer_removed(self, event: Any) -> None:
+        run = self._active
+        if run is None:
+            return
+        if run.layer is not None and event.value is run.layer:
+            self.stop("the result layer was deleted")
+        elif any(event.value is layer for layer in run.inputs) and not run.stop.is_set():
+            show_info(
+                f"Layer '{event.value.name}' was deleted during the run; the run goes on with the copy "
+                "taken when Run was pressed."
+            )
+
+    def _on_parent_changed(self, parent: Any) -> None:
+        """The panel's close button takes the widget out of its dock: stop the run then."""
+        if parent is not None:
+            self._was_docked = True
+        elif self._was_docked:
+            self.stop("the Style Transfer panel was closed")
+
+    def _on_destroyed(self, *_: Any) -> None:
+        """The dock or the whole viewer went away: stop the run and wait for the thread."""
+        self._closed = True
+        run = self._active
+        if run is None:
+            return
+        run.request_stop()
+        run.close_progress()
+        if not run.finished.wait(CLOSE_TIMEOUT_S):  # pragma: no cover - a very slow step
+            logger.warning("style transfer still running %.0f s after its viewer closed", CLOSE_TIMEOUT_S)

@@ -1,0 +1,213 @@
+"""The run's thread: napari's ``thread_worker`` over the engine's ``run_iter``, and its wiring.
+
+The worker reads the layers' pixels (``RunRequest.read``: slow for lazy layers, so never on
+the GUI thread) and then yields the engine's events; errors travel wrapped in
+:class:`RunFailed`. :class:`ActiveRun` is the book-keeping of the run in progress, with its
+progress bar in napari's activity dock.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from napari.qt.threading import GeneratorWorker, thread_worker
+from napari.utils import cancelable_progress
+
+from .._faults import release_memory, run_device, run_failure
+from .._progress import PreviewThrottle, RateMeter
+from .._run_request import RunRequest
+from ..engine import ProgressEvent, StackEvent, run_iter
+from .results import ResultLayer
+
+logger = logging.getLogger(__name__)
+
+
+class RunFailed(Exception):
+    """Carries an exception out of the worker thread.
+
+    superqt's worker swallows a ``RuntimeError`` raised by the generator (it warns instead
+    and never emits ``errored`` or ``finished``); the engine's errors and CUDA's
+    out-of-memory are RuntimeErrors, so they travel wrapped in this (plain) Exception.
+    ``details`` is the formatted traceback of an unexpected error (logged in the GUI thread;
+    the exception itself travels without its traceback, which holds the run's tensors).
+    """
+
+    def __init__(self, error: BaseException, details: str | None = None):
+        super().__init__(str(error))
+        self.error = error
+        self.details = details
+
+
+class StyleWorker(GeneratorWorker):
+    """A generator worker whose ``quit()`` asks the engine to stop (within one iteration).
+
+    A plain ``quit()`` abandons the generator at its next yield, so the engine's final event,
+    which carries the last image at full quality, would be lost. Here ``quit()`` (also called
+    by napari's activity dock "cancel", by window close and at application exit) sets the
+    engine's stop event, and the engine ends cleanly after the current step.
+    """
+
+    stop_event: threading.Event | None = None
+
+    def quit(self) -> None:
+        if self.stop_event is not None:
+            self.stop_event.set()
+        else:  # pragma: no cover - every StyleWorker gets a stop event
+            super().quit()
+
+    def _relay_error(self, exc: Exception) -> None:
+        # napari would show the exception with a traceback; the widget shows one sentence.
+        pass
+
+
+def run_events(
+    request: RunRequest, stop: threading.Event, finished: threading.Event
+) -> Iterator[ProgressEvent | StackEvent]:
+    """Runs in the worker thread: read the inputs, then the engine's events; errors wrapped in RunFailed."""
+    try:
+        inputs = request.read()
+        yield from run_iter(
+            inputs.content,
+            inputs.styles,
+            request.config,
+            stack=request.stack_options(),
+            guidance=inputs.guidance,
+            stop=stop,
+        )
+    except Exception as exc:
+        details = None
+        if not isinstance(exc, (ValueError, RuntimeError, MemoryError)):  # a bug: keep the details
+            details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        # Drops the failed run's tensors (held by the traceback), empties the CUDA cache and
+        # turns running out of memory into a MemoryLimitError that names a size that fits.
+        raise RunFailed(run_failure(exc, request), details) from None
+    finally:
+        release_memory(run_device(request))  # CUDA: give the cache back between runs
+        finished.set()
+
+
+_make_worker = thread_worker(run_events, worker_class=StyleWorker, ignore_errors=True, start_thread=False)
+
+
+class RunProgress(cancelable_progress):
+    """The run's bar in napari's activity dock; its Cancel button stops the run like Stop does."""
+
+    def cancel(self) -> None:
+        super().cancel()
+        if self.cancel_callback is not None:
+            self.cancel_callback()
+
+
+@dataclass
+class ActiveRun:
+    """Book-keeping for the run in progress (owned by the widget)."""
+
+    request: RunRequest
+    stop: threading.Event
+    #: Set when the worker's generator has ended.
+    finished: threading.Event
+    worker: Any = None
+    result: ResultLayer | None = None
+    #: The run's bar in napari's activity dock (closed at the end, on Stop and on errors).
+    progress: Any = None
+    throttle: PreviewThrottle = field(default_factory=PreviewThrottle)
+    meter: RateMeter | None = None
+    stop_reason: str | None = None
+    final: ProgressEvent | None = None
+    error: BaseException | None = None
+    #: The last progress event seen (for the metadata of a partial, failed result).
+    last_event: ProgressEvent | None = None
+    #: The user's layers the run was started from (content first), to notice their removal.
+    inputs: tuple = ()
+    #: The engine's notice that it switched to tiling (None: not tiled).
+    tiling_message: str | None = None
+    #: All-slices runs: the slice in progress (1-based) and the finished slices' indices.
+    slice_number: int = 0
+    slices_done: list = field(default_factory=list)
+
+    @property
+    def layer(self) -> Any:
+        """The result layer (None until the first image)."""
+        return None if self.result is None else self.result.layer
+
+    def request_stop(self, reason: str | None = None) -> None:
+        """Ask the engine to stop after the current step (the first reason given is kept)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.stop.set()
+        if self.worker is not None:
+            self.worker.quit()  # StyleWorker.quit: the same stop request, no abandoned generator
+
+    def advance(self, step: int) -> None:
+        """Move the activity dock's bar to ``step``.
+
+        napari's bar processes Qt events when it moves, so call this last in a signal handler.
+        """
+        bar = self.progress
+        if bar is not None and step > bar.n:
+            bar.update(min(step, bar.total) - bar.n)
+
+    def close_progress(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
+
+
+def launch(
+    request: RunRequest,
+    viewer: Any,
+    *,
+    on_event: Callable[[Any], None],
+    on_error: Callable[[BaseException], None],
+    on_finished: Callable[[], None],
+    on_cancel: Callable[[], None],
+) -> ActiveRun:
+    """Make the worker for ``request``, wire its signals and its activity-dock bar; not started yet.
+
+    ``on_cancel`` is called when the bar's Cancel button in the activity dock is pressed.
+    """
+    stop, finished = threading.Event(), threading.Event()
+    run = ActiveRun(request=request, stop=stop, finished=finished)
+    run.meter = RateMeter(request.sizes, request.config.iterations)
+    run.result = ResultLayer(viewer, request)
+    worker = _make_worker(request, stop, finished)
+    worker.stop_event = stop
+    run.worker = worker
+    worker.yielded.connect(on_event)
+    worker.errored.connect(on_error)
+    worker.finished.connect(on_finished)
+    run.progress = RunProgress(
+        total=request.total_steps,
+        desc=f"Style transfer: {request.result_name}",
+        cancel_callback=on_cancel,
+    )
+    return run
+
+
+def avoid_triton_llvm_clash() -> bool:
+    """Keep torch from importing triton into a process that has Mesa's LLVM loaded.
+
+    Software OpenGL (Mesa llvmpipe, e.g. under Xvfb or VNC) and radeonsi load libLLVM;
+    triton's extension bundles another LLVM, and importing it afterwards crashes the
+    process (a segfault, not an exception). torch imports triton lazily, the first time an
+    optimiser is created. Style transfer does not need triton (no ``torch.compile``), so
+    when libLLVM is already mapped and triton was not imported yet, make ``import triton``
+    an ImportError, which torch handles as "triton not installed". Returns True if it did.
+    """
+    if "triton" in sys.modules or not sys.platform.startswith("linux"):
+        return False
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            llvm_loaded = any("libLLVM" in line for line in maps)
+    except OSError:  # pragma: no cover - no procfs
+        return False
+    if llvm_loaded:
+        sys.modules["triton"] = None  # type: ignore[assignment]
+        logger.info("libLLVM is loaded (software OpenGL); triton is disabled in this process")
+    return llvm_loaded

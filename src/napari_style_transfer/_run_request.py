@@ -1,0 +1,340 @@
+"""A run as the widget starts it: the checked choices (:class:`RunRequest`), the inputs the
+worker reads for it (:class:`RunInputs`), and what its result layer records.
+
+No Qt here. :func:`prepare_run` runs on the GUI thread and looks only at shapes, dtypes and
+layer kinds; :meth:`RunRequest.read` reads and converts the pixels, in the worker thread.
+The engine's extra inputs travel in its own typed objects: a
+:class:`~napari_style_transfer.engine.Guidance` (mask, label styles, style contrast limits)
+and, for all slices of a stack, :class:`~napari_style_transfer.engine.StackOptions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from ._faults import UserError
+from ._layers import (
+    PLUGIN_KEY,
+    LayerRead,
+    MaskRead,
+    base_shape,
+    check_2d_image,
+    current_slice_index,
+    is_nd,
+    layer_contrast_limits,
+    layer_display,
+    layer_geometry,
+    lead_shape,
+    plan_layer_read,
+    plan_mask_read,
+    plan_stack_read,
+    result_geometry,
+)
+from ._progress import RunUpdate
+from .engine import Guidance, ProgressEvent, StackOptions, StyleConfig, scale_sizes, select_device
+
+#: The stack modes of an nD content: the slice shown, or every slice.
+STACK_MODES = ("slice", "all")
+
+
+@dataclass
+class RunInputs:
+    """The pixels of a run, read in the worker: content, styles and the engine's guidance."""
+
+    content: np.ndarray
+    styles: list[np.ndarray]
+    guidance: Guidance
+
+    @property
+    def content_mask(self) -> np.ndarray | None:
+        return self.guidance.content_mask
+
+
+@dataclass
+class RunRequest:
+    """Everything a run needs, decided from the layers at the moment Run was pressed.
+
+    The pixels are not read yet: ``content_read``, ``style_reads`` and ``mask_read`` say
+    what to read; :meth:`read` reads it (in the worker thread).
+    """
+
+    config: StyleConfig
+    content_read: LayerRead
+    style_reads: list[LayerRead]
+    style_contrast_limits: list[tuple[float, float] | None]
+    content_name: str
+    style_names: list[str]
+    #: (H, W) of the content layer's full-resolution data, which its transforms refer to.
+    content_shape: tuple[int, int]
+    #: The content layer's data→world transform: scale, translate, rotate, shear, affine, units.
+    geometry: dict[str, Any]
+    #: How to display the result like the content: rgb, colormap, contrast limits, gamma.
+    display: dict[str, Any]
+    #: (H, W) of each scale, coarse to fine (the last one is the output size).
+    sizes: list[tuple[int, int]]
+    #: nD content: None (a 2D layer), "slice" (the slice shown) or "all" (every slice).
+    stack: str | None = None
+    #: The leading (slice) axes' sizes of an nD content layer.
+    lead: tuple[int, ...] = ()
+    #: "slice" runs: the index of the slice over the leading axes.
+    slice_index: tuple[int, ...] = ()
+    #: "all" runs: start each slice from its neighbour's result.
+    coherence: bool = True
+    #: Whether the content's last axis is colour.
+    rgb: bool = False
+    #: The Labels layer to read as the content's label image (None: no mask).
+    mask_read: MaskRead | None = None
+    #: label value → style index (labels left out keep the content).
+    label_styles: dict[int, int] | None = None
+    mask_name: str | None = None
+
+    @property
+    def result_name(self) -> str:
+        if self.stack == "slice":
+            return f"{self.content_name} stylised (slice {', '.join(map(str, self.slice_index))})"
+        return f"{self.content_name} stylised"
+
+    @property
+    def slice_count(self) -> int:
+        return int(np.prod(self.lead)) if self.stack == "all" and self.lead else 1
+
+    @property
+    def total_steps(self) -> int:
+        return len(self.sizes) * self.config.iterations * self.slice_count
+
+    def read(self) -> RunInputs:
+        """Read and convert the pixels (slow for lazy layers: call it in the worker thread)."""
+        mask = None if self.mask_read is None else self.mask_read.read()
+        return RunInputs(
+            content=self.content_read.read(),
+            styles=[plan.read() for plan in self.style_reads],
+            guidance=self.guidance(mask),
+        )
+
+    def guidance(self, content_mask: np.ndarray | None = None) -> Guidance:
+        """The engine's guidance: style contrast limits and, with a mask, the label → style table."""
+        if content_mask is None:
+            return Guidance(style_contrast_limits=self.style_contrast_limits)
+        return Guidance(
+            content_mask=content_mask,
+            label_styles=dict(self.label_styles or {}),
+            style_contrast_limits=self.style_contrast_limits,
+        )
+
+    def stack_options(self) -> StackOptions | None:
+        """How the engine cuts an all-slices run into slices (None: one 2D run)."""
+        if self.stack != "all":
+            return None
+        return StackOptions(rgb=self.rgb, coherence=self.coherence)
+
+    def placement(self, result_hw: Sequence[int]) -> dict[str, Any]:
+        """Transform kwargs for a result with slices of ``result_hw`` (nD: all axes)."""
+        if self.stack is None:
+            return result_geometry(self.geometry, self.content_shape, result_hw)
+        geo = self.geometry
+        n = len(self.lead)
+        flat = {
+            "scale": geo["scale"][-2:],
+            "translate": geo["translate"][-2:],
+            "rotate": np.eye(2),
+            "shear": np.zeros(1),
+            "affine": np.eye(3),
+        }
+        inner = result_geometry(flat, self.content_shape, result_hw)
+        lead_scale = np.asarray(geo["scale"][:n], dtype=float)
+        lead_translate = np.asarray(geo["translate"][:n], dtype=float)
+        if self.stack == "slice":
+            lead_translate = lead_translate + np.asarray(self.slice_index, dtype=float) * lead_scale
+        out: dict[str, Any] = {
+            "scale": np.concatenate([lead_scale, inner["scale"]]),
+            "translate": np.concatenate([lead_translate, inner["translate"]]),
+        }
+        for name in ("units", "axis_labels"):
+            if name in geo:
+                out[name] = geo[name]
+        return out
+
+
+def check_inputs(content_layer: Any, styles: Sequence[tuple[Any, float]]) -> list[tuple[Any, float]]:
+    """Raise UserError unless the content and the styles are usable Image layers with some weight.
+
+    Returns the (layer, weight) pairs that name a layer.
+    """
+    check_2d_image(content_layer, "content", allow_nd=True)
+    styles = [(layer, weight) for layer, weight in styles if layer is not None]
+    if not styles:
+        check_2d_image(None, "style")
+    for layer, _ in styles:
+        check_2d_image(layer, "style", allow_nd=True)
+        if layer is content_layer:
+            raise UserError(
+                f"Layer '{layer.name}' is chosen as both the content and a style; choose a different style layer."
+            )
+    if sum(float(w) for _, w in styles) <= 0:
+        raise UserError("The style weights are all zero; give at least one style a weight above 0.")
+    return styles
+
+
+def check_weights_source(params: dict[str, Any]) -> None:
+    """Raise UserError when the weights setting names a file that does not exist."""
+    source = str(params.get("weights", "embedded"))
+    if source not in ("embedded", "torchvision") and not Path(source).expanduser().is_file():
+        raise UserError(f"The weight file '{source}' does not exist; choose a VGG-19 state dict file.")
+
+
+def prepare_run(
+    content_layer: Any,
+    styles: Sequence[tuple[Any, float]],
+    params: dict[str, Any],
+    *,
+    stack: str = "slice",
+    point: Sequence[float] | None = None,
+    coherence: bool = True,
+    mask_layer: Any = None,
+    label_styles: dict[int, int] | None = None,
+) -> RunRequest:
+    """Check the choices and build a :class:`RunRequest`, reading no pixels (cheap on the GUI thread).
+
+    ``styles`` holds (layer, blend weight) pairs. Raises :class:`UserError` for a bad layer
+    choice and :class:`~napari_style_transfer.engine.ConfigError` for a bad setting.
+    An nD content is run slice by slice: ``stack`` "slice" (the slice shown at the viewer's
+    world ``point``) or "all"; an nD style uses its slice at ``point``. ``mask_layer`` is a
+    2D Labels layer of the content's (H, W); ``label_styles`` maps label → style index
+    (labels left out keep the content).
+    """
+    styles = check_inputs(content_layer, styles)
+    check_weights_source(params)
+    if stack not in STACK_MODES:
+        raise UserError(f"Unknown stack mode {stack!r}; choose 'current slice' or 'all slices'.")
+    nd = is_nd(content_layer)
+    mode = stack if nd else None
+    slice_index = current_slice_index(content_layer, point) if mode == "slice" else ()
+    long_side = params.get("size")
+    if mode == "all":
+        content_read = plan_stack_read(content_layer)
+    else:
+        content_read = plan_layer_read(content_layer, long_side, index=slice_index if nd else None)
+    content_limits = layer_contrast_limits(content_layer, content_read)
+    weights = [float(w) for _, w in styles]
+    config = StyleConfig(  # ConfigError says which field is wrong
+        **{
+            **params,
+            "contrast_limits": content_limits,
+            "style_blend_weights": tuple(weights) if len(weights) > 1 else None,
+        }
+    )
+    select_device(config.device)  # an unavailable device fails here, before the thread starts
+
+    style_reads = plan_style_reads([layer for layer, _ in styles], long_side, config.style_scale, point)
+    rgb = bool(content_layer.rgb)
+    shape = content_read.shape
+    slice_hw = tuple(shape[-3:-1]) if rgb else tuple(shape[-2:])
+    content_shape = base_shape(content_layer)
+    mask_read = None
+    if mask_layer is not None:
+        mask_read = plan_mask_read(mask_layer, content_shape, slice_hw, content_layer.name)
+        check_label_styles(label_styles, len(style_reads))
+    return RunRequest(
+        config=config,
+        content_read=content_read,
+        style_reads=style_reads,
+        style_contrast_limits=[
+            layer_contrast_limits(layer, plan) for (layer, _), plan in zip(styles, style_reads)
+        ],
+        content_name=content_layer.name,
+        style_names=[layer.name for layer, _ in styles],
+        content_shape=content_shape,
+        geometry=layer_geometry(content_layer),
+        display=layer_display(content_layer, content_limits),
+        sizes=scale_sizes(slice_hw, config),
+        stack=mode,
+        lead=lead_shape(content_layer) if nd else (),
+        slice_index=slice_index,
+        coherence=bool(coherence),
+        rgb=rgb,
+        mask_read=mask_read,
+        label_styles=None if mask_read is None else {int(k): int(v) for k, v in (label_styles or {}).items()},
+        mask_name=None if mask_layer is None else mask_layer.name,
+    )
+
+
+def plan_style_reads(
+    layers: Sequence[Any], long_side: int | None, style_scale: float, point: Sequence[float] | None
+) -> list[LayerRead]:
+    """How to read each style layer: at ``style_scale`` × the output's long side; nD: the slice shown."""
+    style_long = None if long_side is None else max(1, round(long_side * style_scale))
+    return [
+        plan_layer_read(layer, style_long, index=current_slice_index(layer, point) if is_nd(layer) else None)
+        for layer in layers
+    ]
+
+
+def check_label_styles(label_styles: dict[int, int] | None, n_styles: int) -> None:
+    """Raise UserError when the label → style table names a style row that is not there."""
+    bad = {k: v for k, v in (label_styles or {}).items() if not 0 <= int(v) < n_styles}
+    if bad:
+        raise UserError(
+            f"The mask table names a style that is not chosen ({bad}); pick one of the style rows."
+        )
+
+
+def result_metadata(request: RunRequest, event: ProgressEvent | None = None) -> dict[str, Any]:
+    """What a result layer records: every setting, the inputs, where and how fast it ran."""
+    meta: dict[str, Any] = {
+        PLUGIN_KEY: __version__,
+        "content_layer": request.content_name,
+        "style_layers": list(request.style_names),
+        "config": request.config.as_dict(),
+        "weights": request.config.weights,
+        "stopped": False,
+        "done": False,
+    }
+    if request.stack is not None:
+        meta["stack"] = request.stack
+        if request.stack == "slice":
+            meta["slice_index"] = list(request.slice_index)
+        else:
+            meta["coherence"] = request.coherence
+    if request.mask_name is not None:
+        meta["mask_layer"] = request.mask_name
+        meta["label_styles"] = {str(k): v for k, v in (request.label_styles or {}).items()}
+    if event is not None:
+        meta.update(
+            {
+                "done": bool(event.done),
+                "stopped": bool(event.stopped),
+                "steps": int(event.step),
+                "total_steps": int(event.total_steps),
+                "losses": dict(event.losses),
+                "elapsed_s": round(float(event.elapsed), 3),
+            }
+        )
+        if event.info:
+            meta["info"] = dict(event.info)
+            meta["device"] = event.info.get("device")
+            meta["weights"] = event.info.get("weights", meta["weights"])
+    return meta
+
+
+def final_metadata(request: RunRequest, update: RunUpdate, slices_done: int = 0) -> dict[str, Any]:
+    """What a result layer records at the end of a run (stack runs: the stack's steps and slices)."""
+    meta = result_metadata(request, update.event)
+    if update.is_stack:
+        meta.update(
+            {
+                "stopped": bool(update.stopped),
+                "done": not update.stopped,
+                "steps": int(update.step),
+                "total_steps": int(update.total_steps),
+                "stack": dict(update.info),
+                "slices_done": slices_done,
+                "slice_count": update.slice_count,
+            }
+        )
+    return meta

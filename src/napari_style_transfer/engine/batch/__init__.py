@@ -1,0 +1,20 @@
+"""Batch runs: many contents with one set of styles and settings, on a Dask cluster (embedded or
+external), with atomic outputs, a report, resume and retries. ``distributed`` is imported only
+when a batch runs."""
+
+from .api import BatchOptions, BatchStart, stylize_batch
+from .items import BatchError, BatchItem, expand_inputs
+from .report import REPORT_NAME, BatchReport, BatchResult, summary_line
+
+__all__ = [
+    "REPORT_NAME",
+    "BatchError",
+    "BatchItem",
+    "BatchOptions",
+    "BatchReport",
+    "BatchResult",
+    "BatchStart",
+    "expand_inputs",
+    "stylize_batch",
+    "summary_line",
+]

@@ -1,0 +1,387 @@
+"""``stylize_batch``: many contents, one set of styles and settings, on a Dask cluster.
+
+The CLI's ``batch`` command is a thin layer over it. Without a client it starts an embedded
+cluster on this machine and closes it at the end; with one it uses that cluster as it is.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...imageio_utils import ImageFileError
+from ..config import ConfigError, StyleConfig
+from ..events import StopRequest, should_stop
+from ..guidance import Guidance, StackOptions
+from .files import remove_partials
+from .items import BatchItem, check_chunk, settings_id, settings_record
+from .plan import Plan, StackState, is_array, make_plan
+from .report import BatchReport, BatchResult, is_current, load_previous
+from .stacks import assemble_stack, remove_parts
+from .work import BatchJob, one_line, run_chunk, run_item, stack_limits, stop_job
+
+#: How long a stop waits for running items to end (they stop after their current step).
+HALT_WAIT_S = 15.0
+
+
+@dataclass
+class BatchStart:
+    """What a batch is about to do (given to ``on_start`` before the first result)."""
+
+    total: int  # items: images, array items and stack chunks
+    to_run: int  # items that will run (the others are skipped or failed already)
+    report: Path | None
+    cluster: str = ""  # 'local', 'local-gpu', 'dask-cuda', 'external'; '' when nothing runs
+    workers: int = 0
+    dashboard: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """Where the outputs go and how the batch runs.
+
+    ``out_dir``: each item is written to ``out_dir/<stem>.<ext>`` atomically and
+    ``out_dir/batch-report.json`` records every item (None: results come back as arrays).
+    ``workers`` / ``threads_per_worker``: the embedded cluster's processes and their torch
+    threads (ignored with a client). ``chunk``: path contents are nD TIFF stacks cut into
+    chunks of so many slices. ``overwrite``: redo outputs a previous run made. ``retries``:
+    how often Dask reruns an item whose code raised. ``on_start`` gets a :class:`BatchStart`
+    before the first result.
+    """
+
+    out_dir: str | Path | None = None
+    workers: int | None = None
+    threads_per_worker: int | None = None
+    chunk: int | None = None
+    ext: str | None = None
+    overwrite: bool = False
+    retries: int = 2
+    on_start: Callable[[BatchStart], None] | None = None
+
+
+@dataclass(frozen=True)
+class _Options:
+    out_dir: Path | None
+    guidance: Guidance | None
+    workers: int | None
+    threads_per_worker: int | None
+    chunk: int | None
+    stack: StackOptions | None
+    ext: str | None
+    overwrite: bool
+    retries: int
+    stop: StopRequest
+    on_start: Callable[[BatchStart], None] | None
+
+
+def stylize_batch(
+    contents: Any,
+    styles: np.ndarray | Sequence[np.ndarray],
+    config: StyleConfig | None = None,
+    client: Any = None,
+    *,
+    options: BatchOptions | None = None,
+    guidance: Guidance | None = None,
+    stack: StackOptions | None = None,
+    stop: StopRequest = None,
+) -> Iterator[BatchResult]:
+    """Stylise every item of ``contents`` with the same styles and config; yield a
+    :class:`~.report.BatchResult` as each item finishes (in finishing order).
+
+    ``contents``: a path, folder or glob pattern; a sequence of paths and arrays; or one array
+    (numpy or dask) whose leading axes, beyond one image's, are the items. ``client``: a
+    ``distributed.Client``; None starts an embedded cluster (one worker per GPU on CUDA
+    machines). ``options`` (:class:`BatchOptions`) say where outputs go; with an ``out_dir`` a
+    re-run skips the outputs the last report says these settings made (unless ``overwrite``).
+    Stack chunks are coherent inside a chunk (see ``stack``). A failed item does not stop the
+    others; a worker that dies mid-item has the item rerun elsewhere. ``stop`` ends the batch
+    between items: running items are cancelled and yielded as ``cancelled``.
+    """
+    o = options or BatchOptions()
+    internal = _Options(
+        Path(o.out_dir) if o.out_dir is not None else None, guidance, o.workers, o.threads_per_worker,
+        None if o.chunk is None else check_chunk(o.chunk), stack, o.ext, o.overwrite, int(o.retries), stop, o.on_start,
+    )  # fmt: skip
+    run = _BatchRun(contents, styles, config or StyleConfig(), client, internal)
+    yield from run.results()
+
+
+def _style_list(styles: Any) -> tuple[np.ndarray, ...]:
+    listed = [styles] if is_array(styles) else list(styles)
+    if not listed:
+        raise ConfigError("styles: must be at least one style image, got none")
+    return tuple(np.asarray(s) for s in listed)
+
+
+class _BatchRun:
+    """One call of :func:`stylize_batch`: plan, skip, submit, collect, and always clean up."""
+
+    def __init__(self, contents: Any, styles: Any, config: StyleConfig, client: Any, options: _Options):
+        self.config, self.options, self.client = config, options, client
+        self.styles = _style_list(styles)
+        extra = {"chunk": options.chunk}
+        if options.chunk is not None:
+            stack = options.stack or StackOptions()
+            extra["stack"] = {
+                "coherence": stack.coherence,
+                "motion": stack.motion,
+                "consistency_weight": stack.consistency_weight,
+            }
+        self.settings = settings_record(config, self.styles, options.guidance, extra)
+        self.settings_id = settings_id(self.settings)
+        if options.out_dir is not None:
+            try:
+                options.out_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ImageFileError(f"OUT_DIR: cannot create {options.out_dir}: {one_line(exc)}") from None
+        self.plan: Plan = make_plan(
+            contents, options.out_dir, ext=options.ext, chunk=options.chunk, settings_id=self.settings_id
+        )
+        self.report = (
+            BatchReport(options.out_dir, self.settings, self.settings_id) if options.out_dir else None
+        )
+        self.finished: set[int] = set()
+        self.futures: dict[Any, BatchItem] = {}
+        self.cluster: Any = None
+        self.plugin: str | None = None
+        self.current_stacks: set[str] = set()
+
+    def results(self) -> Iterator[BatchResult]:
+        try:
+            yield from self._known_outcomes()
+            todo = [item for item in self.plan.items if item.index not in self.finished]
+            start = BatchStart(len(self.plan.items), len(todo), self.report.path if self.report else None)
+            if todo:
+                self._start_cluster(start)
+            if self.options.on_start is not None:
+                self.options.on_start(start)
+            if todo:
+                self._submit(todo)
+                yield from self._collect()
+        finally:
+            self._finish()
+
+    # -- before any cluster: failures found while planning, and outputs a re-run keeps
+    def _known_outcomes(self) -> Iterator[BatchResult]:
+        for result in self.plan.failed:
+            yield self._record(result)
+        out_dir = self.options.out_dir
+        if out_dir is None:
+            return
+        remove_partials(out_dir)
+        if self.options.overwrite:
+            for state in self.plan.stacks.values():
+                remove_parts(state.folder)
+            return
+        previous = load_previous(out_dir)
+        for state in self.plan.stacks.values():
+            if is_current(previous, state.output, self.settings_id):
+                self.current_stacks.add(state.source)
+        for item in self.plan.items:
+            if item.index in self.finished:
+                continue
+            if item.slices is None:
+                if item.output is not None and is_current(previous, item.output, self.settings_id):
+                    yield self._record(self._plain(item, "skipped"))
+            elif item.source in self.current_stacks or self._part(item).is_file():
+                yield from self._chunk_finished(item, self._plain(item, "skipped"))
+
+    def _plain(self, item: BatchItem, status: str, message: str = "", **fields: Any) -> BatchResult:
+        return BatchResult(
+            item.index,
+            item.name,
+            item.label,
+            item.output,
+            status,
+            message,
+            kind=item.kind,
+            slices=item.slices,
+            **fields,
+        )
+
+    def _part(self, item: BatchItem) -> Path:
+        state = self.plan.stacks[str(item.source)]
+        return next(
+            path for start, _, path in state.parts if item.slices is not None and start == item.slices[0]
+        )
+
+    def _record(self, result: BatchResult) -> BatchResult:
+        if result.kind != "stack":
+            self.finished.add(result.index)
+        if self.report is not None:
+            self.report.add(result)
+        return result
+
+    # -- the cluster
+    def _start_cluster(self, start: BatchStart) -> None:
+        from . import plumbing
+
+        options = self.options
+        if self.client is not None:
+            self.cluster = plumbing.Cluster(self.client, torch_threads=options.threads_per_worker)
+        else:
+            self.cluster = plumbing.start_local(options.workers, options.threads_per_worker)
+        key = f"{self.settings_id}-{uuid.uuid4().hex[:8]}"
+        job = BatchJob(
+            key, self.styles, self.config, options.guidance, options.stack, self.cluster.torch_threads
+        )
+        self.job_key = key
+        self.plugin = plumbing.install(self.cluster, job)
+        start.cluster, start.dashboard = self.cluster.kind, self.cluster.dashboard
+        start.workers = len(self.cluster.client.nthreads())
+
+    def _contents(self, todo: list[BatchItem]) -> dict[int, Any]:
+        """Array items: numpy arrays travel inside their task (the scheduler keeps them until the item
+        is done, so a rerun elsewhere still has them); dask slices are computed on the cluster."""
+        indices = [i.index for i in todo if i.index in self.plan.arrays]
+        lazy = [i for i in indices if hasattr(self.plan.arrays[i], "dask")]
+        contents = {i: np.asarray(self.plan.arrays[i]) for i in indices if i not in lazy}
+        if lazy:
+            contents.update(zip(lazy, self.cluster.client.compute([self.plan.arrays[i] for i in lazy])))
+        return contents
+
+    def _submit(self, todo: list[BatchItem]) -> None:
+        client, retries = self.cluster.client, self.options.retries
+        contents = self._contents(todo)
+        scans: dict[str, Any] = {}
+        for item in todo:
+            if item.slices is None:
+                future = client.submit(
+                    run_item, self.job_key, item, contents.get(item.index), retries=retries, pure=False
+                )
+            else:
+                state = self.plan.stacks[str(item.source)]
+                if state.source not in scans:
+                    state.folder.mkdir(parents=True, exist_ok=True)
+                    scans[state.source] = client.submit(
+                        stack_limits,
+                        state.source,
+                        state.header,
+                        self.config.contrast_limits,
+                        retries=retries,
+                        pure=False,
+                    )
+                future = client.submit(
+                    run_chunk, self.job_key, item, state.header, scans[state.source], str(self._part(item)),
+                    retries=retries, pure=False,
+                )  # fmt: skip
+            self.futures[future] = item
+
+    def _collect(self) -> Iterator[BatchResult]:
+        from distributed import as_completed
+
+        pending = as_completed(list(self.futures))
+        while not pending.is_empty():
+            if should_stop(self.options.stop):
+                yield from self._cancel_running()
+                return
+            ready = pending.next_batch(block=False)
+            if not ready:
+                time.sleep(0.05)
+                continue
+            for future in ready:
+                item = self.futures.pop(future)
+                result = self._outcome(item, future)
+                if item.slices is None:
+                    yield self._record(result)
+                else:
+                    yield from self._chunk_finished(item, result)
+
+    def _outcome(self, item: BatchItem, future: Any) -> BatchResult:
+        if future.status != "finished":
+            try:
+                exc = future.exception()
+                message = (
+                    f"{type(exc).__name__}: {one_line(exc)}"
+                    if exc is not None
+                    else f"the item was {future.status}"
+                )
+            except Exception as err:  # noqa: BLE001 - a cancelled future raises here
+                message = f"{type(err).__name__}: {one_line(err)}"
+            return self._plain(item, "failed", message)
+        out = future.result()
+        info = {k: out[k] for k in ("prep_id", "shape") if k in out}
+        return self._plain(
+            item, out["status"], out.get("message", ""), seconds=out["seconds"], worker=out["worker"],
+            result=out.get("result"), info=info,
+        )  # fmt: skip
+
+    def _halt(self) -> list[BatchResult]:
+        """Stop the batch: running items end after their current step without writing, queued ones
+        never start. Items that finish meanwhile (a write already under way) are kept as they
+        ended; the others are ``cancelled``. Everything is recorded; returns the results."""
+        from distributed import wait
+
+        futures = list(self.futures)
+        with suppress(Exception):
+            self.cluster.client.run(stop_job, self.job_key, on_error="ignore")
+        with suppress(Exception, KeyboardInterrupt):
+            wait(futures, timeout=HALT_WAIT_S)
+        results = []
+        for future in futures:
+            item = self.futures.pop(future)
+            ended = future.status == "finished"
+            result = (
+                self._outcome(item, future)
+                if ended
+                else self._plain(item, "cancelled", "stopped before it finished")
+            )
+            results.append(self._record(result))
+        with suppress(Exception):
+            self.cluster.client.cancel(futures)
+        return results
+
+    def _cancel_running(self) -> Iterator[BatchResult]:
+        yield from self._halt()
+
+    # -- stacks
+    def _chunk_finished(self, item: BatchItem, result: BatchResult) -> Iterator[BatchResult]:
+        state = self.plan.stacks[str(item.source)]
+        state.remaining.discard(item.index)
+        state.failed = state.failed or result.status == "failed"
+        yield self._record(result)
+        if not state.remaining:
+            yield self._record(self._stack_outcome(state))
+
+    def _stack_outcome(self, state: StackState) -> BatchResult:
+        base = dict(index=-1, name=state.name, input=state.source, output=state.output, kind="stack")
+        if state.failed:
+            return BatchResult(**base, status="failed", message="a chunk failed; the stack was not written")
+        if state.source in self.current_stacks:
+            return BatchResult(**base, status="skipped")
+        started = time.perf_counter()
+        try:
+            info = assemble_stack(state.source, state.header, state.parts, state.output)
+        except (OSError, ValueError) as exc:
+            return BatchResult(**base, status="failed", message=f"assembling the stack: {one_line(exc)}")
+        remove_parts(state.folder)
+        info["chunk"] = self.options.chunk
+        return BatchResult(**base, status="done", seconds=round(time.perf_counter() - started, 3), info=info)
+
+    # -- always
+    def _finish(self) -> None:
+        """Cancel what still runs, free the workers' job, close an embedded cluster, drop partial
+        files and write the final report (unfinished items as ``cancelled``)."""
+        if self.futures and self.cluster is not None:
+            self._halt()
+        if self.cluster is not None:
+            from . import plumbing
+
+            if self.plugin is not None:
+                plumbing.uninstall(self.cluster, self.plugin)
+            if self.client is None:
+                self.cluster.close()
+        if self.options.out_dir is not None:
+            remove_partials(self.options.out_dir)
+        if self.report is not None:
+            for item in self.plan.items:
+                if item.index not in self.finished:
+                    self._record(self._plain(item, "cancelled", "interrupted before it finished"))
+            self.report.save(finished=True)

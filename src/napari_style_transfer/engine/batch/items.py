@@ -1,0 +1,177 @@
+"""What a batch is made of: one item per image (or per chunk of a stack's slices), its output
+name, and the settings id that says whether an existing output can be kept on a re-run."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...imageio_utils import WRITABLE_SUFFIXES
+from ..config import ConfigError, StyleConfig
+from ..guidance import Guidance
+
+#: File names a folder or glob INPUT contributes (case-insensitive).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+#: StyleConfig fields that do not change a result's pixels beyond rounding (not part of the settings id).
+NON_RESULT_FIELDS = ("device", "preview_every", "compile")
+
+
+class BatchError(ValueError):
+    """The batch cannot start (inputs, outputs, options); the message is one line."""
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One unit of work: an image, an array, or a chunk of a stack's slices."""
+
+    index: int
+    name: str  # the output's stem
+    label: str  # the input as the report names it: a path, or 'array[3]'
+    source: str | None = None  # a path the worker reads; None for an array item
+    output: str | None = None  # where the worker writes the result; None: the result comes back
+    slices: tuple[int, int] | None = None  # a stack chunk: slices [start, stop) in C order
+
+    @property
+    def kind(self) -> str:
+        return "chunk" if self.slices is not None else "image"
+
+
+def _has_magic(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and _is_image(p))
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    """Files, folders (their images, sorted) and glob patterns → the list of image paths, in order.
+
+    A named file is kept even when it is not readable (its item fails with a message); a
+    folder without images or a pattern matching nothing stops the batch (BatchError).
+    """
+    paths: list[Path] = []
+    for entry in inputs:
+        text = str(entry)
+        path = Path(text).expanduser()
+        if path.is_dir():
+            found = _images_in(path)
+            if not found:
+                raise BatchError(f"INPUT: folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        elif not path.exists() and _has_magic(text):
+            found = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if _is_image(Path(p)))
+            if not found:
+                raise BatchError(f"INPUT: pattern {text!r} matches no image")
+        else:
+            found = [path]
+        paths.extend(found)
+    seen: set[Path] = set()
+    unique = []
+    for path in paths:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    if not unique:
+        raise BatchError("INPUT: no images given")
+    return unique
+
+
+def output_suffix(path: Path | None, ext: str | None, stack: bool = False) -> str:
+    """The output's suffix: ``ext`` if given, else the input's when writable (else .png; arrays and stacks .tif)."""
+    if stack:
+        return ".tif"
+    if ext:
+        suffix = ext.lower() if ext.startswith(".") else f".{ext.lower()}"
+        if suffix not in WRITABLE_SUFFIXES:
+            raise BatchError(
+                f"--ext: must be one of {', '.join(s[1:] for s in WRITABLE_SUFFIXES)}, got {ext!r}"
+            )
+        return suffix
+    if path is None:
+        return ".tif"
+    suffix = path.suffix.lower()
+    return suffix if suffix in WRITABLE_SUFFIXES else ".png"
+
+
+def check_unique_outputs(items: Sequence[BatchItem]) -> None:
+    """Two inputs with the same stem would write the same output: refuse before anything runs."""
+    owners: dict[str, str] = {}
+    for item in items:
+        if item.output is None or item.slices is not None:
+            continue
+        if item.output in owners and owners[item.output] != item.label:
+            raise BatchError(
+                f"INPUT: {owners[item.output]} and {item.label} would both write {item.output}; rename one"
+            )
+        owners[item.output] = item.label
+
+
+def array_digest(array: Any) -> str:
+    """A short content hash of an array (dtype, shape and bytes)."""
+    data = np.ascontiguousarray(np.asarray(array))
+    h = hashlib.sha256(f"{data.dtype.str}{data.shape}".encode())
+    h.update(data.tobytes())
+    return h.hexdigest()[:16]
+
+
+def settings_record(
+    config: StyleConfig,
+    styles: Sequence[np.ndarray],
+    guidance: Guidance | None = None,
+    extra: dict | None = None,
+) -> dict[str, Any]:
+    """Everything that decides an output's pixels, as plain JSON values (arrays by their digest)."""
+    record = {k: v for k, v in config.as_dict().items() if k not in NON_RESULT_FIELDS}
+    if config.init_image is not None:
+        record["init_image"] = array_digest(config.init_image)
+    record["styles"] = [
+        {"shape": list(np.shape(s)), "dtype": str(np.asarray(s).dtype), "sha": array_digest(s)}
+        for s in styles
+    ]
+    if guidance is not None:
+        g = {}
+        for name in (
+            "label_styles",
+            "mask_feather",
+            "style_contrast_limits",
+            "init_contrast_limits",
+            "consistency_weight",
+        ):
+            value = getattr(guidance, name)
+            g[name] = {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+        for name in ("content_mask", "consistency_image"):
+            value = getattr(guidance, name)
+            g[name] = None if value is None else array_digest(value)
+        g["style_masks"] = [None if m is None else array_digest(m) for m in guidance.style_masks or ()]
+        record["guidance"] = g
+    record.update(extra or {})
+    return record
+
+
+def settings_id(record: dict[str, Any]) -> str:
+    """A short stable hash of a :func:`settings_record`."""
+    text = json.dumps(record, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_chunk(chunk: Any) -> int:
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise ConfigError(f"chunk: must be an integer >= 1 (slices per chunk), got {chunk!r}")
+    return int(chunk)
+
+
+def plan_chunks(n_slices: int, chunk: int) -> list[tuple[int, int]]:
+    """[start, stop) of each chunk of ``chunk`` consecutive slices (the last may be shorter)."""
+    return [(start, min(start + chunk, n_slices)) for start in range(0, n_slices, chunk)]

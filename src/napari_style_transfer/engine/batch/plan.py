@@ -1,0 +1,147 @@
+"""Turning a batch's contents into items: paths (files, folders, globs), arrays, a dask array
+whose leading axes are items, or TIFF stacks cut into chunks; and which items a re-run skips."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ...imageio_utils import ImageFileError
+from .files import StackHeader, read_stack_header
+from .items import BatchError, BatchItem, check_unique_outputs, expand_inputs, output_suffix, plan_chunks
+from .report import BatchResult
+from .stacks import part_path, parts_dir
+
+
+@dataclass
+class StackState:
+    """A stack being stylised: its header, chunk parts and the chunks still to finish."""
+
+    source: str
+    name: str
+    output: str
+    header: StackHeader
+    folder: Path
+    parts: list[tuple[int, int, Path]] = field(default_factory=list)
+    remaining: set[int] = field(default_factory=set)
+    failed: bool = False
+
+
+@dataclass
+class Plan:
+    """The items of a batch; array contents by item index; stacks by source path."""
+
+    items: list[BatchItem] = field(default_factory=list)
+    arrays: dict[int, Any] = field(default_factory=dict)
+    stacks: dict[str, StackState] = field(default_factory=dict)
+    failed: list[BatchResult] = field(default_factory=list)  # stacks whose header cannot be read
+
+    def add(self, **fields: Any) -> BatchItem:
+        item = BatchItem(index=len(self.items), **fields)
+        self.items.append(item)
+        return item
+
+
+def is_array(value: Any) -> bool:
+    return hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, (str, Path))
+
+
+def image_ndim(shape: tuple[int, ...]) -> int:
+    """Axes of one image at the end of ``shape``: 3 with a last colour axis of 3 or 4 (napari's guess), else 2."""
+    return 3 if len(shape) >= 3 and shape[-1] in (3, 4) else 2
+
+
+def _index_label(index: tuple[int, ...]) -> str:
+    return ", ".join(str(i) for i in index)
+
+
+def _add_array_items(plan: Plan, array: Any, out_dir: Path | None, suffix: str) -> None:
+    shape = tuple(int(v) for v in array.shape)
+    lead = shape[: max(0, len(shape) - image_ndim(shape))]
+    import numpy as np
+
+    for index in np.ndindex(*lead) if lead else [()]:
+        name = f"item-{len(plan.items):05d}"
+        output = str(out_dir / f"{name}{suffix}") if out_dir is not None else None
+        item = plan.add(name=name, label=f"array[{_index_label(index)}]" if lead else "array", output=output)
+        plan.arrays[item.index] = array[index] if lead else array
+
+
+def _add_stack(plan: Plan, path: Path, out_dir: Path, chunk: int, settings_id: str) -> None:
+    output = str(out_dir / f"{path.stem}.tif")
+    try:
+        header = read_stack_header(path)
+    except ImageFileError as exc:
+        item = plan.add(name=path.stem, label=str(path), source=str(path), output=output)
+        plan.failed.append(
+            BatchResult(item.index, item.name, item.label, output, "failed", str(exc).splitlines()[0])
+        )
+        return
+    folder = parts_dir(out_dir, path.stem, settings_id)
+    state = StackState(str(path), path.stem, output, header, folder)
+    for start, stop in plan_chunks(header.n_slices, chunk):
+        item = plan.add(
+            name=path.stem, label=str(path), source=str(path), output=output, slices=(start, stop)
+        )
+        state.parts.append((start, stop, part_path(folder, start, stop)))
+        state.remaining.add(item.index)
+    plan.stacks[str(path)] = state
+
+
+def make_plan(
+    contents: Any,
+    out_dir: Path | None,
+    *,
+    ext: str | None = None,
+    chunk: int | None = None,
+    settings_id: str = "",
+) -> Plan:
+    """Items for ``contents``: a path or pattern, a sequence of paths and arrays, or one array
+    (its leading axes, beyond one image's, are items). ``chunk`` cuts TIFF stacks instead."""
+    plan = Plan()
+    if is_array(contents):
+        if chunk is not None:
+            raise BatchError(
+                "chunk: stacks are read from TIFF files; for an array, its leading axes are the items"
+            )
+        _add_array_items(plan, contents, out_dir, output_suffix(None, ext))
+        return plan
+    entries = [contents] if isinstance(contents, (str, Path)) else list(contents)
+    if not entries:
+        raise BatchError("INPUT: no images given")
+    seen: set[Path] = set()
+    for entry in entries:
+        if is_array(entry):
+            if chunk is not None:
+                raise BatchError("chunk: stacks are read from TIFF files, not arrays")
+            _add_array_items(plan, entry, out_dir, output_suffix(None, ext))
+            continue
+        for path in expand_inputs([entry]):
+            if path.resolve() in seen:
+                continue
+            seen.add(path.resolve())
+            if chunk is not None:
+                if out_dir is None:
+                    raise BatchError("out_dir: stacks are assembled in an output folder; give one")
+                _add_stack(plan, path, out_dir, chunk, settings_id)
+                continue
+            output = str(out_dir / f"{path.stem}{output_suffix(path, ext)}") if out_dir is not None else None
+            if output is not None and Path(output).resolve() == path.resolve():
+                raise BatchError(
+                    f"OUT_DIR: the output {output} would replace its input; choose another folder"
+                )
+            plan.add(name=path.stem, label=str(path), source=str(path), output=output)
+    check_unique_outputs(plan.items)
+    _check_unique_stacks(plan)
+    return plan
+
+
+def _check_unique_stacks(plan: Plan) -> None:
+    owners: dict[str, str] = {}
+    for state in plan.stacks.values():
+        if state.output in owners:
+            raise BatchError(
+                f"INPUT: {owners[state.output]} and {state.source} would both write {state.output}; rename one"
+            )
+        owners[state.output] = state.source

@@ -1,0 +1,138 @@
+"""What a batch did: one :class:`BatchResult` per item, and ``OUT_DIR/batch-report.json``,
+rewritten atomically as items finish (at most about once a second) and once more at the end."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .files import write_json_atomic
+
+REPORT_NAME = "batch-report.json"
+#: Item statuses: the issue's three, and 'cancelled' for items a stop or Ctrl-C left undone.
+STATUSES = ("done", "failed", "skipped", "cancelled")
+
+
+@dataclass
+class BatchResult:
+    """One finished item (``kind`` 'image' or 'chunk'), or an assembled stack (``kind`` 'stack')."""
+
+    index: int
+    name: str
+    input: str
+    output: str | None
+    status: str
+    message: str = ""
+    seconds: float = 0.0
+    worker: str = ""
+    kind: str = "image"
+    slices: tuple[int, int] | None = None
+    result: np.ndarray | None = field(default=None, repr=False)  # when there is no OUT_DIR
+    info: dict[str, Any] = field(default_factory=dict)  # prep_id, shape; stacks: flicker
+
+    def entry(self, settings_id: str) -> dict[str, Any]:
+        """The report's line for this item."""
+        out = {
+            "input": self.input, "output": self.output, "status": self.status, "message": self.message,
+            "seconds": self.seconds, "worker": self.worker, "settings_id": settings_id,
+        }  # fmt: skip
+        if self.slices is not None:
+            out["slices"] = list(self.slices)
+        return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def load_previous(out_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """The last report's entries by output path (items and stacks); empty when there is none or it is unreadable."""
+    path = Path(out_dir) / REPORT_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        entries = [*data.get("items", []), *data.get("stacks", [])]
+        return {
+            e["output"]: e for e in entries if isinstance(e, dict) and e.get("output") and "slices" not in e
+        }
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+
+
+def is_current(previous: dict[str, dict[str, Any]], output: str, settings_id: str) -> bool:
+    """Whether ``output`` exists and the last report says this run's settings made it."""
+    entry = previous.get(output)
+    return (
+        entry is not None
+        and entry.get("status") in ("done", "skipped")
+        and entry.get("settings_id") == settings_id
+        and Path(output).is_file()
+    )
+
+
+class BatchReport:
+    """``OUT_DIR/batch-report.json``: every item with input, output, status, message, seconds, worker,
+    settings id; the settings themselves once at the top; stacks with their chunk-boundary flicker."""
+
+    def __init__(
+        self, out_dir: str | Path, settings: dict[str, Any], settings_id: str, *, interval: float = 1.0
+    ):
+        self.path = Path(out_dir) / REPORT_NAME
+        self.settings, self.settings_id = settings, settings_id
+        self.meta: dict[str, Any] = {"started": _now()}
+        self.items: dict[int, dict[str, Any]] = {}
+        self.stacks: dict[str, dict[str, Any]] = {}
+        self.interval = interval
+        self._saved = 0.0
+
+    def add(self, result: BatchResult) -> None:
+        """Record (or update) one result and save when the last save is old enough."""
+        if result.kind == "stack":
+            entry = result.entry(self.settings_id)
+            entry.update(
+                {
+                    k: v
+                    for k, v in result.info.items()
+                    if k.startswith("flicker") or k in ("chunk", "n_slices")
+                }
+            )
+            self.stacks[entry["input"]] = entry
+        else:
+            self.items[result.index] = result.entry(self.settings_id)
+        if time.monotonic() - self._saved >= self.interval:
+            self.save()
+
+    def counts(self) -> Counter:
+        """Statuses of the items, plus stacks that failed to assemble."""
+        counts = Counter(e["status"] for e in self.items.values())
+        counts["failed"] += sum(1 for e in self.stacks.values() if e["status"] == "failed")
+        return counts
+
+    def save(self, finished: bool = False) -> Path:
+        if finished:
+            self.meta["finished"] = _now()
+        data = {
+            **self.meta,
+            "summary": {s: self.counts().get(s, 0) for s in STATUSES},
+            "settings_id": self.settings_id,
+            "settings": self.settings,
+            "items": [self.items[i] for i in sorted(self.items)],
+            "stacks": list(self.stacks.values()),
+        }
+        write_json_atomic(self.path, data)
+        self._saved = time.monotonic()
+        return self.path
+
+
+def summary_line(counts: Counter, report: str | Path | None) -> str:
+    """``7 done, 1 failed: see OUT_DIR/batch-report.json`` (statuses with a count, done always)."""
+    parts = [f"{counts.get('done', 0)} done"]
+    parts += [f"{counts[s]} {s}" for s in STATUSES[1:] if counts.get(s)]
+    text = ", ".join(parts)
+    return f"{text}: see {report}" if report is not None else text

@@ -1,0 +1,248 @@
+"""The worker's side of a batch: the job's state, prepared once per worker process, and the tasks.
+
+A :class:`BatchJob` (styles, config, guidance) reaches each worker once, through the worker
+plugin in ``plumbing.py``; it is prepared (network loaded, caches warm) once per process and
+kept under the job's key. A task names the key and its item; the weights and the styles never
+travel with an item. Nothing here imports dask at module level.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ...imageio_utils import ImageFileError, read_image
+from ..config import ConfigError, StyleConfig
+from ..events import StopRequest, StyleTransferError
+from ..guidance import Guidance, StackOptions
+from ..images import ImageError
+from ..stack import stack_contrast_limits, stylize_stack_iter
+from ..stylizer import Stylizer
+from ..vgg import WeightsError
+from .files import StackHeader, TiffSlices, read_slices, save_array_atomic, write_image_atomic
+from .items import BatchItem
+
+#: Errors that the same input would raise again: the item fails at once (no retry).
+INPUT_ERRORS = (ImageFileError, ImageError, ConfigError, WeightsError, StyleTransferError)
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """What every item of one batch shares; sent to each worker once."""
+
+    key: str
+    styles: tuple[np.ndarray, ...]
+    config: StyleConfig
+    guidance: Guidance | None = None
+    #: Stack chunks: motion and consistency (coherence is on inside a chunk of 2+ slices).
+    stack: StackOptions | None = None
+    #: torch intra-op threads in each worker process (None: torch's default).
+    torch_threads: int | None = None
+
+
+class PreparedJob:
+    """A job made ready in this process: device picked, network loaded, caches warm."""
+
+    def __init__(self, job: BatchJob, worker_name: Any = None):
+        if job.torch_threads:
+            import torch
+
+            torch.set_num_threads(job.torch_threads)
+        device = pick_device(job.config.device, worker_name)
+        self.job = job
+        self.config = job.config if device == job.config.device else job.config.replace(device=device)
+        self.prep_id = uuid.uuid4().hex[:12]
+        started = time.perf_counter()
+        self.engine = _prepare_engine(job.styles, self.config, job.guidance)
+        self.prepare_s = time.perf_counter() - started
+
+
+_JOBS: dict[str, BatchJob] = {}
+_PREPARED: dict[str, PreparedJob] = {}
+_STOPPED: set[str] = set()
+_LOCK = threading.Lock()
+
+
+def stop_job(key: str) -> None:
+    """Ask this process's running items of job ``key`` to end after their current step, unwritten
+    (the client runs it on every worker when the batch is stopped or interrupted)."""
+    _STOPPED.add(key)
+
+
+def _stop_flag(key: str) -> Callable[[], bool]:
+    return lambda: key in _STOPPED
+
+
+def install_job(job: BatchJob) -> None:
+    """Make ``job`` known in this process (the worker plugin's setup)."""
+    with _LOCK:
+        _JOBS[job.key] = job
+
+
+def remove_job(key: str) -> None:
+    """Forget a job and its prepared state (the worker plugin's teardown)."""
+    with _LOCK:
+        _JOBS.pop(key, None)
+        _PREPARED.pop(key, None)
+
+
+def prepared(key: str, worker_name: Any = None) -> PreparedJob:
+    """The job's prepared state in this process, made on first use (later callers wait for it)."""
+    with _LOCK:
+        state = _PREPARED.get(key)
+        if state is None:
+            job = _JOBS.get(key)
+            if job is None:
+                raise RuntimeError(
+                    f"batch job {key} is not installed in this process (its worker plugin did not run)"
+                )
+            state = _PREPARED[key] = PreparedJob(job, worker_name)
+    return state
+
+
+def pick_device(name: str, worker_name: Any) -> str:
+    """With several visible GPUs and no pinning (no dask-cuda), worker number N takes GPU N mod count."""
+    if name not in ("auto", "cuda"):
+        return name
+    import torch
+
+    if not torch.cuda.is_available() or torch.cuda.device_count() < 2:
+        return name
+    text = str(worker_name)
+    if not text.isdigit():
+        return name
+    return f"cuda:{int(text) % torch.cuda.device_count()}"
+
+
+def _prepare_engine(
+    styles: tuple[np.ndarray, ...], config: StyleConfig, guidance: Guidance | None
+) -> Stylizer:
+    """Prepare once per worker: styles converted, device and precision picked, network loaded
+    (the style targets of each output size are then computed on first use and kept)."""
+    stylizer = Stylizer(list(styles), config, guidance)
+    stylizer.extractor()
+    return stylizer
+
+
+def _stylize_item(engine: Stylizer, content: np.ndarray, stop: StopRequest = None) -> np.ndarray | None:
+    """One 2D content through the worker's prepared engine; None when ``stop`` ended it early."""
+    for event in engine.run_iter(content, stop=stop):
+        if event.done:
+            return None if event.stopped else event.preview
+    return None
+
+
+def _worker() -> tuple[str, Any]:
+    """(address, name) of the Dask worker running this task; ('local', None) outside one."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        return worker.address, worker.name
+    except (ImportError, ValueError):
+        return "local", None
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as the report's one-line message."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _outcome(item: BatchItem, status: str, start: float, worker: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "index": item.index,
+        "status": status,
+        "seconds": round(time.perf_counter() - start, 3),
+        "worker": worker,
+        **fields,
+    }
+
+
+def run_item(key: str, item: BatchItem, content: np.ndarray | None = None) -> dict[str, Any]:
+    """The task for one image: read (in the worker), stylise, write atomically (or return the result).
+
+    Input errors end the item as ``failed`` with a one-line message; anything else (a device
+    error, a worker dying) propagates so that Dask retries the item.
+    """
+    start = time.perf_counter()
+    address, name = _worker()
+    try:
+        state = prepared(key, name)
+        image = content if content is not None else read_image(item.source)
+        result = _stylize_item(state.engine, np.asarray(image), stop=_stop_flag(key))
+        if result is None or key in _STOPPED:
+            return _outcome(item, "cancelled", start, address, message="stopped before it finished")
+        if item.output is not None:
+            write_image_atomic(item.output, result)
+    except INPUT_ERRORS as exc:
+        message = one_line(exc)
+        if isinstance(exc, ImageError) and message.startswith("content:") and item.source is not None:
+            message += " (for a stack of 2D slices use --stack)"
+        return _outcome(item, "failed", start, address, message=message)
+    return _outcome(
+        item, "done", start, address, prep_id=state.prep_id, shape=list(result.shape),
+        result=None if item.output is not None else result,
+    )  # fmt: skip
+
+
+def _stylize_chunk(
+    state: PreparedJob, data: np.ndarray, rgb: bool, limits: tuple[float, float]
+) -> np.ndarray:
+    """Consecutive slices (k, H, W[, C]) in one value range, coherent inside the chunk."""
+    options = state.job.stack or StackOptions()
+    stack = StackOptions(
+        rgb=rgb, coherence=len(data) > 1 and options.coherence, motion=options.motion,
+        consistency_weight=options.consistency_weight,
+    )  # fmt: skip
+    config = state.config.replace(contrast_limits=limits)
+    result = None
+    for event in stylize_stack_iter(
+        data, list(state.job.styles), config, stack=stack, guidance=state.job.guidance
+    ):
+        if event.done:
+            result = event.result
+    assert result is not None
+    return result
+
+
+def run_chunk(
+    key: str, item: BatchItem, header: StackHeader, scan: dict[str, Any], part: str
+) -> dict[str, Any]:
+    """The task for a chunk of a stack: read its slices, stylise them, save them as a part file.
+
+    ``scan`` is the stack's :func:`stack_limits` outcome (a Dask dependency of every chunk).
+    """
+    start = time.perf_counter()
+    address, name = _worker()
+    assert item.source is not None and item.slices is not None
+    if "message" in scan:
+        return _outcome(item, "failed", start, address, message=scan["message"])
+    limits = tuple(scan["limits"])
+    try:
+        state = prepared(key, name)
+        data = read_slices(item.source, *item.slices, header)
+        result = _stylize_chunk(state, data, header.rgb, limits)
+        if result is None or key in _STOPPED:
+            return _outcome(item, "cancelled", start, address, message="stopped before it finished")
+        save_array_atomic(part, result)
+    except INPUT_ERRORS as exc:
+        return _outcome(item, "failed", start, address, message=one_line(exc))
+    return _outcome(item, "done", start, address, prep_id=state.prep_id, shape=list(result.shape))
+
+
+def stack_limits(
+    path: str, header: StackHeader, contrast_limits: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    """The task that finds one value range for a whole stack (sampled slices) before its chunks run:
+    ``{'limits': (low, high)}``, or ``{'message': ...}`` when the stack cannot be read."""
+    try:
+        return {"limits": stack_contrast_limits(TiffSlices(path, header), header.rgb, contrast_limits)}
+    except INPUT_ERRORS as exc:
+        return {"message": one_line(exc)}
