@@ -157,6 +157,10 @@ def config_from_args(args: argparse.Namespace, init_image: Any = None) -> StyleC
     if values.get("size") == 0:
         values["size"] = None
     if init_image is not None:
+        if values.get("init", "image") != "image":  # an explicit --init content/noise would ignore it
+            from .engine.config import ConfigError
+
+            raise ConfigError(f"--init-image: only applies with --init image (got --init {values['init']})")
         values.update(init="image", init_image=init_image)
     return config_from_values(values)
 
