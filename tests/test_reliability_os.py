@@ -73,6 +73,7 @@ NAMES = {
     "NUL in the content name": (["{t}/c\x00.png", "{s}", "-o", "{t}/o.png"], "contains a NUL character"),
     "NUL in the output name": (["{c}", "{s}", "-o", "{t}/o\x00.png"], "contains a NUL character"),
     "NUL in the style name": (["{c}", "{t}/s\x00.png", "-o", "{t}/o.png"], "contains a NUL character"),
+    "newline in a missing content's name": (["{t}/two\nlines.png", "{s}", "-o", "{t}/o.png"], "file not found: {t}/two\\nlines.png"),
 }
 
 
@@ -81,8 +82,18 @@ def test_names_the_file_system_refuses_are_one_line(name, pair, capsys):
     argv, expected = NAMES[name]
     names = {"c": pair / "content.png", "s": pair / "style.png", "t": pair}
     code = run([*FAST, *(a.format(**names) for a in argv)])
-    assert expected in one_line(capsys, code)
+    assert expected.format(**names) in one_line(capsys, code)
     assert not (pair / "o.png").exists() and leftovers(pair) == []
+
+
+@pytest.mark.parametrize("name", ["caf\udce9 \udcff.png", "new\nline.png", "tab\there.tif", "ünïcödé ✓.jpg"])
+def test_names_the_file_system_takes_are_written_and_shown_on_one_line(name, pair, capsys):
+    """Bytes that are not UTF-8, a newline, a tab, non-ASCII: written, and "wrote …" stays one line."""
+    out = pair / name
+    code = run(["--size", "32", "--iterations", "1", "--no-multiscale", str(pair / "content.png"), str(pair / "style.png"), "-o", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0 and out.exists() and read_image(out).shape == (22, 32, 3)
+    assert printed.count("\n") == 1 and printed.startswith("wrote ")
 
 
 # --- links -------------------------------------------------------------------------------------------

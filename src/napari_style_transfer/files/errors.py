@@ -17,12 +17,14 @@ def reason(exc: BaseException) -> str:
 
 
 def shown(path: str | os.PathLike) -> str:
-    """A path as printable text: bytes that are not UTF-8 appear as \\xNN (printing never fails)."""
+    """A path as printable text on one line: bytes that are not UTF-8 and control characters
+    (a newline in a file name) appear as escapes, so printing never fails nor breaks the line."""
     try:
         raw = os.fsencode(path)
     except (TypeError, ValueError):
         return repr(path)
-    return raw.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+    text = raw.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def as_path(path: str | os.PathLike) -> Path:
