@@ -380,6 +380,19 @@ def test_closing_the_viewer_mid_run_leaves_no_thread(qtbot, make_napari_viewer, 
     assert messages(notes) == []
 
 
+def test_closing_the_viewer_right_after_run_is_silent(qtbot, make_napari_viewer, content_image, style_image, notes):
+    """Closing removes every layer (the run's inputs too) before the window goes: no notification."""
+    viewer = make_napari_viewer()
+    add_pair(viewer, content_image, style_image)
+    widget = open_widget(viewer, iterations=500)
+    assert widget.run()
+    run = widget._active
+    viewer.close()
+    qtbot.waitUntil(run.finished.is_set, timeout=20_000)
+    qtbot.wait(50)  # a notification deferred to the next turn of the event loop would show by now
+    assert messages(notes) == []
+
+
 def test_stop_pressed_50_times_across_start_stop_cycles(qtbot, viewer, content_image, style_image, notes):
     add_pair(viewer, content_image, style_image)
     widget = open_widget(viewer, iterations=500)

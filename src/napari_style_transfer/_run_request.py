@@ -307,7 +307,7 @@ def result_metadata(request: RunRequest, event: ProgressEvent | None = None) -> 
     if event is not None:
         meta.update(
             {
-                "done": bool(event.done),
+                "done": bool(event.done) and not event.stopped,  # a stopped run is not done
                 "stopped": bool(event.stopped),
                 "steps": int(event.step),
                 "total_steps": int(event.total_steps),

@@ -88,6 +88,7 @@ class StyleTransferWidget(Container):
         self.add_style()
         self._update_stack_widgets()
         self._rebuild_label_table()
+        self._removed_inputs: list[str] = []  # input layers deleted mid-run, not yet said
         self._pending_timer = QTimer()
         self._pending_timer.setSingleShot(True)
         self._pending_timer.timeout.connect(self._flush_pending)
@@ -431,8 +432,20 @@ class StyleTransferWidget(Container):
         if run.layer is not None and event.value is run.layer:
             self.stop("the result layer was deleted")
         elif any(event.value is layer for layer in run.inputs) and not run.stop.is_set():
+            # Said on the next turn of the event loop: closing the viewer removes every layer
+            # first, and closing is silent.
+            if not self._removed_inputs:
+                QTimer.singleShot(0, self._say_inputs_removed)
+            self._removed_inputs.append(event.value.name)
+
+    def _say_inputs_removed(self) -> None:
+        names, self._removed_inputs = self._removed_inputs, []
+        viewer = self.viewer
+        if self._closed or self._active is None or viewer is None or len(viewer.layers) == 0:
+            return
+        for name in names:
             show_info(
-                f"Layer '{event.value.name}' was deleted during the run; the run goes on with the copy "
+                f"Layer '{name}' was deleted during the run; the run goes on with the copy "
                 "taken when Run was pressed."
             )
 
