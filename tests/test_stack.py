@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from napari_style_transfer.engine import ConfigError, ImageError, StyleConfig
+from napari_style_transfer.engine import ConfigError, Guidance, ImageError, StyleConfig
 from napari_style_transfer.engine.images import value_range
 from napari_style_transfer.engine.stack import (
     flicker,
@@ -165,6 +165,19 @@ def test_flicker_measure():
     assert temporal_difference(a) == pytest.approx(1.0)
     assert flicker(a * 0.5, a) == pytest.approx(0.5)
     assert flicker(np.zeros((2, 4, 4)), np.zeros((2, 4, 4))) == 1.0
+
+
+def test_per_slice_masks_are_checked_as_a_whole(gray_stack, style_image):
+    """A label only in later slices, and a slice without labels, are fine; a label in none is refused."""
+    masks = np.zeros(gray_stack.shape, np.uint8)
+    masks[1, :, 20:] = 2  # label 2 appears in the middle slice only; the first slice has no label
+    masks[2, :, :20] = 2
+    guidance = Guidance(content_mask=masks, label_styles={2: 0})
+    result = stylize_stack(gray_stack, style_image, StyleConfig(**FAST), guidance=guidance)
+    assert np.array_equal(result[0], gray_stack[0])  # nothing mapped in this slice: the content stays
+    assert np.abs(result[1, :, 25:].astype(float) - gray_stack[1, :, 25:]).mean() > 20
+    with pytest.raises(ConfigError, match=r"^label_styles: label 3 is not in the mask"):
+        stylize_stack(gray_stack, style_image, StyleConfig(**FAST), guidance=Guidance(content_mask=masks, label_styles={3: 0}))
 
 
 BAD = [

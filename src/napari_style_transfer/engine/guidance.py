@@ -52,6 +52,9 @@ class Guidance:
     init_contrast_limits: tuple[float, float] | None = None
     consistency_image: np.ndarray | None = field(default=None, repr=False)
     consistency_weight: float = 0.0
+    #: The content mask is one slice of a stack's mask, checked as a whole: labels this slice
+    #: lacks are no error (the slice keeps its content where nothing is mapped).
+    partial_mask: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

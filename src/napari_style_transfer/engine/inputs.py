@@ -101,7 +101,7 @@ def plan_masks(guidance: Guidance, content_shape: tuple[int, int], styles: Style
     """Check the content mask against the content and plan the regions (guided Gram matrices)."""
     if guidance.content_mask is not None:
         labels = check_labels(guidance.content_mask, content_shape, name="content_mask")
-        regions = plan_regions(labels, guidance.label_styles, len(styles.rgbs))
+        regions = plan_regions(labels, guidance.label_styles, len(styles.rgbs), strict=not guidance.partial_mask)
         planes = [to_plane_tensor(region_plane(labels, r.labels)) for r in regions]
         union = region_plane(labels, [v for r in regions for v in r.labels])
         keep = None if union.all() else to_plane_tensor(union)

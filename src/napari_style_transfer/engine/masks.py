@@ -74,15 +74,21 @@ class RegionPlan:
     style: int | None
 
 
-def plan_regions(labels: np.ndarray, label_styles: Mapping[int, int] | None, n_styles: int) -> list[RegionPlan]:
+def plan_regions(
+    labels: np.ndarray, label_styles: Mapping[int, int] | None, n_styles: int, strict: bool = True
+) -> list[RegionPlan]:
     """Group labels by their style (one region per style); unmapped labels keep the content.
 
     ``label_styles`` maps label value → 0-based style index. None: every non-zero label gets
-    the blend of all styles (the mask marks where to stylise).
+    the blend of all styles (the mask marks where to stylise). ``strict``: a mapped label
+    missing from ``labels``, or nothing to stylise, is an error; with ``strict=False`` (one
+    slice of a stack whose whole mask was checked) such a slice just keeps its content.
     """
     present = [int(v) for v in np.unique(labels)]
     if label_styles is None:
         chosen = tuple(v for v in present if v != 0)
+        if not chosen and not strict:
+            return []
         if not chosen:
             raise ConfigError(
                 "content_mask: holds no non-zero label, so nothing would be stylised; "
@@ -101,8 +107,12 @@ def plan_regions(labels: np.ndarray, label_styles: Mapping[int, int] | None, n_s
                 f"({n_styles} style image(s)), got {int(label)}: {style!r}"
             )
         if int(label) not in present:
+            if not strict:
+                continue
             raise ConfigError(f"label_styles: label {int(label)} is not in the mask (its labels: {_listed(present)})")
         by_style.setdefault(int(style), []).append(int(label))
+    if not by_style and not strict:
+        return []
     if not by_style:
         raise ConfigError("label_styles: maps no label to a style, so nothing would be stylised")
     return [RegionPlan(tuple(sorted(v)), s) for s, v in sorted(by_style.items())]

@@ -23,6 +23,7 @@ from .config import ConfigError, StyleConfig
 from .events import ProgressEvent, StopRequest, should_stop
 from .guidance import Guidance, StackOptions, take_guidance, with_overrides
 from .images import ImageError, resize_plane, value_range
+from .masks import plan_regions
 from .memory import release_cached_memory
 from .scales import scale_sizes
 from .stylizer import Stylizer
@@ -231,6 +232,8 @@ def stylize_stack_iter(
     for idx in np.ndindex(*layout.lead) if layout.lead else [()]:
         result[idx] = resize_slice(np.asarray(layout.data[idx]), out_hw, layout.rgb)
     stylizer = Stylizer(styles, config.replace(contrast_limits=limits), guidance)
+    if layout.masks is not None and layout.masks.ndim != 2:  # one label image per slice: check them all at once
+        plan_regions(layout.masks, guidance.label_styles, len(stylizer.styles.rgbs))
     run = _StackRun(layout, stack, stylizer, guidance, limits, out_hw)
     yield from run.slices(indices, result, stop)
     info = run.info(len(indices))
@@ -258,9 +261,11 @@ class _StackRun:
 
     def slice_guidance(self, idx: tuple[int, ...], prev: np.ndarray | None) -> Guidance:
         masks, weight = self.layout.masks, self.stack.consistency_weight
+        per_slice = masks is not None and masks.ndim != 2
         return dataclasses.replace(
             self.guidance,
-            content_mask=None if masks is None else (masks if masks.ndim == 2 else masks[idx]),
+            content_mask=None if masks is None else (masks[idx] if per_slice else masks),
+            partial_mask=per_slice,  # the whole stack's mask was checked once
             init_contrast_limits=self.limits,
             consistency_image=prev if weight > 0 else None,
             consistency_weight=weight if prev is not None else 0.0,
