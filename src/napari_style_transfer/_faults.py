@@ -22,6 +22,7 @@ from .engine import (
     select_device,
 )
 from .engine.images import MIN_SIDE
+from .messages import first_line
 
 
 class UserError(ValueError):
@@ -34,8 +35,7 @@ class UserError(ValueError):
 
 def error_message(exc: BaseException) -> str:
     """One sentence, on one line, for a notification (never a traceback)."""
-    lines = str(exc).strip().splitlines()
-    text = lines[0].strip().rstrip(".") if lines else type(exc).__name__
+    text = first_line(exc).rstrip(".")
     if isinstance(exc, MemoryLimitError):
         if exc.largest_size < MIN_SIDE:
             text = text.split("; the largest size that fits", 1)[0]

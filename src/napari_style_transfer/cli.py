@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .messages import first_line
 
 if TYPE_CHECKING:  # the engine loads torch: main() imports it after the signal handlers are set
     from .cli_job import Job
@@ -315,8 +316,7 @@ def _consume(events: Iterable[Any], job: Job, output: Path, progress: _Progress)
 
 
 def _fail(message: str) -> int:
-    lines = str(message).strip().splitlines() or ["unknown error"]  # one line, always
-    print(f"{PROG}: error: {lines[0]}", file=sys.stderr)
+    print(f"{PROG}: error: {first_line(message, 'unknown error')}", file=sys.stderr)  # one line, always
     return 2
 
 
@@ -415,8 +415,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line_warning(message: Any, category: type, filename: str, lineno: int, line: str | None = None) -> str:
-    text = str(message).strip().splitlines() or [category.__name__]
-    return f"{PROG}: warning: {text[0]}\n"
+    return f"{PROG}: warning: {first_line(message, category.__name__)}\n"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .engine.config import StyleConfig
+from .messages import first_line
 
 PROG = "napari-style-transfer batch"
 
@@ -116,8 +117,7 @@ def build_parser(add_config_arguments: AddConfigArguments) -> argparse.ArgumentP
 
 
 def _fail(message: str) -> int:
-    lines = str(message).strip().splitlines() or ["unknown error"]
-    print(f"{PROG}: error: {lines[0]}", file=sys.stderr)
+    print(f"{PROG}: error: {first_line(message, 'unknown error')}", file=sys.stderr)
     return 2
 
 

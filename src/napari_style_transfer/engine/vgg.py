@@ -20,6 +20,8 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from ..messages import first_line
+
 #: Layer names in torchvision's ``vgg19().features`` order (index = position).
 LAYER_NAMES: tuple[str, ...] = (
     "conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
@@ -95,8 +97,7 @@ def preprocess(rgb01: torch.Tensor, convention: InputConvention) -> torch.Tensor
 
 def _brief(exc: BaseException) -> str:
     """'Type: first sentence' of an exception (torch's unpickling errors run to paragraphs)."""
-    lines = str(exc).strip().splitlines()
-    first = lines[0].split(". ")[0].rstrip(".") if lines else ""
+    first = first_line(exc, "").split(". ")[0].rstrip(".")
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 

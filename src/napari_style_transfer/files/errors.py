@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..messages import first_line
+
 
 class ImageFileError(OSError):
     """An image file could not be read or written; the message says which and why."""
@@ -12,8 +14,8 @@ class ImageFileError(OSError):
 
 def reason(exc: BaseException) -> str:
     """'Type: first line' of an exception's message (readers add multi-line hints)."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    text = first_line(exc, "")
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def shown(path: str | os.PathLike) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ...imageio_utils import ImageFileError
+from ...messages import first_line
 from ..config import ConfigError, StyleConfig
 from ..events import StopRequest, should_stop
 from ..guidance import Guidance, StackOptions
@@ -25,7 +26,7 @@ from .items import BatchItem, check_chunk, settings_id, settings_record
 from .plan import Plan, StackState, is_array, make_plan
 from .report import BatchReport, BatchResult, is_current, load_previous
 from .stacks import assemble_stack, remove_parts
-from .work import BatchJob, one_line, run_chunk, run_item, stack_limits, stop_job
+from .work import BatchJob, run_chunk, run_item, stack_limits, stop_job
 
 #: How long a stop waits for running items to end (they stop after their current step).
 HALT_WAIT_S = 15.0
@@ -140,7 +141,7 @@ class _BatchRun:
             try:
                 options.out_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise ImageFileError(f"OUT_DIR: cannot create {options.out_dir}: {one_line(exc)}") from None
+                raise ImageFileError(f"OUT_DIR: cannot create {options.out_dir}: {first_line(exc)}") from None
         self.plan: Plan = make_plan(
             contents, options.out_dir, ext=options.ext, chunk=options.chunk, settings_id=self.settings_id
         )
@@ -299,12 +300,12 @@ class _BatchRun:
             try:
                 exc = future.exception()
                 message = (
-                    f"{type(exc).__name__}: {one_line(exc)}"
+                    f"{type(exc).__name__}: {first_line(exc)}"
                     if exc is not None
                     else f"the item was {future.status}"
                 )
             except Exception as err:  # noqa: BLE001 - a cancelled future raises here
-                message = f"{type(err).__name__}: {one_line(err)}"
+                message = f"{type(err).__name__}: {first_line(err)}"
             return self._plain(item, "failed", message)
         out = future.result()
         info = {k: out[k] for k in ("prep_id", "shape") if k in out}
@@ -360,7 +361,7 @@ class _BatchRun:
         try:
             info = assemble_stack(state.source, state.header, state.parts, state.output)
         except (OSError, ValueError) as exc:
-            return BatchResult(**base, status="failed", message=f"assembling the stack: {one_line(exc)}")
+            return BatchResult(**base, status="failed", message=f"assembling the stack: {first_line(exc)}")
         remove_parts(state.folder)
         info["chunk"] = self.options.chunk
         return BatchResult(**base, status="done", seconds=round(time.perf_counter() - started, 3), info=info)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ...imageio_utils import TIFF_SUFFIXES, ImageFileError, write_image
+from ...messages import first_line
 
 #: Marks the temporary name of an output being written; what a killed run leaves behind has it.
 PARTIAL_MARK = ".nst-partial-"
@@ -105,7 +106,7 @@ def read_stack_header(path: str | Path) -> StackHeader:
                 np.dtype(series.dtype),
             )
     except Exception as exc:  # noqa: BLE001 - every reader failure means "unreadable"
-        raise ImageFileError(f"cannot read image {path}: {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise ImageFileError(f"cannot read image {path}: {type(exc).__name__}: {first_line(exc)}") from exc
     if len(axes) == len(shape):
         rgb = axes.endswith("S") and shape[-1] in (3, 4)
     else:
@@ -132,7 +133,7 @@ def read_slices(path: str | Path, start: int, stop: int, header: StackHeader) ->
             else:
                 data = series.asarray().reshape((header.n_slices, *header.slice_shape))[start:stop]
     except Exception as exc:  # noqa: BLE001
-        raise ImageFileError(f"cannot read image {path}: {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise ImageFileError(f"cannot read image {path}: {type(exc).__name__}: {first_line(exc)}") from exc
     return np.asarray(data).reshape((count, *header.slice_shape))
 
 
@@ -152,6 +153,3 @@ class TiffSlices:
         return data if dtype is None else data.astype(dtype)
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else ""

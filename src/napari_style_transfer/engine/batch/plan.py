@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ...imageio_utils import ImageFileError
+from ...messages import first_line
 from .files import StackHeader, read_stack_header
 from .items import BatchError, BatchItem, check_unique_outputs, expand_inputs, output_suffix, plan_chunks
 from .report import BatchResult
@@ -75,7 +76,7 @@ def _add_stack(plan: Plan, path: Path, out_dir: Path, chunk: int, settings_id: s
     except ImageFileError as exc:
         item = plan.add(name=path.stem, label=str(path), source=str(path), output=output)
         plan.failed.append(
-            BatchResult(item.index, item.name, item.label, output, "failed", str(exc).splitlines()[0])
+            BatchResult(item.index, item.name, item.label, output, "failed", first_line(exc))
         )
         return
     folder = parts_dir(out_dir, path.stem, settings_id)

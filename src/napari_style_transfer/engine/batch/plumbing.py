@@ -18,8 +18,9 @@ from typing import Any
 
 from distributed import Client, LocalCluster, WorkerPlugin
 
+from ...messages import first_line
 from .items import BatchError
-from .work import INPUT_ERRORS, BatchJob, install_job, one_line, prepared, remove_job
+from .work import INPUT_ERRORS, BatchJob, install_job, prepared, remove_job
 
 #: torch threads per worker when the embedded CPU cluster picks the split itself (see docs/scale_out.md).
 DEFAULT_CPU_THREADS = 1
@@ -142,7 +143,7 @@ def start_local(workers: int | None = None, threads: int | None = None) -> Clust
         return _start_local(workers, threads)
     except Exception as exc:  # noqa: BLE001 - a cluster that cannot start is one line for the caller
         raise BatchError(
-            f"cannot start the local Dask cluster: {type(exc).__name__}: {one_line(exc)}"
+            f"cannot start the local Dask cluster: {type(exc).__name__}: {first_line(exc)}"
         ) from None
 
 
@@ -174,10 +175,7 @@ def connect(address: str, timeout: float | None = None) -> Cluster:
     try:
         client = Client(address, **kwargs)
     except (OSError, TimeoutError, ValueError) as exc:
-        lines = str(exc).strip().splitlines()
-        raise BatchError(
-            f"--scheduler: cannot reach {address}: {lines[0] if lines else type(exc).__name__}"
-        ) from None
+        raise BatchError(f"--scheduler: cannot reach {address}: {first_line(exc)}") from None
     return Cluster(client)
 
 
@@ -194,7 +192,7 @@ def install(cluster: Cluster, job: BatchJob) -> str:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever a worker raised, one line for the caller
         raise BatchError(
-            f"the workers could not prepare the batch: {type(exc).__name__}: {one_line(exc)}"
+            f"the workers could not prepare the batch: {type(exc).__name__}: {first_line(exc)}"
         ) from None
     return name
 

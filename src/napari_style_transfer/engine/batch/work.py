@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ...imageio_utils import ImageFileError, read_image
+from ...messages import first_line
 from ..config import ConfigError, StyleConfig
 from ..events import StopRequest, StyleTransferError
 from ..guidance import Guidance, StackOptions
@@ -149,12 +150,6 @@ def _worker() -> tuple[str, Any]:
         return "local", None
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception as the report's one-line message."""
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 def _outcome(item: BatchItem, status: str, start: float, worker: str, **fields: Any) -> dict[str, Any]:
     return {
         "index": item.index,
@@ -182,7 +177,7 @@ def run_item(key: str, item: BatchItem, content: np.ndarray | None = None) -> di
         if item.output is not None:
             write_image_atomic(item.output, result)
     except INPUT_ERRORS as exc:
-        message = one_line(exc)
+        message = first_line(exc)
         if isinstance(exc, ImageError) and message.startswith("content:") and item.source is not None:
             message += " (for a stack of 2D slices use --stack)"
         return _outcome(item, "failed", start, address, message=message)
@@ -233,7 +228,7 @@ def run_chunk(
             return _outcome(item, "cancelled", start, address, message="stopped before it finished")
         save_array_atomic(part, result)
     except INPUT_ERRORS as exc:
-        return _outcome(item, "failed", start, address, message=one_line(exc))
+        return _outcome(item, "failed", start, address, message=first_line(exc))
     return _outcome(item, "done", start, address, prep_id=state.prep_id, shape=list(result.shape))
 
 
@@ -245,4 +240,4 @@ def stack_limits(
     try:
         return {"limits": stack_contrast_limits(TiffSlices(path, header), header.rgb, contrast_limits)}
     except INPUT_ERRORS as exc:
-        return {"message": one_line(exc)}
+        return {"message": first_line(exc)}
