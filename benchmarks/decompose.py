@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             times[name].append(time.perf_counter() - t)
     medians = {k: statistics.median(v[1:]) for k, v in times.items()}
     base = medians["floor"]
-    print(f"{args.size} px ({content.shape[-2]}×{content.shape[-1]}), {args.precision}, {torch.get_num_threads()} threads:")
+    print(
+        f"{args.size} px ({content.shape[-2]}×{content.shape[-1]}), {args.precision}, {torch.get_num_threads()} threads:"
+    )
     for name, value in medians.items():
         print(f"  {name:14s} {value * 1e3:8.1f} ms  ({value / base - 1:+.1%})")
     if args.profile:

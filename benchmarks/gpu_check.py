@@ -71,10 +71,36 @@ class Plan:
         return self.device.type == "cuda"
 
 
-CUDA_PLAN = dict(parity=512, subnormal=(512, 1024), timing=(512, 1024, 2048), iterations=15, big=4096, tiled=2048,
-                 tile=None, small=256, oom=1024, compile=512, compile_iterations=20, compile_timeout=150, budget=540)  # fmt: skip
-SMOKE_PLAN = dict(parity=32, subnormal=(32, 48), timing=(32, 48), iterations=4, big=32, tiled=64, tile=32,
-                  small=32, oom=64, compile=32, compile_iterations=3, compile_timeout=100, budget=170)  # fmt: skip
+CUDA_PLAN = dict(
+    parity=512,
+    subnormal=(512, 1024),
+    timing=(512, 1024, 2048),
+    iterations=15,
+    big=4096,
+    tiled=2048,
+    tile=None,
+    small=256,
+    oom=1024,
+    compile=512,
+    compile_iterations=20,
+    compile_timeout=150,
+    budget=540,
+)
+SMOKE_PLAN = dict(
+    parity=32,
+    subnormal=(32, 48),
+    timing=(32, 48),
+    iterations=4,
+    big=32,
+    tiled=64,
+    tile=32,
+    small=32,
+    oom=64,
+    compile=32,
+    compile_iterations=3,
+    compile_timeout=100,
+    budget=170,
+)
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -134,18 +160,25 @@ def timed_run(content, style, config: StyleConfig, device: torch.device) -> dict
     steady = range(3, len(events) - 1) if len(events) > 5 else range(1, len(events))  # after cuDNN's tuning
     steps = np.array([stamps[i] - stamps[i - 1] for i in steady])
     precision = last.info.get("precision", config.precision)
-    estimate = estimate_peak_memory(tuple(last.shape), config.deepest_layer, precision, config.optimizer, device=device)
+    estimate = estimate_peak_memory(
+        tuple(last.shape), config.deepest_layer, precision, config.optimizer, device=device
+    )
     return {
-        "shape": list(last.shape), "precision": precision, "steps": last.step, "tiled": last.info.get("tiled"),
+        "shape": list(last.shape),
+        "precision": precision,
+        "steps": last.step,
+        "tiled": last.info.get("tiled"),
         "message": next((e.message for e in events if e.message), None),
-        "first_event_s": round(stamps[0] - start, 3), "total_s": round(stamps[-1] - start, 3),
+        "first_event_s": round(stamps[0] - start, 3),
+        "total_s": round(stamps[-1] - start, 3),
         "step_ms_median": round(float(np.median(steps)) * 1e3, 2) if steps.size else None,
         "syncs_per_step": [syncs[i] for i in steady] if cuda else NEEDS_CUDA,
         "host_transfers_per_step": [transfers[i] for i in steady],
         "peak_allocated_gib": gib(torch.cuda.max_memory_allocated(device)) if cuda else NEEDS_CUDA,
         "peak_reserved_gib": gib(torch.cuda.max_memory_reserved(device)) if cuda else NEEDS_CUDA,
-        "estimate_gib": gib(estimate.total_bytes), "free_before_gib": gib(free) if cuda else NEEDS_CUDA,
-    }  # fmt: skip
+        "estimate_gib": gib(estimate.total_bytes),
+        "free_before_gib": gib(free) if cuda else NEEDS_CUDA,
+    }
 
 
 # ----------------------------------------------------------------------------- steps
@@ -154,19 +187,28 @@ def timed_run(content, style, config: StyleConfig, device: torch.device) -> dict
 def step_environment(plan: Plan, images) -> dict:
     auto = select_runtime("auto", torch.device("cuda") if plan.cuda else plan.device)
     out = {
-        "python": sys.version.split()[0], "torch": torch.__version__, "cuda_available": torch.cuda.is_available(),
-        "device": str(plan.device), "auto_precision": auto.precision, "channels_last": auto.channels_last,
-        "cpu_threads": torch.get_num_threads(), "weights": str(embedded_weights_path()),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "cuda_available": torch.cuda.is_available(),
+        "device": str(plan.device),
+        "auto_precision": auto.precision,
+        "channels_last": auto.channels_last,
+        "cpu_threads": torch.get_num_threads(),
+        "weights": str(embedded_weights_path()),
         "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
         "fp16_initial_loss_scale_512px": initial_loss_scale(512 * 512),
-    }  # fmt: skip
+    }
     if plan.cuda:
         props = torch.cuda.get_device_properties(plan.device)
         out.update(
-            gpu=props.name, capability=list(torch.cuda.get_device_capability(plan.device)), cuda=torch.version.cuda,
-            cudnn=torch.backends.cudnn.version(), total_gib=gib(props.total_memory),
-            available_gib=gib(available_memory(plan.device)), bf16_supported=torch.cuda.is_bf16_supported(),
-        )  # fmt: skip
+            gpu=props.name,
+            capability=list(torch.cuda.get_device_capability(plan.device)),
+            cuda=torch.version.cuda,
+            cudnn=torch.backends.cudnn.version(),
+            total_gib=gib(props.total_memory),
+            available_gib=gib(available_memory(plan.device)),
+            bf16_supported=torch.cuda.is_bf16_supported(),
+        )
     return out
 
 
@@ -178,10 +220,16 @@ def step_gpu_tests(plan: Plan, images, out_dir: Path) -> dict:
     import pytest
 
     xml = out_dir / "gpu_tests.xml"
-    code = pytest.main(["-q", "-m", "gpu", "-p", "no:cacheprovider", f"--junitxml={xml}", "tests/test_gpu.py"])
+    code = pytest.main(
+        ["-q", "-m", "gpu", "-p", "no:cacheprovider", f"--junitxml={xml}", "tests/test_gpu.py"]
+    )
     suite = ET.parse(xml).getroot()
     suite = suite if suite.tag == "testsuite" else suite[0]
-    failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None or c.find("error") is not None]
+    failed = [
+        c.get("name")
+        for c in suite.iter("testcase")
+        if c.find("failure") is not None or c.find("error") is not None
+    ]
     out = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
     out.update(exit_code=int(code), failed=failed)
     if code != 0:
@@ -207,7 +255,9 @@ def step_leak_and_oom(plan: Plan, images) -> dict:
     release_cached_memory(dev, collect=False)
     filler = None
     try:
-        filler = torch.empty(max(0, torch.cuda.mem_get_info(dev)[0] - 64 * 2**20), dtype=torch.uint8, device=dev)
+        filler = torch.empty(
+            max(0, torch.cuda.mem_get_info(dev)[0] - 64 * 2**20), dtype=torch.uint8, device=dev
+        )
         for _ in gen:
             pass
         out["oom_raised"] = False
@@ -223,7 +273,10 @@ def step_leak_and_oom(plan: Plan, images) -> dict:
     stylize(content, style, config)
     release_cached_memory(dev)
     out["final_allocated"] = torch.cuda.memory_allocated(dev)
-    values = [out[k] for k in ("baseline_allocated", "after_run_allocated", "after_oom_allocated", "final_allocated")]
+    values = [
+        out[k]
+        for k in ("baseline_allocated", "after_run_allocated", "after_oom_allocated", "final_allocated")
+    ]
     out["leak_free"] = len(set(values)) == 1
     return out
 
@@ -247,15 +300,26 @@ def loss_and_grad(image, content_t, style_t, device, precision: str, scale: floa
     inp = preprocess(x, convention)
     inp = inp.contiguous(memory_format=torch.channels_last) if channels_last else inp
     run_net, inp = (net, inp) if dtype is None else (net.cast(dtype), inp.to(dtype))
-    names = tuple(sorted(set(config.content_layers + config.style_layers + tuple(watch)), key=LAYER_INDEX.get))
+    names = tuple(
+        sorted(set(config.content_layers + config.style_layers + tuple(watch)), key=LAYER_INDEX.get)
+    )
     feats = run_net(inp, names)
     for name in watch:
         feats[name].retain_grad()
-    c = sum(content_loss(feats[n], targets["content"][n]) for n in config.content_layers) / len(config.content_layers)
-    s = sum(relative_sq_distance(gram(feats[n]), targets["style"][n]) for n in config.style_layers) / len(config.style_layers)
+    c = sum(content_loss(feats[n], targets["content"][n]) for n in config.content_layers) / len(
+        config.content_layers
+    )
+    s = sum(relative_sq_distance(gram(feats[n]), targets["style"][n]) for n in config.style_layers) / len(
+        config.style_layers
+    )
     loss = config.content_weight * c + config.style_weight * s
     (loss * scale).backward()
-    return {"loss": float(loss.detach()), "grad": (x.grad / scale).float().cpu(), "feats": feats, "watch": watch}
+    return {
+        "loss": float(loss.detach()),
+        "grad": (x.grad / scale).float().cpu(),
+        "feats": feats,
+        "watch": watch,
+    }
 
 
 def _inputs(images, side: int):
@@ -279,10 +343,12 @@ def step_parity(plan: Plan, images) -> dict:
         got = loss_and_grad(image, content_t, style_t, plan.device, precision, scale)
         g, r = got["grad"].flatten(), ref["grad"].flatten()
         out[precision] = {
-            "loss": got["loss"], "loss_rel_diff": abs(got["loss"] - ref["loss"]) / abs(ref["loss"]),
+            "loss": got["loss"],
+            "loss_rel_diff": abs(got["loss"] - ref["loss"]) / abs(ref["loss"]),
             "grad_cosine": float(torch.nn.functional.cosine_similarity(g, r, dim=0)),
-            "grad_rel_l2": float((g - r).norm() / r.norm()), "grad_finite": bool(torch.isfinite(g).all()),
-        }  # fmt: skip
+            "grad_rel_l2": float((g - r).norm() / r.norm()),
+            "grad_finite": bool(torch.isfinite(g).all()),
+        }
     out["subnormal"] = {str(side): fp16_subnormal_share(images, side, plan.device) for side in plan.subnormal}
     return out
 
@@ -300,10 +366,13 @@ def fp16_subnormal_share(images, side: int, device) -> dict:
             active = got["feats"][name].detach() > 0
             nonzero = g[g > 0]
             layers[name] = {
-                "subnormal_share_of_nonzero": float((nonzero < FP16_TINY).float().mean()) if nonzero.numel() else None,
+                "subnormal_share_of_nonzero": float((nonzero < FP16_TINY).float().mean())
+                if nonzero.numel()
+                else None,
                 "zero_share_where_active": float((g[active] == 0).float().mean()) if active.any() else None,
-                "max_scaled": float(g.max()), "finite": bool(torch.isfinite(g).all()),
-            }  # fmt: skip
+                "max_scaled": float(g.max()),
+                "finite": bool(torch.isfinite(g).all()),
+            }
         out[label] = {"scale": scale, "layers": layers}
     return out
 
@@ -313,8 +382,14 @@ def step_timing(plan: Plan, images) -> dict:
     out = {}
     for side in plan.timing:
         for precision in ("auto", "fp32"):
-            config = StyleConfig(size=side, iterations=plan.iterations, multiscale=False, preview_every=0,
-                                 device=str(plan.device), precision=precision)  # fmt: skip
+            config = StyleConfig(
+                size=side,
+                iterations=plan.iterations,
+                multiscale=False,
+                preview_every=0,
+                device=str(plan.device),
+                precision=precision,
+            )
             out[f"{side}px_{precision}"] = timed_run(content, style, config, plan.device)
     return out
 
@@ -322,21 +397,39 @@ def step_timing(plan: Plan, images) -> dict:
 def step_previews(plan: Plan, images) -> dict:
     """Previews of a run (asynchronous on CUDA) equal the synchronous final image of a run stopped there."""
     content, style = images
-    config = StyleConfig(size=plan.small, iterations=4, multiscale=False, preview_every=1, device=str(plan.device),
-                         deterministic=True, seed=0)  # fmt: skip
+    config = StyleConfig(
+        size=plan.small,
+        iterations=4,
+        multiscale=False,
+        preview_every=1,
+        device=str(plan.device),
+        deterministic=True,
+        seed=0,
+    )
     previews = [(e.iteration, e.preview) for e in stylize_iter(content, style, config) if not e.done]
     reference = stylize(content, style, config.replace(iterations=2, preview_every=0))
-    diffs = {it: int(np.abs(p.astype(int) - reference.astype(int)).max()) for it, p in previews if p is not None}
+    diffs = {
+        it: int(np.abs(p.astype(int) - reference.astype(int)).max()) for it, p in previews if p is not None
+    }
     match = min(diffs, key=diffs.get)
-    return {"max_abs_diff_by_event": diffs, "matching_event": match, "lag_steps": match - 2,
-            "equal": diffs[match] == 0, "async": plan.cuda}  # fmt: skip
+    return {
+        "max_abs_diff_by_event": diffs,
+        "matching_event": match,
+        "lag_steps": match - 2,
+        "equal": diffs[match] == 0,
+        "async": plan.cuda,
+    }
 
 
 def step_large(plan: Plan, images) -> dict:
     content, style = images
     dev = str(plan.device)
-    big = StyleConfig(size=plan.big, iterations=3, multiscale=False, preview_every=0, device=dev, precision="bf16")
-    tiled = StyleConfig(size=plan.tiled, iterations=3, preview_every=0, device=dev, tiling="on", tile_size=plan.tile)
+    big = StyleConfig(
+        size=plan.big, iterations=3, multiscale=False, preview_every=0, device=dev, precision="bf16"
+    )
+    tiled = StyleConfig(
+        size=plan.tiled, iterations=3, preview_every=0, device=dev, tiling="on", tile_size=plan.tile
+    )
     return {
         f"{plan.big}px_bf16": timed_run(content, style, big, plan.device),
         f"{plan.tiled}px_tiled": timed_run(content, style, tiled, plan.device),
@@ -345,17 +438,29 @@ def step_large(plan: Plan, images) -> dict:
 
 def step_determinism(plan: Plan, images) -> dict:
     content, style = images
-    config = StyleConfig(size=plan.small, iterations=5, multiscale=False, preview_every=0, device=str(plan.device),
-                         deterministic=True, seed=1, init="noise")  # fmt: skip
+    config = StyleConfig(
+        size=plan.small,
+        iterations=5,
+        multiscale=False,
+        preview_every=0,
+        device=str(plan.device),
+        deterministic=True,
+        seed=1,
+        init="noise",
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         runs = [stylize(content, style, config) for _ in range(2)]
-    notes = sorted({str(w.message).splitlines()[0][:160] for w in caught if "determinis" in str(w.message).lower()})
+    notes = sorted(
+        {str(w.message).splitlines()[0][:160] for w in caught if "determinis" in str(w.message).lower()}
+    )
     return {
-        "identical": bool(np.array_equal(*runs)), "max_abs_diff": int(np.abs(runs[0].astype(int) - runs[1]).max()),
+        "identical": bool(np.array_equal(*runs)),
+        "max_abs_diff": int(np.abs(runs[0].astype(int) - runs[1]).max()),
         "deterministic_left_on": torch.are_deterministic_algorithms_enabled(),
-        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"), "warnings": notes,
-    }  # fmt: skip
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        "warnings": notes,
+    }
 
 
 def step_compile(plan: Plan, images, out_dir: Path, timeout: float) -> dict:
@@ -385,14 +490,25 @@ def compile_child(plan: Plan, out_dir: Path) -> int:
     runtime = select_runtime("auto", dev, compile=True)
     path = out_dir / "compile.json"
     out: dict = {"backend": os.environ.get(COMPILE_BACKEND_ENV, "inductor"), "precision": runtime.precision}
-    config = StyleConfig(size=plan.compile, iterations=plan.compile_iterations, multiscale=False, preview_every=0,
-                         device=str(dev), precision="auto", compile=True)  # fmt: skip
+    config = StyleConfig(
+        size=plan.compile,
+        iterations=plan.compile_iterations,
+        multiscale=False,
+        preview_every=0,
+        device=str(dev),
+        precision="auto",
+        compile=True,
+    )
     net = get_network("embedded", "max", dev, config.deepest_layer, channels_last=runtime.channels_last)
     runner = (net if runtime.autocast_dtype is None else net.cast(runtime.autocast_dtype)).compiled()
     # first: pays the compiler; second: steady state; eager: the same run uncompiled; multiscale: new
     # shapes (one more compile with dynamic sizes, then none).
-    parts = (("first", config), ("second", config), ("eager", config.replace(compile=False)),
-             ("multiscale", config.replace(size=plan.compile * 2, multiscale=True)))  # fmt: skip
+    parts = (
+        ("first", config),
+        ("second", config),
+        ("eager", config.replace(compile=False)),
+        ("multiscale", config.replace(size=plan.compile * 2, multiscale=True)),
+    )
     for label, cfg in parts:
         out[label] = timed_run(content, style, cfg, dev)
         out[label]["compiles_so_far"] = runner.compiles
@@ -402,10 +518,16 @@ def compile_child(plan: Plan, out_dir: Path) -> int:
 
 
 STEPS = (
-    ("1_environment", step_environment), ("2_gpu_tests", step_gpu_tests), ("3_leak_and_oom", step_leak_and_oom),
-    ("4_parity", step_parity), ("5_timing", step_timing), ("6_previews", step_previews), ("7_large", step_large),
-    ("8_determinism", step_determinism), ("9_compile", step_compile),
-)  # fmt: skip
+    ("1_environment", step_environment),
+    ("2_gpu_tests", step_gpu_tests),
+    ("3_leak_and_oom", step_leak_and_oom),
+    ("4_parity", step_parity),
+    ("5_timing", step_timing),
+    ("6_previews", step_previews),
+    ("7_large", step_large),
+    ("8_determinism", step_determinism),
+    ("9_compile", step_compile),
+)
 
 
 def run_all(plan: Plan, out_dir: Path, mode: str) -> int:
@@ -423,7 +545,10 @@ def run_all(plan: Plan, out_dir: Path, mode: str) -> int:
         write_json(path, report)
         t0 = time.perf_counter()
         try:
-            args = {"2_gpu_tests": (out_dir,), "9_compile": (out_dir, min(plan.compile_timeout, left - 5))}.get(name, ())
+            args = {
+                "2_gpu_tests": (out_dir,),
+                "9_compile": (out_dir, min(plan.compile_timeout, left - 5)),
+            }.get(name, ())
             results = fn(plan, images, *args)
             status = results.pop("_status", "ok")
         except Exception as exc:  # noqa: BLE001 - a step's failure is a result; the next step still runs
@@ -443,11 +568,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", nargs="?", default="out/gpu_check")
     parser.add_argument("--cpu-smoke", action="store_true", help="every step on the CPU at tiny sizes")
-    parser.add_argument("--only-compile", action="store_true", help=argparse.SUPPRESS)  # step 9's child process
-    parser.add_argument("--budget", type=float, default=None, help="seconds for all steps (skips the rest after)")
+    parser.add_argument(
+        "--only-compile", action="store_true", help=argparse.SUPPRESS
+    )  # step 9's child process
+    parser.add_argument(
+        "--budget", type=float, default=None, help="seconds for all steps (skips the rest after)"
+    )
     args = parser.parse_args(argv)
     if not args.cpu_smoke and not torch.cuda.is_available():
-        print("gpu_check: no CUDA GPU here; use --cpu-smoke OUT_DIR to check the script on the CPU", file=sys.stderr)
+        print(
+            "gpu_check: no CUDA GPU here; use --cpu-smoke OUT_DIR to check the script on the CPU",
+            file=sys.stderr,
+        )
         return 2
     values = dict(SMOKE_PLAN if args.cpu_smoke else CUDA_PLAN)
     values["budget"] = args.budget or values["budget"]

@@ -47,7 +47,9 @@ def _features(image: np.ndarray, layers: tuple[str, ...], shape: tuple[int, int]
         return net(preprocess(t, CAFFE), layers)
 
 
-def distances(output: np.ndarray, content: np.ndarray, style: np.ndarray, style_long_side: int) -> dict[str, float]:
+def distances(
+    output: np.ndarray, content: np.ndarray, style: np.ndarray, style_long_side: int
+) -> dict[str, float]:
     """Style and content distances of ``output`` (see module docstring)."""
     out_shape = output.shape[:2]
     style_shape = fit_long_side(style.shape[:2], style_long_side)
@@ -67,10 +69,25 @@ def distances(output: np.ndarray, content: np.ndarray, style: np.ndarray, style_
 def run_ours(content_path, out_path, style_path, size, iterations, optimizer, precision="fp32"):
     """Our CLI in a fresh process, like pastiche's: the wall time includes start-up for both."""
     cmd = [
-        sys.executable, "-m", "napari_style_transfer", str(content_path), str(style_path), "-o", str(out_path),
-        "--size", str(size), "--iterations", str(iterations), "--optimizer", optimizer,
-        "--precision", precision, "--device", "cpu", "-q",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "napari_style_transfer",
+        str(content_path),
+        str(style_path),
+        "-o",
+        str(out_path),
+        "--size",
+        str(size),
+        "--iterations",
+        str(iterations),
+        "--optimizer",
+        optimizer,
+        "--precision",
+        precision,
+        "--device",
+        "cpu",
+        "-q",
+    ]
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
     return iio.imread(out_path), time.perf_counter() - start, cmd
@@ -78,11 +95,29 @@ def run_ours(content_path, out_path, style_path, size, iterations, optimizer, pr
 
 def run_pastiche(content_path, style_path, out_path, size, style_size, iterations, optimizer):
     cmd = [
-        sys.executable, "-m", "pastiche", "--device", "cpu", "--seed", "0", "--no-verbose",
-        "--content", str(content_path), "--styles", str(style_path), "--output", str(out_path),
-        "--size", str(size), "--style-size", str(style_size),
-        "--num-steps", str(iterations), "--optimizer", optimizer,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pastiche",
+        "--device",
+        "cpu",
+        "--seed",
+        "0",
+        "--no-verbose",
+        "--content",
+        str(content_path),
+        "--styles",
+        str(style_path),
+        "--output",
+        str(out_path),
+        "--size",
+        str(size),
+        "--style-size",
+        str(style_size),
+        "--num-steps",
+        str(iterations),
+        "--optimizer",
+        optimizer,
+    ]
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
     return iio.imread(out_path), time.perf_counter() - start, cmd
@@ -94,7 +129,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--optimizer", default="lbfgs", choices=("lbfgs", "adam"))
     parser.add_argument("--out", type=Path, default=Path("docs/images/quality"))
-    parser.add_argument("--precisions", nargs="+", default=["fp32"], help="our precision modes to run (fp32, bf16, auto)")
+    parser.add_argument(
+        "--precisions", nargs="+", default=["fp32"], help="our precision modes to run (fp32, bf16, auto)"
+    )
     args = parser.parse_args(argv)
 
     content, style = sample_pair()
@@ -115,8 +152,16 @@ def main(argv: list[str] | None = None) -> dict:
             ours, ours_time, ours_cmd = run_ours(
                 content_path, ours_out, style_path, args.size, args.iterations, args.optimizer, precision
             )
-            rows[name] = {"wall_s": ours_time, **distances(ours, content, style, style_long), "image": str(ours_out)}
-    rows["pastiche"] = {"wall_s": peer_time, **distances(peer, content, style, style_long), "image": str(peer_out)}
+            rows[name] = {
+                "wall_s": ours_time,
+                **distances(ours, content, style, style_long),
+                "image": str(ours_out),
+            }
+    rows["pastiche"] = {
+        "wall_s": peer_time,
+        **distances(peer, content, style, style_long),
+        "image": str(peer_out),
+    }
     report = {
         "size": args.size,
         "iterations": args.iterations,
@@ -129,7 +174,9 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(f"{'':12s} {'wall s':>8s} {'style dist':>11s} {'content dist':>13s}")
     for name, row in rows.items():
-        print(f"{name:12s} {row['wall_s']:8.1f} {row['style_distance']:11.4f} {row['content_distance']:13.4f}")
+        print(
+            f"{name:12s} {row['wall_s']:8.1f} {row['style_distance']:11.4f} {row['content_distance']:13.4f}"
+        )
     (args.out / f"quality_{args.size}px_{args.iterations}it.json").write_text(json.dumps(report, indent=2))
     return report
 

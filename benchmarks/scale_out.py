@@ -70,8 +70,11 @@ def _timed(command: list[str] | str, shell: bool = False) -> float:
 def _item_seconds(out_dir: Path) -> dict:
     report = json.loads((out_dir / "batch-report.json").read_text())
     seconds = [e["seconds"] for e in report["items"] if e["status"] == "done"]
-    return {"items_done": len(seconds), "item_seconds_sum": round(sum(seconds), 2),
-            "item_seconds_median": round(float(np.median(seconds)), 2) if seconds else None}  # fmt: skip
+    return {
+        "items_done": len(seconds),
+        "item_seconds_sum": round(sum(seconds), 2),
+        "item_seconds_median": round(float(np.median(seconds)), 2) if seconds else None,
+    }
 
 
 def throughput(work: Path, images: int, size: int, iterations: int) -> dict:
@@ -89,9 +92,26 @@ def throughput(work: Path, images: int, size: int, iterations: int) -> dict:
     print(f"shell loop of {images} CLI calls: {out['shell_loop_s']} s", flush=True)
     for workers, threads in ((1, 2), (2, 1)):
         target = work / f"batch_{workers}x{threads}"
-        command = [sys.executable, "-m", "napari_style_transfer", "batch", str(work / "in"), "--style", str(style),
-                   "-o", str(target), "--workers", str(workers), "--threads-per-worker", str(threads),
-                   "--size", str(size), "--iterations", str(iterations), "-q"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "napari_style_transfer",
+            "batch",
+            str(work / "in"),
+            "--style",
+            str(style),
+            "-o",
+            str(target),
+            "--workers",
+            str(workers),
+            "--threads-per-worker",
+            str(threads),
+            "--size",
+            str(size),
+            "--iterations",
+            str(iterations),
+            "-q",
+        ]
         wall = _timed(command)
         key = f"batch_{workers}x{threads}"
         out[key] = {
@@ -133,7 +153,9 @@ def overhead(items: int, size: int, iterations: int, threads: int) -> dict:
     client = Client(cluster)
     try:
         arrivals, done = [], []
-        for result in stylize_batch(contents, [style], config, client, options=BatchOptions(threads_per_worker=threads)):
+        for result in stylize_batch(
+            contents, [style], config, client, options=BatchOptions(threads_per_worker=threads)
+        ):
             arrivals.append(time.perf_counter())
             done.append(result)
         dask_s = arrivals[-1] - arrivals[0]
@@ -142,14 +164,21 @@ def overhead(items: int, size: int, iterations: int, threads: int) -> dict:
         cluster.close()
     per_item = (dask_s - bare) / items
     out = {
-        "items": items, "size": size, "iterations": iterations, "torch_threads": threads,
-        "done": sum(r.status == "done" for r in done), "bare_s": round(bare, 3), "dask_s": round(dask_s, 3),
-        "bare_item_s": round(bare / items, 3), "overhead_per_item_s": round(per_item, 4),
-        "overhead_share": round(per_item / (bare / items), 4), "worker_item_seconds": [r.seconds for r in done],
+        "items": items,
+        "size": size,
+        "iterations": iterations,
+        "torch_threads": threads,
+        "done": sum(r.status == "done" for r in done),
+        "bare_s": round(bare, 3),
+        "dask_s": round(dask_s, 3),
+        "bare_item_s": round(bare / items, 3),
+        "overhead_per_item_s": round(per_item, 4),
+        "overhead_share": round(per_item / (bare / items), 4),
+        "worker_item_seconds": [r.seconds for r in done],
         # Dask's own share, free of engine-speed drift between the two runs: the time between
         # results not spent inside the items (scheduling, transfers, the result's return).
         "gap_per_item_s": round((dask_s - sum(r.seconds for r in done[1:])) / items, 4),
-    }  # fmt: skip
+    }
     print(f"dask: {out}", flush=True)
     return out
 
@@ -187,18 +216,42 @@ def chunk_flicker(
     out: dict = {"frames": frames, "side": side, "iterations": iterations, "chunks": {}}
     for k in chunks:
         target = work / f"stack_chunk{k}"
-        command = [sys.executable, "-m", "napari_style_transfer", "batch", str(source), "--style", str(style),
-                   "-o", str(target), "--stack", "--chunk", str(k), "--workers", str(workers),
-                   "--threads-per-worker", "1", "--size", str(side), "--iterations", str(iterations), "-q"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "napari_style_transfer",
+            "batch",
+            str(source),
+            "--style",
+            str(style),
+            "-o",
+            str(target),
+            "--stack",
+            "--chunk",
+            str(k),
+            "--workers",
+            str(workers),
+            "--threads-per-worker",
+            "1",
+            "--size",
+            str(side),
+            "--iterations",
+            str(iterations),
+            "-q",
+        ]
         wall = _timed(command)
         (stack,) = json.loads((target / "batch-report.json").read_text())["stacks"]
         import tifffile
 
         result = tifffile.imread(target / "movie.tif")
         out["chunks"][k] = {
-            "wall_s": round(wall, 2), "flicker_overall": round(flicker(result, content), 4),
-            **{key: stack.get(key) for key in ("flicker_inside_chunks", "flicker_at_boundaries", "flicker_pairs")},
-        }  # fmt: skip
+            "wall_s": round(wall, 2),
+            "flicker_overall": round(flicker(result, content), 4),
+            **{
+                key: stack.get(key)
+                for key in ("flicker_inside_chunks", "flicker_at_boundaries", "flicker_pairs")
+            },
+        }
         print(f"--chunk {k}: {out['chunks'][k]}", flush=True)
     return out
 
@@ -221,8 +274,15 @@ def main() -> None:
     args = p.parse_args()
     import torch
 
-    results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                                 "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M")}}  # fmt: skip
+    results: dict = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+        }
+    }
     with tempfile.TemporaryDirectory(prefix="scale_out_") as tmp:
         work = Path(tmp)
         if "throughput" in args.phases:

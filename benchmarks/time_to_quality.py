@@ -64,15 +64,32 @@ def main(argv: list[str] | None = None) -> dict:
         peer, peer_wall = run_pastiche(args.size, args.pastiche_steps, content, style)
         bar = distances(peer, content, style, args.size)
         if args.pastiche_json:
-            args.pastiche_json.write_text(json.dumps(
-                {"size": args.size, "pastiche_steps": args.pastiche_steps, "pastiche_wall_s": peer_wall, "bar": bar}, indent=2
-            ))  # fmt: skip
-    print(f"pastiche: {args.pastiche_steps} steps in {peer_wall:.1f} s → style {bar['style_distance']:.4f}, content {bar['content_distance']:.4f}", flush=True)
+            args.pastiche_json.write_text(
+                json.dumps(
+                    {
+                        "size": args.size,
+                        "pastiche_steps": args.pastiche_steps,
+                        "pastiche_wall_s": peer_wall,
+                        "bar": bar,
+                    },
+                    indent=2,
+                )
+            )
+    print(
+        f"pastiche: {args.pastiche_steps} steps in {peer_wall:.1f} s → style {bar['style_distance']:.4f}, content {bar['content_distance']:.4f}",
+        flush=True,
+    )
 
     from napari_style_transfer.engine import get_network
 
     get_network()  # load outside the timed region, as for pastiche
-    config = StyleConfig(size=args.size, iterations=args.max_iterations, preview_every=args.check_every, precision=args.precision, device="cpu")
+    config = StyleConfig(
+        size=args.size,
+        iterations=args.max_iterations,
+        preview_every=args.check_every,
+        precision=args.precision,
+        device="cpu",
+    )
     eval_time = 0.0
     reached = None
     start = time.perf_counter()
@@ -89,11 +106,18 @@ def main(argv: list[str] | None = None) -> dict:
                 write_image(args.image, event.preview)
             break
     report = {
-        "size": args.size, "pastiche_steps": args.pastiche_steps, "pastiche_wall_s": peer_wall, "bar": bar,
-        "ours": reached, "ratio": (reached["wall_s"] / peer_wall) if reached else None, "precision": args.precision,
-    }  # fmt: skip
+        "size": args.size,
+        "pastiche_steps": args.pastiche_steps,
+        "pastiche_wall_s": peer_wall,
+        "bar": bar,
+        "ours": reached,
+        "ratio": (reached["wall_s"] / peer_wall) if reached else None,
+        "precision": args.precision,
+    }
     if reached:
-        print(f"ours: reached it at step {reached['step']} after {reached['wall_s']:.1f} s (style {reached['style_distance']:.4f}, content {reached['content_distance']:.4f}) → {report['ratio']:.2f}× pastiche's time")
+        print(
+            f"ours: reached it at step {reached['step']} after {reached['wall_s']:.1f} s (style {reached['style_distance']:.4f}, content {reached['content_distance']:.4f}) → {report['ratio']:.2f}× pastiche's time"
+        )
     else:
         print("ours: did not reach the bar within --max-iterations")
     if args.json:

@@ -1,6 +1,6 @@
 """The main job: stylise the bundled sample pair, write a PNG, and open napari when there is a display.
 
-    python scripts/demo.py -o out/demo.png --size 384 --iterations 150 [--no-viewer]
+python scripts/demo.py -o out/demo.png --size 384 --iterations 150 [--no-viewer]
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ def main() -> int:
     parser.add_argument("-o", "--output", type=Path, default=Path("out/demo.png"))
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--iterations", type=int, default=150)
-    parser.add_argument("--no-viewer", action="store_true", help="do not open napari even if a display is there")
+    parser.add_argument(
+        "--no-viewer", action="store_true", help="do not open napari even if a display is there"
+    )
     args = parser.parse_args()
 
     from napari_style_transfer.cli import run
@@ -28,14 +30,29 @@ def main() -> int:
     content, style = sample_pair()
     content_path = write_image(args.output.with_name("demo_content.png"), content)
     style_path = write_image(args.output.with_name("demo_style.png"), style)
-    print(f"Stylising {content_path} in the style of {style_path} ({args.size} px, {args.iterations} iterations per scale)…")
+    print(
+        f"Stylising {content_path} in the style of {style_path} ({args.size} px, {args.iterations} iterations per scale)…"
+    )
     start = time.perf_counter()
-    code = run([str(content_path), str(style_path), "-o", str(args.output), "--size", str(args.size), "--iterations", str(args.iterations)])
+    code = run(
+        [
+            str(content_path),
+            str(style_path),
+            "-o",
+            str(args.output),
+            "--size",
+            str(args.size),
+            "--iterations",
+            str(args.iterations),
+        ]
+    )
     if code != 0:
         return code
     print(f"Done in {time.perf_counter() - start:.0f} s. Result: {args.output.resolve()}")
 
-    if args.no_viewer or not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform in ("darwin", "win32")):
+    if args.no_viewer or not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform in ("darwin", "win32")
+    ):
         print("No display found: not opening napari (the result is the PNG above).")
         return 0
     try:

@@ -72,7 +72,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     content = timelapse(args.frames, args.size, args.scene)
     style = style_image(size=args.size)
-    config = StyleConfig(size=args.size, iterations=args.iterations, multiscale=False, preview_every=0, device="cpu")
+    config = StyleConfig(
+        size=args.size, iterations=args.iterations, multiscale=False, preview_every=0, device="cpu"
+    )
     motion = f"drifting {MOTION} px/frame" if args.scene == "drift" else "static, fading, noisy"
     print(f"{args.frames} frames of {args.size} px ({motion}), {args.iterations} L-BFGS steps per frame")
     print(f"content: motion-compensated difference {motion_compensated(content, args.scene):.2f}")
@@ -81,11 +83,18 @@ def main() -> None:
     for name, coherence, motion, weight in [
         ("independent slices (coherence=False)", False, "none", 0.0),
         ("coherence, motion='none' (previous result as it is)", True, "none", 0.0),
-        ("coherence, motion='shift' (default: previous result moved by the estimated drift)", True, "shift", 0.0),
+        (
+            "coherence, motion='shift' (default: previous result moved by the estimated drift)",
+            True,
+            "shift",
+            0.0,
+        ),
         ("coherence, motion='shift', consistency_weight=1", True, "shift", 1.0),
     ]:
         start = time.perf_counter()
-        result = stylize_stack(content, style, config, coherence=coherence, motion=motion, consistency_weight=weight)
+        result = stylize_stack(
+            content, style, config, coherence=coherence, motion=motion, consistency_weight=weight
+        )
         seconds = time.perf_counter() - start
         print(
             f"| {name} | {flicker(result, content):.3f} | {motion_compensated(result, args.scene):.2f} | "

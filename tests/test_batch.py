@@ -202,7 +202,9 @@ def test_a_worker_killed_mid_batch_loses_no_item(client, content_image, style_im
     killed: list[str] = []
     killer = threading.Thread(target=_kill_a_busy_worker, args=(client, killed))
     killer.start()
-    results = list(stylize_batch(contents, [style_image], config, client, options=BatchOptions(out_dir=tmp_path / "out")))
+    results = list(
+        stylize_batch(contents, [style_image], config, client, options=BatchOptions(out_dir=tmp_path / "out"))
+    )
     killer.join()
     assert killed, "no worker was running an item"
     assert sorted(r.index for r in results) == list(range(5))

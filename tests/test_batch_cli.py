@@ -64,9 +64,12 @@ def test_ctrl_c_keeps_finished_outputs_writes_the_report_and_no_partial_file(inp
     ]
     argv += ["--size", "48", "--iterations", "15", "--no-multiscale", "--precision", "fp32"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "napari_style_transfer", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "napari_style_transfer", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         _wait_for(lambda: _report_has_done(out / "batch-report.json"), 240, "a first finished item")
         os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the whole process group

@@ -25,7 +25,21 @@ def files(tmp_path, content_image, style_image):
 def test_cli_writes_png_with_progress_and_intermediates(files, capsys):
     tmp, content, style = files
     out = tmp / "out.png"
-    code = run([str(content), str(style), "-o", str(out), "--size", "48", "--iterations", "4", "--no-multiscale", "--save-every", "2"])
+    code = run(
+        [
+            str(content),
+            str(style),
+            "-o",
+            str(out),
+            "--size",
+            "48",
+            "--iterations",
+            "4",
+            "--no-multiscale",
+            "--save-every",
+            "2",
+        ]
+    )
     assert code == 0
     result = read_image(out)
     assert result.dtype == np.uint8 and max(result.shape[:2]) == 48 and result.shape[-1] == 3
@@ -40,7 +54,19 @@ def test_cli_16bit_tiff_round_trip_and_two_styles(files, style_image):
     gray16 = (np.linspace(0, 1, 40 * 56).reshape(40, 56) ** 2 * 60000).astype(np.uint16)
     tifffile.imwrite(tmp / "gray16.tif", gray16)
     out = tmp / "out16.tif"
-    code = run([str(tmp / "gray16.tif"), str(style), str(content), "-o", str(out), "--style-blend-weights", "2", "1", *FAST])
+    code = run(
+        [
+            str(tmp / "gray16.tif"),
+            str(style),
+            str(content),
+            "-o",
+            str(out),
+            "--style-blend-weights",
+            "2",
+            "1",
+            *FAST,
+        ]
+    )
     assert code == 0
     result = tifffile.imread(out)
     assert result.dtype == np.uint16 and result.ndim == 2 and max(result.shape) == 48
@@ -52,7 +78,9 @@ def test_module_entry_point_runs(files):
     out = tmp / "m.jpg"
     proc = subprocess.run(
         [sys.executable, "-m", "napari_style_transfer", str(content), str(style), "-o", str(out), *FAST],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert read_image(out).shape[-1] == 3
@@ -80,11 +108,17 @@ def test_bad_input_is_one_line_error_and_nonzero_exit(argv, message, files, caps
     tmp, content, style = files
     (tmp / "garbage.png").write_bytes(b"this is not a png")
     (tmp / "truncated.png").write_bytes(content.read_bytes()[:200])
-    tifffile.imwrite(tmp / "twochan.tif", np.zeros((20, 20, 2), np.uint8), photometric="minisblack", planarconfig="contig")
+    tifffile.imwrite(
+        tmp / "twochan.tif", np.zeros((20, 20, 2), np.uint8), photometric="minisblack", planarconfig="contig"
+    )
     names = {
-        "tmp": tmp, "content": content, "style": style, "garbage": tmp / "garbage.png",
-        "truncated": tmp / "truncated.png", "twochan": tmp / "twochan.tif",
-    }  # fmt: skip
+        "tmp": tmp,
+        "content": content,
+        "style": style,
+        "garbage": tmp / "garbage.png",
+        "truncated": tmp / "truncated.png",
+        "twochan": tmp / "twochan.tif",
+    }
     args = [a.format(**names) for a in argv]
     code = run(["-q", "--size", "32", "--iterations", "1", "--no-multiscale", *args])
     err = capsys.readouterr().err.strip()
@@ -96,7 +130,10 @@ def test_bad_input_is_one_line_error_and_nonzero_exit(argv, message, files, caps
 
 def test_argparse_errors_exit_nonzero_without_traceback(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "napari_style_transfer", "only_content.png"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "napari_style_transfer", "only_content.png"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "required" in proc.stderr

@@ -21,7 +21,10 @@ def files(tmp_path, content_image, style_image):
     labels = np.zeros(content_image.shape[:2], np.uint8)
     labels[:, :32] = 1
     labels[:, 32:] = 2
-    stack = np.stack([content_image[..., 1], content_image[::-1, :, 1], content_image[..., 0]]).astype(np.uint16) * 200
+    stack = (
+        np.stack([content_image[..., 1], content_image[::-1, :, 1], content_image[..., 0]]).astype(np.uint16)
+        * 200
+    )
     paths = {
         "tmp": tmp_path,
         "content": write_image(tmp_path / "content.png", content_image),
@@ -38,8 +41,23 @@ def files(tmp_path, content_image, style_image):
 
 def test_mask_with_label_styles_keeps_unmapped_labels(files, capsys):
     out = files["tmp"] / "masked.png"
-    argv = [str(files["content"]), str(files["style"]), str(files["style2"]), "-o", str(out),
-            "--mask", str(files["labels"]), "--label-styles", "1:0", "-q", "--size", "64", "--iterations", "8", "--no-multiscale"]  # fmt: skip
+    argv = [
+        str(files["content"]),
+        str(files["style"]),
+        str(files["style2"]),
+        "-o",
+        str(out),
+        "--mask",
+        str(files["labels"]),
+        "--label-styles",
+        "1:0",
+        "-q",
+        "--size",
+        "64",
+        "--iterations",
+        "8",
+        "--no-multiscale",
+    ]
     assert run(argv) == 0, capsys.readouterr().err
     result = read_image(out).astype(float)
     content = read_image(files["content"]).astype(float)
@@ -49,7 +67,22 @@ def test_mask_with_label_styles_keeps_unmapped_labels(files, capsys):
 
 def test_forced_tiling_writes_the_full_size_and_says_so(files, capsys):
     out = files["tmp"] / "tiled.png"
-    argv = [str(files["content"]), str(files["style"]), "-o", str(out), "--tiling", "on", "--tile-size", "32", "--size", "64", "-q", "--iterations", "1", "--no-multiscale"]  # fmt: skip
+    argv = [
+        str(files["content"]),
+        str(files["style"]),
+        "-o",
+        str(out),
+        "--tiling",
+        "on",
+        "--tile-size",
+        "32",
+        "--size",
+        "64",
+        "-q",
+        "--iterations",
+        "1",
+        "--no-multiscale",
+    ]
     assert run(argv) == 0
     err = capsys.readouterr().err
     assert "tiling: forced" in err and "tiles of 32 px" in err
@@ -58,14 +91,38 @@ def test_forced_tiling_writes_the_full_size_and_says_so(files, capsys):
 
 def test_stack_tiff_is_stylised_slice_by_slice(files, capsys):
     out = files["tmp"] / "out_stack.tif"
-    assert run([str(files["stack"]), str(files["style"]), "-o", str(out), "--stack", "--slices", "0", "2", *FAST]) == 0, capsys.readouterr().err
+    assert (
+        run(
+            [str(files["stack"]), str(files["style"]), "-o", str(out), "--stack", "--slices", "0", "2", *FAST]
+        )
+        == 0
+    ), capsys.readouterr().err
     result = tifffile.imread(out)
     stack = tifffile.imread(files["stack"])
     assert result.shape == (3, 22, 32) and result.dtype == np.uint16
     out2 = files["tmp"] / "out_stack2.tif"
-    assert run([str(files["stack"]), str(files["style"]), "-o", str(out2), "--stack", "--no-coherence", *FAST]) == 0
+    assert (
+        run([str(files["stack"]), str(files["style"]), "-o", str(out2), "--stack", "--no-coherence", *FAST])
+        == 0
+    )
     out3 = files["tmp"] / "out_stack3.tif"
-    assert run([str(files["stack"]), str(files["style"]), "-o", str(out3), "--stack", "--motion", "none", "--consistency-weight", "0.5", *FAST]) == 0
+    assert (
+        run(
+            [
+                str(files["stack"]),
+                str(files["style"]),
+                "-o",
+                str(out3),
+                "--stack",
+                "--motion",
+                "none",
+                "--consistency-weight",
+                "0.5",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     assert tifffile.imread(out3).shape == (3, 22, 32)
     assert tifffile.imread(out2).shape == (3, 22, 32)
     assert stack.shape == (3, 43, 64)
@@ -73,18 +130,39 @@ def test_stack_tiff_is_stylised_slice_by_slice(files, capsys):
 
 BAD = [
     (["{content}", "{style}", "-o", "{tmp}/o.png", "--label-styles", "1:0"], "--label-styles needs --mask"),
-    (["{content}", "{style}", "-o", "{tmp}/o.png", "--mask", "{labels}", "--label-styles", "1-0"], "--label-styles: '1-0' must be LABEL:STYLE"),
-    (["{content}", "{style}", "-o", "{tmp}/o.png", "--mask", "{labels}", "--label-styles", "1:3"], "label_styles: must map labels to style indices 0 to 0"),
-    (["{content}", "{style}", "-o", "{tmp}/o.png", "--mask", "{smalllabels}"], "content_mask: shape (10, 10) does not match"),
+    (
+        ["{content}", "{style}", "-o", "{tmp}/o.png", "--mask", "{labels}", "--label-styles", "1-0"],
+        "--label-styles: '1-0' must be LABEL:STYLE",
+    ),
+    (
+        ["{content}", "{style}", "-o", "{tmp}/o.png", "--mask", "{labels}", "--label-styles", "1:3"],
+        "label_styles: must map labels to style indices 0 to 0",
+    ),
+    (
+        ["{content}", "{style}", "-o", "{tmp}/o.png", "--mask", "{smalllabels}"],
+        "content_mask: shape (10, 10) does not match",
+    ),
     (["{content}", "{style}", "-o", "{tmp}/o.png", "--mask", "{rgbmask}"], "is a colour image"),
     (["{content}", "{style}", "-o", "{tmp}/o.png", "--mask", "{tmp}/missing.png"], "file not found"),
     (["{content}", "{style}", "-o", "{tmp}/o.png", "--tile-size", "8"], "tile_size: must be"),
-    (["{content}", "{style}", "-o", "{tmp}/o.png", "--tile-size", "64", "--tile-overlap", "40"], "tile_overlap: must be"),
-    (["{stack}", "{style}", "-o", "{tmp}/o.png", "--stack"], "must be a .tif or .tiff file for a --stack result"),
+    (
+        ["{content}", "{style}", "-o", "{tmp}/o.png", "--tile-size", "64", "--tile-overlap", "40"],
+        "tile_overlap: must be",
+    ),
+    (
+        ["{stack}", "{style}", "-o", "{tmp}/o.png", "--stack"],
+        "must be a .tif or .tiff file for a --stack result",
+    ),
     (["{stack}", "{style}", "-o", "{tmp}/o.tif"], "--stack"),
     (["{content}", "{style}", "-o", "{tmp}/o.png", "--slices", "1"], "--slices: only applies with --stack"),
-    (["{stack}", "{style}", "-o", "{tmp}/o.tif", "--stack", "--slices", "7"], "slices: must be slice numbers from 0 to 2"),
-    (["{stack}", "{style}", "-o", "{tmp}/o.tif", "--stack", "--consistency-weight", "-1"], "consistency_weight: must be"),
+    (
+        ["{stack}", "{style}", "-o", "{tmp}/o.tif", "--stack", "--slices", "7"],
+        "slices: must be slice numbers from 0 to 2",
+    ),
+    (
+        ["{stack}", "{style}", "-o", "{tmp}/o.tif", "--stack", "--consistency-weight", "-1"],
+        "consistency_weight: must be",
+    ),
 ]
 
 
@@ -100,7 +178,16 @@ def test_bad_input_is_one_line_error(argv, message, files, capsys):
 
 def test_bad_tiling_choice_is_an_argparse_error(files, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        run([str(files["content"]), str(files["style"]), "-o", str(files["tmp"] / "o.png"), "--tiling", "sometimes"])
+        run(
+            [
+                str(files["content"]),
+                str(files["style"]),
+                "-o",
+                str(files["tmp"] / "o.png"),
+                "--tiling",
+                "sometimes",
+            ]
+        )
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "--tiling" in err and "sometimes" in err and len(err.splitlines()) == 1
@@ -113,5 +200,7 @@ def test_speed_options_reach_the_config():
     parser = build_parser()
     default = config_from_args(parser.parse_args(["c.png", "s.png", "-o", "o.png"]))
     assert default.precision == "auto" and default.compile is False
-    tuned = config_from_args(parser.parse_args(["c.png", "s.png", "-o", "o.png", "--compile", "--precision", "fp32"]))
+    tuned = config_from_args(
+        parser.parse_args(["c.png", "s.png", "-o", "o.png", "--compile", "--precision", "fp32"])
+    )
     assert tuned.compile is True and tuned.precision == "fp32"

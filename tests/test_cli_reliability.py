@@ -40,7 +40,12 @@ def files(tmp_path, content_image, style_image):
     (tmp_path / "weights.pth").write_bytes(b"\x80\x02 not a torch file")
     tifffile.imwrite(tmp_path / "complex.tif", np.ones((20, 20), np.complex64))
     tifffile.imwrite(tmp_path / "stack.tif", np.zeros((5, 20, 20), np.uint8), photometric="minisblack")
-    tifffile.imwrite(tmp_path / "five.tif", np.zeros((20, 20, 5), np.uint8), photometric="minisblack", planarconfig="contig")
+    tifffile.imwrite(
+        tmp_path / "five.tif",
+        np.zeros((20, 20, 5), np.uint8),
+        photometric="minisblack",
+        planarconfig="contig",
+    )
     for name in ("empty", "notatiff", "truncated", "folder", "a_file", "weights", "complex", "stack", "five"):
         paths[name] = next(tmp_path.glob(f"{name}*"))
     return paths
@@ -66,7 +71,11 @@ OUT = "{tmp}/o.png"
 CASES = [
     # files
     ("missing style", ["{content}", "{tmp}/nope.jpg", "-o", OUT], "file not found"),
-    ("missing init image", ["{content}", "{style}", "-o", OUT, "--init-image", "{tmp}/nope.png"], "file not found"),
+    (
+        "missing init image",
+        ["{content}", "{style}", "-o", OUT, "--init-image", "{tmp}/nope.png"],
+        "file not found",
+    ),
     ("content is a folder", ["{tmp}", "{style}", "-o", OUT], "is a directory"),
     ("empty file", ["{empty}", "{style}", "-o", OUT], "cannot read image"),
     ("text as TIFF", ["{content}", "{notatiff}", "-o", OUT], "cannot read image"),
@@ -80,23 +89,59 @@ CASES = [
     ("output folder is a file", ["{content}", "{style}", "-o", "{a_file}/o.png"], "a_file"),
     ("output suffix", ["{content}", "{style}", "-o", "{tmp}/o.gif"], "must end in one of"),
     # option values
-    ("size too small", ["{content}", "{style}", "-o", OUT, "--size", "8"], "size: must be None or an integer from 16"),
+    (
+        "size too small",
+        ["{content}", "{style}", "-o", OUT, "--size", "8"],
+        "size: must be None or an integer from 16",
+    ),
     ("negative size", ["{content}", "{style}", "-o", OUT, "--size", "-1"], "size: must be"),
-    ("size not a number", ["{content}", "{style}", "-o", OUT, "--size", "big"], "argument -s/--size: invalid int value"),
+    (
+        "size not a number",
+        ["{content}", "{style}", "-o", OUT, "--size", "big"],
+        "argument -s/--size: invalid int value",
+    ),
     ("negative iterations", ["{content}", "{style}", "-o", OUT, "--iterations", "-5"], "iterations: must be"),
     ("style scale 0", ["{content}", "{style}", "-o", OUT, "--style-scale", "0"], "style_scale: must be"),
     ("learning rate 0", ["{content}", "{style}", "-o", OUT, "--lr", "0"], "learning_rate: must be"),
     ("negative seed", ["{content}", "{style}", "-o", OUT, "--seed", "-1"], "seed: must be"),
-    ("nan weight", ["{content}", "{style}", "-o", OUT, "--tv-weight", "nan"], "tv_weight: must be a finite number"),
+    (
+        "nan weight",
+        ["{content}", "{style}", "-o", OUT, "--tv-weight", "nan"],
+        "tv_weight: must be a finite number",
+    ),
     ("inf weight", ["{content}", "{style}", "-o", OUT, "--content-weight", "inf"], "content_weight: must be"),
-    ("pool layer", ["{content}", "{style}", "-o", OUT, "--content-layers", "pool1"], "content_layers: must be"),
-    ("layer weights count", ["{content}", "{style}", "-o", OUT, "--style-layer-weights", "1", "2"], "style_layer_weights: must be"),
-    ("unknown optimizer", ["{content}", "{style}", "-o", OUT, "--optimizer", "sgd"], "argument --optimizer: invalid choice"),
+    (
+        "pool layer",
+        ["{content}", "{style}", "-o", OUT, "--content-layers", "pool1"],
+        "content_layers: must be",
+    ),
+    (
+        "layer weights count",
+        ["{content}", "{style}", "-o", OUT, "--style-layer-weights", "1", "2"],
+        "style_layer_weights: must be",
+    ),
+    (
+        "unknown optimizer",
+        ["{content}", "{style}", "-o", OUT, "--optimizer", "sgd"],
+        "argument --optimizer: invalid choice",
+    ),
     ("unknown option", ["{content}", "{style}", "-o", OUT, "--colour", "red"], "unrecognized arguments"),
     ("missing output", ["{content}", "{style}"], "the following arguments are required: -o/--output"),
-    ("fp16 on the CPU", ["{content}", "{style}", "-o", OUT, "--precision", "fp16", "--device", "cpu"], "precision: 'fp16' needs a CUDA GPU"),
-    ("weights file missing", ["{content}", "{style}", "-o", OUT, "--weights", "{tmp}/none.pth"], "weights file not found"),
-    ("weights file corrupted", ["{content}", "{style}", "-o", OUT, "--weights", "{weights}"], "could not be read as a torch state dict"),
+    (
+        "fp16 on the CPU",
+        ["{content}", "{style}", "-o", OUT, "--precision", "fp16", "--device", "cpu"],
+        "precision: 'fp16' needs a CUDA GPU",
+    ),
+    (
+        "weights file missing",
+        ["{content}", "{style}", "-o", OUT, "--weights", "{tmp}/none.pth"],
+        "weights file not found",
+    ),
+    (
+        "weights file corrupted",
+        ["{content}", "{style}", "-o", OUT, "--weights", "{weights}"],
+        "could not be read as a torch state dict",
+    ),
 ]
 
 
@@ -128,7 +173,9 @@ def test_read_only_output_is_refused_before_the_run(what, files, capsys, monkeyp
         if os.access(folder if what == "folder" else target, os.W_OK):
             pytest.skip("running as root: permissions do not stop writing")
         started = []
-        monkeypatch.setattr("napari_style_transfer.engine.stylize_iter", lambda *a, **k: started.append(1) or iter(()))
+        monkeypatch.setattr(
+            "napari_style_transfer.engine.stylize_iter", lambda *a, **k: started.append(1) or iter(())
+        )
         code = call([*FAST, "{content}", "{style}", "-o", str(target)], files)
         message = one_line_error(capsys, code)
         assert "cannot write" in message and ("not writable" in message or "read-only" in message)
@@ -156,7 +203,9 @@ def test_tiny_images_are_upscaled_to_the_minimum_working_size(shape, dtype, argv
     src = tmp / "tiny.tif"
     tifffile.imwrite(src, data, photometric="rgb" if len(shape) == 3 else "minisblack")
     out = tmp / "tiny_out.tif"
-    code = run(["-q", "--iterations", "1", "--no-multiscale", *argv, str(src), str(files["style"]), "-o", str(out)])
+    code = run(
+        ["-q", "--iterations", "1", "--no-multiscale", *argv, str(src), str(files["style"]), "-o", str(out)]
+    )
     assert code == 0, capsys.readouterr().err
     result = read_image(out)
     assert result.shape == out_shape and result.dtype == dtype
@@ -186,45 +235,106 @@ def weight_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("weights")
     state = load_embedded_state_dict()
     torch.save({**state, "0.weight": torch.zeros(64, 3, 5, 5)}, folder / "shape.pth")
-    torch.save({**state, "5.weight": state["5.weight"].clone().index_fill_(0, torch.tensor([0]), float("nan"))}, folder / "nan.pth")
+    torch.save(
+        {**state, "5.weight": state["5.weight"].clone().index_fill_(0, torch.tensor([0]), float("nan"))},
+        folder / "nan.pth",
+    )
     (folder / "a_folder").mkdir()
     return folder
 
 
 ROUND2 = [
     # stack-only options are refused without --stack, like --slices and --rgb
-    ("consistency weight nan without --stack", ["--consistency-weight", "nan"], "--consistency-weight: only applies with --stack"),
-    ("consistency weight without --stack", ["--consistency-weight", "0.5"], "--consistency-weight: only applies with --stack"),
+    (
+        "consistency weight nan without --stack",
+        ["--consistency-weight", "nan"],
+        "--consistency-weight: only applies with --stack",
+    ),
+    (
+        "consistency weight without --stack",
+        ["--consistency-weight", "0.5"],
+        "--consistency-weight: only applies with --stack",
+    ),
     ("motion without --stack", ["--motion", "none"], "--motion: only applies with --stack"),
-    ("no-coherence without --stack", ["--no-coherence"], "--coherence/--no-coherence: only applies with --stack"),
+    (
+        "no-coherence without --stack",
+        ["--no-coherence"],
+        "--coherence/--no-coherence: only applies with --stack",
+    ),
     ("coherence without --stack", ["--coherence"], "--coherence/--no-coherence: only applies with --stack"),
     ("rgb without --stack", ["--no-rgb"], "--rgb/--no-rgb: only applies with --stack"),
-    ("motion with --no-coherence", ["--stack", "--no-coherence", "--motion", "none"], "--motion: only applies with --coherence"),
+    (
+        "motion with --no-coherence",
+        ["--stack", "--no-coherence", "--motion", "none"],
+        "--motion: only applies with --coherence",
+    ),
     ("mask feather without --mask", ["--mask-feather", "2"], "--mask-feather: only applies with --mask"),
     # a start image that would be ignored
-    ("init image with --init content", ["--init", "content", "--init-image", "{style}"], "--init-image: only applies with --init image"),
-    ("init image with --init noise", ["--init", "noise", "--init-image", "{style}"], "--init-image: only applies with --init image"),
+    (
+        "init image with --init content",
+        ["--init", "content", "--init-image", "{style}"],
+        "--init-image: only applies with --init image",
+    ),
+    (
+        "init image with --init noise",
+        ["--init", "noise", "--init-image", "{style}"],
+        "--init-image: only applies with --init image",
+    ),
     # weights
     ("weights is a directory", ["--weights", "{weights}/a_folder"], "a_folder is a directory"),
-    ("weights of the wrong shape", ["--weights", "{weights}/shape.pth"], "0.weight (conv1_1) has shape (64, 3, 5, 5), expected (64, 3, 3, 3)"),
-    ("weights with NaN", ["--weights", "{weights}/nan.pth"], "5.weight (conv2_1) holds NaN or infinite values"),
+    (
+        "weights of the wrong shape",
+        ["--weights", "{weights}/shape.pth"],
+        "0.weight (conv1_1) has shape (64, 3, 5, 5), expected (64, 3, 3, 3)",
+    ),
+    (
+        "weights with NaN",
+        ["--weights", "{weights}/nan.pth"],
+        "5.weight (conv2_1) holds NaN or infinite values",
+    ),
     # a weight so large the loss overflows: the real cause, not the learning rate
-    ("style weight 1e308", ["--style-weight", "1e308"], "the weighted loss overflowed to infinity although every loss term is finite"),
-    ("style weight 1e308 with adam", ["--optimizer", "adam", "--style-weight", "1e308"], "so a loss weight is too large"),
+    (
+        "style weight 1e308",
+        ["--style-weight", "1e308"],
+        "the weighted loss overflowed to infinity although every loss term is finite",
+    ),
+    (
+        "style weight 1e308 with adam",
+        ["--optimizer", "adam", "--style-weight", "1e308"],
+        "so a loss weight is too large",
+    ),
     # label → style mappings that would silently return the content
-    ("label absent from the mask", ["--mask", "{labels}", "--label-styles", "7:0"], "label_styles: label 7 is not in the mask (its labels: 0, 1)"),
-    ("all-zero mask", ["--mask", "{zeros}"], "content_mask: holds no non-zero label, so nothing would be stylised"),
-    ("all-zero mask with a mapping", ["--mask", "{zeros}", "--label-styles", "1:0"], "label 1 is not in the mask (its labels: 0)"),
+    (
+        "label absent from the mask",
+        ["--mask", "{labels}", "--label-styles", "7:0"],
+        "label_styles: label 7 is not in the mask (its labels: 0, 1)",
+    ),
+    (
+        "all-zero mask",
+        ["--mask", "{zeros}"],
+        "content_mask: holds no non-zero label, so nothing would be stylised",
+    ),
+    (
+        "all-zero mask with a mapping",
+        ["--mask", "{zeros}", "--label-styles", "1:0"],
+        "label 1 is not in the mask (its labels: 0)",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("argv", "expected"), [c[1:] for c in ROUND2], ids=[c[0] for c in ROUND2])
-def test_round_two_cases_are_one_line_before_or_instead_of_a_silent_result(argv, expected, files, weight_files, capsys):
+def test_round_two_cases_are_one_line_before_or_instead_of_a_silent_result(
+    argv, expected, files, weight_files, capsys
+):
     tmp = files["tmp"]
     labels = np.zeros((43, 64), np.uint8)
     labels[:, :20] = 1
-    names = {**files, "weights": weight_files, "labels": write_image(tmp / "labels.png", labels),
-             "zeros": write_image(tmp / "zeros.png", np.zeros((43, 64), np.uint8))}  # fmt: skip
+    names = {
+        **files,
+        "weights": weight_files,
+        "labels": write_image(tmp / "labels.png", labels),
+        "zeros": write_image(tmp / "zeros.png", np.zeros((43, 64), np.uint8)),
+    }
     content = files["stack"] if "--stack" in argv else files["content"]
     out = tmp / ("o.tif" if "--stack" in argv else "o.png")
     code = call([*FAST, str(content), str(files["style"]), "-o", str(out), *argv], names)
@@ -242,13 +352,26 @@ def test_big_inputs_are_reduced_before_conversion_so_memory_follows_the_output_s
 
     rng = np.random.default_rng(0)
     for side in (512, 4096):
-        Image.fromarray((rng.random((side, side, 3)) * 255).astype(np.uint8)).save(tmp_path / f"{side}.png", compress_level=1)
+        Image.fromarray((rng.random((side, side, 3)) * 255).astype(np.uint8)).save(
+            tmp_path / f"{side}.png", compress_level=1
+        )
     argv = ["-q", "--size", "48", "--iterations", "1", "--no-multiscale"]
     assert run([*argv, str(tmp_path / "512.png"), str(files["style"]), "-o", str(tmp_path / "warm.png")]) == 0
     peaks = {}
     for side in (512, 4096):
         with PeakRSS() as peak:
-            assert run([*argv, str(tmp_path / f"{side}.png"), str(files["style"]), "-o", str(tmp_path / f"o{side}.png")]) == 0
+            assert (
+                run(
+                    [
+                        *argv,
+                        str(tmp_path / f"{side}.png"),
+                        str(files["style"]),
+                        "-o",
+                        str(tmp_path / f"o{side}.png"),
+                    ]
+                )
+                == 0
+            )
         peaks[side] = peak.peak_bytes
         assert read_image(tmp_path / f"o{side}.png").shape == (48, 48, 3)
     decoded = 4096 * 4096 * 4  # Pillow's decoded image itself (RGB is stored 4 bytes a pixel)
@@ -265,7 +388,9 @@ def test_a_reduced_content_keeps_the_output_size_and_its_mask(tmp_path, files, c
     write_image(tmp_path / "m.png", labels)
     out = tmp_path / "o.png"
     argv = ["-q", "--size", "40", "--iterations", "1", "--no-multiscale", "--mask", str(tmp_path / "m.png")]
-    assert run([*argv, str(tmp_path / "c.png"), str(files["style"]), "-o", str(out)]) == 0, capsys.readouterr().err
+    assert run([*argv, str(tmp_path / "c.png"), str(files["style"]), "-o", str(out)]) == 0, (
+        capsys.readouterr().err
+    )
     from napari_style_transfer.engine.images import fit_long_side
 
     assert read_image(out).shape == (*fit_long_side((301, 197), 40), 3)

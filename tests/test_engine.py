@@ -27,7 +27,9 @@ from napari_style_transfer.engine.vgg import (
     preprocess,
 )
 
-FAST = dict(size=64, iterations=8, multiscale=False, preview_every=0, device="cpu", precision="fp32")  # thresholds tuned in fp32; bf16 is covered in test_precision
+FAST = dict(
+    size=64, iterations=8, multiscale=False, preview_every=0, device="cpu", precision="fp32"
+)  # thresholds tuned in fp32; bf16 is covered in test_precision
 
 
 def style_distance(result: np.ndarray, style: np.ndarray) -> float:
@@ -38,7 +40,12 @@ def style_distance(result: np.ndarray, style: np.ndarray) -> float:
         fo = net(preprocess(to_tensor(to_rgb01(result)[0]), CAFFE), layers)
         fs = net(preprocess(to_tensor(to_rgb01(style)[0]), CAFFE), layers)
     return float(
-        np.mean([(torch.linalg.norm(gram(fo[n]) - gram(fs[n])) / torch.linalg.norm(gram(fs[n]))).item() for n in layers])
+        np.mean(
+            [
+                (torch.linalg.norm(gram(fo[n]) - gram(fs[n])) / torch.linalg.norm(gram(fs[n]))).item()
+                for n in layers
+            ]
+        )
     )
 
 
@@ -162,7 +169,9 @@ def test_match_color_histogram_gives_style_the_content_mean_and_covariance():
     style = rng.random((32, 32, 3)).astype(np.float32) * [0.5, 0.1, 0.4]
     out = color.match_color_histogram(style, content.astype(np.float32))
     assert np.allclose(out.reshape(-1, 3).mean(0), content.reshape(-1, 3).mean(0), atol=0.01)
-    assert np.allclose(np.cov(out.reshape(-1, 3), rowvar=False), np.cov(content.reshape(-1, 3), rowvar=False), atol=0.003)
+    assert np.allclose(
+        np.cov(out.reshape(-1, 3), rowvar=False), np.cov(content.reshape(-1, 3), rowvar=False), atol=0.003
+    )
 
 
 @pytest.mark.parametrize(
@@ -174,7 +183,9 @@ def test_result_keeps_dtype_channels_and_range(dtype, scale, channels, style_ima
     rng = np.random.default_rng(2)
     shape = (48, 40) if channels is None else (48, 40, channels)
     content = (rng.random(shape) * scale).astype(dtype)
-    out = stylize(content, style_image, StyleConfig(size=None, iterations=2, multiscale=False, preview_every=0))
+    out = stylize(
+        content, style_image, StyleConfig(size=None, iterations=2, multiscale=False, preview_every=0)
+    )
     assert out.dtype == content.dtype
     assert out.shape == content.shape
     color_in = content[..., :3] if channels == 4 else content
@@ -200,14 +211,22 @@ def test_multiscale_goes_coarse_to_fine_and_warm_starts(content_image, style_ima
     assert [max(s) for s in sizes] == [200, 400, 800]
     assert scale_sizes((300, 450), cfg.replace(multiscale=False)) == [(533, 800)]
     assert [max(s) for s in scale_sizes((300, 450), cfg.replace(size=256))] == [256]
-    events = list(stylize_iter(content_image, style_image, StyleConfig(size=420, iterations=2, preview_every=1)))
+    events = list(
+        stylize_iter(content_image, style_image, StyleConfig(size=420, iterations=2, preview_every=1))
+    )
     assert [e.scale for e in events] == [0, 0, 1, 1]
     assert max(events[0].preview.shape[:2]) == 210 and max(events[-1].preview.shape[:2]) == 420
     assert events[-1].total_steps == 4 and events[-1].done
 
 
 def test_events_report_losses_elapsed_and_previews_every_k(content_image, style_image):
-    events = list(stylize_iter(content_image, style_image, StyleConfig(**dict(FAST, iterations=6, preview_every=2, tv_weight=0.1))))
+    events = list(
+        stylize_iter(
+            content_image,
+            style_image,
+            StyleConfig(**dict(FAST, iterations=6, preview_every=2, tv_weight=0.1)),
+        )
+    )
     assert [e.step for e in events] == [1, 2, 3, 4, 5, 6]
     assert [e.preview is not None for e in events] == [False, True, False, True, False, True]
     assert set(events[0].losses) == {"content", "style", "tv", "total"}
@@ -221,7 +240,9 @@ def test_stop_request_ends_generator_within_one_iteration(how, content_image, st
     stop = threading.Event()
     request = stop if how == "event" else stop.is_set
     events = []
-    for event in stylize_iter(content_image, style_image, StyleConfig(**dict(FAST, iterations=50)), stop=request):
+    for event in stylize_iter(
+        content_image, style_image, StyleConfig(**dict(FAST, iterations=50)), stop=request
+    ):
         events.append(event)
         if event.step == 3:
             stop.set()
@@ -233,7 +254,9 @@ def test_stop_request_ends_generator_within_one_iteration(how, content_image, st
 
 def test_init_image_and_noise(content_image, style_image):
     init = np.zeros((10, 10, 3), np.uint8)
-    out = stylize(content_image, style_image, StyleConfig(**dict(FAST, iterations=1), init="image", init_image=init))
+    out = stylize(
+        content_image, style_image, StyleConfig(**dict(FAST, iterations=1), init="image", init_image=init)
+    )
     # One small L-BFGS step from black stays dark.
     assert out.mean() < np.asarray(content_image).mean()
 
@@ -280,7 +303,11 @@ def test_init_image_required_and_blend_count_checked(content_image, style_image)
     with pytest.raises(ConfigError, match="^init_image: "):
         StyleConfig(init="image")
     with pytest.raises(ConfigError, match="^style_blend_weights: .*one weight per style"):
-        list(stylize_iter(content_image, [style_image, style_image], StyleConfig(**FAST, style_blend_weights=(1.0,))))
+        list(
+            stylize_iter(
+                content_image, [style_image, style_image], StyleConfig(**FAST, style_blend_weights=(1.0,))
+            )
+        )
     with pytest.raises(ConfigError, match="^content_weight|^style_weight"):
         StyleConfig(content_weight=0, style_weight=0)
 
@@ -312,7 +339,9 @@ def test_compiled_network_gives_the_eager_result(content_image, style_image):
     net = get_network("embedded", "max", "cpu", config.deepest_layer)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", RuntimeWarning)  # a compiler failure would fall back with a warning
+            warnings.simplefilter(
+                "error", RuntimeWarning
+            )  # a compiler failure would fall back with a warning
             compiled = list(stylize_iter(content_image, style_image, config.replace(compile=True)))[-1]
         assert net.compiled().compiled is not None  # it really ran compiled, not the eager fallback
     finally:
@@ -335,7 +364,9 @@ def test_a_failing_compiler_falls_back_to_the_eager_network_with_one_warning():
 
     runner.compiled = broken
     x = torch.rand(1, 3, 8, 8)
-    with pytest.warns(RuntimeWarning, match="torch.compile failed, running the network eagerly: .*no C\\+\\+ compiler"):
+    with pytest.warns(
+        RuntimeWarning, match="torch.compile failed, running the network eagerly: .*no C\\+\\+ compiler"
+    ):
         out = runner(x, ("relu1_1",))
     assert torch.equal(out["relu1_1"], net(x, ("relu1_1",))["relu1_1"])
     with warnings.catch_warnings():

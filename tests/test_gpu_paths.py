@@ -210,7 +210,9 @@ def test_preprocess_builds_its_constants_once_per_device_and_dtype(monkeypatch):
     monkeypatch.setattr(torch, "tensor", lambda *a, **k: made.append(a) or real(*a, **k))
     again = vgg.preprocess(x, vgg.CAFFE)
     assert made == [] and torch.equal(first, again)  # no tensor (no host → device copy) per forward
-    expected = (x.flip(1) * 255 - real(vgg.CAFFE.mean).view(1, 3, 1, 1)) / real(vgg.CAFFE.std).view(1, 3, 1, 1)
+    expected = (x.flip(1) * 255 - real(vgg.CAFFE.mean).view(1, 3, 1, 1)) / real(vgg.CAFFE.std).view(
+        1, 3, 1, 1
+    )
     assert torch.allclose(first, expected)
     vgg.preprocess(x.double(), vgg.CAFFE)
     assert len(made) == 2  # a new dtype: its own mean and std
@@ -226,7 +228,9 @@ def test_loss_values_fetch_all_terms_in_one_transfer():
 
 def test_host_transfers_are_counted_per_thread():
     counts = []
-    thread = threading.Thread(target=lambda: (runtime.to_host(torch.zeros(1)), counts.append(host_transfers())))
+    thread = threading.Thread(
+        target=lambda: (runtime.to_host(torch.zeros(1)), counts.append(host_transfers()))
+    )
     before = host_transfers()
     thread.start()
     thread.join()
@@ -284,7 +288,9 @@ def _raising_backend(gm, example_inputs):
 def test_a_forward_compile_failure_falls_back_to_eager(small_net):
     runner = small_net.compiled(_raising_backend)
     x = torch.rand(1, 3, 16, 16)
-    with pytest.warns(RuntimeWarning, match="torch.compile failed, running the network eagerly: .*on purpose"):
+    with pytest.warns(
+        RuntimeWarning, match="torch.compile failed, running the network eagerly: .*on purpose"
+    ):
         out = runner(x, ("relu1_1",))
     assert not runner.active and torch.equal(out["relu1_1"], small_net(x, ("relu1_1",))["relu1_1"])
 
@@ -336,7 +342,9 @@ def test_masks_are_resized_on_the_host_for_devices_without_antialiasing(monkeypa
     mask = torch.rand(1, 1, 40, 60)
     seen = []
     real = torch.Tensor.cpu
-    monkeypatch.setattr(torch.Tensor, "cpu", lambda self, *a, **k: seen.append(self.device.type) or real(self, *a, **k))
+    monkeypatch.setattr(
+        torch.Tensor, "cpu", lambda self, *a, **k: seen.append(self.device.type) or real(self, *a, **k)
+    )
     direct = resize_mask(mask, (10, 15))
     assert seen == []
     assert "mps" in HOST_RESIZE_DEVICES

@@ -253,7 +253,9 @@ def _tensor(x):
 
 @settings(max_examples=60, deadline=None)
 @given(data=st.data(), dtype=st.sampled_from(ALL_DTYPES), view=st.sampled_from(list(VIEWS)))
-def test_numpy_subclasses_layouts_and_tensors_convert_like_the_plain_array(data, dtype, view, tmp_path_factory):
+def test_numpy_subclasses_layouts_and_tensors_convert_like_the_plain_array(
+    data, dtype, view, tmp_path_factory
+):
     if view == "tensor with grad" and np.dtype(dtype) in (np.dtype(np.uint32), np.dtype(np.uint64)):
         dtype = np.int64  # torch has no unsigned 32/64-bit tensors from numpy
     x = data.draw(arrays(dtype, shapes(), elements=plain(dtype)))
@@ -261,7 +263,11 @@ def test_numpy_subclasses_layouts_and_tensors_convert_like_the_plain_array(data,
     rgb, info = to_rgb01(given_as)
     expected, expected_info = to_rgb01(x)
     np.testing.assert_array_equal(rgb, expected)
-    assert (info.low, info.high, info.channels) == (expected_info.low, expected_info.high, expected_info.channels)
+    assert (info.low, info.high, info.channels) == (
+        expected_info.low,
+        expected_info.high,
+        expected_info.channels,
+    )
     out = from_rgb01(rgb, info)
     assert type(out) is np.ndarray and out.shape == x.shape
 
@@ -286,7 +292,13 @@ def test_floats_across_the_whole_range_convert_without_overflow(data, dtype):
 @given(data=st.data(), dtype=st.sampled_from([np.uint8, np.uint16, np.int32, np.float32, np.float64]))
 def test_masked_pixels_count_as_missing(data, dtype):
     """Masked pixels are the low end, and the range comes from the pixels shown only."""
-    x = data.draw(arrays(dtype, shapes(channels=(None,)), elements=plain(dtype) if dtype != np.float64 else st.floats(-1e3, 1e3)))
+    x = data.draw(
+        arrays(
+            dtype,
+            shapes(channels=(None,)),
+            elements=plain(dtype) if dtype != np.float64 else st.floats(-1e3, 1e3),
+        )
+    )
     hidden = data.draw(arrays(np.bool_, x.shape))
     masked = np.ma.masked_array(x, mask=hidden)
     rgb, info = to_rgb01(masked)
@@ -310,15 +322,21 @@ def test_labels_at_the_ends_of_their_dtype_keep_their_identity(data, dtype):
 
     info = np.iinfo(dtype)
     ends = st.sampled_from([int(info.min), int(info.min) + 1, int(info.max) - 1, int(info.max), 0])
-    values = data.draw(st.lists(ends | st.integers(int(info.min), int(info.max)), min_size=2, max_size=4, unique=True))
-    labels = np.array(data.draw(st.lists(st.sampled_from(values), min_size=12, max_size=12)), dtype).reshape(3, 4)
+    values = data.draw(
+        st.lists(ends | st.integers(int(info.min), int(info.max)), min_size=2, max_size=4, unique=True)
+    )
+    labels = np.array(data.draw(st.lists(st.sampled_from(values), min_size=12, max_size=12)), dtype).reshape(
+        3, 4
+    )
     checked = check_labels(labels, (3, 4))
     present = sorted({int(v) for v in labels.ravel()})
     assert sorted({int(v) for v in checked.ravel()}) == present  # no label wrapped around or merged
     chosen = data.draw(st.sampled_from(present))
     (region,) = plan_regions(checked, {chosen: 0}, 1)
     assert region.labels == (chosen,)
-    np.testing.assert_array_equal(region_plane(checked, region.labels) == 1, labels == np.array(chosen).astype(dtype))
+    np.testing.assert_array_equal(
+        region_plane(checked, region.labels) == 1, labels == np.array(chosen).astype(dtype)
+    )
 
 
 @pytest.mark.parametrize(
@@ -351,7 +369,10 @@ def _pil(x):
 RUNS = {
     "Pillow palette image as the style": lambda c, s: (c, _pil(s)),
     "Pillow image as the content": lambda c, s: (_pil(c).convert("RGBA"), s),
-    "tensors with grad as content and style": lambda c, s: (_tensor(c.astype(np.float32) / 255), _tensor(s.astype(np.float64))),
+    "tensors with grad as content and style": lambda c, s: (
+        _tensor(c.astype(np.float32) / 255),
+        _tensor(s.astype(np.float64)),
+    ),
     "masked content": lambda c, s: (np.ma.masked_greater(c[..., 0], 200), s),
     "matrix content": lambda c, s: (np.asmatrix(c[..., 0].astype(np.float64)), s),
     "float64 across the range": lambda c, s: (np.where(c[..., 0] > 128, 1.7e308, -1.7e308), s),
@@ -371,7 +392,9 @@ def test_python_arrays_run_through_the_engine(name, content_image, style_image):
     assert np.isfinite(result.astype(np.float64)).all()
 
 
-@pytest.mark.parametrize("labels", [np.array([0, 2**63 + 1, 2**64 - 1], np.uint64), np.array([0, -128, 127], np.int8)])
+@pytest.mark.parametrize(
+    "labels", [np.array([0, 2**63 + 1, 2**64 - 1], np.uint64), np.array([0, -128, 127], np.int8)]
+)
 def test_labels_at_the_ends_of_their_dtype_steer_a_run(labels, content_image, style_image):
     import torch
 
@@ -385,8 +408,13 @@ def test_labels_at_the_ends_of_their_dtype_steer_a_run(labels, content_image, st
     from PIL import Image
 
     small = np.asarray(Image.fromarray(content_image).resize((32, 22), Image.BILINEAR)).astype(np.float64)
-    kept, styled = (np.abs(out[:, cols].astype(np.float64) - small[:, cols]).mean() for cols in (slice(0, 8), slice(-8, None)))
-    assert styled > 1.0 and styled > 5 * kept  # the last label (the dtype's max) is stylised, label 0 keeps the content
+    kept, styled = (
+        np.abs(out[:, cols].astype(np.float64) - small[:, cols]).mean()
+        for cols in (slice(0, 8), slice(-8, None))
+    )
+    assert (
+        styled > 1.0 and styled > 5 * kept
+    )  # the last label (the dtype's max) is stylised, label 0 keeps the content
 
 
 @pytest.mark.parametrize(
@@ -404,7 +432,9 @@ def test_the_ends_of_the_float_range_round_trip(values):
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         rgb, info = to_rgb01(x)
         out = from_rgb01(rgb, info)
-    assert np.isfinite(rgb).all() and np.isfinite(out).all() and math.isfinite(info.high - info.low) is not None
+    assert (
+        np.isfinite(rgb).all() and np.isfinite(out).all() and math.isfinite(info.high - info.low) is not None
+    )
     finite = x[np.isfinite(x)]
     if finite.min() < finite.max():  # each end comes back as itself (within float32's steps of the range)
         for end in (finite.min(), finite.max()):

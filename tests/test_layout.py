@@ -89,7 +89,11 @@ def _private_module_visible(module: str, target: str) -> bool:
     parts = target.split(".")
     for i, part in enumerate(parts[1:], start=1):
         owner = ".".join(parts[:i])
-        if part.startswith("_") and not part.startswith("__") and not (module == owner or module.startswith(owner + ".")):
+        if (
+            part.startswith("_")
+            and not part.startswith("__")
+            and not (module == owner or module.startswith(owner + "."))
+        ):
             return False
     return True
 
@@ -122,5 +126,10 @@ def test_no_import_cycles():
 
 @pytest.mark.parametrize("module", [m for m in MODULES if m.startswith(f"{NAME}.engine")])
 def test_engine_imports_no_gui(module):
-    gui = [t for t, _n, _l in _imports(module, MODULES[module]) if t.split(".")[0] in {"napari", "qtpy", "magicgui", "superqt", "PyQt5", "PyQt6", "PySide2", "PySide6"}]
+    gui = [
+        t
+        for t, _n, _l in _imports(module, MODULES[module])
+        if t.split(".")[0]
+        in {"napari", "qtpy", "magicgui", "superqt", "PyQt5", "PyQt6", "PySide2", "PySide6"}
+    ]
     assert not gui, f"{module} imports {gui}"

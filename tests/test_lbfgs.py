@@ -48,8 +48,17 @@ def _run(optimizer_cls, fn, x0: torch.Tensor, steps: int, **kwargs) -> list[torc
 def test_same_iterates_as_torch_lbfgs(fn, n, steps, history):
     x0 = torch.linspace(-1.2, 1.0, n, dtype=torch.float64)
     ours = _run(CompactLBFGS, fn, x0, steps, lr=1.0, history_size=history)
-    ref = _run(torch.optim.LBFGS, fn, x0, steps, lr=1.0, max_iter=1, history_size=history,
-               tolerance_grad=0.0, tolerance_change=0.0)  # fmt: skip
+    ref = _run(
+        torch.optim.LBFGS,
+        fn,
+        x0,
+        steps,
+        lr=1.0,
+        max_iter=1,
+        history_size=history,
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
+    )
     for i, (a, b) in enumerate(zip(ours, ref)):
         assert torch.allclose(a, b, rtol=1e-6, atol=1e-9), f"step {i + 1} differs"
     assert fn(ours[-1]) < fn(x0) - 0.1 * abs(fn(x0))  # and it did optimise
@@ -61,7 +70,16 @@ def test_fp32_image_sized_problem_tracks_torch_lbfgs():
     x0 = torch.zeros(300, dtype=torch.float64)
     f32 = lambda x: fn(x.double()).float()  # noqa: E731
     ours = _run(CompactLBFGS, f32, x0.float(), 40, history_size=10)
-    ref = _run(torch.optim.LBFGS, f32, x0.float(), 40, max_iter=1, history_size=10, tolerance_grad=0.0, tolerance_change=0.0)
+    ref = _run(
+        torch.optim.LBFGS,
+        f32,
+        x0.float(),
+        40,
+        max_iter=1,
+        history_size=10,
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
+    )
     assert float(f32(ours[-1])) == pytest.approx(float(f32(ref[-1])), rel=1e-3)
 
 
@@ -85,7 +103,9 @@ class _DeviceOps(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         flat = out if isinstance(out, (tuple, list)) else (out,)
-        self.ops.append((str(func.overloadpacket), tuple(t.dtype for t in flat if isinstance(t, torch.Tensor))))
+        self.ops.append(
+            (str(func.overloadpacket), tuple(t.dtype for t in flat if isinstance(t, torch.Tensor)))
+        )
         return out
 
 
@@ -121,7 +141,9 @@ def test_one_host_transfer_per_step_and_no_float64_on_the_device():
         with _DeviceOps() as ops:
             opt.step(closure)
         assert host_transfers() - before == 1, f"step {step + 1}"
-        assert not [op for op, dtypes in ops.ops if torch.float64 in dtypes], f"step {step + 1} made float64 tensors"
+        assert not [op for op, dtypes in ops.ops if torch.float64 in dtypes], (
+            f"step {step + 1} made float64 tensors"
+        )
         assert not [op for op, _ in ops.ops if op == "aten._local_scalar_dense"]  # no float()/item()
         assert set(opt.fetched) == {"content", "style", "total"}
     assert opt.fetched["total"] < 0.1 * start  # and it optimised
@@ -211,7 +233,11 @@ def test_optimizer_step_with_adam_fetches_terms_and_finiteness_in_one_transfer()
 
     before = host_transfers()
     result = optimizer_step(opt, closure)
-    assert host_transfers() - before == 1 and result.finite and set(result.values) == {"content", "style", "total"}
+    assert (
+        host_transfers() - before == 1
+        and result.finite
+        and set(result.values) == {"content", "style", "total"}
+    )
     x0 = x.detach().clone()
 
     def broken():

@@ -12,7 +12,9 @@ from napari_style_transfer.engine.losses import gram
 from napari_style_transfer.engine.masks import feathered, guided_gram, plan_regions, to_plane_tensor
 from napari_style_transfer.engine.vgg import CAFFE, get_network, preprocess
 
-FAST = dict(size=64, iterations=12, multiscale=False, preview_every=0, device="cpu", precision="fp32")  # thresholds tuned in fp32; bf16 is covered in test_precision
+FAST = dict(
+    size=64, iterations=12, multiscale=False, preview_every=0, device="cpu", precision="fp32"
+)  # thresholds tuned in fp32; bf16 is covered in test_precision
 LAYERS = StyleConfig().style_layers
 
 
@@ -24,7 +26,14 @@ def style_distance(result: np.ndarray, style: np.ndarray) -> float:
     with torch.no_grad():
         fo = net(preprocess(to_tensor(to_rgb01(result)[0]), CAFFE), LAYERS)
         fs = net(preprocess(to_tensor(to_rgb01(style)[0]), CAFFE), LAYERS)
-    return float(np.mean([(torch.linalg.norm(gram(fo[n]) - gram(fs[n])) / torch.linalg.norm(gram(fs[n]))).item() for n in LAYERS]))
+    return float(
+        np.mean(
+            [
+                (torch.linalg.norm(gram(fo[n]) - gram(fs[n])) / torch.linalg.norm(gram(fs[n]))).item()
+                for n in LAYERS
+            ]
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +71,9 @@ def test_feathered_mask_is_soft_only_near_the_edge():
 
 def test_mask_keeps_the_outside_and_stylises_the_inside(content_image, style_image):
     labels = halves(content_image.shape[:2])
-    events = list(stylize_iter(content_image, style_image, StyleConfig(**dict(FAST, iterations=8)), content_mask=labels))
+    events = list(
+        stylize_iter(content_image, style_image, StyleConfig(**dict(FAST, iterations=8)), content_mask=labels)
+    )
     out = events[-1].preview.astype(float)
     content = content_image.astype(float)
     assert out.shape == content.shape
@@ -74,7 +85,9 @@ def test_mask_keeps_the_outside_and_stylises_the_inside(content_image, style_ima
 def test_label_to_style_mapping_puts_each_style_in_its_region(content_image, two_styles):
     stripes, dots = two_styles
     labels = halves(content_image.shape[:2], left=1, right=2)
-    out = stylize(content_image, [stripes, dots], StyleConfig(**FAST), content_mask=labels, label_styles={1: 0, 2: 1})
+    out = stylize(
+        content_image, [stripes, dots], StyleConfig(**FAST), content_mask=labels, label_styles={1: 0, 2: 1}
+    )
     left, right = out[:, :32], out[:, 32:]
     assert style_distance(left, stripes) < 0.9 * style_distance(left, dots)
     assert style_distance(right, dots) < 0.9 * style_distance(right, stripes)
@@ -92,18 +105,39 @@ def test_style_mask_takes_statistics_from_its_region_only(content_image, two_sty
 
 def test_unmapped_labels_keep_the_content_and_plans_group_by_style():
     labels = np.array([[0, 1, 2, 3]])
-    assert [(r.labels, r.style) for r in plan_regions(labels, {1: 0, 3: 0, 2: 1}, 2)] == [((1, 3), 0), ((2,), 1)]
+    assert [(r.labels, r.style) for r in plan_regions(labels, {1: 0, 3: 0, 2: 1}, 2)] == [
+        ((1, 3), 0),
+        ((2,), 1),
+    ]
     assert [(r.labels, r.style) for r in plan_regions(labels, None, 2)] == [((1, 2, 3), None)]
-    with pytest.raises(ConfigError, match=r"label_styles: label 7 is not in the mask \(its labels: 0, 1, 2, 3\)"):
+    with pytest.raises(
+        ConfigError, match=r"label_styles: label 7 is not in the mask \(its labels: 0, 1, 2, 3\)"
+    ):
         plan_regions(labels, {7: 0}, 1)  # a label that is not in the image: refused, not silently the content
 
 
 BAD = [
-    (dict(content_mask=np.zeros((10, 10), int)), ImageError, r"^content_mask: shape \(10, 10\) does not match"),
+    (
+        dict(content_mask=np.zeros((10, 10), int)),
+        ImageError,
+        r"^content_mask: shape \(10, 10\) does not match",
+    ),
     (dict(content_mask="labels"), ImageError, r"^content_mask: expected a numpy array"),
-    (dict(content_mask=np.full((43, 64), 0.5)), ImageError, r"^content_mask: dtype float64 is not a label image"),
-    (dict(content_mask=np.ones((43, 64), int), label_styles={1: 2}), ConfigError, r"^label_styles: must map labels to style indices 0 to 0"),
-    (dict(content_mask=np.ones((43, 64), int), label_styles={"a": 0}), ConfigError, r"^label_styles: must map integer label"),
+    (
+        dict(content_mask=np.full((43, 64), 0.5)),
+        ImageError,
+        r"^content_mask: dtype float64 is not a label image",
+    ),
+    (
+        dict(content_mask=np.ones((43, 64), int), label_styles={1: 2}),
+        ConfigError,
+        r"^label_styles: must map labels to style indices 0 to 0",
+    ),
+    (
+        dict(content_mask=np.ones((43, 64), int), label_styles={"a": 0}),
+        ConfigError,
+        r"^label_styles: must map integer label",
+    ),
     (dict(label_styles={1: 0}), ConfigError, r"^label_styles: needs a content_mask"),
     (dict(style_masks=[None, None]), ConfigError, r"^style_masks: must have one entry"),
     (dict(style_masks=[np.zeros((64, 64), bool)]), ConfigError, r"^style_masks\[0\]: must mark part"),

@@ -48,7 +48,9 @@ def test_largest_fitting_size_is_consistent_with_the_estimate():
 
 def test_estimate_covers_measured_cpu_peak():
     # A fresh process: peak RSS above the loaded network over a full L-BFGS history.
-    out = subprocess.run([sys.executable, "-c", MEASURE], capture_output=True, text=True, timeout=600, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE], capture_output=True, text=True, timeout=600, check=True
+    )
     measured = int(out.stdout.strip().splitlines()[-1])
     estimate = estimate_peak_memory((256, 256)).total_bytes
     assert measured <= estimate <= 4 * measured
@@ -56,8 +58,12 @@ def test_estimate_covers_measured_cpu_peak():
 
 def test_size_that_cannot_fit_is_refused_before_any_step(content_image, style_image):
     events = []
-    with pytest.raises(MemoryLimitError, match=r"^size: 60000 px needs about .* the largest size that fits is about \d+ px") as info:
-        for event in stylize_iter(content_image, style_image, StyleConfig(size=60000, iterations=1, device="cpu")):
+    with pytest.raises(
+        MemoryLimitError, match=r"^size: 60000 px needs about .* the largest size that fits is about \d+ px"
+    ) as info:
+        for event in stylize_iter(
+            content_image, style_image, StyleConfig(size=60000, iterations=1, device="cpu")
+        ):
             events.append(event)
     assert events == []
     assert 0 < info.value.largest_size < 60000

@@ -31,7 +31,9 @@ def test_bf16_channels_last_matches_fp32_loss_and_gradient(content_image, style_
 
     results = {}
     for precision in ("fp32", "bf16"):
-        run = ContentRun(Stylizer(style_image, StyleConfig(**FAST, precision=precision)), content_image, Guidance())
+        run = ContentRun(
+            Stylizer(style_image, StyleConfig(**FAST, precision=precision)), content_image, Guidance()
+        )
         problem, content_t = run.objective(content_image.shape[:2])
         torch.manual_seed(0)
         x = (content_t + 0.1 * torch.randn_like(content_t)).clamp(0, 1).requires_grad_(True)
@@ -82,10 +84,14 @@ def test_gram_one_product_backward_matches_autograd(channels_last, dtype):
 
     assert torch.allclose(g, g_ref, rtol=1e-5, atol=1e-6)
     tol = 1e-5 if dtype == torch.float32 else 2e-2
-    assert torch.allclose(ours.grad.float(), ref.grad.float(), rtol=tol, atol=tol * ref.grad.abs().max().item())
+    assert torch.allclose(
+        ours.grad.float(), ref.grad.float(), rtol=tol, atol=tol * ref.grad.abs().max().item()
+    )
     assert ours.grad.dtype == dtype
     # The gradient keeps the features' memory layout (no reorder before the next convolution).
-    assert ours.grad.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    assert ours.grad.is_contiguous(
+        memory_format=torch.channels_last if channels_last else torch.contiguous_format
+    )
 
 
 def test_cached_low_precision_network_is_what_autocast_computes():

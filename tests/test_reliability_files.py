@@ -79,9 +79,14 @@ def _viewer(path) -> np.ndarray:
     other than RGB → RGB; 16-bit, 32-bit and float gray keep their values.
     """
     with Image.open(path) as image:
-        image = ImageOps.exif_transpose(image) if image.format != "TIFF" else image  # Pillow turns TIFFs itself
+        image = (
+            ImageOps.exif_transpose(image) if image.format != "TIFF" else image
+        )  # Pillow turns TIFFs itself
         image.load()
-        mode, alpha = image.mode, "transparency" in image.info or image.mode in ("LA", "La", "PA", "RGBA", "RGBa")
+        mode, alpha = (
+            image.mode,
+            "transparency" in image.info or image.mode in ("LA", "La", "PA", "RGBA", "RGBa"),
+        )
         if alpha:
             target = "RGBA"
         elif mode in ("L", "RGB", "I", "F") or mode.startswith("I;16"):
@@ -103,7 +108,13 @@ def _saved_cases():
 
 
 SAVED = list(_saved_cases())
-EXTRA_TIFFS = [("RGB", "tiff_lzw"), ("RGB", "jpeg"), ("RGBA", "tiff_adobe_deflate"), ("L", "packbits"), ("1", "group4")]
+EXTRA_TIFFS = [
+    ("RGB", "tiff_lzw"),
+    ("RGB", "jpeg"),
+    ("RGBA", "tiff_adobe_deflate"),
+    ("L", "packbits"),
+    ("1", "group4"),
+]
 
 
 def _accepted_layout(array: np.ndarray) -> bool:
@@ -137,7 +148,9 @@ def test_tiff_compressions_that_tifffile_cannot_decode_are_read(mode, compressio
 def test_orientation_is_applied_like_a_viewer(orientation, fmt, tmp_path):
     path = tmp_path / f"photo.{fmt}"
     if fmt == "tif":
-        tifffile.imwrite(path, np.asarray(BASE), photometric="rgb", extratags=[(274, 3, 1, orientation, True)])
+        tifffile.imwrite(
+            path, np.asarray(BASE), photometric="rgb", extratags=[(274, 3, 1, orientation, True)]
+        )
     else:
         exif = Image.Exif()
         exif[0x0112] = orientation
@@ -166,7 +179,9 @@ def test_a_turned_photo_is_stylised_upright(tmp_path, style_image, capsys):
     BASE.save(tmp_path / "phone.jpg", exif=exif)
     Image.fromarray(style_image).save(tmp_path / "style.png")
     out = tmp_path / "out.png"
-    assert run([*FAST, str(tmp_path / "phone.jpg"), str(tmp_path / "style.png"), "-o", str(out)]) == 0, capsys.readouterr().err
+    assert run([*FAST, str(tmp_path / "phone.jpg"), str(tmp_path / "style.png"), "-o", str(out)]) == 0, (
+        capsys.readouterr().err
+    )
     assert read_image(out).shape == (32, 22, 3)  # portrait, like the viewer (landscape would be 22×32)
 
 
@@ -252,7 +267,9 @@ def test_an_animated_style_is_refused_in_one_sentence(tmp_path, content_image, c
     path = _animation(tmp_path, "gif")
     code = run([*FAST, str(tmp_path / "content.png"), str(path), "-o", str(tmp_path / "o.png")])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and err.startswith(PREFIX + "style: shape (3, 21, 30, 3)"), err
+    assert (
+        code == 2 and len(err.splitlines()) == 1 and err.startswith(PREFIX + "style: shape (3, 21, 30, 3)")
+    ), err
 
 
 # --- TIFF layouts and photometric interpretations ----------------------------------------------------
@@ -272,15 +289,30 @@ TIFF_LAYOUTS = {
         {"photometric": "rgb", "planarconfig": "separate", "extrasamples": ["unassalpha"]},
         np.dstack([COLOUR, ALPHA]),
     ),
-    "gray + alpha": (GRAY_ALPHA, {"photometric": "minisblack", "extrasamples": ["unassalpha"]},
-                     np.dstack([GRAY_ALPHA[..., :1].repeat(3, -1), ALPHA])),
-    "RGB + padding sample": (np.dstack([COLOUR, ALPHA]), {"photometric": "rgb", "extrasamples": ["unspecified"]}, COLOUR),
+    "gray + alpha": (
+        GRAY_ALPHA,
+        {"photometric": "minisblack", "extrasamples": ["unassalpha"]},
+        np.dstack([GRAY_ALPHA[..., :1].repeat(3, -1), ALPHA]),
+    ),
+    "RGB + padding sample": (
+        np.dstack([COLOUR, ALPHA]),
+        {"photometric": "rgb", "extrasamples": ["unspecified"]},
+        COLOUR,
+    ),
     "min-is-white": (255 - COLOUR[..., 0], {"photometric": "miniswhite"}, COLOUR[..., 0]),
-    "min-is-white 1-bit": (COLOUR[..., 0] < 128, {"photometric": "miniswhite"}, np.where(COLOUR[..., 0] < 128, 0, 255).astype(np.uint8)),
-    "1-bit": (COLOUR[..., 0] >= 128, {"photometric": "minisblack"}, np.where(COLOUR[..., 0] >= 128, 255, 0).astype(np.uint8)),
+    "min-is-white 1-bit": (
+        COLOUR[..., 0] < 128,
+        {"photometric": "miniswhite"},
+        np.where(COLOUR[..., 0] < 128, 0, 255).astype(np.uint8),
+    ),
+    "1-bit": (
+        COLOUR[..., 0] >= 128,
+        {"photometric": "minisblack"},
+        np.where(COLOUR[..., 0] >= 128, 255, 0).astype(np.uint8),
+    ),
     "big-endian uint16": (GRAY.astype(">u2"), {"photometric": "minisblack", "byteorder": ">"}, GRAY),
     "float64": (GRAY.astype(np.float64) / 7, {"photometric": "minisblack"}, GRAY.astype(np.float64) / 7),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("name", list(TIFF_LAYOUTS))
@@ -289,12 +321,17 @@ def test_tiff_layouts_read_in_the_engines_layouts(name, tmp_path):
     path = tmp_path / "layout.tif"
     tifffile.imwrite(path, data, **keywords)
     array = read_image(path)
-    assert array.shape == expected.shape and array.dtype == expected.dtype.newbyteorder("="), (array.shape, array.dtype)
+    assert array.shape == expected.shape and array.dtype == expected.dtype.newbyteorder("="), (
+        array.shape,
+        array.dtype,
+    )
     np.testing.assert_array_equal(array, expected)
 
 
 def test_two_unspecified_channels_are_explained_not_guessed(tmp_path, style_image, capsys):
-    tifffile.imwrite(tmp_path / "two.tif", np.dstack([GRAY, GRAY // 2]), photometric="minisblack", planarconfig="contig")
+    tifffile.imwrite(
+        tmp_path / "two.tif", np.dstack([GRAY, GRAY // 2]), photometric="minisblack", planarconfig="contig"
+    )
     Image.fromarray(style_image).save(tmp_path / "style.png")
     code = run([*FAST, str(tmp_path / "two.tif"), str(tmp_path / "style.png"), "-o", str(tmp_path / "o.png")])
     err = capsys.readouterr().err.strip()
@@ -328,13 +365,17 @@ EXTREMES = {
     "float64 across the range": RNG.choice([-1.7e308, -1.0, 0.0, 5e-324, 1e300, 1.7e308], (20, 24)),
     "float64 constant at max": np.full((20, 24), 1.7976931348623157e308),
     "float64 subnormal": RNG.random((20, 24)) * 1e-310,
-    "float16 with inf": np.where(RNG.random((20, 24, 3)) > 0.9, np.inf, RNG.random((20, 24, 3)) * 6e4).astype(np.float16),
+    "float16 with inf": np.where(RNG.random((20, 24, 3)) > 0.9, np.inf, RNG.random((20, 24, 3)) * 6e4).astype(
+        np.float16
+    ),
     "int32 extremes": np.where(RNG.random((20, 24)) > 0.5, 2**31 - 1, -(2**31)).astype(np.int32),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("name", list(EXTREMES))
-def test_extreme_and_non_finite_values_give_a_finite_result_in_the_files_dtype(name, tmp_path, style_image, capsys):
+def test_extreme_and_non_finite_values_give_a_finite_result_in_the_files_dtype(
+    name, tmp_path, style_image, capsys
+):
     data = EXTREMES[name]
     path = tmp_path / "values.tif"
     tifffile.imwrite(path, data, photometric="rgb" if data.ndim == 3 else "minisblack")
@@ -349,6 +390,8 @@ def test_extreme_and_non_finite_values_give_a_finite_result_in_the_files_dtype(n
         assert np.isfinite(result).all()
         finite = data[np.isfinite(data)].astype(np.float64)
         if finite.size and finite.min() < finite.max():  # (a constant image maps to [low, low + 1])
-            low, high = (0.0, 1.0) if finite.min() >= 0 and finite.max() <= 1 else (finite.min(), finite.max())
+            low, high = (
+                (0.0, 1.0) if finite.min() >= 0 and finite.max() <= 1 else (finite.min(), finite.max())
+            )
             assert result.min() >= low and result.max() <= high
     np.testing.assert_array_equal(tifffile.imread(path), data)  # the file is untouched

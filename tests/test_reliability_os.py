@@ -59,21 +59,34 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(
         p.name
         for p in folder.iterdir()
-        if p.name.startswith((".nst-", ".write-test-")) or (stat.S_ISREG(p.lstat().st_mode) and p.lstat().st_size == 0)
+        if p.name.startswith((".nst-", ".write-test-"))
+        or (stat.S_ISREG(p.lstat().st_mode) and p.lstat().st_size == 0)
     )
 
 
 # --- names -------------------------------------------------------------------------------------------
 
 NAMES = {
-    "output name of 300 bytes": (["{c}", "{s}", "-o", "{t}/" + "a" * 296 + ".png"], "the file name is 300 bytes long"),
-    "content name of 300 bytes": (["{t}/" + "a" * 296 + ".png", "{s}", "-o", "{t}/o.png"], "the name is too long"),
-    "content path over PATH_MAX": (["{t}/" + "d/" * 2100 + "c.png", "{s}", "-o", "{t}/o.png"], "the name is too long"),
+    "output name of 300 bytes": (
+        ["{c}", "{s}", "-o", "{t}/" + "a" * 296 + ".png"],
+        "the file name is 300 bytes long",
+    ),
+    "content name of 300 bytes": (
+        ["{t}/" + "a" * 296 + ".png", "{s}", "-o", "{t}/o.png"],
+        "the name is too long",
+    ),
+    "content path over PATH_MAX": (
+        ["{t}/" + "d/" * 2100 + "c.png", "{s}", "-o", "{t}/o.png"],
+        "the name is too long",
+    ),
     "output path over PATH_MAX": (["{c}", "{s}", "-o", "{t}/" + "d/" * 2100 + "o.png"], "does not exist"),
     "NUL in the content name": (["{t}/c\x00.png", "{s}", "-o", "{t}/o.png"], "contains a NUL character"),
     "NUL in the output name": (["{c}", "{s}", "-o", "{t}/o\x00.png"], "contains a NUL character"),
     "NUL in the style name": (["{c}", "{t}/s\x00.png", "-o", "{t}/o.png"], "contains a NUL character"),
-    "newline in a missing content's name": (["{t}/two\nlines.png", "{s}", "-o", "{t}/o.png"], "file not found: {t}/two\\nlines.png"),
+    "newline in a missing content's name": (
+        ["{t}/two\nlines.png", "{s}", "-o", "{t}/o.png"],
+        "file not found: {t}/two\\nlines.png",
+    ),
 }
 
 
@@ -90,7 +103,19 @@ def test_names_the_file_system_refuses_are_one_line(name, pair, capsys):
 def test_names_the_file_system_takes_are_written_and_shown_on_one_line(name, pair, capsys):
     """Bytes that are not UTF-8, a newline, a tab, non-ASCII: written, and "wrote …" stays one line."""
     out = pair / name
-    code = run(["--size", "32", "--iterations", "1", "--no-multiscale", str(pair / "content.png"), str(pair / "style.png"), "-o", str(out)])
+    code = run(
+        [
+            "--size",
+            "32",
+            "--iterations",
+            "1",
+            "--no-multiscale",
+            str(pair / "content.png"),
+            str(pair / "style.png"),
+            "-o",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0 and out.exists() and read_image(out).shape == (22, 32, 3)
     assert printed.count("\n") == 1 and printed.startswith("wrote ")
@@ -115,8 +140,22 @@ SAME_FILE = {
     "output is a hard link of the style": ["{t}/content.png", "{t}/style.png", "-o", "{t}/hard.png"],
     "output is the second style": ["{t}/content.png", "{t}/style.png", "{t}/hard.png", "-o", "{t}/style.png"],
     "output is the content through ..": ["{t}/content.png", "{t}/style.png", "-o", "{t}/sub/../content.png"],
-    "output is the init image": ["{t}/content.png", "{t}/style.png", "--init-image", "{t}/hard.png", "-o", "{t}/style.png"],
-    "output is the mask": ["{t}/content.png", "{t}/style.png", "--mask", "{t}/mask.png", "-o", "{t}/mask.png"],
+    "output is the init image": [
+        "{t}/content.png",
+        "{t}/style.png",
+        "--init-image",
+        "{t}/hard.png",
+        "-o",
+        "{t}/style.png",
+    ],
+    "output is the mask": [
+        "{t}/content.png",
+        "{t}/style.png",
+        "--mask",
+        "{t}/mask.png",
+        "-o",
+        "{t}/mask.png",
+    ],
 }
 
 
@@ -148,8 +187,14 @@ LINK_INPUTS = {
 def test_broken_links_as_inputs_are_one_line(name, role, pair, capsys):
     _links(pair)
     bad, expected = LINK_INPUTS[name]
-    argv = {"content": [bad, "style.png"], "style": ["content.png", bad], "mask": ["content.png", "style.png", "--mask", bad]}
-    code = run([*FAST, *(str(pair / a) if a.endswith(".png") else a for a in argv[role]), "-o", str(pair / "o.png")])
+    argv = {
+        "content": [bad, "style.png"],
+        "style": ["content.png", bad],
+        "mask": ["content.png", "style.png", "--mask", bad],
+    }
+    code = run(
+        [*FAST, *(str(pair / a) if a.endswith(".png") else a for a in argv[role]), "-o", str(pair / "o.png")]
+    )
     assert expected in one_line(capsys, code)
 
 
@@ -245,7 +290,9 @@ def test_a_read_only_file_system_is_refused_before_the_run_and_read_from(pair, c
         for name in ("old.png", "new.png"):
             code = run([*FAST, str(ro / "content.png"), str(pair / "style.png"), "-o", str(ro / name)])
             message = one_line(capsys, code)
-            assert "read-only" in message.lower()  # the folder: "Read-only file system"; the file: "is read-only"
+            assert (
+                "read-only" in message.lower()
+            )  # the folder: "Read-only file system"; the file: "is read-only"
         assert (ro / "old.png").read_bytes() == before and not (ro / "new.png").exists()
         assert run([*FAST, str(ro / "content.png"), str(pair / "style.png"), "-o", str(pair / "o.png")]) == 0
 
@@ -321,7 +368,9 @@ def test_a_write_interrupted_at_any_moment_leaves_the_old_file_or_the_new_one(tm
 
 def _cli(args: list[str], cwd: Path) -> subprocess.Popen:
     src = str(Path(napari_style_transfer.__file__).resolve().parents[1])
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])
+    )
     command = [sys.executable, "-m", "napari_style_transfer", *args]
     return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -352,11 +401,26 @@ MOMENTS = ["start-up", "reading", "run", "writing"]
 def test_signals_at_any_moment_end_with_one_line_and_nothing_half_written(moment, sig, pair):
     big = pair / "big.png"
     if moment == "reading":
-        Image.fromarray((np.random.default_rng(1).random((2500, 2500, 3)) * 255).astype(np.uint8)).save(big, compress_level=1)
+        Image.fromarray((np.random.default_rng(1).random((2500, 2500, 3)) * 255).astype(np.uint8)).save(
+            big, compress_level=1
+        )
     content = big if moment == "reading" else pair / "content.png"
     write_image(pair / "o.png", read_image(pair / "style.png"))
     old = (pair / "o.png").read_bytes()
-    args = ["-q", "--size", "32", "--iterations", "100000", "--no-multiscale", "--save-every", "1", str(content), "style.png", "-o", "o.png"]
+    args = [
+        "-q",
+        "--size",
+        "32",
+        "--iterations",
+        "100000",
+        "--no-multiscale",
+        "--save-every",
+        "1",
+        str(content),
+        "style.png",
+        "-o",
+        "o.png",
+    ]
     process = _cli(args, pair)
     ready = {
         "start-up": lambda: _mapped(process.pid, "libtorch"),
@@ -364,11 +428,15 @@ def test_signals_at_any_moment_end_with_one_line_and_nothing_half_written(moment
         "run": lambda: (pair / "o.step00002.png").exists(),
         "writing": lambda: any(p.name.startswith(".nst-") for p in pair.iterdir()),
     }[moment]
-    _wait_for(process, ready, 20.0 if moment == "writing" else 90.0)  # a write is brief: then any moment will do
+    _wait_for(
+        process, ready, 20.0 if moment == "writing" else 90.0
+    )  # a write is brief: then any moment will do
     process.send_signal(sig)
     _, err = process.communicate(timeout=120)
     word, code = ("interrupted", 130) if sig == signal.SIGINT else ("terminated", 143)
-    assert process.returncode == code and err.decode().strip() == f"napari-style-transfer: {word}", err.decode()
+    assert process.returncode == code and err.decode().strip() == f"napari-style-transfer: {word}", (
+        err.decode()
+    )
     assert leftovers(pair) == []
     assert (pair / "o.png").read_bytes() == old  # the run never finished: the old result stays
     for step in pair.glob("o.step*.png"):

@@ -17,7 +17,9 @@ from napari_style_transfer.engine.stack import (
     temporal_difference,
 )
 
-FAST = dict(size=40, iterations=4, multiscale=False, preview_every=0, device="cpu", precision="fp32")  # thresholds tuned in fp32; bf16 is covered in test_precision
+FAST = dict(
+    size=40, iterations=4, multiscale=False, preview_every=0, device="cpu", precision="fp32"
+)  # thresholds tuned in fp32; bf16 is covered in test_precision
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -76,7 +78,9 @@ def test_selected_slices_are_stylised_and_the_rest_keep_the_content(gray_stack, 
 def test_output_size_per_slice_and_tuple_indices_of_a_4d_rgb_stack(style_image):
     stack = timelapse(frames=2, size=40)
     stack4 = np.stack([stack, stack[:, ::-1]])  # (2, 2, 40, 40, 3): two positions × two times
-    result = stylize_stack(stack4, style_image, StyleConfig(**dict(FAST, size=24, iterations=1)), slices=[(1, 0)])
+    result = stylize_stack(
+        stack4, style_image, StyleConfig(**dict(FAST, size=24, iterations=1)), slices=[(1, 0)]
+    )
     assert result.shape == (2, 2, 24, 24, 3) and result.dtype == np.uint8
     from napari_style_transfer.engine.stack import resize_slice
 
@@ -131,7 +135,11 @@ def test_estimate_shift_and_shift_image():
 
 def test_consistency_term_is_used_after_the_first_slice(style_image):
     content = timelapse(frames=2, size=32)
-    events = list(stylize_stack_iter(content, style_image, StyleConfig(**dict(FAST, iterations=2)), consistency_weight=1.0))
+    events = list(
+        stylize_stack_iter(
+            content, style_image, StyleConfig(**dict(FAST, iterations=2)), consistency_weight=1.0
+        )
+    )
     firsts = [e for e in events if e.number == 1 and not e.done]
     seconds = [e for e in events if e.number == 2]
     assert "consistency" not in firsts[0].event.losses
@@ -155,7 +163,9 @@ def test_stop_keeps_finished_slices(gray_stack, style_image):
 
 def test_spatial_axes_other_than_the_last_two(gray_stack, style_image):
     moved = np.moveaxis(gray_stack, 0, 1)  # (30, 3, 40): H, Z, W
-    result = stylize_stack(moved, style_image, StyleConfig(**dict(FAST, size=24, iterations=1)), spatial_axes=(0, 2))
+    result = stylize_stack(
+        moved, style_image, StyleConfig(**dict(FAST, size=24, iterations=1)), spatial_axes=(0, 2)
+    )
     assert result.shape == (18, 3, 24)
 
 
@@ -177,7 +187,12 @@ def test_per_slice_masks_are_checked_as_a_whole(gray_stack, style_image):
     assert np.array_equal(result[0], gray_stack[0])  # nothing mapped in this slice: the content stays
     assert np.abs(result[1, :, 25:].astype(float) - gray_stack[1, :, 25:]).mean() > 20
     with pytest.raises(ConfigError, match=r"^label_styles: label 3 is not in the mask"):
-        stylize_stack(gray_stack, style_image, StyleConfig(**FAST), guidance=Guidance(content_mask=masks, label_styles={3: 0}))
+        stylize_stack(
+            gray_stack,
+            style_image,
+            StyleConfig(**FAST),
+            guidance=Guidance(content_mask=masks, label_styles={3: 0}),
+        )
 
 
 BAD = [
@@ -189,7 +204,11 @@ BAD = [
     (dict(spatial_axes=(0, 5)), ConfigError, r"^spatial_axes: must be two different axes"),
     (dict(consistency_weight=-1), ConfigError, r"^consistency_weight: must be a finite number >= 0"),
     (dict(motion="flow"), ConfigError, r"^motion: must be one of shift, none"),
-    (dict(content_mask=np.zeros((2, 30, 40), int)), ImageError, r"^content_mask: shape \(2, 30, 40\) must be"),
+    (
+        dict(content_mask=np.zeros((2, 30, 40), int)),
+        ImageError,
+        r"^content_mask: shape \(2, 30, 40\) must be",
+    ),
 ]
 
 

@@ -17,7 +17,9 @@ from napari_style_transfer.engine.memory import estimate_peak_memory
 from napari_style_transfer.engine.tiling import ramp_weights, tile_spans
 from napari_style_transfer.engine.vgg import CAFFE, get_network, preprocess
 
-FAST = dict(iterations=5, multiscale=False, preview_every=0, device="cpu", precision="fp32")  # thresholds tuned in fp32; bf16 is covered in test_precision
+FAST = dict(
+    iterations=5, multiscale=False, preview_every=0, device="cpu", precision="fp32"
+)  # thresholds tuned in fp32; bf16 is covered in test_precision
 LAYERS = StyleConfig().style_layers
 
 
@@ -32,7 +34,14 @@ def _features(image: np.ndarray) -> dict[str, torch.Tensor]:
 
 def style_distance(result: np.ndarray, style: np.ndarray) -> float:
     fo, fs = _features(result), _features(style)
-    return float(np.mean([(torch.linalg.norm(gram(fo[n]) - gram(fs[n])) / torch.linalg.norm(gram(fs[n]))).item() for n in LAYERS]))
+    return float(
+        np.mean(
+            [
+                (torch.linalg.norm(gram(fo[n]) - gram(fs[n])) / torch.linalg.norm(gram(fs[n]))).item()
+                for n in LAYERS
+            ]
+        )
+    )
 
 
 def content_distance(result: np.ndarray, content: np.ndarray) -> float:
@@ -61,7 +70,9 @@ def tiled_and_untiled(pair):
     return untiled, tiled
 
 
-@pytest.mark.parametrize(("length", "tile", "overlap"), [(96, 48, 12), (64, 48, 12), (81, 48, 16), (1000, 256, 64), (40, 48, 12)])
+@pytest.mark.parametrize(
+    ("length", "tile", "overlap"), [(96, 48, 12), (64, 48, 12), (81, 48, 16), (1000, 256, 64), (40, 48, 12)]
+)
 def test_tiles_cover_the_image_and_weights_are_a_partition_of_unity(length, tile, overlap):
     spans = tile_spans(length, tile, overlap)
     assert spans[0][0] == 0 and spans[-1][1] == length
@@ -131,7 +142,11 @@ def test_no_seam_at_tile_borders(pair, tiled_and_untiled):
     dy = np.abs(np.diff(luma, axis=0)).mean(1)
     for grad, length in ((dx, 96), (dy, 64)):
         spans = tile_spans(length, 48, 12)
-        borders = sorted({a for a, _ in spans[1:]} | {b for _, b in spans[:-1]} | {(p[1] + n[0]) // 2 for p, n in zip(spans, spans[1:])})
+        borders = sorted(
+            {a for a, _ in spans[1:]}
+            | {b for _, b in spans[:-1]}
+            | {(p[1] + n[0]) // 2 for p, n in zip(spans, spans[1:])}
+        )
         ratio = grad[[b - 1 for b in borders]].mean() / grad.mean()
         assert ratio < 1.35, (borders, ratio)
 
@@ -153,7 +168,10 @@ def test_auto_switches_to_tiles_when_memory_is_short(monkeypatch, pair):
 def test_size_too_large_even_for_tiles_is_refused(monkeypatch, pair):
     content, style = pair
     monkeypatch.setattr(memory_module, "available_memory", lambda device: 400 * 2**20)
-    with pytest.raises(MemoryLimitError, match=r"^size: 4000 px needs about .* even in tiles .* largest size that fits is about \d+ px"):
+    with pytest.raises(
+        MemoryLimitError,
+        match=r"^size: 4000 px needs about .* even in tiles .* largest size that fits is about \d+ px",
+    ):
         list(stylize_iter(content, style, StyleConfig(size=4000, **FAST)))
     with pytest.raises(MemoryLimitError, match=r"^tile_size: 1024 px tiles need about"):
         list(stylize_iter(content, style, StyleConfig(size=1200, tile_size=1024, **FAST)))
@@ -174,7 +192,8 @@ def test_stop_during_tiles_keeps_a_full_size_result(pair):
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("tiling", "maybe"), ("tiling", True), ("tile_size", 8), ("tile_size", 64.5), ("tile_overlap", -1)]
+    ("field", "value"),
+    [("tiling", "maybe"), ("tiling", True), ("tile_size", 8), ("tile_size", 64.5), ("tile_overlap", -1)],
 )
 def test_invalid_tiling_options_name_their_field(field, value):
     with pytest.raises(ConfigError, match=rf"^{field}: must be "):

@@ -319,11 +319,20 @@ def fake_engine(shapes, *, fail=None, delay=0.0):
             if last and fail is not None:
                 raise fail
             yield ProgressEvent(
-                scale=0 if shape == shapes[0] else 1, n_scales=2, shape=shape, iteration=step, iterations=total,
-                step=step, total_steps=total, losses={"total": 1.0 / step}, elapsed=0.01 * step,
-                preview=np.full(shape + (3,), step * 20 % 256, np.uint8), done=last, stopped=stopped,
+                scale=0 if shape == shapes[0] else 1,
+                n_scales=2,
+                shape=shape,
+                iteration=step,
+                iterations=total,
+                step=step,
+                total_steps=total,
+                losses={"total": 1.0 / step},
+                elapsed=0.01 * step,
+                preview=np.full(shape + (3,), step * 20 % 256, np.uint8),
+                done=last,
+                stopped=stopped,
                 info={"device": "fake", "weights": "embedded"} if last else {},
-            )  # fmt: skip
+            )
             if last:
                 return
 
@@ -357,16 +366,17 @@ def test_multiscale_previews_resize_the_layer_over_the_content(
             StyleTransferError("could not load the VGG-19 network on cuda"),
             "Style transfer failed — could not load",
         ),
-        (RuntimeError("CUDA out of memory. Tried to allocate 8.00 GiB"), "Not enough memory — the run at 32×22 px"),
+        (
+            RuntimeError("CUDA out of memory. Tried to allocate 8.00 GiB"),
+            "Not enough memory — the run at 32×22 px",
+        ),
     ],
 )
 def test_worker_errors_become_one_notification_without_traceback(
     qtbot, viewer, content_image, style_image, monkeypatch, notes, error, expected
 ):
     # RuntimeErrors would be swallowed by superqt's worker (no errored/finished signal) if not wrapped
-    monkeypatch.setattr(
-        worker_module, "run_iter", fake_engine([(22, 32), (22, 32), (22, 32)], fail=error)
-    )
+    monkeypatch.setattr(worker_module, "run_iter", fake_engine([(22, 32), (22, 32), (22, 32)], fail=error))
     add_pair(viewer, content_image, style_image)
     widget = open_widget(viewer)
     widget.set_config(**FAST)

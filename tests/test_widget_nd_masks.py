@@ -42,7 +42,9 @@ def record_status(widget, statuses):
 def make_stack(n=3, size=32, seed=0):
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size]
-    slices = [((np.sin(xx / 3 + i) + np.cos(yy / 4)) * 60 + 128 + rng.normal(0, 5, (size, size))) for i in range(n)]
+    slices = [
+        ((np.sin(xx / 3 + i) + np.cos(yy / 4)) * 60 + 128 + rng.normal(0, 5, (size, size))) for i in range(n)
+    ]
     return np.clip(np.stack(slices), 0, 255).astype(np.uint8)
 
 

@@ -35,7 +35,9 @@ def open_widget(viewer, **config):
 
 
 def add_pair(viewer, content_image, style_image):
-    return viewer.add_image(content_image, name="cat", rgb=True), viewer.add_image(style_image, name="style", rgb=True)
+    return viewer.add_image(content_image, name="cat", rgb=True), viewer.add_image(
+        style_image, name="style", rgb=True
+    )
 
 
 def wait_done(qtbot, widget, timeout=TIMEOUT_MS):
@@ -46,7 +48,11 @@ def snapshot(viewer):
     """Names and copies of the data of every layer (multiscale: every level)."""
     out = []
     for layer in viewer.layers:
-        data = [np.array(level) for level in layer.data] if getattr(layer, "multiscale", False) else np.array(layer.data)
+        data = (
+            [np.array(level) for level in layer.data]
+            if getattr(layer, "multiscale", False)
+            else np.array(layer.data)
+        )
         out.append((layer.name, data))
     return out
 
@@ -67,7 +73,9 @@ def assert_unchanged(viewer, before, added=()):
 def messages(notes, severity=NotificationSeverity.WARNING):
     found = [n for n in notes if n.severity >= severity]
     for note in found:
-        assert "\n" not in note.message and not isinstance(note, ErrorNotification)  # one sentence, no traceback
+        assert "\n" not in note.message and not isinstance(
+            note, ErrorNotification
+        )  # one sentence, no traceback
     return [n.message for n in found]
 
 
@@ -112,7 +120,9 @@ def record_previews(monkeypatch):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_layers_that_are_not_images_are_refused_as_content_and_as_style(viewer, content_image, style_image, notes):
+def test_layers_that_are_not_images_are_refused_as_content_and_as_style(
+    viewer, content_image, style_image, notes
+):
     content, style = add_pair(viewer, content_image, style_image)
     others = [
         viewer.add_labels(np.zeros((43, 64), np.int32), name="labels"),
@@ -126,10 +136,14 @@ def test_layers_that_are_not_images_are_refused_as_content_and_as_style(viewer, 
         for role, call in [("content", dict(content=other)), ("style", dict(styles=[(other, 1.0)]))]:
             notes.clear()
             assert widget.run(**call) is False and not widget.running
-            assert messages(notes) == [f"Layer '{other.name}' is a {kind} layer; choose an Image layer as the {role}."]
+            assert messages(notes) == [
+                f"Layer '{other.name}' is a {kind} layer; choose an Image layer as the {role}."
+            ]
     notes.clear()
     assert widget.run(content=content, styles=[(content, 1.0)]) is False
-    assert messages(notes) == ["Layer 'cat' is chosen as both the content and a style; choose a different style layer."]
+    assert messages(notes) == [
+        "Layer 'cat' is chosen as both the content and a style; choose a different style layer."
+    ]
     assert_unchanged(viewer, before)
 
 
@@ -150,16 +164,24 @@ def test_tiny_and_thin_images_are_upscaled_and_laid_over_the_content(qtbot, view
         assert widget.run(content=layer, styles=[(style, 1.0)])
         wait_done(qtbot, widget)
         result = viewer.layers[-1]
-        assert result.name == f"{name} stylised" and result.data.shape == expected and result.data.dtype == data.dtype
+        assert (
+            result.name == f"{name} stylised"
+            and result.data.shape == expected
+            and result.data.dtype == data.dtype
+        )
         h, w = data.shape[:2]
         hr, wr = expected[:2]
-        np.testing.assert_allclose(layer.data_to_world((h - 0.5, w - 0.5)), result.data_to_world((hr - 0.5, wr - 0.5)))
+        np.testing.assert_allclose(
+            layer.data_to_world((h - 0.5, w - 0.5)), result.data_to_world((hr - 0.5, wr - 0.5))
+        )
         assert_unchanged(viewer, before, added=[result.name])
     assert messages(notes) == []
 
 
 VALUES = {
-    "nan and inf": lambda b: np.where(b > 0.9, np.nan, np.where(b < 0.05, np.inf, b * 100 - 20)).astype(np.float32),
+    "nan and inf": lambda b: np.where(b > 0.9, np.nan, np.where(b < 0.05, np.inf, b * 100 - 20)).astype(
+        np.float32
+    ),
     "constant": lambda b: np.full(b.shape, 7.0, np.float64),
     "bool": lambda b: b > 0.5,
     "int8": lambda b: (b * 255 - 128).astype(np.int8),
@@ -210,7 +232,9 @@ def test_channels_and_stacks(qtbot, viewer, style_image, notes):
     assert viewer.layers[-1].name.startswith("stack stylised") and viewer.layers[-1].data.shape[0] == 1
     viewer.layers.remove(viewer.layers[-1])
     # with channel_axis napari splits the channels into layers; each one is a 2D image
-    channels = viewer.add_image(np.random.default_rng(2).random((5, 24, 30)).astype(np.float32), channel_axis=0, name=list("abcde"))
+    channels = viewer.add_image(
+        np.random.default_rng(2).random((5, 24, 30)).astype(np.float32), channel_axis=0, name=list("abcde")
+    )
     assert len(channels) == 5
     notes.clear()
     assert widget.run(content=channels[3], styles=[(style, 1.0)])
@@ -238,12 +262,16 @@ def test_pyramids_and_dask_layers_read_only_what_is_needed(qtbot, viewer, style_
         assert result.name == f"{layer.name} stylised" and result.data.shape in ((21, 32, 3), (22, 32, 3))
         # the result covers the full-resolution data
         hr, wr = result.data.shape[:2]
-        np.testing.assert_allclose(layer.data_to_world((1023.5, 1535.5)), result.data_to_world((hr - 0.5, wr - 0.5)))
+        np.testing.assert_allclose(
+            layer.data_to_world((1023.5, 1535.5)), result.data_to_world((hr - 0.5, wr - 0.5))
+        )
     assert viewer.layers[-2].metadata["content_layer"] == "pyramid"
     assert messages(notes) == []
 
 
-def test_a_size_beyond_the_memory_is_refused_with_the_largest_size_that_fits(qtbot, viewer, content_image, style_image, notes, monkeypatch):
+def test_a_size_beyond_the_memory_is_refused_with_the_largest_size_that_fits(
+    qtbot, viewer, content_image, style_image, notes, monkeypatch
+):
     import napari_style_transfer.engine.memory as memory
 
     monkeypatch.setattr(memory, "available_memory", lambda device: 2 * 2**30)
@@ -260,7 +288,9 @@ def test_a_size_beyond_the_memory_is_refused_with_the_largest_size_that_fits(qtb
     assert_unchanged(viewer, before)  # no result layer: nothing was computed
 
 
-def test_a_layer_too_big_to_read_is_refused_before_the_run(viewer, content_image, style_image, notes, monkeypatch):
+def test_a_layer_too_big_to_read_is_refused_before_the_run(
+    viewer, content_image, style_image, notes, monkeypatch
+):
     monkeypatch.setattr(layers_module, "free_host_memory", lambda: 100_000)
     add_pair(viewer, content_image, style_image)
     widget = open_widget(viewer, size=None)
@@ -272,7 +302,9 @@ def test_a_layer_too_big_to_read_is_refused_before_the_run(viewer, content_image
 
 
 @pytest.mark.parametrize("source", ["corrupted embedded", "torchvision offline", "corrupted file"])
-def test_weights_that_cannot_load_are_one_sentence_and_the_next_run_works(qtbot, viewer, content_image, style_image, notes, monkeypatch, tmp_path, source):
+def test_weights_that_cannot_load_are_one_sentence_and_the_next_run_works(
+    qtbot, viewer, content_image, style_image, notes, monkeypatch, tmp_path, source
+):
     vgg.clear_network_cache()
     add_pair(viewer, content_image, style_image)
     widget = open_widget(viewer, iterations=1)
@@ -285,12 +317,16 @@ def test_weights_that_cannot_load_are_one_sentence_and_the_next_run_works(qtbot,
         import urllib.error
 
         monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-        monkeypatch.setattr(torch.hub, "urlopen", lambda *a, **k: (_ for _ in ()).throw(urllib.error.URLError("offline")))
+        monkeypatch.setattr(
+            torch.hub, "urlopen", lambda *a, **k: (_ for _ in ()).throw(urllib.error.URLError("offline"))
+        )
         widget.set_config(weights="torchvision")
         expected = "Could not load the VGG-19 weights — could not download torchvision's VGG-19 weights (are you offline?)"
     else:
         widget.set_config(weights=str(bad))
-        expected = f"Could not load the VGG-19 weights — weights file {bad} could not be read as a torch state dict"
+        expected = (
+            f"Could not load the VGG-19 weights — weights file {bad} could not be read as a torch state dict"
+        )
     before = snapshot(viewer)
     try:
         assert widget.run()
@@ -310,12 +346,17 @@ def test_weights_that_cannot_load_are_one_sentence_and_the_next_run_works(qtbot,
 @pytest.mark.parametrize(
     ("error", "expected"),
     [
-        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)"), "Not enough memory — the run at 32×22 px ran out of memory on cpu; the largest size that fits is about 16 px: set the output size to 16 px or less."),
+        (
+            torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)"),
+            "Not enough memory — the run at 32×22 px ran out of memory on cpu; the largest size that fits is about 16 px: set the output size to 16 px or less.",
+        ),
         (KeyError("boom"), "Style transfer failed unexpectedly (KeyError: 'boom')."),
     ],
     ids=["out of memory", "bug"],
 )
-def test_a_fault_mid_run_keeps_the_partial_result_and_the_next_run_works(qtbot, viewer, content_image, style_image, notes, monkeypatch, caplog, error, expected):
+def test_a_fault_mid_run_keeps_the_partial_result_and_the_next_run_works(
+    qtbot, viewer, content_image, style_image, notes, monkeypatch, caplog, error, expected
+):
     add_pair(viewer, content_image, style_image)
     widget = open_widget(viewer, iterations=50)
     assert widget.run()  # warm-up: the thread pool's thread exists from now on
@@ -349,7 +390,9 @@ def test_a_fault_mid_run_keeps_the_partial_result_and_the_next_run_works(qtbot, 
     wait_idle(qtbot, threads)
 
 
-def test_deleting_the_content_and_style_mid_run_goes_on_with_the_copies(qtbot, viewer, content_image, style_image, notes):
+def test_deleting_the_content_and_style_mid_run_goes_on_with_the_copies(
+    qtbot, viewer, content_image, style_image, notes
+):
     content, style = add_pair(viewer, content_image, style_image)
     widget = open_widget(viewer, iterations=40)
     assert widget.run()
@@ -366,7 +409,9 @@ def test_deleting_the_content_and_style_mid_run_goes_on_with_the_copies(qtbot, v
     assert widget.status.value.startswith("Done: 40 steps")
 
 
-def test_closing_the_viewer_mid_run_leaves_no_thread(qtbot, make_napari_viewer, content_image, style_image, notes):
+def test_closing_the_viewer_mid_run_leaves_no_thread(
+    qtbot, make_napari_viewer, content_image, style_image, notes
+):
     threads = threading.active_count()
     viewer = make_napari_viewer()
     add_pair(viewer, content_image, style_image)
@@ -380,7 +425,9 @@ def test_closing_the_viewer_mid_run_leaves_no_thread(qtbot, make_napari_viewer, 
     assert messages(notes) == []
 
 
-def test_closing_the_viewer_right_after_run_is_silent(qtbot, make_napari_viewer, content_image, style_image, notes):
+def test_closing_the_viewer_right_after_run_is_silent(
+    qtbot, make_napari_viewer, content_image, style_image, notes
+):
     """Closing removes every layer (the run's inputs too) before the window goes: no notification."""
     viewer = make_napari_viewer()
     add_pair(viewer, content_image, style_image)
@@ -407,7 +454,9 @@ def test_stop_pressed_50_times_across_start_stop_cycles(qtbot, viewer, content_i
         widget.run_button.native.click()  # Run while running: ignored
         assert widget.run() is False
         if cycle % 2:  # let a step or two happen first
-            qtbot.waitUntil(lambda: widget._active is None or widget._active.last_event is not None, timeout=TIMEOUT_MS)
+            qtbot.waitUntil(
+                lambda: widget._active is None or widget._active.last_event is not None, timeout=TIMEOUT_MS
+            )
         for _ in range(2):
             widget.stop()  # the second press is a no-op while stopping
             presses += 1

@@ -414,7 +414,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _interrupted(exc)
 
 
-def _one_line_warning(message: Any, category: type, filename: str, lineno: int, line: str | None = None) -> str:
+def _one_line_warning(
+    message: Any, category: type, filename: str, lineno: int, line: str | None = None
+) -> str:
     return f"{PROG}: warning: {first_line(message, category.__name__)}\n"
 
 

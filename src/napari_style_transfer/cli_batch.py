@@ -113,7 +113,7 @@ def build_parser(add_config_arguments: AddConfigArguments) -> argparse.ArgumentP
         help="with --chunk > 1: pull each slice toward the previous result (default: 0)",
     )
     add_config_arguments(p)
-    return p  # fmt: skip
+    return p
 
 
 def _fail(message: str) -> int:
@@ -218,10 +218,15 @@ def run(
     progress = _Progress(args.quiet)
     out_dir = Path(args.out_dir)
     options = BatchOptions(
-        out_dir=out_dir, workers=args.workers, threads_per_worker=args.threads_per_worker,
-        chunk=args.chunk if args.stack else None, ext=args.ext, overwrite=args.overwrite, retries=args.retries,
+        out_dir=out_dir,
+        workers=args.workers,
+        threads_per_worker=args.threads_per_worker,
+        chunk=args.chunk if args.stack else None,
+        ext=args.ext,
+        overwrite=args.overwrite,
+        retries=args.retries,
         on_start=progress.start,
-    )  # fmt: skip
+    )
     results = stylize_batch(args.inputs, styles, config, client, options=options, stack=stack)
     try:
         with closing(results):

@@ -98,7 +98,9 @@ def parse_label_styles(items: Sequence[str] | None) -> dict[int, int] | None:
                 raise ValueError
             mapping[int(label)] = int(style)
         except ValueError:
-            raise ValueError(f"--label-styles: {item!r} must be LABEL:STYLE with two integers, e.g. 1:0") from None
+            raise ValueError(
+                f"--label-styles: {item!r} must be LABEL:STYLE with two integers, e.g. 1:0"
+            ) from None
     return mapping
 
 
@@ -107,7 +109,9 @@ def input_paths(args: argparse.Namespace) -> list[tuple[str, str]]:
     styles = args.styles
     named = [("content", args.content)]
     named += [(f"style {i + 1}" if len(styles) > 1 else "style", s) for i, s in enumerate(styles)]
-    named += [(what, path) for what, path in (("--init-image", args.init_image), ("--mask", args.mask)) if path]
+    named += [
+        (what, path) for what, path in (("--init-image", args.init_image), ("--mask", args.mask)) if path
+    ]
     weights = getattr(args, "weights", None)
     if weights and weights not in ("embedded", "torchvision"):
         named.append(("--weights", weights))
@@ -148,7 +152,9 @@ def _read_mask(args: argparse.Namespace, content_shape: tuple[int, int], factor:
     decoded = decode(args.mask, factor=factor, labels=True)
     mask = decoded.array
     if mask.ndim == 3 and mask.shape[-1] in (3, 4):
-        raise ValueError(f"--mask: {shown(args.mask)} is a colour image; it must hold integer labels (one channel)")
+        raise ValueError(
+            f"--mask: {shown(args.mask)} is a colour image; it must hold integer labels (one channel)"
+        )
     if mask.ndim == 2 and decoded.shape != content_shape:
         raise ImageError(
             f"content_mask: shape {decoded.shape} does not match the image's (H, W) = {content_shape}"

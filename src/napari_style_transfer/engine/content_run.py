@@ -58,23 +58,33 @@ class RunEnd:
 class ContentRun:
     """A content converted and ready to optimise at any size, with the stylizer's shared parts."""
 
-    def __init__(self, stylizer: SharedParts, content: np.ndarray, guidance: Guidance, init_image: Any = None):
+    def __init__(
+        self, stylizer: SharedParts, content: np.ndarray, guidance: Guidance, init_image: Any = None
+    ):
         self.start = time.perf_counter()
         self.stylizer = stylizer
         config = stylizer.config
         if init_image is not None:
             config = config.replace(init="image", init_image=init_image)
         self.config: StyleConfig = config
-        self.inputs: ContentInputs = convert_content(content, stylizer.styles, stylizer.style_tensors, config, guidance)
+        self.inputs: ContentInputs = convert_content(
+            content, stylizer.styles, stylizer.style_tensors, config, guidance
+        )
         self.device = stylizer.device
         self.consistency_weight = guidance.consistency_weight
         self.output_shape = scale_sizes(self.inputs.shape, config)[-1]
-        self.feather = default_feather(self.output_shape) if guidance.mask_feather is None else guidance.mask_feather
+        self.feather = (
+            default_feather(self.output_shape) if guidance.mask_feather is None else guidance.mask_feather
+        )
         masks = self.inputs.masks
         self.render = Renderer(
-            self.inputs.info, self.inputs.content_rgb, self.inputs.chroma_source, masks.keep_plane, self.feather,
+            self.inputs.info,
+            self.inputs.content_rgb,
+            self.inputs.chroma_source,
+            masks.keep_plane,
+            self.feather,
             self.output_shape,
-        )  # fmt: skip
+        )
         self.generator = torch.Generator().manual_seed(config.seed) if config.seed is not None else None
         self.settings = LoopSettings.of(config, stylizer.runtime)
         self._targets: StyleTargets | None = None
@@ -104,7 +114,9 @@ class ContentRun:
     def targets(self) -> StyleTargets:
         """The style targets: the stylizer's shared ones, unless the styles were recoloured for this content."""
         if self._targets is None:
-            self._targets = self.stylizer.style_targets(self.inputs.styles if self.inputs.styles_follow_content else None)
+            self._targets = self.stylizer.style_targets(
+                self.inputs.styles if self.inputs.styles_follow_content else None
+            )
         return self._targets
 
     def objective(self, shape: tuple[int, int]) -> tuple[Objective, torch.Tensor]:
@@ -112,7 +124,9 @@ class ContentRun:
         content_t = resize(self.inputs.transfer_content, shape).to(self.device)
         return self.objective_for(content_t, max(shape), crop=None), content_t
 
-    def objective_for(self, content_t: torch.Tensor, long_side: int, crop: Any = None, tile: int | None = None) -> Objective:
+    def objective_for(
+        self, content_t: torch.Tensor, long_side: int, crop: Any = None, tile: int | None = None
+    ) -> Objective:
         """The loss for ``content_t``, a crop (``crop`` of the output-size planes) or the whole image."""
         inputs = self.inputs
         shape = tuple(content_t.shape[-2:]) if crop is None else self.output_shape
@@ -123,11 +137,15 @@ class ContentRun:
         extract = self.stylizer.extractor()
         common = dict(consistency=consistency, consistency_weight=self.consistency_weight)
         if not self.guided:
-            return Objective(extract, self.config, content_t, style_targets=self.targets.blended(long_side, tile), **common)
+            return Objective(
+                extract, self.config, content_t, style_targets=self.targets.blended(long_side, tile), **common
+            )
         masks = inputs.masks
         targets = self.targets.for_regions(masks.regions, long_side, tile)
         planes = [self._at_size(f"region {i}", p, shape) for i, p in enumerate(masks.region_planes or ())]
-        regions = [Region((p if crop is None else p[crop]).to(self.device), t) for p, t in zip(planes, targets)]
+        regions = [
+            Region((p if crop is None else p[crop]).to(self.device), t) for p, t in zip(planes, targets)
+        ]
         return Objective(extract, self.config, content_t, regions=regions, **common)
 
     def initial_image(self, shape: tuple[int, int], content_t: torch.Tensor) -> torch.Tensor:
@@ -142,14 +160,29 @@ class ContentRun:
     def step_event(self, end: RunEnd, n_scales: int, total_steps: int, **fields: Any) -> ProgressEvent:
         """The event of the step ``end`` describes (not the final one)."""
         return ProgressEvent(
-            end.scale, n_scales, end.shape, end.iteration, self.config.iterations, end.step, total_steps,
-            end.losses, time.perf_counter() - self.start, **fields,
-        )  # fmt: skip
+            end.scale,
+            n_scales,
+            end.shape,
+            end.iteration,
+            self.config.iterations,
+            end.step,
+            total_steps,
+            end.losses,
+            time.perf_counter() - self.start,
+            **fields,
+        )
 
     def final_event(
-        self, end: RunEnd, sizes: list[tuple[int, int]], total_steps: int, *, image: np.ndarray | None = None,
-        n_scales: int | None = None, extra_info: dict[str, Any] | None = None, **fields: Any,
-    ) -> ProgressEvent:  # fmt: skip
+        self,
+        end: RunEnd,
+        sizes: list[tuple[int, int]],
+        total_steps: int,
+        *,
+        image: np.ndarray | None = None,
+        n_scales: int | None = None,
+        extra_info: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> ProgressEvent:
         """The last event: the result in ``preview`` and what the run did in ``info``."""
         elapsed = time.perf_counter() - self.start
         runtime = self.stylizer.runtime
@@ -164,14 +197,30 @@ class ContentRun:
             "torch": torch.__version__,
         }
         if self.guided:
-            info["regions"] = [{"labels": list(r.labels), "style": r.style} for r in self.inputs.masks.regions or ()]
-            info["mask_feather_px"] = round(self.feather, 3) if self.inputs.masks.keep_plane is not None else 0.0
+            info["regions"] = [
+                {"labels": list(r.labels), "style": r.style} for r in self.inputs.masks.regions or ()
+            ]
+            info["mask_feather_px"] = (
+                round(self.feather, 3) if self.inputs.masks.keep_plane is not None else 0.0
+            )
         info.update(extra_info or {})
         result = image if image is not None else self.render(end.image)
         return ProgressEvent(
-            end.scale, n_scales or len(sizes), end.shape, end.iteration, self.config.iterations, end.step,
-            total_steps, dict(end.losses), elapsed, result, True, end.stopped, info, **fields,
-        )  # fmt: skip
+            end.scale,
+            n_scales or len(sizes),
+            end.shape,
+            end.iteration,
+            self.config.iterations,
+            end.step,
+            total_steps,
+            dict(end.losses),
+            elapsed,
+            result,
+            True,
+            end.stopped,
+            info,
+            **fields,
+        )
 
 
 __all__ = ["ContentRun", "RunEnd", "SharedParts"]

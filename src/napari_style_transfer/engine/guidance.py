@@ -62,7 +62,9 @@ class Guidance:
         if self.mask_feather is not None:
             set_(self, "mask_feather", _finite_nonneg("mask_feather", self.mask_feather))
         if self.consistency_weight > 0 and self.consistency_image is None:
-            raise ConfigError("consistency_image: must be an image array when consistency_weight > 0, got None")
+            raise ConfigError(
+                "consistency_image: must be an image array when consistency_weight > 0, got None"
+            )
         if self.label_styles is not None and self.content_mask is None:
             raise ConfigError("label_styles: needs a content_mask (label image) to map labels to styles")
 
@@ -92,7 +94,9 @@ class StackOptions:
     motion: str = "shift"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "consistency_weight", _finite_nonneg("consistency_weight", self.consistency_weight))
+        object.__setattr__(
+            self, "consistency_weight", _finite_nonneg("consistency_weight", self.consistency_weight)
+        )
         if self.motion not in MOTIONS:
             raise ConfigError(f"motion: must be one of {', '.join(MOTIONS)}, got {self.motion!r}")
         if not isinstance(self.coherence, bool):

@@ -148,7 +148,11 @@ def as_array(image: object) -> object:
     """
     if isinstance(image, torch.Tensor):
         tensor = image.detach().resolve_conj().resolve_neg().cpu()
-        if tensor.dtype.is_floating_point and tensor.dtype not in (torch.float16, torch.float32, torch.float64):
+        if tensor.dtype.is_floating_point and tensor.dtype not in (
+            torch.float16,
+            torch.float32,
+            torch.float64,
+        ):
             tensor = tensor.float()  # bfloat16, float8: numpy has no such dtype
         return tensor.numpy()
     if isinstance(image, np.ma.MaskedArray):
@@ -162,7 +166,11 @@ def as_array(image: object) -> object:
 
 def is_single_image(obj: object) -> bool:
     """Whether ``obj`` is one image (an array, a tensor, a Pillow image…) rather than a list of them."""
-    return isinstance(obj, (np.ndarray, torch.Tensor)) or hasattr(obj, "__array__") or hasattr(obj, "__array_interface__")
+    return (
+        isinstance(obj, (np.ndarray, torch.Tensor))
+        or hasattr(obj, "__array__")
+        or hasattr(obj, "__array_interface__")
+    )
 
 
 def _filled(masked: np.ma.MaskedArray) -> np.ndarray:
@@ -191,7 +199,11 @@ def pil_mode(image: Any) -> str:
     mode = image.mode
     transparent = "transparency" in image.info
     if mode in ("P", "PA"):
-        return "RGBA" if transparent or mode == "PA" or getattr(image.palette, "mode", "RGB") == "RGBA" else "RGB"
+        return (
+            "RGBA"
+            if transparent or mode == "PA" or getattr(image.palette, "mode", "RGB") == "RGBA"
+            else "RGB"
+        )
     if mode in ("LA", "La", "RGBa"):
         return "RGBA"
     if mode in ("1", "L", "RGB") and transparent:
@@ -248,7 +260,9 @@ def to_rgb01(
     low, high = value_range(color, contrast_limits)
     rgb = np.empty(data.shape[:2] + (3,), dtype=np.float32)
     rows = max(1, STRIP_ELEMENTS // max(1, color.shape[1] * color.shape[2]))
-    for top in range(0, color.shape[0], rows):  # a strip at a time: float64 work follows the strip, not the image
+    for top in range(
+        0, color.shape[0], rows
+    ):  # a strip at a time: float64 work follows the strip, not the image
         rgb[top : top + rows, :, : color.shape[2]] = _normalised(color[top : top + rows], low, high)
     if channels == 1:
         rgb[..., 1:] = rgb[..., :1]
@@ -293,7 +307,6 @@ def cast_to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
             high = float(np.nextafter(high, 0.0))
         return np.clip(np.rint(values), low, high).astype(dtype)
     return values.astype(dtype)
-
 
 
 def denormalised(values: np.ndarray, low: float, high: float) -> np.ndarray:

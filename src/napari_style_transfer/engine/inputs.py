@@ -46,14 +46,18 @@ class StyleImages:
         """Pixels of the largest style image once resized for an output of ``output_long_side``."""
         return max(
             (
-                round(s.shape[0] * s.shape[1] * (config.style_scale * output_long_side / max(s.shape[:2])) ** 2)
+                round(
+                    s.shape[0] * s.shape[1] * (config.style_scale * output_long_side / max(s.shape[:2])) ** 2
+                )
                 for s in self.rgbs
             ),
             default=0,
         )
 
 
-def convert_styles(styles: np.ndarray | Sequence[np.ndarray], config: StyleConfig, guidance: Guidance) -> StyleImages:
+def convert_styles(
+    styles: np.ndarray | Sequence[np.ndarray], config: StyleConfig, guidance: Guidance
+) -> StyleImages:
     """Check and convert the style images (and their masks) once."""
     style_list = as_style_list(styles)
     blend = list(config.style_blend_weights or [1.0] * len(style_list))
@@ -79,7 +83,9 @@ def convert_styles(styles: np.ndarray | Sequence[np.ndarray], config: StyleConfi
                 continue
             labels = check_labels(mask, rgb.shape[:2], name=f"style_masks[{i}]")
             if not np.any(labels != 0):
-                raise ConfigError(f"style_masks[{i}]: must mark part of the style image (non-zero), got an empty mask")
+                raise ConfigError(
+                    f"style_masks[{i}]: must mark part of the style image (non-zero), got an empty mask"
+                )
             planes[i] = to_plane_tensor((labels != 0).astype(np.float32))
     return StyleImages(rgbs, [w / total for w in blend], planes)
 
@@ -101,7 +107,9 @@ def plan_masks(guidance: Guidance, content_shape: tuple[int, int], styles: Style
     """Check the content mask against the content and plan the regions (guided Gram matrices)."""
     if guidance.content_mask is not None:
         labels = check_labels(guidance.content_mask, content_shape, name="content_mask")
-        regions = plan_regions(labels, guidance.label_styles, len(styles.rgbs), strict=not guidance.partial_mask)
+        regions = plan_regions(
+            labels, guidance.label_styles, len(styles.rgbs), strict=not guidance.partial_mask
+        )
         planes = [to_plane_tensor(region_plane(labels, r.labels)) for r in regions]
         union = region_plane(labels, [v for r in regions for v in r.labels])
         keep = None if union.all() else to_plane_tensor(union)
@@ -131,7 +139,11 @@ class ContentInputs:
 
 
 def convert_content(
-    content: np.ndarray, styles: StyleImages, style_tensors: list[torch.Tensor], config: StyleConfig, guidance: Guidance
+    content: np.ndarray,
+    styles: StyleImages,
+    style_tensors: list[torch.Tensor],
+    config: StyleConfig,
+    guidance: Guidance,
 ) -> ContentInputs:
     """Convert one content (and its start and consistency images); colour handling happens here, once."""
     content_rgb, info = to_rgb01(content, config.contrast_limits, name="content")
@@ -140,7 +152,9 @@ def convert_content(
         init_rgb = to_rgb01(config.init_image, guidance.init_contrast_limits, name="init_image")[0]
     consistency_rgb = None
     if guidance.consistency_image is not None and guidance.consistency_weight > 0:
-        consistency_rgb = to_rgb01(guidance.consistency_image, config.contrast_limits, name="consistency_image")[0]
+        consistency_rgb = to_rgb01(
+            guidance.consistency_image, config.contrast_limits, name="consistency_image"
+        )[0]
     transfer_content = content_rgb
     style_rgbs = None
     if config.preserve_colors == "histogram":
@@ -166,4 +180,12 @@ def convert_content(
     )
 
 
-__all__ = ["ContentInputs", "MaskPlan", "StyleImages", "as_style_list", "convert_content", "convert_styles", "plan_masks"]
+__all__ = [
+    "ContentInputs",
+    "MaskPlan",
+    "StyleImages",
+    "as_style_list",
+    "convert_content",
+    "convert_styles",
+    "plan_masks",
+]

@@ -139,7 +139,9 @@ class CompactLBFGS(torch.optim.Optimizer):
         SY = state["SY"][np.ix_(idx, idx)]
         R = np.triu(SY)
         w = np.linalg.solve(R, u)
-        p = np.linalg.solve(R.T, (np.diag(np.diag(SY)) + gamma * state["YY"][np.ix_(idx, idx)]) @ w - gamma * v)
+        p = np.linalg.solve(
+            R.T, (np.diag(np.diag(SY)) + gamma * state["YY"][np.ix_(idx, idx)]) @ w - gamma * v
+        )
         coeffs = np.zeros((2, max(order) + 1))
         coeffs[0, idx], coeffs[1, idx] = p, -gamma * w
         g_hg = gamma * G[0, 0] + u @ p - gamma * (v @ w)
@@ -225,7 +227,11 @@ def optimizer_step(
             with torch.enable_grad():
                 _loss, terms = closure()
             params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-            flag = {"_finite": torch.stack([torch.isfinite(p.grad).all() for p in params]).all()} if params else {}
+            flag = (
+                {"_finite": torch.stack([torch.isfinite(p.grad).all() for p in params]).all()}
+                if params
+                else {}
+            )
             values = loss_values({**terms, **flag})
             finite = bool(values.pop("_finite", 1.0)) and bool(np.isfinite(values.get("total", 0.0)))
             if finite:

@@ -56,14 +56,21 @@ def check_labels(mask: object, shape: tuple[int, int], name: str = "content_mask
     if mask.dtype.kind == "b":
         return mask.astype(np.int64)
     if mask.dtype.kind in "iu":
-        if mask.dtype.kind == "u" and mask.dtype.itemsize == 8 and mask.size and mask.max() > np.iinfo(np.int64).max:
+        if (
+            mask.dtype.kind == "u"
+            and mask.dtype.itemsize == 8
+            and mask.size
+            and mask.max() > np.iinfo(np.int64).max
+        ):
             return mask.astype(np.uint64)  # labels above 2**63 do not fit int64: kept as they are
         return mask.astype(np.int64)
     if mask.dtype.kind == "f" and np.all(np.isfinite(mask)) and np.all(mask == np.round(mask)):
         if mask.size and np.abs(mask).max() >= 2.0**63:
             raise ImageError(f"{name}: float labels must lie within ±2**63 (use an integer label image)")
         return mask.astype(np.int64)
-    raise ImageError(f"{name}: dtype {mask.dtype} is not a label image (use integer labels or a boolean mask)")
+    raise ImageError(
+        f"{name}: dtype {mask.dtype} is not a label image (use integer labels or a boolean mask)"
+    )
 
 
 @dataclass(frozen=True)
@@ -96,11 +103,15 @@ def plan_regions(
             )
         return [RegionPlan(chosen, None)]
     if not isinstance(label_styles, Mapping):
-        raise ConfigError(f"label_styles: must be None or a mapping {{label value: style index}}, got {label_styles!r}")
+        raise ConfigError(
+            f"label_styles: must be None or a mapping {{label value: style index}}, got {label_styles!r}"
+        )
     by_style: dict[int, list[int]] = {}
     for label, style in label_styles.items():
         if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
-            raise ConfigError(f"label_styles: must map integer label values to style indices, got label {label!r}")
+            raise ConfigError(
+                f"label_styles: must map integer label values to style indices, got label {label!r}"
+            )
         if isinstance(style, bool) or not isinstance(style, (int, np.integer)) or not 0 <= style < n_styles:
             raise ConfigError(
                 f"label_styles: must map labels to style indices 0 to {n_styles - 1} "
@@ -109,7 +120,9 @@ def plan_regions(
         if int(label) not in present:
             if not strict:
                 continue
-            raise ConfigError(f"label_styles: label {int(label)} is not in the mask (its labels: {_listed(present)})")
+            raise ConfigError(
+                f"label_styles: label {int(label)} is not in the mask (its labels: {_listed(present)})"
+            )
         by_style.setdefault(int(style), []).append(int(label))
     if not by_style and not strict:
         return []
@@ -145,10 +158,16 @@ def gaussian_blur(plane: torch.Tensor, sigma: float) -> torch.Tensor:
     out = plane
     if w > 1:
         pad = min(radius, w - 1)
-        out = F.conv2d(F.pad(out, (pad, pad, 0, 0), mode="reflect"), kernel[radius - pad : radius + pad + 1].view(1, 1, 1, -1))
+        out = F.conv2d(
+            F.pad(out, (pad, pad, 0, 0), mode="reflect"),
+            kernel[radius - pad : radius + pad + 1].view(1, 1, 1, -1),
+        )
     if h > 1:
         pad = min(radius, h - 1)
-        out = F.conv2d(F.pad(out, (0, 0, pad, pad), mode="reflect"), kernel[radius - pad : radius + pad + 1].view(1, 1, -1, 1))
+        out = F.conv2d(
+            F.pad(out, (0, 0, pad, pad), mode="reflect"),
+            kernel[radius - pad : radius + pad + 1].view(1, 1, -1, 1),
+        )
     return out
 
 
@@ -236,7 +255,9 @@ def style_grams(
         energies: dict[str, torch.Tensor] = {}
         for name in layers:
             s = layer_stride(name)
-            layer_masks[name] = None if mask is None else resize_mask(mask, (max(1, h // s), max(1, w // s))).clamp(0, 1)
+            layer_masks[name] = (
+                None if mask is None else resize_mask(mask, (max(1, h // s), max(1, w // s))).clamp(0, 1)
+            )
         for y0 in range(0, h, tile):
             for x0 in range(0, w, tile):
                 y1, x1 = min(h, y0 + tile), min(w, x0 + tile)
@@ -264,7 +285,9 @@ def style_grams(
         return {name: sums[name] / energies[name].clamp_min(1e-12) for name in layers}
 
 
-def blend_grams(grams: Sequence[dict[str, torch.Tensor]], weights: Sequence[float]) -> dict[str, torch.Tensor]:
+def blend_grams(
+    grams: Sequence[dict[str, torch.Tensor]], weights: Sequence[float]
+) -> dict[str, torch.Tensor]:
     """Weighted sum of several styles' Gram dictionaries."""
     out: dict[str, torch.Tensor] = {}
     for g, w in zip(grams, weights):

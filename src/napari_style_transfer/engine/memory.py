@@ -147,16 +147,29 @@ def available_memory(device: torch.device) -> int | None:
 
 
 def largest_fitting_size(
-    aspect: tuple[int, int], budget_bytes: int, deepest_layer: str = "relu5_1", precision: str = "fp32",
-    optimizer: str = "lbfgs", *, device: torch.device | str | None = None, regions: int = 0,
+    aspect: tuple[int, int],
+    budget_bytes: int,
+    deepest_layer: str = "relu5_1",
+    precision: str = "fp32",
+    optimizer: str = "lbfgs",
+    *,
+    device: torch.device | str | None = None,
+    regions: int = 0,
 ) -> int:
     """Largest long side (pixels, multiple of 16) whose estimate fits in ``budget_bytes``; 0 if none."""
     low, high = 0, 16
+
     def fits(side: int) -> bool:
         h, w = aspect
         scale = side / max(h, w)
         shape = (max(1, round(h * scale)), max(1, round(w * scale)))
-        return estimate_peak_memory(shape, deepest_layer, precision, optimizer, device=device, regions=regions).total_bytes <= budget_bytes
+        return (
+            estimate_peak_memory(
+                shape, deepest_layer, precision, optimizer, device=device, regions=regions
+            ).total_bytes
+            <= budget_bytes
+        )
+
     while fits(high) and high < 1 << 20:
         low, high = high, high * 2
     while high - low > 16:
@@ -201,7 +214,9 @@ def check_run_fits(
     )
     if estimate.total_bytes <= budget:
         return
-    largest = largest_fitting_size(shape, budget, config.deepest_layer, runtime.precision, config.optimizer, **where)
+    largest = largest_fitting_size(
+        shape, budget, config.deepest_layer, runtime.precision, config.optimizer, **where
+    )
     raise MemoryLimitError(
         f"size: {max(shape)} px needs about {estimate.total_gib:.1f} GiB on {runtime.device} but only "
         f"{budget / 2**30:.1f} GiB are free; the largest size that fits is about {largest} px",
@@ -220,7 +235,9 @@ def largest_size_now(shape: tuple[int, int], config: StyleConfig, device: torch.
     if budget is None:
         return below
     precision = select_runtime(config.precision, device).precision
-    fits = largest_fitting_size(shape, budget, config.deepest_layer, precision, config.optimizer, device=device)
+    fits = largest_fitting_size(
+        shape, budget, config.deepest_layer, precision, config.optimizer, device=device
+    )
     return max(0, min(fits, below))
 
 
@@ -255,14 +272,21 @@ def tiled_run_budget(shape: tuple[int, int], device: torch.device, deepest_layer
 
 
 def choose_tile_size(
-    out_long: int, tile_size: int | None, budget: TileBudget, device: torch.device, deepest: str, precision: str,
+    out_long: int,
+    tile_size: int | None,
+    budget: TileBudget,
+    device: torch.device,
+    deepest: str,
+    precision: str,
     optimizer: str,
-) -> int:  # fmt: skip
+) -> int:
     """The tile size: the one asked for (refused if it cannot fit) or the largest that fits, at most 1024."""
     available = budget.device_bytes
     if tile_size is not None:
         if available is not None:
-            need = estimate_peak_memory((tile_size, tile_size), deepest, precision, optimizer, device=device).total_bytes
+            need = estimate_peak_memory(
+                (tile_size, tile_size), deepest, precision, optimizer, device=device
+            ).total_bytes
             if need > available:
                 fits = largest_fitting_size((1, 1), available, deepest, precision, optimizer, device=device)
                 raise MemoryLimitError(
@@ -273,7 +297,9 @@ def choose_tile_size(
         return min(tile_size, out_long)
     if available is None:
         return min(FALLBACK_TILE, out_long)
-    tile = min(MAX_AUTO_TILE, largest_fitting_size((1, 1), available, deepest, precision, optimizer, device=device))
+    tile = min(
+        MAX_AUTO_TILE, largest_fitting_size((1, 1), available, deepest, precision, optimizer, device=device)
+    )
     if tile < MIN_AUTO_TILE:
         raise MemoryLimitError(
             f"size: {out_long} px needs more memory than {device} has free ({max(available, 0) / 2**30:.2f} GiB), "

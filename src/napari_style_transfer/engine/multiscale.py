@@ -52,9 +52,14 @@ def run_scales(
         last_scale = final and scale_index == len(sizes) - 1
         end.scale, end.shape = scale_index, shape
         loop = optimise(
-            image, objective, config.iterations, run.settings, stop=stop, render=run.render,
+            image,
+            objective,
+            config.iterations,
+            run.settings,
+            stop=stop,
+            render=run.render,
             preview_last=not last_scale,
-        )  # fmt: skip
+        )
         while True:
             try:
                 step = next(loop)
@@ -65,8 +70,14 @@ def run_scales(
             end.iteration, end.losses = step.iteration, step.losses
             if last_scale and step.iteration == config.iterations:
                 continue  # the caller's final event stands for this step
-            yield run.step_event(end, numbering.n_scales, numbering.total_steps, preview=step.preview,
-                                 message=message, **numbering.fields)  # fmt: skip
+            yield run.step_event(
+                end,
+                numbering.n_scales,
+                numbering.total_steps,
+                preview=step.preview,
+                message=message,
+                **numbering.fields,
+            )
             message = None
         image = outcome.image
         if outcome.stopped:

@@ -55,9 +55,14 @@ class StyleTargets:
     """Style statistics per output size, computed on first use and reused after."""
 
     def __init__(
-        self, extract: FeatureExtractor, config: StyleConfig, styles: Sequence[torch.Tensor], blend: Sequence[float],
-        mask_planes: Sequence[torch.Tensor | None], device: torch.device,
-    ):  # fmt: skip
+        self,
+        extract: FeatureExtractor,
+        config: StyleConfig,
+        styles: Sequence[torch.Tensor],
+        blend: Sequence[float],
+        mask_planes: Sequence[torch.Tensor | None],
+        device: torch.device,
+    ):
         self.extract, self.config, self.device = extract, config, device
         self.styles, self.blend, self.mask_planes = list(styles), list(blend), list(mask_planes)
         self._blended: dict[tuple[int, int | None], Features] = {}
@@ -66,7 +71,9 @@ class StyleTargets:
     def resized(self, long_side: int) -> list[torch.Tensor]:
         """The style images resized so that their long side is ``style_scale × long_side``."""
         style_long = max(1, round(long_side * self.config.style_scale))
-        return [resize(s, fit_long_side(tuple(s.shape[-2:]), style_long)).to(self.device) for s in self.styles]
+        return [
+            resize(s, fit_long_side(tuple(s.shape[-2:]), style_long)).to(self.device) for s in self.styles
+        ]
 
     def _features_fp32(self, image: torch.Tensor, layers: tuple[str, ...]) -> Features:
         return self.extract(image, layers, autocast=False)
@@ -85,7 +92,10 @@ class StyleTargets:
                             targets[name] = targets.get(name, 0) + gram(feats[name]) * weight
                         del feats
                 else:
-                    grams = [style_grams(self._features_fp32, s, layers, tile=tile) for s in self.resized(long_side)]
+                    grams = [
+                        style_grams(self._features_fp32, s, layers, tile=tile)
+                        for s in self.resized(long_side)
+                    ]
                     targets = blend_grams(grams, self.blend)
             self._blended[key] = targets
         return self._blended[key]
@@ -95,12 +105,17 @@ class StyleTargets:
         if key not in self._per_style:
             mask = self.mask_planes[index]
             self._per_style[key] = style_grams(
-                self._features_fp32, self.resized(long_side)[index], self.config.style_layers,
-                mask=None if mask is None else mask.to(self.device), tile=tile,
-            )  # fmt: skip
+                self._features_fp32,
+                self.resized(long_side)[index],
+                self.config.style_layers,
+                mask=None if mask is None else mask.to(self.device),
+                tile=tile,
+            )
         return self._per_style[key]
 
-    def for_regions(self, plan: Sequence[RegionPlan], long_side: int, tile: int | None = None) -> list[Features]:
+    def for_regions(
+        self, plan: Sequence[RegionPlan], long_side: int, tile: int | None = None
+    ) -> list[Features]:
         """Gram targets of each planned region: its style's (masked) Grams, or the blend of all."""
         n = len(self.styles)
         return [
@@ -120,10 +135,16 @@ class Objective:
     """
 
     def __init__(
-        self, extract: FeatureExtractor, config: StyleConfig, content: torch.Tensor, *,
-        style_targets: Features | None = None, regions: list[Region] | None = None,
-        consistency: torch.Tensor | None = None, consistency_weight: float = 0.0,
-    ):  # fmt: skip
+        self,
+        extract: FeatureExtractor,
+        config: StyleConfig,
+        content: torch.Tensor,
+        *,
+        style_targets: Features | None = None,
+        regions: list[Region] | None = None,
+        consistency: torch.Tensor | None = None,
+        consistency_weight: float = 0.0,
+    ):
         self.extract, self.config = extract, config
         self.layers = config.all_layers
         self.style_targets = style_targets or {}
@@ -160,7 +181,8 @@ class Objective:
         )
         if self.regions is None:
             s = sum(
-                w * style_loss(feats[n], self.style_targets[n]) for n, w in zip(cfg.style_layers, self.style_layer_weights)
+                w * style_loss(feats[n], self.style_targets[n])
+                for n, w in zip(cfg.style_layers, self.style_layer_weights)
             )
         else:
             s = self._region_style_loss(feats, image.new_zeros((), dtype=torch.float32))

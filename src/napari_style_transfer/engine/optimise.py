@@ -43,9 +43,12 @@ class LoopSettings:
     @classmethod
     def of(cls, config: StyleConfig, runtime: Runtime) -> LoopSettings:
         return cls(
-            config.optimizer, config.learning_rate, config.preview_every, runtime.device.type == "cuda",
+            config.optimizer,
+            config.learning_rate,
+            config.preview_every,
+            runtime.device.type == "cuda",
             runtime.loss_scaler,
-        )  # fmt: skip
+        )
 
     def loss_scaler(self, image: torch.Tensor) -> LossScaler | None:
         """The loss scaler of one image (fp16 gradients of O(1) relative losses underflow without one)."""
@@ -120,9 +123,12 @@ class PreviewPipe:
 
 
 def make_closure(
-    optimizer: torch.optim.Optimizer, objective: Objective, image: torch.Tensor,
-    scaler: LossScaler | None = None, after_launch: Callable[[], None] | None = None,
-) -> Callable[[], tuple[torch.Tensor, dict[str, torch.Tensor]]]:  # fmt: skip
+    optimizer: torch.optim.Optimizer,
+    objective: Objective,
+    image: torch.Tensor,
+    scaler: LossScaler | None = None,
+    after_launch: Callable[[], None] | None = None,
+) -> Callable[[], tuple[torch.Tensor, dict[str, torch.Tensor]]]:
     """The optimiser's closure: one forward and backward; returns the loss and its terms.
 
     ``after_launch`` runs once the backward pass is queued: on a GPU, host work done there
@@ -146,9 +152,15 @@ def make_closure(
 
 
 def optimise(
-    image: torch.Tensor, objective: Objective, steps: int, settings: LoopSettings, *,
-    stop: StopRequest = None, render: Render | None = None, preview_last: bool = True,
-) -> Generator[Step, None, Outcome]:  # fmt: skip
+    image: torch.Tensor,
+    objective: Objective,
+    steps: int,
+    settings: LoopSettings,
+    *,
+    stop: StopRequest = None,
+    render: Render | None = None,
+    preview_last: bool = True,
+) -> Generator[Step, None, Outcome]:
     """Optimise ``image`` against ``objective`` for ``steps`` steps; yield a :class:`Step` after each.
 
     ``stop`` is checked before every step. Previews (``render`` of the image) are made every

@@ -18,9 +18,14 @@ class Renderer:
     """Turns images of any size of one run into results in the content's format."""
 
     def __init__(
-        self, info: ImageInfo, content_rgb: np.ndarray, chroma_source: torch.Tensor | None,
-        keep_plane: torch.Tensor | None, feather: float, output_shape: tuple[int, int],
-    ):  # fmt: skip
+        self,
+        info: ImageInfo,
+        content_rgb: np.ndarray,
+        chroma_source: torch.Tensor | None,
+        keep_plane: torch.Tensor | None,
+        feather: float,
+        output_shape: tuple[int, int],
+    ):
         self.info, self.content_rgb, self.chroma_source = info, content_rgb, chroma_source
         self.keep_plane, self.feather, self.output_shape = keep_plane, feather, output_shape
         self._keep_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}

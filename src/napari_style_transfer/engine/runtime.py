@@ -33,7 +33,9 @@ def select_device(name: str = "auto") -> torch.device:
         return torch.device("mps" if mps_ok else "cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError(f"device: {name!r} is not available on this machine (no CUDA GPU); use 'auto' or 'cpu'")
+            raise ConfigError(
+                f"device: {name!r} is not available on this machine (no CUDA GPU); use 'auto' or 'cpu'"
+            )
         index = int(name[5:]) if ":" in name else 0
         if index >= torch.cuda.device_count():
             raise ConfigError(
@@ -80,7 +82,11 @@ class LossScaler:
     """
 
     def __init__(
-        self, initial: float = 2.0**16, growth_interval: int = 100, min_scale: float = 1.0, max_scale: float = 2.0**32
+        self,
+        initial: float = 2.0**16,
+        growth_interval: int = 100,
+        min_scale: float = 1.0,
+        max_scale: float = 2.0**32,
     ):
         if not initial > 0 or not min_scale > 0 or max_scale < min_scale:
             raise ValueError(f"loss scale: need 0 < min_scale <= max_scale and initial > 0, got {initial!r}")
@@ -193,8 +199,7 @@ def select_runtime(precision: str, device: torch.device, compile: bool = False) 
     if precision == "bf16" and device.type == "mps":
         raise ConfigError("precision: 'bf16' is not supported on 'mps'; use 'fp32'")
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    return Runtime(device, dtype, channels_last=cuda or dtype is not None,
-                   compile=compile)  # fmt: skip
+    return Runtime(device, dtype, channels_last=cuda or dtype is not None, compile=compile)
 
 
 # ----------------------------------------------------------------------------- host transfers

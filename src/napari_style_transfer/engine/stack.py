@@ -63,7 +63,9 @@ class StackEvent:
         return self.count * self.event.total_steps
 
 
-def stack_contrast_limits(stack: Any, rgb: bool, contrast_limits: tuple[float, float] | None = None) -> tuple[float, float]:
+def stack_contrast_limits(
+    stack: Any, rgb: bool, contrast_limits: tuple[float, float] | None = None
+) -> tuple[float, float]:
     """One (low, high) value range for the whole stack (see ``images.value_range``)."""
     if contrast_limits is not None:
         return float(contrast_limits[0]), float(contrast_limits[1])
@@ -92,7 +94,9 @@ def resize_slice(data: np.ndarray, shape: tuple[int, int], rgb: bool) -> np.ndar
     if tuple(data.shape[:2]) == tuple(shape):
         return data.copy()
     planes = data[..., None] if not rgb else data
-    out = np.stack([resize_plane(planes[..., i].astype(np.float32), shape) for i in range(planes.shape[-1])], axis=-1)
+    out = np.stack(
+        [resize_plane(planes[..., i].astype(np.float32), shape) for i in range(planes.shape[-1])], axis=-1
+    )
     if data.dtype == np.bool_:
         out = out >= 0.5
     elif data.dtype.kind in "iu":
@@ -110,7 +114,9 @@ def _slice_indices(slices: Sequence[Any] | None, lead: tuple[int, ...]) -> list[
     for s in slices:
         if isinstance(s, (int, np.integer)) and not isinstance(s, bool):
             if not -n <= int(s) < n:
-                raise ConfigError(f"slices: must be slice numbers from 0 to {n - 1} (or index tuples), got {int(s)}")
+                raise ConfigError(
+                    f"slices: must be slice numbers from 0 to {n - 1} (or index tuples), got {int(s)}"
+                )
             idx = tuple(int(v) for v in np.unravel_index(int(s) % n, lead)) if lead else ()
         else:
             try:
@@ -127,7 +133,9 @@ def _slice_indices(slices: Sequence[Any] | None, lead: tuple[int, ...]) -> list[
     return out
 
 
-def _neighbour(idx: tuple[int, ...], finished: Mapping[tuple[int, ...], np.ndarray]) -> tuple[int, ...] | None:
+def _neighbour(
+    idx: tuple[int, ...], finished: Mapping[tuple[int, ...], np.ndarray]
+) -> tuple[int, ...] | None:
     """The finished slice just before ``idx`` along the last leading axis, else an earlier axis."""
     for axis in range(len(idx) - 1, -1, -1):
         if idx[axis] == 0:
@@ -139,6 +147,8 @@ def _neighbour(idx: tuple[int, ...], finished: Mapping[tuple[int, ...], np.ndarr
 
 
 _STACK_FIELDS = ("rgb", "spatial_axes", "slices", "coherence", "consistency_weight", "motion")
+
+
 @dataclass
 class _Layout:
     """Where the slices of an nD content are: its (H, W) axes moved last, the leading axes, the masks."""
@@ -166,7 +176,9 @@ def _layout(content: Any, stack: StackOptions, content_mask: Any) -> _Layout:
     except (TypeError, ValueError):
         raise ConfigError(f"spatial_axes: must be two axis numbers, got {spatial_axes!r}") from None
     if len(axes) != 2 or axes[0] == axes[1] or not all(-n_plain <= int(a) < n_plain for a in spatial_axes):
-        raise ConfigError(f"spatial_axes: must be two different axes of the {n_plain} non-colour axes, got {spatial_axes!r}")
+        raise ConfigError(
+            f"spatial_axes: must be two different axes of the {n_plain} non-colour axes, got {spatial_axes!r}"
+        )
     last_two = (n_plain - 2, n_plain - 1)
     moved = axes != last_two
     data = np.moveaxis(content, axes, last_two) if moved else content
@@ -184,15 +196,24 @@ def _layout(content: Any, stack: StackOptions, content_mask: Any) -> _Layout:
     return _Layout(data, bool(rgb), axes, moved, lead, hw, masks)  # type: ignore[arg-type]
 
 
-def _start_from(layout: _Layout, idx: tuple[int, ...], prev_idx: tuple[int, ...] | None, prev: np.ndarray | None,
-                out_hw: tuple[int, int], motion: str) -> tuple[np.ndarray | None, list[float] | None]:  # fmt: skip
+def _start_from(
+    layout: _Layout,
+    idx: tuple[int, ...],
+    prev_idx: tuple[int, ...] | None,
+    prev: np.ndarray | None,
+    out_hw: tuple[int, int],
+    motion: str,
+) -> tuple[np.ndarray | None, list[float] | None]:
     """The neighbour's result moved by the drift between the two content slices ('shift'), and that drift."""
     if prev is None or prev_idx is None or motion != "shift":
         return prev, None
     slice_data = np.asarray(layout.data[idx])
     m = estimate_shift(luma(layout.data[prev_idx], layout.rgb), luma(slice_data, layout.rgb))
     m = (m[0] * out_hw[0] / layout.hw[0], m[1] * out_hw[1] / layout.hw[1])
-    return shift_image(prev, m, resize_slice(slice_data, out_hw, layout.rgb)), [round(m[0], 2), round(m[1], 2)]
+    return shift_image(prev, m, resize_slice(slice_data, out_hw, layout.rgb)), [
+        round(m[0], 2),
+        round(m[1], 2),
+    ]
 
 
 def stylize_stack_iter(
@@ -232,7 +253,9 @@ def stylize_stack_iter(
     for idx in np.ndindex(*layout.lead) if layout.lead else [()]:
         result[idx] = resize_slice(np.asarray(layout.data[idx]), out_hw, layout.rgb)
     stylizer = Stylizer(styles, config.replace(contrast_limits=limits), guidance)
-    if layout.masks is not None and layout.masks.ndim != 2:  # one label image per slice: check them all at once
+    if (
+        layout.masks is not None and layout.masks.ndim != 2
+    ):  # one label image per slice: check them all at once
         plan_regions(layout.masks, guidance.label_styles, len(stylizer.styles.rgbs))
     run = _StackRun(layout, stack, stylizer, guidance, limits, out_hw)
     yield from run.slices(indices, result, stop)
@@ -241,14 +264,23 @@ def stylize_stack_iter(
         lead_axes = len(layout.lead)
         result = np.moveaxis(result, (lead_axes, lead_axes + 1), layout.axes)
     assert run.last is not None
-    yield StackEvent(*run.last_at, len(indices), run.last, result=result, done=True, stopped=run.stopped, info=info)
+    yield StackEvent(
+        *run.last_at, len(indices), run.last, result=result, done=True, stopped=run.stopped, info=info
+    )
 
 
 class _StackRun:
     """The slice loop of one stack run, and what it records."""
 
-    def __init__(self, layout: _Layout, stack: StackOptions, stylizer: Stylizer, guidance: Guidance,
-                 limits: tuple[float, float], out_hw: tuple[int, int]):  # fmt: skip
+    def __init__(
+        self,
+        layout: _Layout,
+        stack: StackOptions,
+        stylizer: Stylizer,
+        guidance: Guidance,
+        limits: tuple[float, float],
+        out_hw: tuple[int, int],
+    ):
         self.layout, self.stack, self.stylizer, self.guidance = layout, stack, stylizer, guidance
         self.limits, self.out_hw = limits, out_hw
         self.finished: dict[tuple[int, ...], np.ndarray] = {}
@@ -271,7 +303,9 @@ class _StackRun:
             consistency_weight=weight if prev is not None else 0.0,
         )
 
-    def slices(self, indices: list[tuple[int, ...]], result: np.ndarray, stop: StopRequest) -> Iterator[StackEvent]:
+    def slices(
+        self, indices: list[tuple[int, ...]], result: np.ndarray, stop: StopRequest
+    ) -> Iterator[StackEvent]:
         count = len(indices)
         self.last_at = (indices[0], 1)
         for number, idx in enumerate(indices, start=1):
@@ -288,7 +322,10 @@ class _StackRun:
             if number > 1:  # the last slice's tensors are gone: give the allocator's cache back
                 release_cached_memory(self.stylizer.device, collect=False)
             events = self.stylizer.run_iter(
-                np.asarray(self.layout.data[idx]), guidance=self.slice_guidance(idx, prev), stop=stop, init_image=prev
+                np.asarray(self.layout.data[idx]),
+                guidance=self.slice_guidance(idx, prev),
+                stop=stop,
+                init_image=prev,
             )
             for event in events:
                 self.last = event
@@ -319,7 +356,9 @@ class _StackRun:
         }
 
 
-def stylize_stack(content: Any, styles: np.ndarray | Sequence[np.ndarray], config: StyleConfig | None = None, **kwargs: Any) -> np.ndarray:
+def stylize_stack(
+    content: Any, styles: np.ndarray | Sequence[np.ndarray], config: StyleConfig | None = None, **kwargs: Any
+) -> np.ndarray:
     """Run :func:`stylize_stack_iter` to the end and return the stylised stack."""
     result = None
     for event in stylize_stack_iter(content, styles, config, **kwargs):

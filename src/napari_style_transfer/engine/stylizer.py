@@ -37,9 +37,11 @@ class Stylizer:
     """
 
     def __init__(
-        self, styles: np.ndarray | Sequence[np.ndarray], config: StyleConfig | None = None,
+        self,
+        styles: np.ndarray | Sequence[np.ndarray],
+        config: StyleConfig | None = None,
         guidance: Guidance | None = None,
-    ):  # fmt: skip
+    ):
         self.config = config or StyleConfig()
         self.guidance = guidance or Guidance()
         self.styles: StyleImages = convert_styles(styles, self.config, self.guidance)
@@ -58,29 +60,47 @@ class Stylizer:
             if self.device.type == "cuda":
                 torch.backends.cudnn.benchmark = not config.deterministic
             try:
-                net = get_network(config.weights, config.pooling, self.device, config.deepest_layer,
-                                  channels_last=self.runtime.channels_last)  # fmt: skip
+                net = get_network(
+                    config.weights,
+                    config.pooling,
+                    self.device,
+                    config.deepest_layer,
+                    channels_last=self.runtime.channels_last,
+                )
             except (ConfigError, StyleTransferError, WeightsError):
                 raise
             except Exception as exc:
-                raise StyleTransferError(f"could not load the VGG-19 network on {self.device}: {exc}") from exc
+                raise StyleTransferError(
+                    f"could not load the VGG-19 network on {self.device}: {exc}"
+                ) from exc
             self._extract = FeatureExtractor(net, convention, self.runtime)
         return self._extract
 
     def style_targets(self, styles: list[torch.Tensor] | None = None) -> StyleTargets:
         """The shared style targets, or fresh ones for ``styles`` recoloured for one content."""
         if styles is not None:
-            return StyleTargets(self.extractor(), self.config, styles, self.styles.blend, self.styles.mask_planes, self.device)
+            return StyleTargets(
+                self.extractor(), self.config, styles, self.styles.blend, self.styles.mask_planes, self.device
+            )
         if self._shared_targets is None:
             self._shared_targets = StyleTargets(
-                self.extractor(), self.config, self.style_tensors, self.styles.blend, self.styles.mask_planes, self.device
+                self.extractor(),
+                self.config,
+                self.style_tensors,
+                self.styles.blend,
+                self.styles.mask_planes,
+                self.device,
             )
         return self._shared_targets
 
     def run_iter(
-        self, content: np.ndarray, *, guidance: Guidance | None = None, stop: StopRequest = None,
+        self,
+        content: np.ndarray,
+        *,
+        guidance: Guidance | None = None,
+        stop: StopRequest = None,
         init_image: Any = None,
-    ) -> Iterator[ProgressEvent]:  # fmt: skip
+    ) -> Iterator[ProgressEvent]:
         """Stylise one content; one :class:`ProgressEvent` per optimiser step, the last with the result.
 
         ``guidance`` replaces the content side of the stylizer's guidance (masks, consistency);
@@ -115,7 +135,9 @@ class Stylizer:
             return str(exc)
         return None
 
-    def stylize(self, content: np.ndarray, *, guidance: Guidance | None = None, stop: StopRequest = None) -> np.ndarray:
+    def stylize(
+        self, content: np.ndarray, *, guidance: Guidance | None = None, stop: StopRequest = None
+    ) -> np.ndarray:
         """Run :meth:`run_iter` to the end and return the result (content's dtype, channels, range)."""
         result = None
         for event in self.run_iter(content, guidance=guidance, stop=stop):

@@ -109,20 +109,29 @@ def plan_tiled_run(run: ContentRun, reason: str) -> TilePlan:
     runtime = run.stylizer.runtime
     precision, optimizer, deepest = runtime.precision, config.optimizer, config.deepest_layer
     budget = memory.tiled_run_budget(out_shape, run.device, deepest)
-    tile = memory.choose_tile_size(out_long, config.tile_size, budget, run.device, deepest, precision, optimizer)
+    tile = memory.choose_tile_size(
+        out_long, config.tile_size, budget, run.device, deepest, precision, optimizer
+    )
     overlap = config.tile_overlap if config.tile_overlap is not None else max(8, tile // 4)
     overlap = min(overlap, (tile - 1) // 2)
     # The coarse pass: half the output's long side (as the next-coarser scale of a multi-scale
     # run would be), but not below the coarsest multi-scale side unless the output is smaller.
     coarse_long = max(16, out_long // 2, min(out_long, MIN_SCALE_SIDE))
     if budget.device_bytes is not None:
-        fits = memory.largest_fitting_size(out_shape, budget.device_bytes, deepest, precision, optimizer, device=run.device)
+        fits = memory.largest_fitting_size(
+            out_shape, budget.device_bytes, deepest, precision, optimizer, device=run.device
+        )
         coarse_long = max(16, min(coarse_long, fits))
     coarse_sizes = scale_sizes(run.content_shape, config.replace(size=coarse_long))
     return TilePlan(
-        out_shape, tile, overlap, tile_spans(out_shape[0], tile, overlap), tile_spans(out_shape[1], tile, overlap),
-        coarse_sizes, reason,
-    )  # fmt: skip
+        out_shape,
+        tile,
+        overlap,
+        tile_spans(out_shape[0], tile, overlap),
+        tile_spans(out_shape[1], tile, overlap),
+        coarse_sizes,
+        reason,
+    )
 
 
 class _Canvas:
@@ -173,8 +182,12 @@ def tiled_iter(run: ContentRun, plan: TilePlan, stop: StopRequest = None) -> Ite
     for k, (r, c, (y0, y1), (x0, x1)) in enumerate(grid, start=1):
         tile_start = time.perf_counter()
         crop = (..., slice(y0, y1), slice(x0, x1))
-        objective = run.objective_for(content_out[crop].to(run.device), long_side, crop=crop, tile=plan.tile_size)
-        loop = optimise(canvas.start(crop).to(run.device), objective, config.iterations, run.settings, stop=stop)
+        objective = run.objective_for(
+            content_out[crop].to(run.device), long_side, crop=crop, tile=plan.tile_size
+        )
+        loop = optimise(
+            canvas.start(crop).to(run.device), objective, config.iterations, run.settings, stop=stop
+        )
         while True:
             try:
                 step = next(loop)
@@ -191,12 +204,20 @@ def tiled_iter(run: ContentRun, plan: TilePlan, stop: StopRequest = None) -> Ite
             preview = run.render(canvas.image()) if tile_done and config.preview_every else None
             yield run.step_event(tile_end, n_scales, total_steps, preview=preview, tile=k, n_tiles=n_tiles)
         if outcome.stopped:
-            canvas.add(crop, r, c, outcome.image)  # keep what this tile reached: blend it in like a finished one
+            canvas.add(
+                crop, r, c, outcome.image
+            )  # keep what this tile reached: blend it in like a finished one
             tile_end.stopped, tile_end.iteration = True, outcome.iterations
             yield run.final_event(
-                tile_end, sizes, total_steps, image=run.render(canvas.image()), n_scales=n_scales,
-                extra_info=info, n_tiles=n_tiles, tile=k,
-            )  # fmt: skip
+                tile_end,
+                sizes,
+                total_steps,
+                image=run.render(canvas.image()),
+                n_scales=n_scales,
+                extra_info=info,
+                n_tiles=n_tiles,
+                tile=k,
+            )
             return
         final_losses.append(tile_end.losses)
         tile_times.append(time.perf_counter() - tile_start)
@@ -206,9 +227,15 @@ def tiled_iter(run: ContentRun, plan: TilePlan, stop: StopRequest = None) -> Ite
     tile_end.iteration = config.iterations
     info["tiled"]["tile_times_s"] = [round(t, 3) for t in tile_times]
     yield run.final_event(
-        tile_end, sizes, total_steps, image=run.render(canvas.image()), n_scales=n_scales, extra_info=info,
-        n_tiles=n_tiles, tile=n_tiles,
-    )  # fmt: skip
+        tile_end,
+        sizes,
+        total_steps,
+        image=run.render(canvas.image()),
+        n_scales=n_scales,
+        extra_info=info,
+        n_tiles=n_tiles,
+        tile=n_tiles,
+    )
 
 
 __all__ = ["TilePlan", "plan_tiled_run", "ramp_weights", "tile_spans", "tiled_iter"]

@@ -78,7 +78,9 @@ def shift_image(image: np.ndarray, motion: tuple[float, float], fill: np.ndarray
     xs = (torch.arange(w, dtype=torch.float32) + dx + 0.5) / w * 2 - 1
     grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]
     moved = F.grid_sample(t, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    valid = F.grid_sample(torch.ones(1, 1, h, w), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    valid = F.grid_sample(
+        torch.ones(1, 1, h, w), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
     out = moved[0].permute(1, 2, 0).numpy()
     v = valid[0, 0].numpy()[..., None]
     filler = np.asarray(fill, dtype=np.float32)
@@ -117,4 +119,12 @@ def flicker(result: np.ndarray, content: np.ndarray, axis: int = 0, rgb: bool | 
     return changing / moving
 
 
-__all__ = ["MIN_SHIFT", "estimate_shift", "flicker", "guess_rgb", "luma", "shift_image", "temporal_difference"]
+__all__ = [
+    "MIN_SHIFT",
+    "estimate_shift",
+    "flicker",
+    "guess_rgb",
+    "luma",
+    "shift_image",
+    "temporal_difference",
+]

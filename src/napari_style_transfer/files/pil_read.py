@@ -44,6 +44,7 @@ def _orientation(image) -> int:
 def label_array(image) -> np.ndarray:
     """A Pillow image holding labels: 1-bit stays 0/1, a palette image gives its indices, gray its values."""
     from ..engine.images import pil_array
+
     if image.mode == "PA":
         image = image.getchannel(0)
     if image.mode in ("1", "P") or image.mode.startswith(("L", "I")) and image.mode != "LA":
@@ -94,7 +95,9 @@ def _reduced(image, k: int, labels: bool) -> np.ndarray:
     return subsample(array, k) if labels else block_mean(array, k)
 
 
-def read_pil(path: Path, long_side: int | None = None, factor: int | None = None, labels: bool = False) -> Decoded:
+def read_pil(
+    path: Path, long_side: int | None = None, factor: int | None = None, labels: bool = False
+) -> Decoded:
     """Read ``path`` with Pillow; reduce it on reading for an output whose long side is ``long_side``.
 
     ``factor`` forces the reduction (a mask follows its content); ``labels`` subsamples
@@ -103,7 +106,9 @@ def read_pil(path: Path, long_side: int | None = None, factor: int | None = None
     from PIL import Image
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # big photos are fine; bombs still raise
+        warnings.simplefilter(
+            "ignore", Image.DecompressionBombWarning
+        )  # big photos are fine; bombs still raise
         with Image.open(path) as image:
             count = getattr(image, "n_frames", 1) if image.format not in SINGLE_PICTURE_FORMATS else 1
             if count > 1:

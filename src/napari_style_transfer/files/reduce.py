@@ -106,4 +106,12 @@ def oriented_shape(shape: tuple[int, int], orientation: int) -> tuple[int, int]:
     return (shape[1], shape[0]) if orientation in (5, 6, 7, 8) else (shape[0], shape[1])
 
 
-__all__ = ["ORIENTATIONS", "block_mean", "orient", "oriented_shape", "reduced_shape", "reduction_factor", "subsample"]
+__all__ = [
+    "ORIENTATIONS",
+    "block_mean",
+    "orient",
+    "oriented_shape",
+    "reduced_shape",
+    "reduction_factor",
+    "subsample",
+]

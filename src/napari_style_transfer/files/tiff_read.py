@@ -139,10 +139,14 @@ def _page_info(page) -> PageInfo:
     except (TypeError, ValueError):
         turn = 1
     return PageInfo(
-        int(page.photometric), int(page.samplesperpixel), tuple(int(e) for e in (page.extrasamples or ())),
-        int(page.bitspersample), None if page.colormap is None else np.asarray(page.colormap),
-        int(inkset.value) if inkset is not None else 1, turn if 1 <= turn <= 8 else 1,
-    )  # fmt: skip
+        int(page.photometric),
+        int(page.samplesperpixel),
+        tuple(int(e) for e in (page.extrasamples or ())),
+        int(page.bitspersample),
+        None if page.colormap is None else np.asarray(page.colormap),
+        int(inkset.value) if inkset is not None else 1,
+        turn if 1 <= turn <= 8 else 1,
+    )
 
 
 def _read(path: Path) -> tuple[np.ndarray, str, PageInfo]:
@@ -158,12 +162,19 @@ def _read(path: Path) -> tuple[np.ndarray, str, PageInfo]:
     return array, axes, info
 
 
-def read_tiff(path: Path, long_side: int | None = None, factor: int | None = None, labels: bool = False) -> Decoded:
+def read_tiff(
+    path: Path, long_side: int | None = None, factor: int | None = None, labels: bool = False
+) -> Decoded:
     """Read a TIFF's first series as one image (a stack of pages stays a stack for the engine to refuse)."""
     try:
         array, axes, page = _read(path)
         array, axes = samples_last(array, axes)
-        if len(axes) != array.ndim and array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (1, 3, 4):
+        if (
+            len(axes) != array.ndim
+            and array.ndim == 3
+            and array.shape[0] in (3, 4)
+            and array.shape[-1] not in (1, 3, 4)
+        ):
             array = np.moveaxis(array, 0, -1)  # planar colour without axes metadata
         array, axes = squeeze_leading(array, axes)
         array = fix_photometric(array, page, labels)

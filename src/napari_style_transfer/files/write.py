@@ -25,7 +25,9 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     if low >= 0 and high <= 1:
         low, high = 0.0, 1.0
-    scaled = (data / 2 - low / 2) / max(high / 2 - low / 2, 1e-300)  # halves: no overflow near the float64 max
+    scaled = (data / 2 - low / 2) / max(
+        high / 2 - low / 2, 1e-300
+    )  # halves: no overflow near the float64 max
     return np.clip(np.nan_to_num(scaled, nan=0.0) * 255, 0, 255).round().astype(np.uint8)
 
 

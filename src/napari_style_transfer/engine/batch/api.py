@@ -107,9 +107,18 @@ def stylize_batch(
     """
     o = options or BatchOptions()
     internal = _Options(
-        Path(o.out_dir) if o.out_dir is not None else None, guidance, o.workers, o.threads_per_worker,
-        None if o.chunk is None else check_chunk(o.chunk), stack, o.ext, o.overwrite, int(o.retries), stop, o.on_start,
-    )  # fmt: skip
+        Path(o.out_dir) if o.out_dir is not None else None,
+        guidance,
+        o.workers,
+        o.threads_per_worker,
+        None if o.chunk is None else check_chunk(o.chunk),
+        stack,
+        o.ext,
+        o.overwrite,
+        int(o.retries),
+        stop,
+        o.on_start,
+    )
     run = _BatchRun(contents, styles, config or StyleConfig(), client, internal)
     yield from run.results()
 
@@ -270,9 +279,15 @@ class _BatchRun:
                         pure=False,
                     )
                 future = client.submit(
-                    run_chunk, self.job_key, item, state.header, scans[state.source], str(self._part(item)),
-                    retries=retries, pure=False,
-                )  # fmt: skip
+                    run_chunk,
+                    self.job_key,
+                    item,
+                    state.header,
+                    scans[state.source],
+                    str(self._part(item)),
+                    retries=retries,
+                    pure=False,
+                )
             self.futures[future] = item
 
     def _collect(self) -> Iterator[BatchResult]:
@@ -310,9 +325,14 @@ class _BatchRun:
         out = future.result()
         info = {k: out[k] for k in ("prep_id", "shape") if k in out}
         return self._plain(
-            item, out["status"], out.get("message", ""), seconds=out["seconds"], worker=out["worker"],
-            result=out.get("result"), info=info,
-        )  # fmt: skip
+            item,
+            out["status"],
+            out.get("message", ""),
+            seconds=out["seconds"],
+            worker=out["worker"],
+            result=out.get("result"),
+            info=info,
+        )
 
     def _halt(self) -> list[BatchResult]:
         """Stop the batch: running items end after their current step without writing, queued ones

@@ -151,5 +151,3 @@ class TiffSlices:
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         data = read_slices(self.path, 0, self.header.n_slices, self.header).reshape(self.shape)
         return data if dtype is None else data.astype(dtype)
-
-

@@ -75,9 +75,7 @@ def _add_stack(plan: Plan, path: Path, out_dir: Path, chunk: int, settings_id: s
         header = read_stack_header(path)
     except ImageFileError as exc:
         item = plan.add(name=path.stem, label=str(path), source=str(path), output=output)
-        plan.failed.append(
-            BatchResult(item.index, item.name, item.label, output, "failed", first_line(exc))
-        )
+        plan.failed.append(BatchResult(item.index, item.name, item.label, output, "failed", first_line(exc)))
         return
     folder = parts_dir(out_dir, path.stem, settings_id)
     state = StackState(str(path), path.stem, output, header, folder)

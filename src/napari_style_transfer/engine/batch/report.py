@@ -40,9 +40,14 @@ class BatchResult:
     def entry(self, settings_id: str) -> dict[str, Any]:
         """The report's line for this item."""
         out = {
-            "input": self.input, "output": self.output, "status": self.status, "message": self.message,
-            "seconds": self.seconds, "worker": self.worker, "settings_id": settings_id,
-        }  # fmt: skip
+            "input": self.input,
+            "output": self.output,
+            "status": self.status,
+            "message": self.message,
+            "seconds": self.seconds,
+            "worker": self.worker,
+            "settings_id": settings_id,
+        }
         if self.slices is not None:
             out["slices"] = list(self.slices)
         return out

@@ -105,9 +105,13 @@ def assemble_stack(
 
     def write(tmp: Path) -> None:
         tifffile.imwrite(
-            tmp, data=_slices(source, header, parts, flicker), shape=shape, dtype=dtype,
-            photometric="rgb" if header.rgb else "minisblack", bigtiff=nbytes > BIGTIFF_BYTES,
-        )  # fmt: skip
+            tmp,
+            data=_slices(source, header, parts, flicker),
+            shape=shape,
+            dtype=dtype,
+            photometric="rgb" if header.rgb else "minisblack",
+            bigtiff=nbytes > BIGTIFF_BYTES,
+        )
 
     atomic_write(output, write)
     return {"n_slices": header.n_slices, "output_shape": list(shape), **flicker.info()}

@@ -182,9 +182,14 @@ def run_item(key: str, item: BatchItem, content: np.ndarray | None = None) -> di
             message += " (for a stack of 2D slices use --stack)"
         return _outcome(item, "failed", start, address, message=message)
     return _outcome(
-        item, "done", start, address, prep_id=state.prep_id, shape=list(result.shape),
+        item,
+        "done",
+        start,
+        address,
+        prep_id=state.prep_id,
+        shape=list(result.shape),
         result=None if item.output is not None else result,
-    )  # fmt: skip
+    )
 
 
 def _stylize_chunk(
@@ -193,9 +198,11 @@ def _stylize_chunk(
     """Consecutive slices (k, H, W[, C]) in one value range, coherent inside the chunk."""
     options = state.job.stack or StackOptions()
     stack = StackOptions(
-        rgb=rgb, coherence=len(data) > 1 and options.coherence, motion=options.motion,
+        rgb=rgb,
+        coherence=len(data) > 1 and options.coherence,
+        motion=options.motion,
         consistency_weight=options.consistency_weight,
-    )  # fmt: skip
+    )
     config = state.config.replace(contrast_limits=limits)
     result = None
     for event in stylize_stack_iter(
