@@ -12,7 +12,7 @@ import tifffile
 from napari_style_transfer.engine import StyleConfig
 from napari_style_transfer.engine.batch import BatchError, expand_inputs, summary_line
 from napari_style_transfer.engine.batch.files import (
-    PARTIAL_MARK,
+    PARTIAL_PATTERN,
     atomic_write,
     read_slices,
     read_stack_header,
@@ -88,8 +88,8 @@ def test_atomic_write_leaves_old_file_or_new_one_never_a_partial(tmp_path):
 
     with pytest.raises(OSError):
         atomic_write(target, broken)
-    assert target.read_text() == "old" and not list(tmp_path.glob(f"*{PARTIAL_MARK}*"))
-    (tmp_path / f".y{PARTIAL_MARK}123.png").write_bytes(b"left by a killed run")
+    assert target.read_text() == "old" and not list(tmp_path.glob(PARTIAL_PATTERN))
+    (tmp_path / ".nst-0123456789ab.tmp.png").write_bytes(b"left by a killed run")
     assert remove_partials(tmp_path) == 1
 
 

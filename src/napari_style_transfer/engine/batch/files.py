@@ -1,11 +1,10 @@
-"""Files of a batch: atomic writes (a partial name in the same folder, then ``os.replace``) and
-TIFF stacks read a few slices at a time, so a worker never holds more of a stack than its chunk."""
+"""Files of a batch: atomic writes (``files/atomic.py``: a temporary file in the same folder,
+then a rename) and TIFF stacks read a few slices at a time, so a worker never holds more of a
+stack than its chunk."""
 
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -14,35 +13,19 @@ from typing import Any
 
 import numpy as np
 
-from ...imageio_utils import TIFF_SUFFIXES, ImageFileError, write_image
+from ...files.atomic import TEMP_PREFIX, atomic_target
+from ...imageio_utils import TIFF_SUFFIXES, ImageFileError
 from ...messages import first_line
 
-#: Marks the temporary name of an output being written; what a killed run leaves behind has it.
-PARTIAL_MARK = ".nst-partial-"
-
-
-def partial_path(path: Path) -> Path:
-    """A unique hidden name next to ``path`` with the same suffix (writers pick the format by it)."""
-    return path.with_name(f".{path.stem}{PARTIAL_MARK}{uuid.uuid4().hex[:10]}{path.suffix}")
+#: What an interrupted write leaves behind: the temporary names of ``files/atomic.py``.
+PARTIAL_PATTERN = f"{TEMP_PREFIX}*.tmp*"
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     """Call ``write(tmp)`` then rename ``tmp`` over ``path``: readers see the old file or the whole new one."""
-    path = Path(path)
-    tmp = partial_path(path)
-    try:
+    with atomic_target(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(OSError):
-            tmp.unlink()
-        raise
-    return path
-
-
-def write_image_atomic(path: str | Path, array: np.ndarray) -> Path:
-    """:func:`~napari_style_transfer.imageio_utils.write_image`, atomically."""
-    return atomic_write(path, lambda tmp: write_image(tmp, array))
+    return Path(path)
 
 
 def write_json_atomic(path: str | Path, data: Any) -> Path:
@@ -56,9 +39,9 @@ def save_array_atomic(path: str | Path, array: np.ndarray) -> Path:
 
 
 def remove_partials(folder: str | Path) -> int:
-    """Delete what interrupted writes left in ``folder`` (names with :data:`PARTIAL_MARK`); returns how many."""
+    """Delete what interrupted writes left in ``folder`` (names like :data:`PARTIAL_PATTERN`); returns how many."""
     removed = 0
-    for leftover in Path(folder).glob(f".*{PARTIAL_MARK}*"):
+    for leftover in Path(folder).glob(PARTIAL_PATTERN):
         with suppress(OSError):
             leftover.unlink()
             removed += 1

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ...imageio_utils import ImageFileError, read_image
+from ...imageio_utils import ImageFileError, read_image, write_image
 from ...messages import first_line
 from ..config import ConfigError, StyleConfig
 from ..events import StopRequest, StyleTransferError
@@ -26,7 +26,7 @@ from ..images import ImageError
 from ..stack import stack_contrast_limits, stylize_stack_iter
 from ..stylizer import Stylizer
 from ..vgg import WeightsError
-from .files import StackHeader, TiffSlices, read_slices, save_array_atomic, write_image_atomic
+from .files import StackHeader, TiffSlices, read_slices, save_array_atomic
 from .items import BatchItem
 
 #: Errors that the same input would raise again: the item fails at once (no retry).
@@ -175,7 +175,7 @@ def run_item(key: str, item: BatchItem, content: np.ndarray | None = None) -> di
         if result is None or key in _STOPPED:
             return _outcome(item, "cancelled", start, address, message="stopped before it finished")
         if item.output is not None:
-            write_image_atomic(item.output, result)
+            write_image(item.output, result)  # atomic: a temporary file, then a rename
     except INPUT_ERRORS as exc:
         message = first_line(exc)
         if isinstance(exc, ImageError) and message.startswith("content:") and item.source is not None:
