@@ -12,7 +12,7 @@ import torch
 from .content_run import ContentRun, RunEnd
 from .events import ProgressEvent, StopRequest, should_stop
 from .images import resize
-from .optimise import optimise
+from .optimise import Steps, optimise
 
 
 @dataclass
@@ -51,21 +51,18 @@ def run_scales(
             image = resize(image.detach(), shape).clamp(0, 1)
         last_scale = final and scale_index == len(sizes) - 1
         end.scale, end.shape = scale_index, shape
-        loop = optimise(
-            image,
-            objective,
-            config.iterations,
-            run.settings,
-            stop=stop,
-            render=run.render,
-            preview_last=not last_scale,
+        steps = Steps(
+            optimise(
+                image,
+                objective,
+                config.iterations,
+                run.settings,
+                stop=stop,
+                render=run.render,
+                preview_last=not last_scale,
+            )
         )
-        while True:
-            try:
-                step = next(loop)
-            except StopIteration as done:
-                outcome = done.value
-                break
+        for step in steps:
             end.step += 1
             end.iteration, end.losses = step.iteration, step.losses
             if last_scale and step.iteration == config.iterations:
@@ -79,6 +76,8 @@ def run_scales(
                 **numbering.fields,
             )
             message = None
+        outcome = steps.outcome
+        assert outcome is not None
         image = outcome.image
         if outcome.stopped:
             end.image, end.stopped, end.iteration = image, True, outcome.iterations

@@ -192,6 +192,17 @@ def optimise(
     return Outcome(image, steps, losses, False)
 
 
+class Steps:
+    """The steps of one :func:`optimise` call, to iterate; :attr:`outcome` is its result afterwards."""
+
+    def __init__(self, loop: Generator[Step, None, Outcome]):
+        self.loop = loop
+        self.outcome: Outcome | None = None
+
+    def __iter__(self) -> Generator[Step, None, None]:
+        self.outcome = yield from self.loop
+
+
 def _diverged_message(settings: LoopSettings, losses: dict[str, float] | None = None) -> str:
     """Why the loss stopped being finite, from the loss terms (each unweighted, about 1 at the start)."""
     terms = {k: v for k, v in (losses or {}).items() if k != "total"}
@@ -212,4 +223,13 @@ def _diverged_message(settings: LoopSettings, losses: dict[str, float] | None = 
     )
 
 
-__all__ = ["LBFGS_HISTORY", "LoopSettings", "Outcome", "PreviewPipe", "Step", "make_closure", "optimise"]
+__all__ = [
+    "LBFGS_HISTORY",
+    "LoopSettings",
+    "Outcome",
+    "PreviewPipe",
+    "Step",
+    "Steps",
+    "make_closure",
+    "optimise",
+]

@@ -210,10 +210,8 @@ def _start_from(
     slice_data = np.asarray(layout.data[idx])
     m = estimate_shift(luma(layout.data[prev_idx], layout.rgb), luma(slice_data, layout.rgb))
     m = (m[0] * out_hw[0] / layout.hw[0], m[1] * out_hw[1] / layout.hw[1])
-    return shift_image(prev, m, resize_slice(slice_data, out_hw, layout.rgb)), [
-        round(m[0], 2),
-        round(m[1], 2),
-    ]
+    moved = shift_image(prev, m, resize_slice(slice_data, out_hw, layout.rgb))
+    return moved, [round(m[0], 2), round(m[1], 2)]
 
 
 def stylize_stack_iter(

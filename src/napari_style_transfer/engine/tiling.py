@@ -31,7 +31,7 @@ from .content_run import ContentRun, RunEnd
 from .events import ProgressEvent, StopRequest
 from .images import resize
 from .multiscale import Numbering, run_scales
-from .optimise import optimise
+from .optimise import Steps, optimise
 from .scales import MIN_SCALE_SIDE, scale_sizes
 
 #: Ramp weights never drop below this inside a tile (keeps the normalisation well defined).
@@ -179,21 +179,23 @@ def tiled_iter(run: ContentRun, plan: TilePlan, stop: StopRequest = None) -> Ite
     final_losses: list[dict[str, float]] = []
     tile_times: list[float] = []
     grid = [(r, c, y, x) for r, y in enumerate(plan.rows) for c, x in enumerate(plan.cols)]
+
+    def finish(tile: int) -> ProgressEvent:
+        """The final event: the canvas as it is, after ``tile`` tiles."""
+        image = run.render(canvas.image())
+        extra = {"extra_info": info, "n_tiles": n_tiles, "tile": tile}
+        return run.final_event(tile_end, sizes, total_steps, image=image, n_scales=n_scales, **extra)
+
     for k, (r, c, (y0, y1), (x0, x1)) in enumerate(grid, start=1):
         tile_start = time.perf_counter()
         crop = (..., slice(y0, y1), slice(x0, x1))
         objective = run.objective_for(
             content_out[crop].to(run.device), long_side, crop=crop, tile=plan.tile_size
         )
-        loop = optimise(
-            canvas.start(crop).to(run.device), objective, config.iterations, run.settings, stop=stop
+        steps = Steps(
+            optimise(canvas.start(crop).to(run.device), objective, config.iterations, run.settings, stop=stop)
         )
-        while True:
-            try:
-                step = next(loop)
-            except StopIteration as done:
-                outcome = done.value
-                break
+        for step in steps:
             tile_end.step += 1
             tile_end.iteration, tile_end.losses = step.iteration, step.losses
             tile_done = step.iteration == config.iterations
@@ -203,39 +205,22 @@ def tiled_iter(run: ContentRun, plan: TilePlan, stop: StopRequest = None) -> Ite
                     continue
             preview = run.render(canvas.image()) if tile_done and config.preview_every else None
             yield run.step_event(tile_end, n_scales, total_steps, preview=preview, tile=k, n_tiles=n_tiles)
+        outcome = steps.outcome
+        assert outcome is not None
         if outcome.stopped:
-            canvas.add(
-                crop, r, c, outcome.image
-            )  # keep what this tile reached: blend it in like a finished one
+            # Keep what this tile reached: blend it in like a finished one.
+            canvas.add(crop, r, c, outcome.image)
             tile_end.stopped, tile_end.iteration = True, outcome.iterations
-            yield run.final_event(
-                tile_end,
-                sizes,
-                total_steps,
-                image=run.render(canvas.image()),
-                n_scales=n_scales,
-                extra_info=info,
-                n_tiles=n_tiles,
-                tile=k,
-            )
+            yield finish(k)
             return
         final_losses.append(tile_end.losses)
         tile_times.append(time.perf_counter() - tile_start)
-        del objective, loop, outcome
+        del objective, steps, outcome
     tile_end.losses = {key: float(np.mean([d[key] for d in final_losses])) for key in final_losses[-1]}
     tile_end.scale_times = [*end.scale_times, time.perf_counter() - tiles_start]
     tile_end.iteration = config.iterations
     info["tiled"]["tile_times_s"] = [round(t, 3) for t in tile_times]
-    yield run.final_event(
-        tile_end,
-        sizes,
-        total_steps,
-        image=run.render(canvas.image()),
-        n_scales=n_scales,
-        extra_info=info,
-        n_tiles=n_tiles,
-        tile=n_tiles,
-    )
+    yield finish(n_tiles)
 
 
 __all__ = ["TilePlan", "plan_tiled_run", "ramp_weights", "tile_spans", "tiled_iter"]
