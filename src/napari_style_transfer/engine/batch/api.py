@@ -158,6 +158,8 @@ class _BatchRun:
             BatchReport(options.out_dir, self.settings, self.settings_id) if options.out_dir else None
         )
         self.finished: set[int] = set()
+        self.cancelled: set[int] = set()
+        self.wall_start = time.time()
         self.futures: dict[Any, BatchItem] = {}
         self.cluster: Any = None
         self.plugin: str | None = None
@@ -225,6 +227,7 @@ class _BatchRun:
     def _record(self, result: BatchResult) -> BatchResult:
         if result.kind != "stack":
             self.finished.add(result.index)
+            (self.cancelled.add if result.status == "cancelled" else self.cancelled.discard)(result.index)
         if self.report is not None:
             self.report.add(result)
         return result
@@ -405,4 +408,16 @@ class _BatchRun:
             for item in self.plan.items:
                 if item.index not in self.finished:
                     self._record(self._plain(item, "cancelled", "interrupted before it finished"))
+            self._keep_late_outputs()
             self.report.save(finished=True)
+
+    def _keep_late_outputs(self) -> None:
+        """An item whose worker was already writing when the batch stopped can finish after it was
+        marked cancelled (the workers are gone by now): its output is whole, since writes are
+        atomic, so the report says ``done`` instead of disowning a file this run wrote."""
+        for item in self.plan.items:
+            if item.index not in self.cancelled or item.output is None or item.kind == "chunk":
+                continue
+            with suppress(OSError):
+                if Path(item.output).stat().st_mtime >= self.wall_start:
+                    self._record(self._plain(item, "done", "finished while the batch was stopping"))
