@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> dict:
             run = timed(content, style, config)
             result = run.pop("result")
             run.update(iterations=iterations, requested_precision=precision)
-            run.update(distances(result, content, style, args.size))  # style_scale 1: style side = output side
+            run.update(
+                distances(result, content, style, args.size)
+            )  # style_scale 1: style side = output side
             if args.images:
                 args.images.mkdir(parents=True, exist_ok=True)
                 write_image(args.images / f"default_{args.size}_{iterations}_{precision}.png", result)

@@ -153,7 +153,9 @@ def timed_run(content, style, config: StyleConfig, device: torch.device) -> dict
         if event is None:
             break
         stamps.append(time.perf_counter())
-        syncs.append(sum("synchroniz" in str(w.message) for w in caught))
+        syncs.append(
+            sum("called a synchronizing" in str(w.message) for w in caught)
+        )  # not the "prototype" note
         transfers.append(host_transfers() - before)
         events.append(event)
     last = events[-1]

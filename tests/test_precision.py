@@ -23,6 +23,21 @@ def test_runtime_resolution_on_cpu():
         select_runtime("fp16", cpu)
 
 
+@pytest.mark.parametrize("capability_choice", ["bf16", "fp16"])
+def test_cuda_auto_precision_follows_the_output_size(monkeypatch, capability_choice):
+    """The size rule of 'auto' on CUDA (the GPU test checks the capability query on a real GPU)."""
+    from napari_style_transfer.engine import runtime
+
+    monkeypatch.setattr(runtime, "cuda_auto_precision", lambda device: capability_choice)
+    cuda = torch.device("cuda", 0)  # only named: nothing is allocated on it
+    small = select_runtime("auto", cuda, long_side=runtime.AUTO_BF16_FROM_SIDE - 1)
+    large = select_runtime("auto", cuda, long_side=runtime.AUTO_BF16_FROM_SIDE)
+    native = select_runtime("auto", cuda, long_side=None)
+    assert small.precision == ("fp32" if capability_choice == "bf16" else "fp16")
+    assert large.precision == native.precision == capability_choice
+    assert small.channels_last and large.channels_last
+
+
 def test_bf16_channels_last_matches_fp32_loss_and_gradient(content_image, style_image):
     """One evaluation at the same image: bf16 autocast + channels_last gives fp32's loss and gradient."""
     from napari_style_transfer.engine.content_run import ContentRun

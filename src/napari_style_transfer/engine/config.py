@@ -250,8 +250,8 @@ class StyleConfig:
     #: 'auto': bf16 on CUDA GPUs and on CPUs with native bf16 (AVX512-BF16/AMX), fp16 on older
     #: GPUs, fp32 elsewhere. bf16 ends within 1 % of fp32's distances.
     precision: str = field(default="auto", metadata=option(
-        "Precision", "Network arithmetic; auto: bf16 on CUDA GPUs and on CPUs with native bf16, else fp32 "
-        "(Gram matrices and losses are fp32 in every mode)", group="advanced", kind="choice",
+        "Precision", "Network arithmetic; auto: bf16 on CPUs with native bf16 and on CUDA GPUs from 1536 px "
+        "(fp32 below, faster there), else fp32 (Gram matrices and losses are fp32 in every mode)", group="advanced", kind="choice",
         choices=PRECISIONS,
     ))
     compile: bool = field(default=False, metadata=option(

@@ -234,7 +234,7 @@ def largest_size_now(shape: tuple[int, int], config: StyleConfig, device: torch.
     budget = available_memory(device)
     if budget is None:
         return below
-    precision = select_runtime(config.precision, device).precision
+    precision = select_runtime(config.precision, device, long_side=config.size).precision
     fits = largest_fitting_size(
         shape, budget, config.deepest_layer, precision, config.optimizer, device=device
     )

@@ -178,18 +178,31 @@ def cuda_auto_precision(device: torch.device) -> str:
     return "bf16" if major >= 8 else "fp16"
 
 
-def select_runtime(precision: str, device: torch.device, compile: bool = False) -> Runtime:
+#: 'auto' on a CUDA GPU with bf16 (which also has TF32 convolutions) stays fp32 below this output
+#: long side. Measured on an H100 (docs/benchmarks.md): an L-BFGS step at 512 px took 17 ms in bf16
+#: and 11 ms in fp32, the same at 1024 px, and 71 against 92 ms at 2048 px. Small steps are bound
+#: by kernel launches, which autocast's casts add to.
+AUTO_BF16_FROM_SIDE = 1536
+
+
+def select_runtime(
+    precision: str, device: torch.device, compile: bool = False, long_side: int | None = None
+) -> Runtime:
     """Resolve 'auto' and check that the precision is usable on ``device``.
 
     'auto' picks bf16 autocast where the hardware has fast bf16 (CUDA from compute
     capability 8.0, CPUs with AVX512-BF16/AMX), fp16 on older CUDA GPUs, and fp32
-    elsewhere. Gram matrices and losses are always computed in fp32. channels_last is used
-    wherever autocast is, and on CUDA.
+    elsewhere. On CUDA, an output whose ``long_side`` is known and below
+    :data:`AUTO_BF16_FROM_SIDE` stays fp32 (TF32 convolutions), which is faster there. Gram
+    matrices and losses are always computed in fp32. channels_last is used wherever autocast
+    is, and on CUDA.
     """
     cuda = device.type == "cuda"
     if precision == "auto":
         if cuda:
             precision = cuda_auto_precision(device)
+            if precision == "bf16" and long_side is not None and long_side < AUTO_BF16_FROM_SIDE:
+                precision = "fp32"
         elif device.type == "cpu" and cpu_supports_bf16():
             precision = "bf16"
         else:

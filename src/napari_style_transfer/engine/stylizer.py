@@ -47,7 +47,9 @@ class Stylizer:
         self.styles: StyleImages = convert_styles(styles, self.config, self.guidance)
         self.style_tensors = [to_tensor(s) for s in self.styles.rgbs]
         self.device = select_device(self.config.device)
-        self.runtime = select_runtime(self.config.precision, self.device, self.config.compile)
+        self.runtime = select_runtime(
+            self.config.precision, self.device, self.config.compile, long_side=self.config.size
+        )
         self.source = ""
         self._extract: FeatureExtractor | None = None
         self._shared_targets: StyleTargets | None = None
