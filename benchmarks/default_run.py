@@ -3,7 +3,7 @@
     python benchmarks/default_run.py --size 512 --precisions auto fp32 --json out/default_512.json
 
 Each run goes through ``stylize_iter`` with the engine's defaults except the options named here,
-on the sample pair (or ``--content``/``--style`` files). Recorded per run: total seconds (network
+on the pairs of ``benchmarks/pairs.py`` named by ``--pairs`` (or ``--content``/``--style`` files). Recorded per run: total seconds (network
 loading and a small warm-up run excluded), the steps taken at each scale, the seconds spent at
 each scale, the loss after every step, and the result's style and content distances as scored by
 ``benchmarks/quality.py``. ``--images DIR`` also writes each result as a PNG.
@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from napari_style_transfer.engine import StyleConfig, get_network, stylize_iter  # noqa: E402
 from napari_style_transfer.files import read_image, write_image  # noqa: E402
-from napari_style_transfer.samples import sample_pair  # noqa: E402
+from pairs import PAIRS, load_pair  # noqa: E402
 from quality import distances  # noqa: E402
 
 
@@ -69,18 +69,18 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--precisions", nargs="+", default=["auto"])
     p.add_argument("--iterations", nargs="+", type=_iterations, default=[StyleConfig.iterations])
+    p.add_argument("--pairs", nargs="+", choices=sorted(PAIRS), default=["photo_painting"])
     p.add_argument("--content", type=Path)
     p.add_argument("--style", type=Path)
     p.add_argument("--json", type=Path)
     p.add_argument("--images", type=Path, help="write each result here as PNG")
     args = p.parse_args(argv)
-    content, style = sample_pair()
-    content = read_image(args.content) if args.content else content
-    style = read_image(args.style) if args.style else style
+    inputs = {name: load_pair(name) for name in args.pairs}
+    if args.content or args.style:
+        inputs = {"files": (read_image(args.content), read_image(args.style))}
     get_network()  # loading the weights is not part of any run's time
     warm = StyleConfig(size=64, iterations=5, multiscale=False)
-    for _ in timed(content, style, warm)["losses"]:
-        pass
+    timed(*next(iter(inputs.values())), warm)
     report = {
         "machine": platform.node(),
         "cpu": platform.processor() or platform.machine(),
@@ -90,24 +90,28 @@ def main(argv: list[str] | None = None) -> dict:
         "size": args.size,
         "runs": [],
     }
-    for iterations in args.iterations:
-        for precision in args.precisions:
-            config = StyleConfig(size=args.size, iterations=iterations, precision=precision)
-            run = timed(content, style, config)
-            result = run.pop("result")
-            run.update(iterations=iterations, requested_precision=precision)
-            run.update(
-                distances(result, content, style, args.size)
-            )  # style_scale 1: style side = output side
-            if args.images:
-                args.images.mkdir(parents=True, exist_ok=True)
-                write_image(args.images / f"default_{args.size}_{iterations}_{precision}.png", result)
-            report["runs"].append(run)
-            summary = {k: run[k] for k in ("iterations", "precision", "seconds", "steps_per_scale")}
-            print(json.dumps({**summary, "style": run["style_distance"], "content": run["content_distance"]}))
-            if args.json:
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                args.json.write_text(json.dumps(report, indent=1))
+    for pair, (content, style) in inputs.items():
+        for iterations in args.iterations:
+            for precision in args.precisions:
+                config = StyleConfig(size=args.size, iterations=iterations, precision=precision)
+                run = timed(content, style, config)
+                result = run.pop("result")
+                run.update(pair=pair, iterations=iterations, requested_precision=precision)
+                run.update(distances(result, content, style, args.size))  # style_scale 1: same long side
+                if args.images:
+                    args.images.mkdir(parents=True, exist_ok=True)
+                    write_image(args.images / f"{pair}_{args.size}_{iterations}_{precision}.png", result)
+                report["runs"].append(run)
+                keys = ("pair", "iterations", "precision", "seconds", "steps_per_scale")
+                summary = {k: run[k] for k in keys}
+                print(
+                    json.dumps(
+                        {**summary, "style": run["style_distance"], "content": run["content_distance"]}
+                    )
+                )
+                if args.json:
+                    args.json.parent.mkdir(parents=True, exist_ok=True)
+                    args.json.write_text(json.dumps(report, indent=1))
     return report
 
 
