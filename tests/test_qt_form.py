@@ -34,7 +34,7 @@ def other_value(spec: OptionSpec, control) -> object:
         return next(value for value in offered if value != spec.default and value in spec.choices)
     if spec.kind in ("int", "float"):
         step = spec.step or 1
-        start = spec.default if spec.default is not None else (spec.minimum or 0) + step
+        start = spec.default if isinstance(spec.default, (int, float)) else (spec.minimum or 0) + step
         value = start + step if spec.maximum is None or start + step <= spec.maximum else start - step
         return int(value) if spec.kind == "int" else float(value)
     if spec.kind == "layers":

@@ -37,7 +37,15 @@ from ._layers import (
     result_geometry,
 )
 from ._progress import RunUpdate
-from .engine import Guidance, ProgressEvent, StackOptions, StyleConfig, scale_sizes, select_device
+from .engine import (
+    Guidance,
+    ProgressEvent,
+    StackOptions,
+    StyleConfig,
+    expected_steps,
+    scale_sizes,
+    select_device,
+)
 
 #: The stack modes of an nD content: the slice shown, or every slice.
 STACK_MODES = ("slice", "all")
@@ -106,7 +114,7 @@ class RunRequest:
 
     @property
     def total_steps(self) -> int:
-        return len(self.sizes) * self.config.iterations * self.slice_count
+        return sum(expected_steps(self.config.iterations, len(self.sizes))) * self.slice_count
 
     def read(self) -> RunInputs:
         """Read and convert the pixels (slow for lazy layers: call it in the worker thread)."""

@@ -73,6 +73,8 @@ def _help(spec: OptionSpec) -> str:
             text = f"{spec.help} (default: {'on' if default else 'off'})"
         elif default is None:
             text = f"{spec.help} (default: {spec.none_label})" if spec.none_label else spec.help
+        elif spec.auto_label and default == "auto":
+            text = f"{spec.help} (default: auto: {spec.auto_label})"
         elif spec.optional:
             word = "0" if spec.name == "size" else "none"
             text = f"{spec.help} (default: {_shown(default)}; {word}: {spec.none_label})"
@@ -83,12 +85,15 @@ def _help(spec: OptionSpec) -> str:
     return text.replace("%", "%%")
 
 
-def _number(base: type, allow_none: bool) -> Callable[[str], Any]:
-    """argparse type: ``base`` from text, or None for 'none' where the option allows it."""
+def _number(base: type, allow_none: bool, allow_auto: bool = False) -> Callable[[str], Any]:
+    """argparse type: ``base`` from text, or None for 'none' / "auto" for 'auto' where the option allows it."""
 
     def convert(text: str) -> Any:
-        if allow_none and text.strip().lower() == "none":
+        word = text.strip().lower()
+        if allow_none and word == "none":
             return None
+        if allow_auto and word == "auto":
+            return "auto"
         return base(text)
 
     convert.__name__ = base.__name__  # argparse names the type in "invalid int value"
@@ -104,7 +109,7 @@ def _argument_kwargs(spec: OptionSpec) -> dict[str, Any] | None:
     if spec.kind == "bool":
         kwargs["action"] = argparse.BooleanOptionalAction if spec.default else "store_true"
     elif spec.kind in ("int", "float"):
-        kwargs["type"] = _number(int if spec.kind == "int" else float, allow_none)
+        kwargs["type"] = _number(int if spec.kind == "int" else float, allow_none, bool(spec.auto_label))
     elif spec.kind == "choice":
         kwargs["choices"] = spec.choices
     elif spec.kind == "layers":

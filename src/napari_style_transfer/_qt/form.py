@@ -111,6 +111,23 @@ class OptionalControl(Control):
             self.widget.value = value
 
 
+class AutoControl(Control):
+    """An int that also takes "auto": the spin box's lowest value, shown as "Auto"."""
+
+    def __init__(self, spec: OptionSpec, widget: ValueWidget):
+        super().__init__(spec, widget)
+        widget.min = int(spec.minimum or 1) - 1
+        widget.native.setSpecialValueText("Auto")
+        widget.tooltip = f"{spec.help} (Auto: {spec.auto_label})"
+        self.set(spec.default)
+
+    def get(self) -> Any:
+        return "auto" if self.widget.value == self.widget.min else self.widget.value
+
+    def set(self, value: Any) -> None:
+        self.widget.value = self.widget.min if value == "auto" else value
+
+
 class StrengthControl(Control):
     """The style weight on a log slider (0.1 to 100) with its number beside it."""
 
@@ -208,7 +225,7 @@ def _number_widget(spec: OptionSpec) -> ValueWidget:
     high = limit if spec.maximum is None else min(spec.maximum, limit)
     if spec.name == "learning_rate":  # its minimum 0 is exclusive
         low = spec.step or 0.01
-    default = spec.default if spec.default is not None else (0 if is_int else 1.0)
+    default = spec.default if isinstance(spec.default, (int, float)) else (0 if is_int else 1.0)
     kind = SpinBox if is_int else FloatSpinBox
     step = spec.step or 1
     return kind(
@@ -262,6 +279,8 @@ def make_control(spec: OptionSpec) -> Control:
             spec, ComboBox(label=spec.label, choices=device_choices(), value=spec.default, tooltip=spec.help)
         )
     control = _plain_control(spec)
+    if spec.auto_label:
+        return AutoControl(spec, control.widget)
     if spec.optional and spec.kind in ("int", "float"):
         text = NONE_TEXT.get(spec.name) or (spec.none_label if len(spec.none_label) <= 20 else "auto")
         box = CheckBox(text=text, value=spec.default is None, tooltip=f"Checked: {spec.none_label}")
