@@ -28,6 +28,16 @@ def _same_qt_binding_as_napari() -> None:
 _same_qt_binding_as_napari()
 
 
+@pytest.fixture(autouse=True)
+def settings_dir(tmp_path_factory, monkeypatch):
+    """Each test keeps settings and presets in a folder of its own, never in the user's config folder."""
+    from napari_style_transfer.settings_store import CONFIG_DIR_ENV
+
+    folder = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def _sample_small() -> tuple[np.ndarray, np.ndarray]:
     from skimage.transform import resize
