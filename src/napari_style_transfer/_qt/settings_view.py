@@ -172,15 +172,16 @@ class SettingsView(QObject):
 
     def flush(self) -> None:
         """Write the pending settings now (touches no Qt object: also safe while the widget is deleted)."""
-        values, self._pending = self._pending, None
+        values = getattr(self, "_pending", None)  # gone when the garbage collector already took this apart
         if values is None:
             return
+        self._pending = None
         try:
             save_last_settings(check_values(values))
         except SettingsError as exc:  # e.g. layer weights that do not match the layers: keep the last good
             logger.info("last-used settings not saved: %s", exc)
         except OSError as exc:
             logger.warning("cannot save the last-used settings: %s", exc)
-            if not self._write_failed:
+            if not getattr(self, "_write_failed", False):
                 self._write_failed = True
                 show_warning(f"Style Transfer: cannot save the settings for next time ({exc}).")
