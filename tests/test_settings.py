@@ -22,6 +22,7 @@ from napari_style_transfer.settings import (
 )
 from napari_style_transfer.settings_store import (
     LAST_SETTINGS_FILE,
+    config_dir,
     load_last_settings,
     load_user_presets,
     save_last_settings,
@@ -54,6 +55,7 @@ def test_values_are_checked_once_with_one_message_per_bad_value():
 
 
 def test_presets_builtin_and_saved(settings_dir):
+    assert config_dir() == settings_dir  # the tests' folder (conftest), never the user's
     assert list(BUILTIN_PRESETS)[:3] == ["Quick look", "Balanced", "Best quality"]
     for values in BUILTIN_PRESETS.values():
         check_values(values)  # every built-in preset is valid
