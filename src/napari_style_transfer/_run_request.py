@@ -46,6 +46,7 @@ from .engine import (
     scale_sizes,
     select_device,
 )
+from .settings import split_values, values_of
 
 #: The stack modes of an nD content: the slice shown, or every slice.
 STACK_MODES = ("slice", "all")
@@ -101,6 +102,8 @@ class RunRequest:
     #: label value → style index (labels left out keep the content).
     label_styles: dict[int, int] | None = None
     mask_name: str | None = None
+    #: The output option: the final image upsampled to ``content_shape`` (in the worker).
+    full_size: bool = False
 
     @property
     def result_name(self) -> str:
@@ -214,8 +217,10 @@ def prepare_run(
     An nD content is run slice by slice: ``stack`` "slice" (the slice shown at the viewer's
     world ``point``) or "all"; an nD style uses its slice at ``point``. ``mask_layer`` is a
     2D Labels layer of the content's (H, W); ``label_styles`` maps label → style index
-    (labels left out keep the content).
+    (labels left out keep the content). ``params`` may also hold the output options
+    (``settings.OUTPUT_SPECS``: ``full_size``, the result at the content's full size).
     """
+    params, output = split_values(params)
     styles = check_inputs(content_layer, styles)
     check_weights_source(params)
     if stack not in STACK_MODES:
@@ -269,6 +274,7 @@ def prepare_run(
         mask_read=mask_read,
         label_styles=None if mask_read is None else {int(k): int(v) for k, v in (label_styles or {}).items()},
         mask_name=None if mask_layer is None else mask_layer.name,
+        full_size=bool(output.get("full_size", False)),
     )
 
 
@@ -299,6 +305,8 @@ def result_metadata(request: RunRequest, event: ProgressEvent | None = None) -> 
         "content_layer": request.content_name,
         "style_layers": list(request.style_names),
         "config": request.config.as_dict(),
+        # every setting as plain values: what File ▸ Save Layer embeds, and --config reads back
+        "settings": values_of(request.config, {"full_size": request.full_size}),
         "weights": request.config.weights,
         "stopped": False,
         "done": False,

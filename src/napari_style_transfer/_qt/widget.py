@@ -47,6 +47,7 @@ from .._run_request import STACK_MODES, final_metadata, prepare_run, result_meta
 from .form import LabelAligner, SettingsForm
 from .label_table import LabelTable
 from .results import unwrap
+from .settings_view import SettingsView
 from .style_rows import StyleRow, StyleRows
 from .worker import ActiveRun, avoid_triton_llvm_clash, launch
 
@@ -73,7 +74,8 @@ class StyleTransferWidget(Container):
         for name, control in self.form.controls.items():
             setattr(self, name, control.widget)  # widget.iterations, widget.init, … (scripts and tests)
         self.style_strength_value = self.form.controls["style_weight"].widget
-        form = Container(widgets=[*inputs, *self.form.rows("main")], labels=True)
+        self.settings_view = SettingsView(self.form)  # presets, reset; restores the last-used settings
+        form = Container(widgets=[*inputs, self.settings_view.row, *self.form.rows("main")], labels=True)
         self.advanced = self.form.advanced
         self.advanced_section = QCollapsible("Advanced", expandedIcon="▼", collapsedIcon="▶")
         self.advanced_section.addWidget(self.advanced.native)
@@ -255,7 +257,7 @@ class StyleTransferWidget(Container):
             request = prepare_run(
                 content,
                 styles,
-                self.config_kwargs(),
+                {**self.config_kwargs(), **self.form.output_values()},
                 stack=self.stack_mode.value,
                 point=tuple(self.viewer.dims.point),
                 coherence=bool(self.coherent.value),

@@ -23,6 +23,7 @@ from .._faults import release_memory, run_device, run_failure
 from .._progress import PreviewThrottle, RateMeter
 from .._run_request import RunRequest
 from ..engine import ProgressEvent, StackEvent, run_iter
+from ..full_size import full_size_event
 from .results import ResultLayer
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def run_events(
     """Runs in the worker thread: read the inputs, then the engine's events; errors wrapped in RunFailed."""
     try:
         inputs = request.read()
-        yield from run_iter(
+        events = run_iter(
             inputs.content,
             inputs.styles,
             request.config,
@@ -80,6 +81,9 @@ def run_events(
             guidance=inputs.guidance,
             stop=stop,
         )
+        if request.full_size:  # the final image upsampled here, not on the GUI thread
+            events = (full_size_event(event, request.content_shape, request.rgb) for event in events)
+        yield from events
     except Exception as exc:
         details = None
         if not isinstance(exc, (ValueError, RuntimeError, MemoryError)):  # a bug: keep the details
