@@ -22,7 +22,7 @@ from ..events import StopRequest, should_stop
 from ..guidance import Guidance, StackOptions
 from ..scales import scale_sizes
 from .files import remove_partials
-from .items import BatchError, BatchItem, settings_id, settings_record
+from .items import BatchError, BatchItem, is_reader, settings_id, settings_record
 from .options import BatchOptions, BatchStart, RunOptions, run_options
 from .plan import Plan, StackState, is_array, make_plan
 from .report import BatchReport, BatchResult, is_current, load_previous
@@ -49,7 +49,8 @@ def stylize_batch(
     """Stylise every item of ``contents`` with the same styles and config; yield a
     :class:`~.report.BatchResult` as each item finishes (in finishing order).
 
-    ``contents``: a path, folder or glob pattern; a sequence of paths and arrays; or one array
+    ``contents``: a path, folder or glob pattern; a sequence of paths, arrays and readers (objects
+    whose ``read()`` returns the image, called by the worker that stylises it); or one array
     (numpy or dask) whose leading axes, beyond one image's, are the items. ``client``: a
     ``distributed.Client``; None starts an embedded cluster (one worker per GPU on CUDA
     machines). ``options`` (:class:`BatchOptions`) say where outputs go; with an ``out_dir`` a
@@ -210,11 +211,15 @@ class _BatchRun:
         is done, so a rerun elsewhere still has them); dask slices are computed on the cluster, and
         since an item's task has the higher priority, a worker stylises what it has read before it
         reads the next: a lazy stack larger than memory streams through, a slice or two at a time."""
-        indices = [i.index for i in todo if i.index in self.plan.arrays]
-        lazy = [i for i in indices if hasattr(self.plan.arrays[i], "dask")]
-        contents = {i: np.asarray(self.plan.arrays[i]) for i in indices if i not in lazy}
+        arrays, client = self.plan.arrays, self.cluster.client
+        indices = [i.index for i in todo if i.index in arrays]
+        lazy = [i for i in indices if hasattr(arrays[i], "dask")]
+        readers = [i for i in indices if is_reader(arrays[i])]
+        contents = {i: np.asarray(arrays[i]) for i in indices if i not in lazy and i not in readers}
         if lazy:
-            contents.update(zip(lazy, self.cluster.client.compute([self.plan.arrays[i] for i in lazy])))
+            contents.update(zip(lazy, client.compute([arrays[i] for i in lazy])))
+        if readers:  # handed over as they are (an in-process worker gets the very objects, unpickled)
+            contents.update(zip(readers, client.scatter([arrays[i] for i in readers], hash=False)))
         return contents
 
     def _submit(self, todo: list[BatchItem]) -> None:
@@ -277,7 +282,7 @@ class _BatchRun:
     def _collect(self) -> Iterator[BatchResult]:
         from distributed import as_completed
 
-        pending = as_completed(list(self.futures))
+        pending = as_completed(list(self.futures), loop=self.cluster.client.loop)  # not the default client's
         while not pending.is_empty():
             if should_stop(self.options.stop):
                 yield from self._cancel_running()
@@ -323,18 +328,13 @@ class _BatchRun:
         never start. The workers answer the stop with the items already writing their output;
         those are waited for (:data:`WRITE_WAIT_S`) and kept as they ended, like any item that
         finished meanwhile; the others are ``cancelled``. Everything is recorded; returns the results."""
-        from distributed import wait
-
         futures = list(self.futures)
         with suppress(Exception):
             answers = self.cluster.client.run(stop_job, self.job_key, on_error="ignore")
             self.writing.update(i for indices in answers.values() for i in indices or ())
-        with suppress(Exception, KeyboardInterrupt):  # a timeout raises
-            wait(futures, timeout=HALT_WAIT_S)
-        late = [f for f in futures if f.status != "finished" and self.futures[f].index in self.writing]
-        with suppress(Exception, KeyboardInterrupt):
-            if late:
-                wait(late, timeout=WRITE_WAIT_S)
+        with suppress(KeyboardInterrupt):
+            wait_done(futures, HALT_WAIT_S)
+            wait_done([f for f in futures if self.futures[f].index in self.writing], WRITE_WAIT_S)
         results = []
         for future in futures:
             item = self.futures.pop(future)
@@ -408,6 +408,17 @@ class _BatchRun:
                 continue
             if file_identity(item.output) not in (None, self.before.get(item.index)):
                 self._record(self._plain(item, "done", "finished while the batch was stopping"))
+
+
+def wait_done(futures: Sequence[Any], timeout: float) -> bool:
+    """Wait until every future has ended (or ``timeout`` seconds); True if they all did. (Dask's
+    ``wait`` needs a default client, which an in-process cluster deliberately is not.)"""
+    deadline = time.monotonic() + timeout
+    while not all(f.done() for f in futures):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def file_identity(path: str | None) -> tuple[int, int, int] | None:

@@ -43,6 +43,16 @@ class BatchItem:
         return "chunk" if self.slices is not None else "image"
 
 
+def is_reader(value: Any) -> bool:
+    """A content that reads itself: an object with a ``read()`` method returning the image (read by
+    the worker that stylises it, e.g. a GUI's plan to read a layer), not an array."""
+    return (
+        callable(getattr(value, "read", None))
+        and not isinstance(value, np.ndarray)
+        and not hasattr(value, "dask")
+    )
+
+
 def _has_magic(text: str) -> bool:
     return any(c in text for c in "*?[")
 

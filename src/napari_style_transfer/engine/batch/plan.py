@@ -11,7 +11,15 @@ from typing import Any
 from ...imageio_utils import ImageFileError
 from ...messages import first_line
 from .files import StackHeader, read_stack_header
-from .items import BatchError, BatchItem, check_unique_outputs, expand_inputs, output_suffix, plan_chunks
+from .items import (
+    BatchError,
+    BatchItem,
+    check_unique_outputs,
+    expand_inputs,
+    is_reader,
+    output_suffix,
+    plan_chunks,
+)
 from .report import BatchResult
 from .stacks import part_path, parts_dir
 from .zarr_stack import STORE_NAME, ZARR_SUFFIX, require_zarr
@@ -167,7 +175,15 @@ def _add_entry(
     stack_suffix: str,
     seen: set[Path],
 ) -> None:
-    """The items of one entry of a sequence of contents: an array, or a path, folder or pattern."""
+    """The items of one entry of a sequence of contents: a reader, an array, or a path, folder or pattern."""
+    if is_reader(entry):
+        name = f"item-{len(plan.items):05d}"
+        suffix = output_suffix(None, ext)
+        item = plan.add(
+            name=name, label="reader", output=None if out_dir is None else str(out_dir / f"{name}{suffix}")
+        )
+        plan.arrays[item.index] = entry
+        return
     if is_array(entry):
         if chunk is not None:
             raise BatchError("chunk: stacks are read from TIFF files, not arrays")

@@ -171,9 +171,10 @@ def start_in_process() -> Cluster:
     """One Dask worker running as one thread of this process, for a GUI: nothing to start or to load
     again (the network stays in this process), results come back without being copied, a stop
     reaches the item at once; torch keeps its threads (one item at a time uses them all). No
-    preload: the process stays in its process group."""
+    preload: the process stays in its process group. Not the process's default client: the host's
+    own dask arrays (napari's lazy layers) keep being computed by dask's local scheduler."""
     local = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None)
-    return Cluster(Client(local), local, None, "in-process")
+    return Cluster(Client(local, set_as_default=False), local, None, "in-process")
 
 
 def connect(address: str, timeout: float | None = None) -> Cluster:

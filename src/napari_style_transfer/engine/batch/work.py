@@ -28,7 +28,7 @@ from ..stack import stack_contrast_limits, stylize_stack_iter
 from ..stylizer import Stylizer
 from ..vgg import WeightsError
 from .files import StackHeader, TiffSlices, atomic_write, read_slices, save_array_atomic
-from .items import BatchItem
+from .items import BatchItem, is_reader
 from .zarr_stack import write_slices
 
 #: Errors that the same input would raise again: the item fails at once (no retry).
@@ -181,6 +181,16 @@ def _stylize_item(engine: Stylizer, content: np.ndarray, stop: StopRequest = Non
     return None
 
 
+def read_here(reader: Any) -> np.ndarray:
+    """Call a reader's ``read()`` in this worker: dask arrays it computes use dask's local threads
+    (inside a Dask worker they would otherwise go back to the cluster as new tasks, and their
+    graphs, a layer's open files and locks included, would have to be pickled)."""
+    import dask
+
+    with dask.config.set(scheduler="threads"):
+        return np.asarray(reader.read())
+
+
 def _worker() -> tuple[str, Any]:
     """(address, name) of the Dask worker running this task; ('local', None) outside one."""
     try:
@@ -215,6 +225,12 @@ def run_item(
     address, name = _worker()
     try:
         state = prepared(key, name)
+        if is_reader(content):
+            try:
+                content = read_here(content)
+            except Exception as exc:  # noqa: BLE001 - its input is unreadable: fails alone, no retry
+                message = f"cannot read the content: {type(exc).__name__}: {first_line(exc)}"
+                return _outcome(item, "failed", start, address, message=message)
         image = content if content is not None else read_image(item.source)
         engine = state.engine_for(limits)
         result = _stylize_item(engine, np.asarray(image), stop=_stop_flag(key))
