@@ -94,3 +94,27 @@ def test_batch_of_every_slice_fills_one_layer_and_stop_keeps_what_is_done(qtbot,
     assert 1 <= done < 5 and len(filled) == done  # finished slices kept, the others empty
     assert result.metadata["stopped"] and not result.metadata["done"]
     assert widget.status.value.startswith(f"Batch stopped: {done} done, {5 - done} cancelled of 5")
+
+
+def test_batches_that_cannot_run_are_refused_in_one_sentence_before_anything_is_read(style_image):
+    from napari.layers import Image, Labels
+
+    from napari_style_transfer._batch_request import prepare_batch
+    from napari_style_transfer._faults import UserError
+
+    flat, style = Image(np.zeros((32, 32), np.uint8), name="flat"), Image(style_image, rgb=True, name="style")
+    huge = Image(
+        da.zeros((1_000_000, 2048, 2048), np.uint16, chunks=(1, 2048, 2048)),
+        name="huge",
+        contrast_limits=(0, 1),
+    )
+    styles, params = [(style, 1.0)], dict(FAST, size=512)
+    cases = [
+        ("slices", [flat], {}, "Batch 'every slice' needs a stack, and layer 'flat' is 2D"),
+        ("layers", [], {}, "Batch: select the image layers to stylise in the layer list"),
+        ("layers", [flat], {"mask_layer": Labels(np.zeros((32, 32), int))}, "A batch does not use a mask"),
+        ("slices", [huge], {}, "Layer 'huge' has 1000000 slices; their results at 512×512 px need about"),
+    ]
+    for mode, layers, extra, message in cases:
+        with pytest.raises(UserError, match=message.replace("(", r"\(")):
+            prepare_batch(mode, layers, styles, params, **extra)

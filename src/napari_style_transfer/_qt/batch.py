@@ -17,10 +17,12 @@ read or stylised is one notification and the others finish.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import traceback
 from collections.abc import Iterator
+from contextlib import suppress
 from typing import Any
 
 from magicgui.widgets import ComboBox
@@ -32,6 +34,8 @@ from .._faults import UserError, error_message, release_memory, run_device, run_
 from ..engine.batch import BatchOptions, BatchResult, stylize_batch
 from .results import ResultLayer, unwrap
 from .worker import RunFailed, RunProgress, StyleWorker, avoid_triton_llvm_clash
+
+logger = logging.getLogger(__name__)
 
 
 def batch_events(
@@ -113,6 +117,7 @@ class BatchView:
             "stack (no coherence), through a Dask worker; results appear as they finish",
         )
         self.active: BatchRun | None = None
+        self.closed = False
 
     @property
     def selected(self) -> bool:
@@ -188,6 +193,7 @@ class BatchView:
 
     def close(self) -> None:
         """The viewer or the panel went away: stop and wait a moment for the worker thread."""
+        self.closed = True
         run = self.active
         if run is not None:
             run.request_stop()
@@ -198,7 +204,7 @@ class BatchView:
 
     def _on_result(self, result: BatchResult) -> None:
         run = self.active
-        if run is None:
+        if run is None or self.closed:
             return
         run.counts[result.status] = run.counts.get(result.status, 0) + 1
         request = run.request
@@ -231,6 +237,11 @@ class BatchView:
         error = getattr(exc, "error", exc)
         if run is not None:
             run.error = error
+        details = getattr(exc, "details", None)
+        if details:
+            logger.error("style transfer batch failed:\n%s", details)
+        if self.closed:
+            return
         message = error_message(error)
         show_error(message)
         self.host.status.value = f"Batch failed: {message}"
@@ -238,10 +249,13 @@ class BatchView:
     def _on_finished(self) -> None:
         run, self.active = self.active, None
         host = self.host
-        host.viewer.layers.events.removed.disconnect(self._on_layer_removed)
+        with suppress(Exception):  # the viewer may be gone already
+            host.viewer.layers.events.removed.disconnect(self._on_layer_removed)
         if run is None:
             return
         run.close_progress()
+        if self.closed:
+            return
         host.run_button.enabled, host.stop_button.enabled = True, False
         request = run.request
         stopped = run.stop.is_set() or run.counts.get("cancelled", 0) > 0
