@@ -13,6 +13,10 @@ import pytest
 from napari.utils.notifications import NotificationSeverity
 
 da = pytest.importorskip("dask.array")
+try:
+    import zarr
+except ImportError:  # the zarr extra is not installed
+    zarr = None
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
@@ -60,6 +64,19 @@ def errors(notes):
     return [n.message for n in notes if n.severity == NotificationSeverity.ERROR]
 
 
+def mangled_zarr_layer(viewer, content_image, tmp_path):
+    """A zarr-backed layer, drawn by napari, then one chunk file mangled on disk."""
+    store = zarr.open_array(
+        str(tmp_path / "z.zarr"), mode="w", shape=(43, 64), chunks=(16, 16), dtype="uint16"
+    )
+    store[:] = content_image[..., 0].astype(np.uint16) * 200
+    data = zarr.open_array(str(tmp_path / "z.zarr"), mode="r")
+    layer = viewer.add_image(data, name="zarr", contrast_limits=(0, 51000))
+    chunk = next(p for p in (tmp_path / "z.zarr").rglob("*") if p.is_file() and p.name[0].isdigit())
+    chunk.write_bytes(b"\x00garbage, not a compressed chunk")
+    return layer
+
+
 def test_layers_that_fail_while_being_read_are_one_notification_and_the_next_run_works(
     qtbot, viewer, content_image, style_image, notes, tmp_path
 ):
@@ -69,27 +86,17 @@ def test_layers_that_fail_while_being_read_are_one_notification_and_the_next_run
     )
     style = viewer.add_image(style_image, name="style", rgb=True)
     layers = [broken]
-    zarr = pytest.importorskip("zarr")
-    store = zarr.open_array(
-        str(tmp_path / "z.zarr"), mode="w", shape=(43, 64), chunks=(16, 16), dtype="uint16"
-    )
-    store[:] = content_image[..., 0].astype(np.uint16) * 200
-    layers.append(
-        viewer.add_image(
-            zarr.open_array(str(tmp_path / "z.zarr"), mode="r"), name="zarr", contrast_limits=(0, 51000)
-        )
-    )
-    chunk = next(p for p in (tmp_path / "z.zarr").rglob("*") if p.is_file() and p.name[0].isdigit())
-    chunk.write_bytes(b"\x00garbage, not a compressed chunk")  # a chunk the disk mangled
+    if zarr is not None:  # the zarr extra (in the test tools); without it the dask case still runs
+        layers.append(mangled_zarr_layer(viewer, content_image, tmp_path))
     widget = open_widget(viewer)
     reads.broken.set()  # the share goes away after napari has drawn the layer
     for layer in layers:
         run_and_wait(qtbot, widget, layer, style)
     said = errors(notes)
-    assert len(said) == 2, said  # one notification per run, a sentence each, no traceback
+    assert len(said) == len(layers), said  # one notification per run, a sentence each, no traceback
     assert said[0].startswith("Could not read layer 'share' — OSError: the network share went away")
-    assert said[1].startswith("Could not read layer 'zarr' — ") and "Traceback" not in said[1]
-    assert [layer.name for layer in viewer.layers] == ["share", "style", "zarr"]  # no empty result layer
+    assert all(s.startswith(f"Could not read layer '{x.name}' — ") for s, x in zip(said, layers))
+    assert [layer.name for layer in viewer.layers] == ["share", "style", *["zarr"][: len(layers) - 1]]
     good = viewer.add_image(content_image, name="cat", rgb=True)  # the GUI is still usable
     run_and_wait(qtbot, widget, good, style)
     assert viewer.layers[-1].name == "cat stylised" and viewer.layers[-1].metadata["done"]
