@@ -34,6 +34,7 @@ from ._layers import (
     plan_layer_read,
     plan_mask_read,
     plan_stack_read,
+    read_layer,
     result_geometry,
 )
 from ._progress import RunUpdate
@@ -121,10 +122,10 @@ class RunRequest:
 
     def read(self) -> RunInputs:
         """Read and convert the pixels (slow for lazy layers: call it in the worker thread)."""
-        mask = None if self.mask_read is None else self.mask_read.read()
+        mask = None if self.mask_read is None else read_layer(self.mask_read, str(self.mask_name))
         return RunInputs(
-            content=self.content_read.read(),
-            styles=[plan.read() for plan in self.style_reads],
+            content=read_layer(self.content_read, self.content_name),
+            styles=[read_layer(plan, name) for plan, name in zip(self.style_reads, self.style_names)],
             guidance=self.guidance(mask),
         )
 

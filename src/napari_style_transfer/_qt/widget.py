@@ -44,6 +44,7 @@ from .._progress import (
     starting_text,
 )
 from .._run_request import STACK_MODES, final_metadata, prepare_run, result_metadata
+from .batch import BatchView
 from .form import LabelAligner, SettingsForm
 from .label_table import LabelTable
 from .results import unwrap
@@ -134,7 +135,9 @@ class StyleTransferWidget(Container):
         self.add_style_button.changed.connect(lambda: self.add_style())
         styles_box = Container(widgets=[self.style_rows, self.add_style_button], labels=False, label="Style")
         styles_box.margins = (0, 0, 0, 0)
-        return [self.content_layer, self._stack_row, styles_box, self.mask_layer, self.label_table]
+        self.batch = BatchView(self)  # the "Batch" choice and its runs (_qt/batch.py)
+        rows = [self.content_layer, self._stack_row, styles_box, self.mask_layer, self.label_table]
+        return [*rows, self.batch.choice]
 
     def _make_feedback(self) -> list[Any]:
         """Run / Stop, the progress bar and the status line."""
@@ -241,15 +244,17 @@ class StyleTransferWidget(Container):
 
     @property
     def running(self) -> bool:
-        return self._active is not None
+        return self._active is not None or self.batch.running
 
     def run(self, content: Any = None, styles: list[tuple[Any, float]] | None = None) -> bool:
         """Start a run (the layers default to the widget's choices). False if it did not start.
 
         Only shapes, dtypes and layer kinds are looked at here; the pixels are read in the worker.
         """
-        if self._active is not None or self._closed or self.viewer is None:
+        if self.running or self._closed or self.viewer is None:
             return False  # one run at a time (Run is disabled meanwhile, this guards scripts)
+        if self.batch.selected and content is None and styles is None:
+            return self.batch.start()
         content = unwrap(self.content_layer.value if content is None else content)
         styles = [(unwrap(layer), weight) for layer, weight in (self.styles if styles is None else styles)]
         mask = unwrap(self.mask_layer.value)
@@ -292,6 +297,7 @@ class StyleTransferWidget(Container):
 
     def stop(self, reason: str | None = None) -> None:
         """Ask the run to stop; it ends after the current iteration and keeps its image."""
+        self.batch.stop(reason)
         run = self._active
         if run is None:
             return
@@ -461,6 +467,7 @@ class StyleTransferWidget(Container):
     def _on_destroyed(self, *_: Any) -> None:
         """The dock or the whole viewer went away: stop the run and wait for the thread."""
         self._closed = True
+        self.batch.close()
         run = self._active
         if run is None:
             return
