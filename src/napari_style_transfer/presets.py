@@ -17,8 +17,8 @@ from .settings import SettingsError
 BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
     # Seconds on a CPU: one scale at 256 px, few steps.
     "Quick look": {"size": 256, "iterations": 50, "multiscale": False},
-    # About the defaults' quality at 512 px in a fraction of their time: 256 → 512 px.
-    "Balanced": {"size": 512, "iterations": 100, "multiscale": True},
+    # The defaults: 256 → 512 px, each scale until the image stops improving (docs/quality.md).
+    "Balanced": {"size": 512, "iterations": "auto", "multiscale": True},
     # For a GPU (or patience): 256 → 512 → 1024 px, many steps at each scale.
     "Best quality": {"size": 1024, "iterations": 300, "multiscale": True},
 }
