@@ -22,7 +22,8 @@ def test_manifest_validates_and_declares_widget_sample_menu_and_category():
     assert commands[f"{PLUGIN}.make_widget"] == "napari_style_transfer._widget:StyleTransferWidget"
     assert commands[f"{PLUGIN}.sample_pair"] == "napari_style_transfer._sample_data:sample_pair"
     assert [w.display_name for w in manifest.contributions.widgets] == [WIDGET]
-    assert [s.key for s in manifest.contributions.sample_data] == ["cat_and_swirls"]
+    keys = [s.key for s in manifest.contributions.sample_data]
+    assert keys == ["cat_and_swirls", "stained_glass", "brick", "gravel", "hubble"]
     menus = manifest.contributions.menus
     assert [item.command for item in menus["napari/layers/filter"]] == [f"{PLUGIN}.make_widget"]
     assert [str(c) for c in manifest.categories] == ["Image Processing"]

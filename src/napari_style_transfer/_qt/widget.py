@@ -24,6 +24,7 @@ is one notification sentence (no traceback); the previews so far stay, renamed
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton
@@ -43,10 +44,11 @@ from .._progress import (
     running_text,
     starting_text,
 )
-from .._run_request import STACK_MODES, final_metadata, prepare_run, result_metadata
+from .._run_request import STACK_MODES, RunChoices, final_metadata, prepare, result_metadata
 from .form import LabelAligner, SettingsForm
 from .label_table import LabelTable
 from .results import unwrap
+from .run_extras import ContinueRow, SavePreviewsRow, StartImageRow
 from .style_rows import StyleRow, StyleRows
 from .worker import ActiveRun, avoid_triton_llvm_clash, launch
 
@@ -78,6 +80,12 @@ class StyleTransferWidget(Container):
         self.advanced_section = QCollapsible("Advanced", expandedIcon="▼", collapsedIcon="▶")
         self.advanced_section.addWidget(self.advanced.native)
         self.advanced_section.collapse(animate=False)
+        self.start_image = StartImageRow(self.form.controls["init"].widget, self._image_choices)
+        self.start_image.attach(self.advanced)
+        self.save_previews = SavePreviewsRow()
+        self.advanced.insert(
+            self.advanced.index(self.form.controls["preview_every"].row) + 1, self.save_previews
+        )
         feedback = self._make_feedback()
         super().__init__(widgets=[form, *feedback], labels=False)
         self.native.layout().insertWidget(1, self.advanced_section)
@@ -94,6 +102,7 @@ class StyleTransferWidget(Container):
         self._pending_timer.timeout.connect(self._flush_pending)
         self.native.destroyed.connect(self._on_destroyed)
         self.native_parent_changed.connect(self._on_parent_changed)
+        self.continue_row.follow(napari_viewer)
         self.reset_choices()
 
     # ------------------------------------------------------------------ construction
@@ -146,11 +155,12 @@ class StyleTransferWidget(Container):
         self.stop_button.changed.connect(lambda: self.stop())
         actions = Container(widgets=[self.run_button, self.stop_button], layout="horizontal", labels=False)
         actions.margins = (0, 0, 0, 0)
+        self.continue_row = ContinueRow(lambda: self.continue_run())
         self.progress_bar = ProgressBar(value=0, min=0, max=1)
         self.status = Label(value="Ready.")
         self.status.native.setWordWrap(True)
         self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        return [actions, self.progress_bar, self.status]
+        return [actions, self.continue_row, self.progress_bar, self.status]
 
     def _update_stack_widgets(self, *_: Any) -> None:
         self._stack_row.visible = is_nd(unwrap(self.content_layer.value))
@@ -246,22 +256,35 @@ class StyleTransferWidget(Container):
 
         Only shapes, dtypes and layer kinds are looked at here; the pixels are read in the worker.
         """
+        return self._start(lambda: self._choices(content, styles))
+
+    def _choices(self, content: Any, styles: list[tuple[Any, float]] | None) -> RunChoices:
+        mask = unwrap(self.mask_layer.value)
+        return RunChoices(
+            unwrap(self.content_layer.value if content is None else content),
+            [(unwrap(layer), weight) for layer, weight in (self.styles if styles is None else styles)],
+            self.config_kwargs(),
+            stack=self.stack_mode.value,
+            point=tuple(self.viewer.dims.point),
+            coherence=bool(self.coherent.value),
+            mask_layer=mask,
+            label_styles=self.label_styles if mask is not None else None,
+            init_layer=self.start_image.layer,
+            previews=self.save_previews.choice,
+        )
+
+    def continue_run(self, result: Any = None, iterations: int | None = None) -> bool:
+        """Run ``iterations`` more steps (default: the Continue box) from a result layer (default:
+        the selected one), with the settings it recorded. False if it did not start."""
+        return self._start(lambda: self.continue_row.choices(result, iterations, self.save_previews.choice))
+
+    def _start(self, make_choices: Callable[[], RunChoices]) -> bool:
+        """Check the choices (a sentence for a bad one), then start the run in its thread."""
         if self._active is not None or self._closed or self.viewer is None:
             return False  # one run at a time (Run is disabled meanwhile, this guards scripts)
-        content = unwrap(self.content_layer.value if content is None else content)
-        styles = [(unwrap(layer), weight) for layer, weight in (self.styles if styles is None else styles)]
-        mask = unwrap(self.mask_layer.value)
         try:
-            request = prepare_run(
-                content,
-                styles,
-                self.config_kwargs(),
-                stack=self.stack_mode.value,
-                point=tuple(self.viewer.dims.point),
-                coherence=bool(self.coherent.value),
-                mask_layer=mask,
-                label_styles=self.label_styles if mask is not None else None,
-            )
+            choices = make_choices()
+            request = prepare(choices)
         except UserError as exc:
             self._notify(str(exc), exc.severity)
             return False
@@ -278,7 +301,7 @@ class StyleTransferWidget(Container):
             on_finished=self._on_finished,
             on_cancel=lambda: self.stop("cancelled in the activity dock"),
         )
-        run.inputs = (content, *(layer for layer, _ in styles), *((mask,) if mask is not None else ()))
+        run.inputs = choices.layers()
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self._active = run
         self._set_running(True)
@@ -298,7 +321,7 @@ class StyleTransferWidget(Container):
         self._set_status("Stopping after the current iteration…")
 
     def _set_running(self, running: bool) -> None:
-        self.run_button.enabled = not running
+        self.run_button.enabled = self.continue_row.enabled = not running
         self.stop_button.enabled = running
 
     def _set_status(self, text: str) -> None:
