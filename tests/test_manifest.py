@@ -8,6 +8,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import npe2
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
@@ -76,3 +77,18 @@ def test_layers_filter_menu_opens_the_widget(make_napari_viewer):
     assert len(found) == 1 and found[0].isEnabled()
     found[0].trigger()
     assert any(name.startswith(WIDGET) for name in viewer.window.dock_widgets)
+
+
+def test_every_gallery_sample_makes_a_style_layer():
+    """File ▸ Open Sample lists the gallery's styles besides the pair; each gives one uint8 layer."""
+    from importlib import import_module
+
+    from napari_style_transfer.samples import GALLERY
+
+    manifest = npe2.PluginManifest.from_file(PACKAGED)
+    commands = {c.id: c.python_name for c in manifest.contributions.commands}
+    for sample in manifest.contributions.sample_data[1:]:
+        module, name = commands[sample.command].split(":")
+        ((data, kwargs, kind),) = getattr(import_module(module), name)()
+        assert kind == "image" and data.dtype == np.uint8 and data.ndim in (2, 3)
+        assert kwargs["name"] == f"{GALLERY[sample.key].name} (style)"

@@ -115,7 +115,8 @@ class RunRequest:
     @property
     def result_name(self) -> str:
         if self.continued_from is not None:
-            return f"{self.continued_from.removesuffix(' (stopped)')} +{self.config.iterations}"
+            base = self.continued_from.removesuffix(" (stopped)").removesuffix(" (failed)")
+            return f"{base} +{self.config.iterations}"
         if self.stack == "slice":
             return f"{self.content_name} stylised (slice {', '.join(map(str, self.slice_index))})"
         return f"{self.content_name} stylised"

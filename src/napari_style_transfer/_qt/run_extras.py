@@ -15,6 +15,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
 from .._continue import continue_choices
 from .._layers import is_result_layer
 from .._run_request import RunChoices
+from .form import SettingsForm
 from .results import unwrap
 
 
@@ -30,10 +31,6 @@ class StartImageRow(ComboBox):
         self._init = init
         init.changed.connect(self._update)
         self._update()
-
-    def attach(self, form: Container) -> None:
-        """Put this row right below "Start from" in ``form``."""
-        form.insert(form.index(self._init) + 1, self)
 
     def _update(self, *_: Any) -> None:
         self.visible = self._init.value == "image"
@@ -84,7 +81,7 @@ class SavePreviewsRow(Container):
 class ContinueRow(Container):
     """Continue [N] more iterations from the selected result layer (its recorded settings)."""
 
-    def __init__(self, on_continue: Callable[[], Any]):
+    def __init__(self, on_continue: Callable[[], Any], viewer: Any = None):
         self.iterations = SpinBox(value=50, min=1, max=100_000, tooltip="How many more iterations")
         self.button = PushButton(
             text="Continue", tooltip="Run N more iterations from the selected result layer, with its settings"
@@ -92,13 +89,10 @@ class ContinueRow(Container):
         self.button.changed.connect(lambda: on_continue())
         super().__init__(widgets=[self.button, self.iterations], layout="horizontal", labels=False)
         self.margins = (0, 0, 0, 0)
-        self._viewer: Any = None
-
-    def follow(self, viewer: Any) -> None:
-        """Enable the button while a result layer is selected in ``viewer``."""
         self._viewer = viewer
-        viewer.layers.selection.events.active.connect(self.update)
-        self.update()
+        if viewer is not None:  # the button is enabled while a result layer is selected
+            viewer.layers.selection.events.active.connect(self.refresh)
+        self.refresh()
 
     def selected(self) -> Any:
         """The selected result layer (None if the selected layer is not a result)."""
@@ -113,7 +107,7 @@ class ContinueRow(Container):
         n = self.iterations.value if iterations is None else iterations
         return continue_choices(result, layers, n, previews)
 
-    def update(self, *_: Any) -> None:
+    def refresh(self, *_: Any) -> None:
         layer = self.selected()
         self.button.enabled = layer is not None
         self.button.tooltip = (
@@ -121,3 +115,12 @@ class ContinueRow(Container):
             if layer is not None
             else "Select a result layer ('… stylised') to continue it"
         )
+
+
+def add_run_extras(form: SettingsForm, choices: Callable[..., list]) -> tuple[StartImageRow, SavePreviewsRow]:
+    """The start-image row (below "Start from") and the save-previews row (below "Preview every"),
+    put into the form's Advanced part."""
+    start, save = StartImageRow(form.controls["init"].widget, choices), SavePreviewsRow()
+    for anchor, row in ((form.controls["init"].row, start), (form.controls["preview_every"].row, save)):
+        form.advanced.insert(form.advanced.index(anchor) + 1, row)
+    return start, save

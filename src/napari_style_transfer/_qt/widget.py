@@ -48,7 +48,7 @@ from .._run_request import STACK_MODES, RunChoices, final_metadata, prepare, res
 from .form import LabelAligner, SettingsForm
 from .label_table import LabelTable
 from .results import unwrap
-from .run_extras import ContinueRow, SavePreviewsRow, StartImageRow
+from .run_extras import ContinueRow, add_run_extras
 from .style_rows import StyleRow, StyleRows
 from .worker import ActiveRun, avoid_triton_llvm_clash, launch
 
@@ -80,12 +80,7 @@ class StyleTransferWidget(Container):
         self.advanced_section = QCollapsible("Advanced", expandedIcon="▼", collapsedIcon="▶")
         self.advanced_section.addWidget(self.advanced.native)
         self.advanced_section.collapse(animate=False)
-        self.start_image = StartImageRow(self.form.controls["init"].widget, self._image_choices)
-        self.start_image.attach(self.advanced)
-        self.save_previews = SavePreviewsRow()
-        self.advanced.insert(
-            self.advanced.index(self.form.controls["preview_every"].row) + 1, self.save_previews
-        )
+        self.start_image, self.save_previews = add_run_extras(self.form, self._image_choices)
         feedback = self._make_feedback()
         super().__init__(widgets=[form, *feedback], labels=False)
         self.native.layout().insertWidget(1, self.advanced_section)
@@ -102,7 +97,6 @@ class StyleTransferWidget(Container):
         self._pending_timer.timeout.connect(self._flush_pending)
         self.native.destroyed.connect(self._on_destroyed)
         self.native_parent_changed.connect(self._on_parent_changed)
-        self.continue_row.follow(napari_viewer)
         self.reset_choices()
 
     # ------------------------------------------------------------------ construction
@@ -155,7 +149,7 @@ class StyleTransferWidget(Container):
         self.stop_button.changed.connect(lambda: self.stop())
         actions = Container(widgets=[self.run_button, self.stop_button], layout="horizontal", labels=False)
         actions.margins = (0, 0, 0, 0)
-        self.continue_row = ContinueRow(lambda: self.continue_run())
+        self.continue_row = ContinueRow(lambda: self.continue_run(), self._viewer)
         self.progress_bar = ProgressBar(value=0, min=0, max=1)
         self.status = Label(value="Ready.")
         self.status.native.setWordWrap(True)
