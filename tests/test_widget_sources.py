@@ -88,7 +88,8 @@ def test_continue_starts_from_the_result_with_its_settings(qtbot, viewer, conten
     wait_done(qtbot, widget)
     first = viewer.layers["cat stylised"]
     before = np.array(first.data, dtype=float)
-    widget.set_config(iterations=1, style_weight=50.0)  # the widget's settings do not matter now
+    widget.set_config(iterations=1, style_weight=50.0, init="image")  # the form does not matter now
+    assert not widget.start_image.native.isHidden() and first in widget.start_image.choices  # any image
     viewer.layers.selection.active = content
     assert not widget.continue_row.button.enabled  # the content is no result
     viewer.layers.selection.active = first

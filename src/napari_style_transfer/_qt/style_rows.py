@@ -45,6 +45,7 @@ class StyleRow(Container):
         self.remove_button = PushButton(text="✕", tooltip="Remove this style")
         self.weight.native.setMaximumWidth(70)
         self.pick_button.native.setMaximumWidth(28)
+        self.pick_button.native.setStyleSheet("QPushButton::menu-indicator { width: 0px; image: none; }")
         self.remove_button.native.setMaximumWidth(28)
         self._on_source = on_source
         self.menu = self._make_menu()

@@ -1,8 +1,9 @@
 """The Style Transfer dock widget: pick layers, set a few knobs, watch the result appear.
 
-Layout (top to bottom): the inputs (content layer, style rows with blend weights, an
-optional Labels mask with its label → style table) and the main settings, a collapsed
-"Advanced" section, Run / Stop, a progress bar and a one-line status. The parts live in
+Layout (top to bottom): the inputs (content layer, style rows — layers, files or gallery
+styles — with blend weights, an optional Labels mask with its label → style table) and the
+main settings, a collapsed "Advanced" section (with the start image and saved previews),
+Run / Stop, Continue, a progress bar and a one-line status. The parts live in
 their own modules: ``form`` (settings ↔ StyleConfig, built from the option specs),
 ``style_rows``, ``label_table``, ``worker`` (the thread) and ``results`` (the result layer).
 
@@ -201,6 +202,7 @@ class StyleTransferWidget(Container):
     def reset_choices(self, *_: Any) -> None:
         """Refresh the layer lists (napari calls this when layers are added, removed, renamed)."""
         super().reset_choices()
+        self.advanced.reset_choices()  # the start image (the Advanced part sits outside this container)
         content = self.content_layer.value
         if content is not None and is_result_layer(content):
             # prefer a user image as the default content
