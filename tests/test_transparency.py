@@ -45,7 +45,7 @@ def test_api_keeps_transparent_pixels_of_any_dtype_and_weighs_them_out(content_i
     scale = 65535 / 255 if dtype == np.uint16 else 1 / 255
     alpha = alpha_plane(content_image.shape[:2]).astype(np.float64) * scale
     rgba = np.dstack([content_image * scale, alpha]).astype(dtype)
-    rgba[alpha == 0, :3] = rgba.max() * 2  # out of the colour range: still given back as it was
+    rgba[alpha == 0, :3] = 3 if dtype == np.uint16 else 5.0  # (5.0: out of the colour range)
     config = StyleConfig(size=None, iterations=2, multiscale=False, preview_every=0, device="cpu")
     *_, last = stylize_iter(rgba, style_image, config)
     out = last.preview
