@@ -25,6 +25,9 @@ def test_manifest_validates_and_declares_widget_sample_menu_and_category():
     assert [w.display_name for w in manifest.contributions.widgets] == [WIDGET]
     keys = [s.key for s in manifest.contributions.sample_data]
     assert keys == ["cat_and_swirls", "stained_glass", "brick", "gravel", "hubble"]
+    (writer,) = manifest.contributions.writers  # File ▸ Save Layer with the run's settings
+    assert commands[writer.command] == "napari_style_transfer._writer:write_result"
+    assert writer.layer_types == ["image"] and writer.filename_extensions == [".png", ".tif", ".tiff"]
     menus = manifest.contributions.menus
     assert [item.command for item in menus["napari/layers/filter"]] == [f"{PLUGIN}.make_widget"]
     assert [str(c) for c in manifest.categories] == ["Image Processing"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import ProgressEvent, StackEvent
+from .engine import ProgressEvent, StackEvent, expected_steps
 
 #: At most this many preview images per second reach the result layer.
 MAX_PREVIEWS_PER_SECOND = 10.0
@@ -133,9 +133,9 @@ class PreviewThrottle:
 class RateMeter:
     """Iterations per second over the recent steps, and the time left (bigger scales cost more)."""
 
-    def __init__(self, sizes: Sequence[tuple[int, int]], iterations: int, window: int = 20):
+    def __init__(self, sizes: Sequence[tuple[int, int]], iterations: int | str, window: int = 20):
         self.sizes = [tuple(s) for s in sizes]
-        self.iterations = iterations
+        self.expected = expected_steps(iterations, len(self.sizes))  # refined by the events' estimates
         self._samples: deque[tuple[int, float]] = deque(maxlen=window)
 
     def add(self, event: ProgressEvent) -> None:
@@ -157,9 +157,9 @@ class RateMeter:
             return None
         scale = min(event.scale, len(self.sizes) - 1)
         here = max(1, self.sizes[scale][0] * self.sizes[scale][1])
-        remaining = (event.iterations - event.iteration) * 1.0
-        for h, w in self.sizes[scale + 1 :]:
-            remaining += self.iterations * (h * w) / here
+        remaining = max(0, event.iterations - event.iteration) * 1.0
+        for expected, (h, w) in zip(self.expected[scale + 1 :], self.sizes[scale + 1 :]):
+            remaining += expected * (h * w) / here
         return remaining / rate
 
 
@@ -174,7 +174,7 @@ def format_duration(seconds: float) -> str:
 
 def format_status(event: ProgressEvent, meter: RateMeter | None = None) -> str:
     """One line: where the run is, the loss, the speed and the time left."""
-    parts = [f"Iteration {event.iteration}/{event.iterations}"]
+    parts = [f"Iteration {event.iteration}/{'~' if event.estimated else ''}{event.iterations}"]
     if event.n_scales > 1:
         h, w = event.shape
         parts[0] += f" · scale {event.scale + 1}/{event.n_scales} ({w}×{h})"

@@ -36,12 +36,22 @@ from ._layers import (
     plan_layer_read,
     plan_mask_read,
     plan_stack_read,
+    read_layer,
     result_geometry,
 )
 from ._preview_files import PreviewSaver, make_saver
 from ._progress import RunUpdate
 from ._sources import SourceRead, describe_style, is_source
-from .engine import Guidance, ProgressEvent, StackOptions, StyleConfig, scale_sizes, select_device
+from .engine import (
+    Guidance,
+    ProgressEvent,
+    StackOptions,
+    StyleConfig,
+    expected_steps,
+    scale_sizes,
+    select_device,
+)
+from .settings import split_values, values_of
 
 #: The stack modes of an nD content: the slice shown, or every slice.
 STACK_MODES = ("slice", "all")
@@ -111,6 +121,8 @@ class RunRequest:
     previews: PreviewSaver | None = None
     #: Continue: the name of the result this run goes on from.
     continued_from: str | None = None
+    #: The output option: the final image upsampled to ``content_shape`` (in the worker).
+    full_size: bool = False
 
     @property
     def result_name(self) -> str:
@@ -127,17 +139,20 @@ class RunRequest:
 
     @property
     def total_steps(self) -> int:
-        return len(self.sizes) * self.config.iterations * self.slice_count
+        return sum(expected_steps(self.config.iterations, len(self.sizes))) * self.slice_count
 
     def read(self) -> RunInputs:
         """Read and convert the pixels (slow for lazy layers: call it in the worker thread)."""
-        mask = None if self.mask_read is None else self.mask_read.read()
+        mask = None if self.mask_read is None else read_layer(self.mask_read, str(self.mask_name))
         config = self.config
         if self.init_read is not None:
-            config = config.replace(init="image", init_image=self.init_read.read())
+            config = config.replace(init="image", init_image=read_layer(self.init_read, str(self.init_name)))
         return RunInputs(
-            content=self.content_read.read(),
-            styles=[plan.read() for plan in self.style_reads],
+            content=read_layer(self.content_read, self.content_name),
+            styles=[
+                plan.read() if isinstance(plan, SourceRead) else read_layer(plan, name)
+                for plan, name in zip(self.style_reads, self.style_names)
+            ],
             guidance=self.guidance(mask),
             config=config,
         )
@@ -291,10 +306,13 @@ def prepare(choices: RunChoices) -> RunRequest:
     """Check the choices and build a :class:`RunRequest`, reading no pixels (cheap on the GUI thread).
 
     Raises :class:`UserError` for a bad choice and
-    :class:`~napari_style_transfer.engine.ConfigError` for a bad setting.
+    :class:`~napari_style_transfer.engine.ConfigError` for a bad setting. ``choices.params`` may
+    also hold the output options (``settings.OUTPUT_SPECS``: ``full_size``, the result at the
+    content's full size).
     """
-    content_layer, params, mask_layer = choices.content, choices.params, choices.mask_layer
+    content_layer, mask_layer = choices.content, choices.mask_layer
     label_styles, init_layer = choices.label_styles, choices.init_layer
+    params, output = split_values(choices.params)
     styles = check_inputs(content_layer, choices.styles)
     check_weights_source(params)
     long_side = params.get("size")
@@ -350,6 +368,7 @@ def prepare(choices: RunChoices) -> RunRequest:
         init_name=None if init_read is None else init_layer.name,
         init_contrast_limits=None if init_read is None else layer_contrast_limits(init_layer, init_read),
         continued_from=choices.continued_from,
+        full_size=bool(output.get("full_size", False)),
     )
     if choices.previews is not None:
         request.previews = plan_previews(request, *choices.previews)
@@ -409,6 +428,8 @@ def result_metadata(request: RunRequest, event: ProgressEvent | None = None) -> 
         "content_layer": request.content_name,
         "style_layers": list(request.style_names),
         "config": request.config.as_dict(),
+        # every setting as plain values: what File ▸ Save Layer embeds, and --config reads back
+        "settings": values_of(request.config, {"full_size": request.full_size}),
         "weights": request.config.weights,
         "stopped": False,
         "done": False,
@@ -422,7 +443,7 @@ def result_metadata(request: RunRequest, event: ProgressEvent | None = None) -> 
     if request.mask_name is not None:
         meta["mask_layer"] = request.mask_name
         meta["label_styles"] = {str(k): v for k, v in (request.label_styles or {}).items()}
-    meta.update(start_metadata(request))
+    meta.update(start_metadata(request, meta))
     if event is not None:
         meta.update(
             {
@@ -441,11 +462,13 @@ def result_metadata(request: RunRequest, event: ProgressEvent | None = None) -> 
     return meta
 
 
-def start_metadata(request: RunRequest) -> dict[str, Any]:
-    """Where the styles came from (layers, files, the gallery), the start image and a continued result."""
+def start_metadata(request: RunRequest, recorded: dict[str, Any]) -> dict[str, Any]:
+    """Where the styles came from (layers, files, the gallery), the start image and a continued
+    result; with a start image, ``recorded``'s config and settings say ``init`` 'image'."""
     meta: dict[str, Any] = {"styles": [dict(d) for d in request.style_sources or ()]}
     if request.init_read is not None:
-        meta["config"] = {**request.config.as_dict(), "init": "image"}
+        meta["config"] = {**recorded["config"], "init": "image"}
+        meta["settings"] = {**recorded["settings"], "init": "image"}
         meta["init_layer"] = request.init_name
     if request.continued_from is not None:
         meta["continued_from"] = request.continued_from

@@ -46,10 +46,12 @@ from .._progress import (
     starting_text,
 )
 from .._run_request import STACK_MODES, RunChoices, final_metadata, prepare, result_metadata
+from .batch import BatchView
 from .form import LabelAligner, SettingsForm
 from .label_table import LabelTable
 from .results import unwrap
-from .run_extras import ContinueRow, add_run_extras
+from .run_extras import ContinueRow, add_run_extras, run_choices
+from .settings_view import SettingsView
 from .style_rows import StyleRow, StyleRows
 from .worker import ActiveRun, avoid_triton_llvm_clash, launch
 
@@ -76,7 +78,8 @@ class StyleTransferWidget(Container):
         for name, control in self.form.controls.items():
             setattr(self, name, control.widget)  # widget.iterations, widget.init, … (scripts and tests)
         self.style_strength_value = self.form.controls["style_weight"].widget
-        form = Container(widgets=[*inputs, *self.form.rows("main")], labels=True)
+        self.settings_view = SettingsView(self.form)  # presets, reset; restores the last-used settings
+        form = Container(widgets=[*inputs, self.settings_view.row, *self.form.rows("main")], labels=True)
         self.advanced = self.form.advanced
         self.advanced_section = QCollapsible("Advanced", expandedIcon="▼", collapsedIcon="▶")
         self.advanced_section.addWidget(self.advanced.native)
@@ -136,7 +139,9 @@ class StyleTransferWidget(Container):
         self.add_style_button.changed.connect(lambda: self.add_style())
         styles_box = Container(widgets=[self.style_rows, self.add_style_button], labels=False, label="Style")
         styles_box.margins = (0, 0, 0, 0)
-        return [self.content_layer, self._stack_row, styles_box, self.mask_layer, self.label_table]
+        self.batch = BatchView(self)  # the "Batch" choice and its runs (_qt/batch.py)
+        rows = [self.content_layer, self._stack_row, styles_box, self.mask_layer, self.label_table]
+        return [*rows, self.batch.choice]
 
     def _make_feedback(self) -> list[Any]:
         """Run / Stop, the progress bar and the status line."""
@@ -245,29 +250,18 @@ class StyleTransferWidget(Container):
 
     @property
     def running(self) -> bool:
-        return self._active is not None
+        return self._active is not None or self.batch.running
 
     def run(self, content: Any = None, styles: list[tuple[Any, float]] | None = None) -> bool:
         """Start a run (the layers default to the widget's choices). False if it did not start.
 
         Only shapes, dtypes and layer kinds are looked at here; the pixels are read in the worker.
         """
-        return self._start(lambda: self._choices(content, styles))
-
-    def _choices(self, content: Any, styles: list[tuple[Any, float]] | None) -> RunChoices:
-        mask = unwrap(self.mask_layer.value)
-        return RunChoices(
-            unwrap(self.content_layer.value if content is None else content),
-            [(unwrap(layer), weight) for layer, weight in (self.styles if styles is None else styles)],
-            self.config_kwargs(),
-            stack=self.stack_mode.value,
-            point=tuple(self.viewer.dims.point),
-            coherence=bool(self.coherent.value),
-            mask_layer=mask,
-            label_styles=self.label_styles if mask is not None else None,
-            init_layer=self.start_image.layer,
-            previews=self.save_previews.choice,
-        )
+        if self.running or self._closed or self.viewer is None:
+            return False  # one run at a time (Run is disabled meanwhile, this guards scripts)
+        if self.batch.selected and content is None and styles is None:
+            return self.batch.start()
+        return self._start(lambda: run_choices(self, content, styles))
 
     def continue_run(self, result: Any = None, iterations: int | None = None) -> bool:
         """Run ``iterations`` more steps (default: the Continue box) from a result layer (default:
@@ -276,7 +270,7 @@ class StyleTransferWidget(Container):
 
     def _start(self, make_choices: Callable[[], RunChoices]) -> bool:
         """Check the choices (a sentence for a bad one), then start the run in its thread."""
-        if self._active is not None or self._closed or self.viewer is None:
+        if self.running or self._closed or self.viewer is None:
             return False  # one run at a time (Run is disabled meanwhile, this guards scripts)
         try:
             choices = make_choices()
@@ -309,6 +303,7 @@ class StyleTransferWidget(Container):
 
     def stop(self, reason: str | None = None) -> None:
         """Ask the run to stop; it ends after the current iteration and keeps its image."""
+        self.batch.stop(reason)
         run = self._active
         if run is None:
             return
@@ -478,6 +473,7 @@ class StyleTransferWidget(Container):
     def _on_destroyed(self, *_: Any) -> None:
         """The dock or the whole viewer went away: stop the run and wait for the thread."""
         self._closed = True
+        self.batch.close()
         run = self._active
         if run is None:
             return

@@ -23,6 +23,7 @@ from .._faults import release_memory, run_device, run_failure
 from .._progress import PreviewThrottle, RateMeter
 from .._run_request import RunRequest
 from ..engine import ProgressEvent, StackEvent, run_iter
+from ..full_size import full_size_event
 from .results import ResultLayer
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ def run_events(
             guidance=inputs.guidance,
             stop=stop,
         )
+        if request.full_size:  # the final image upsampled here, not on the GUI thread
+            events = (full_size_event(event, request.content_shape, request.rgb) for event in events)
         for event in events:
             if request.previews is not None:
                 request.previews.offer(event)  # written here, in the worker thread (atomic files)
