@@ -3,7 +3,8 @@
 No Qt here. A result layer's metadata (``_run_request.result_metadata``) records the settings,
 the content layer, the styles (layers by name, files by path, gallery styles by key) and the
 mask. :func:`continue_choices` finds them again and builds a run of N more iterations that
-starts from the result's image at the result's size (one scale: the coarse scales are done).
+starts from the result's image at the result's run size (one scale: the coarse scales are
+done), with the same output options (a full-size result stays full size).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ._layers import is_result_layer
 from ._run_request import RunChoices
 from ._sources import resolve_style
 from .engine.options import TUPLE_KINDS, option_spec, option_specs
+from .settings import OUTPUT_SPECS
 
 #: Settings that the run's layers give (or Continue sets), not the recorded config.
 NOT_RECORDED_GROUPS = ("inputs",)
@@ -68,10 +70,13 @@ def continue_choices(
     if meta.get("mask_layer") is not None:
         mask = find_layer(meta["mask_layer"], layers, "mask layer")
         label_styles = {int(k): int(v) for k, v in (meta.get("label_styles") or {}).items()}
+    params = recorded_params(config, iterations)
+    recorded = meta.get("settings") or {}
+    params.update({spec.name: recorded[spec.name] for spec in OUTPUT_SPECS if spec.name in recorded})
     return RunChoices(
         content,
         list(zip(styles, (float(w) for w in weights))),
-        recorded_params(config, iterations),
+        params,
         mask_layer=mask,
         label_styles=label_styles,
         init_layer=result,
