@@ -21,8 +21,10 @@ from .engine import StyleTransferError
 
 def check_folder(folder: str | os.PathLike) -> Path:
     """The folder as a Path when it exists and is writable; UserError otherwise."""
+    if not str(folder).strip():
+        raise UserError("Save previews: choose the folder to write them to.")
     path = Path(folder).expanduser()
-    if not str(folder).strip() or not path.is_dir():
+    if not path.is_dir():
         raise UserError(f"The preview folder '{folder}' does not exist; choose an existing folder.")
     if not os.access(path, os.W_OK | os.X_OK):
         raise UserError(f"The preview folder '{folder}' is not writable; choose another folder.")
