@@ -72,8 +72,8 @@ class PreviewSaver:
 
 
 def make_saver(folder: str | os.PathLike | None, every: int, name: str) -> PreviewSaver | None:
-    """A checked :class:`PreviewSaver` for a run named ``name`` (None: no folder, nothing saved)."""
-    if folder is None or not str(folder).strip():
+    """A checked :class:`PreviewSaver` for a run named ``name`` (``folder`` None: nothing saved)."""
+    if folder is None:
         return None
     if int(every) < 1:
         raise UserError("Save every Nth preview: N must be 1 or more.")
