@@ -48,8 +48,8 @@ CHECKBOX_TEXT = {
 }
 #: Text of the None box of an optional value, where ``none_label`` is too long for a row.
 NONE_TEXT = {"size": "original"}
-#: Choices the form does not offer (init 'image' needs a start image, which the widget has no row for).
-HIDDEN_CHOICES = {"init": ("image",)}
+#: Choices the form does not offer (none now: init 'image' gets its start layer from the widget's row).
+HIDDEN_CHOICES: dict[str, tuple[str, ...]] = {}
 
 
 class Control:

@@ -1,8 +1,9 @@
 """The Style Transfer dock widget: pick layers, set a few knobs, watch the result appear.
 
-Layout (top to bottom): the inputs (content layer, style rows with blend weights, an
-optional Labels mask with its label → style table) and the main settings, a collapsed
-"Advanced" section, Run / Stop, a progress bar and a one-line status. The parts live in
+Layout (top to bottom): the inputs (content layer, style rows — layers, files or gallery
+styles — with blend weights, an optional Labels mask with its label → style table) and the
+main settings, a collapsed "Advanced" section (with the start image and saved previews),
+Run / Stop, Continue, a progress bar and a one-line status. The parts live in
 their own modules: ``form`` (settings ↔ StyleConfig, built from the option specs),
 ``style_rows``, ``label_table``, ``worker`` (the thread) and ``results`` (the result layer).
 
@@ -24,6 +25,7 @@ is one notification sentence (no traceback); the previews so far stay, renamed
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton
@@ -43,11 +45,12 @@ from .._progress import (
     running_text,
     starting_text,
 )
-from .._run_request import STACK_MODES, final_metadata, prepare_run, result_metadata
+from .._run_request import STACK_MODES, RunChoices, final_metadata, prepare, result_metadata
 from .batch import BatchView
 from .form import LabelAligner, SettingsForm
 from .label_table import LabelTable
 from .results import unwrap
+from .run_extras import ContinueRow, add_run_extras, run_choices
 from .settings_view import SettingsView
 from .style_rows import StyleRow, StyleRows
 from .worker import ActiveRun, avoid_triton_llvm_clash, launch
@@ -81,6 +84,7 @@ class StyleTransferWidget(Container):
         self.advanced_section = QCollapsible("Advanced", expandedIcon="▼", collapsedIcon="▶")
         self.advanced_section.addWidget(self.advanced.native)
         self.advanced_section.collapse(animate=False)
+        self.start_image, self.save_previews = add_run_extras(self.form, self._image_choices)
         feedback = self._make_feedback()
         super().__init__(widgets=[form, *feedback], labels=False)
         self.native.layout().insertWidget(1, self.advanced_section)
@@ -151,11 +155,12 @@ class StyleTransferWidget(Container):
         self.stop_button.changed.connect(lambda: self.stop())
         actions = Container(widgets=[self.run_button, self.stop_button], layout="horizontal", labels=False)
         actions.margins = (0, 0, 0, 0)
+        self.continue_row = ContinueRow(lambda: self.continue_run(), self._viewer)
         self.progress_bar = ProgressBar(value=0, min=0, max=1)
         self.status = Label(value="Ready.")
         self.status.native.setWordWrap(True)
         self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        return [actions, self.progress_bar, self.status]
+        return [actions, self.continue_row, self.progress_bar, self.status]
 
     def _update_stack_widgets(self, *_: Any) -> None:
         self._stack_row.visible = is_nd(unwrap(self.content_layer.value))
@@ -202,6 +207,7 @@ class StyleTransferWidget(Container):
     def reset_choices(self, *_: Any) -> None:
         """Refresh the layer lists (napari calls this when layers are added, removed, renamed)."""
         super().reset_choices()
+        self.advanced.reset_choices()  # the start image (the Advanced part sits outside this container)
         content = self.content_layer.value
         if content is not None and is_result_layer(content):
             # prefer a user image as the default content
@@ -255,20 +261,20 @@ class StyleTransferWidget(Container):
             return False  # one run at a time (Run is disabled meanwhile, this guards scripts)
         if self.batch.selected and content is None and styles is None:
             return self.batch.start()
-        content = unwrap(self.content_layer.value if content is None else content)
-        styles = [(unwrap(layer), weight) for layer, weight in (self.styles if styles is None else styles)]
-        mask = unwrap(self.mask_layer.value)
+        return self._start(lambda: run_choices(self, content, styles))
+
+    def continue_run(self, result: Any = None, iterations: int | None = None) -> bool:
+        """Run ``iterations`` more steps (default: the Continue box) from a result layer (default:
+        the selected one), with the settings it recorded. False if it did not start."""
+        return self._start(lambda: self.continue_row.choices(result, iterations, self.save_previews.choice))
+
+    def _start(self, make_choices: Callable[[], RunChoices]) -> bool:
+        """Check the choices (a sentence for a bad one), then start the run in its thread."""
+        if self.running or self._closed or self.viewer is None:
+            return False  # one run at a time (Run is disabled meanwhile, this guards scripts)
         try:
-            request = prepare_run(
-                content,
-                styles,
-                {**self.config_kwargs(), **self.form.output_values()},
-                stack=self.stack_mode.value,
-                point=tuple(self.viewer.dims.point),
-                coherence=bool(self.coherent.value),
-                mask_layer=mask,
-                label_styles=self.label_styles if mask is not None else None,
-            )
+            choices = make_choices()
+            request = prepare(choices)
         except UserError as exc:
             self._notify(str(exc), exc.severity)
             return False
@@ -285,7 +291,7 @@ class StyleTransferWidget(Container):
             on_finished=self._on_finished,
             on_cancel=lambda: self.stop("cancelled in the activity dock"),
         )
-        run.inputs = (content, *(layer for layer, _ in styles), *((mask,) if mask is not None else ()))
+        run.inputs = choices.layers()
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self._active = run
         self._set_running(True)
@@ -306,7 +312,7 @@ class StyleTransferWidget(Container):
         self._set_status("Stopping after the current iteration…")
 
     def _set_running(self, running: bool) -> None:
-        self.run_button.enabled = not running
+        self.run_button.enabled = self.continue_row.enabled = not running
         self.stop_button.enabled = running
 
     def _set_status(self, text: str) -> None:

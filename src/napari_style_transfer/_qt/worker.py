@@ -70,20 +70,24 @@ class StyleWorker(GeneratorWorker):
 def run_events(
     request: RunRequest, stop: threading.Event, finished: threading.Event
 ) -> Iterator[ProgressEvent | StackEvent]:
-    """Runs in the worker thread: read the inputs, then the engine's events; errors wrapped in RunFailed."""
+    """Runs in the worker thread: read the inputs, then the engine's events (every Nth preview saved
+    when asked); errors wrapped in RunFailed."""
     try:
         inputs = request.read()
         events = run_iter(
             inputs.content,
             inputs.styles,
-            request.config,
+            inputs.config or request.config,
             stack=request.stack_options(),
             guidance=inputs.guidance,
             stop=stop,
         )
         if request.full_size:  # the final image upsampled here, not on the GUI thread
             events = (full_size_event(event, request.content_shape, request.rgb) for event in events)
-        yield from events
+        for event in events:
+            if request.previews is not None:
+                request.previews.offer(event)  # written here, in the worker thread (atomic files)
+            yield event
     except Exception as exc:
         details = None
         if not isinstance(exc, (ValueError, RuntimeError, MemoryError)):  # a bug: keep the details
