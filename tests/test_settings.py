@@ -117,7 +117,7 @@ def test_cli_precedence_preset_then_config_file_then_flags(tmp_path):
     [
         (["--preset", "nope"], "--preset: unknown preset 'nope'"),
         (["--config", "{content}"], "content.png: this image carries no settings"),
-        (["--config", "{bad}"], "bad.json: iterations: must be an integer"),
+        (["--config", "{bad}"], "bad.json: iterations: must be 'auto' or an integer"),
         (["--config", "{tmp}/missing.json"], "--config: file not found"),
     ],
 )

@@ -26,7 +26,7 @@ def open_widget(viewer):
 def test_settings_survive_closing_napari_and_reset_to_defaults(make_napari_viewer, settings_dir, notes):
     first = make_napari_viewer()
     widget = open_widget(first)
-    assert widget.iterations.value == 300 and not widget.full_size.value
+    assert widget.config_kwargs()["iterations"] == "auto" and not widget.full_size.value
     widget.iterations.value = 77
     widget.preserve_colors.value = "luminance"
     widget.full_size.value = True
@@ -37,15 +37,15 @@ def test_settings_survive_closing_napari_and_reset_to_defaults(make_napari_viewe
     assert widget.preserve_colors.value == "luminance" and widget.full_size.value
 
     widget.settings_view.reset_button.changed.emit(True)  # "Reset to defaults"
-    assert widget.iterations.value == 300 and widget.preserve_colors.value == "none"
+    assert widget.config_kwargs()["iterations"] == "auto" and widget.preserve_colors.value == "none"
     widget.settings_view.flush()
-    assert read_settings_file(settings_dir / LAST_SETTINGS_FILE)["iterations"] == 300
+    assert read_settings_file(settings_dir / LAST_SETTINGS_FILE)["iterations"] == "auto"
 
     (settings_dir / LAST_SETTINGS_FILE).write_text("{not json")  # corrupt: ignored, said once
     from napari_style_transfer._widget import StyleTransferWidget
 
     again = StyleTransferWidget(widget.viewer)
-    assert again.iterations.value == 300
+    assert again.config_kwargs()["iterations"] == "auto"
     said = [n.message for n in notes if "ignored the saved settings" in n.message]
     assert len(said) == 1 and "not valid JSON" in said[0]
 
@@ -65,7 +65,7 @@ def test_presets_then_a_saved_result_runs_again_from_the_cli(
     assert view.preset.value == ""  # the settings are no preset's any more
     assert view.save_preset("mine")
     view.apply_preset("Balanced")
-    assert (widget.size.value, widget.iterations.value) == (512, 100)
+    assert (widget.size.value, widget.config_kwargs()["iterations"]) == (512, "auto")
     view.apply_preset("mine")
     assert (widget.size.value, widget.iterations.value) == (256, 60)
 
