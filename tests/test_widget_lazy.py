@@ -123,7 +123,9 @@ def test_a_stack_far_larger_than_memory_reads_one_slice_of_a_small_level_or_is_r
     viewer.dims.set_point(0, 1234)
     before = len(reads.threads)
     assert widget.run(content=stack, styles=[(style, 1.0)])
-    assert reads.threads[before:] == []  # run() read nothing
+    assert (
+        threading.main_thread() not in reads.threads[before:]
+    )  # run() read nothing (the worker may have begun)
     qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
     worker_reads = [t for t in reads.threads[before:] if t is not threading.main_thread()]
     assert 1 <= len(worker_reads) <= 4  # one slice of the smallest level that is big enough
