@@ -116,8 +116,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--json", type=Path)
     p.add_argument("--images", type=Path, help="write each result here as PNG")
     p.add_argument("--montages", type=Path, help="write one montage per pair here")
-    p.add_argument("--montage-height", type=int, default=200)
+    p.add_argument("--montage-height", type=int, default=160)
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     get_network()  # loading the weights is not part of any run's time
     report = {
         "cpu": platform.processor() or platform.machine(),

@@ -179,24 +179,17 @@ def random_directions(
     return d / torch.linalg.vector_norm(d, dim=0, keepdim=True).clamp_min(_EPS)
 
 
-def sort_rows(values: torch.Tensor) -> torch.Tensor:
-    """Each row sorted, differentiably (the gradient goes back through the permutation).
-
-    On the CPU numpy's vectorised sort does it: several times faster than ``torch.sort``.
-    """
+def _argsort_rows(values: torch.Tensor) -> torch.Tensor:
+    """The order that sorts each row; on the CPU by numpy's vectorised sort (several times faster)."""
     if values.device.type != "cpu":
-        return values.sort(dim=-1).values
-    with torch.no_grad():
-        order = np.argsort(values.detach().numpy(), axis=-1)
-    if not values.requires_grad:
-        return torch.from_numpy(np.take_along_axis(values.numpy(), order, axis=-1))
-    return torch.gather(values, -1, torch.from_numpy(order))
+        return values.argsort(dim=-1)
+    return torch.from_numpy(np.argsort(values.numpy(), axis=-1))
 
 
 def sorted_quantiles(values: torch.Tensor, count: int) -> torch.Tensor:
     """(P, K) → (P, count): each row sorted, resampled to ``count`` equally spaced quantiles (no grad)."""
     if values.device.type == "cpu":
-        ordered = torch.from_numpy(np.sort(values.detach().numpy(), axis=-1))
+        ordered = torch.from_numpy(np.sort(values.numpy(), axis=-1))
     else:
         ordered = values.sort(dim=-1).values
     if ordered.shape[-1] == count:
@@ -205,17 +198,46 @@ def sorted_quantiles(values: torch.Tensor, count: int) -> torch.Tensor:
     return torch.nn.functional.interpolate(ordered[None], size=count, mode="linear", align_corners=False)[0]
 
 
+class _SlicedDistance(torch.autograd.Function):
+    """The sliced loss and, in the same pass, its gradient: the only thing kept for the backward.
+
+    d/dx Σ (sort(x) − t)² puts 2 (sort(x) − t) back at each value's place, and the projection
+    is linear, so the gradient of the features is ``D · scatter(2 (sort(Dᵀf) − t))``. Keeping
+    that one tensor (in the features' dtype) instead of the sort order, the differences and an
+    fp32 copy of the features keeps the loss's memory at one value per feature value.
+    """
+
+    @staticmethod
+    def forward(ctx, flat: torch.Tensor, samples: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+        projected = torch.matmul(directions.mT, flat.float())  # (N, P, K), fp32
+        order = _argsort_rows(projected)
+        target = sorted_quantiles(directions.mT @ samples.mT, projected.shape[-1])
+        diff = projected.gather(-1, order) - target
+        del projected
+        scale = 1.0 / (target.pow(2).sum() * flat.shape[0]).clamp_min(_EPS)
+        loss = diff.pow(2).sum() * scale
+        grad = torch.empty_like(diff).scatter_(-1, order, diff.mul_(2 * scale))
+        del order, diff
+        if flat.stride(-2) == 1:  # a channels-last view: answer in that layout
+            ctx.save_for_backward((grad.mT @ directions.mT).mT.to(flat.dtype))
+        else:
+            ctx.save_for_backward((directions @ grad).to(flat.dtype))
+        return loss
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (grad,) = ctx.saved_tensors
+        return grad * grad_loss.to(grad.dtype), None, None
+
+
 def sliced_loss(flat: torch.Tensor, samples: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
     """Relative squared sliced Wasserstein distance of (N, C, K) features to (K_s, C) target samples.
 
     Both are projected on the ``directions`` (C, P) and sorted; the target's sorted
-    projections are resampled to K quantiles when its pixel count differs.
+    projections are resampled to K quantiles when its pixel count differs. Computed in fp32.
     """
-    projected = torch.matmul(directions.mT, flat.float())  # (N, P, K), fp32
-    ordered = sort_rows(projected)
-    with torch.no_grad():
-        target = sorted_quantiles(directions.mT @ samples.mT, projected.shape[-1])
-    return (ordered - target).pow(2).sum() / (target.pow(2).sum() * flat.shape[0]).clamp_min(_EPS)
+    return _SlicedDistance.apply(flat, samples.float(), directions.float())
 
 
 def tv_loss(image: torch.Tensor) -> torch.Tensor:
