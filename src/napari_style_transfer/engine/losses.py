@@ -218,17 +218,21 @@ class _SlicedDistance(torch.autograd.Function):
         loss = diff.pow(2).sum() * scale
         grad = torch.empty_like(diff).scatter_(-1, order, diff.mul_(2 * scale))
         del order, diff
+        # Kept in the features' dtype, but fp32 for fp16 features: their loss scaler multiplies the
+        # gradient only in the backward pass, and unscaled fp16 gradients underflow.
+        dtype = torch.float32 if flat.dtype == torch.float16 else flat.dtype
         if flat.stride(-2) == 1:  # a channels-last view: answer in that layout
-            ctx.save_for_backward((grad.mT @ directions.mT).mT.to(flat.dtype))
+            ctx.save_for_backward((grad.mT @ directions.mT).mT.to(dtype))
         else:
-            ctx.save_for_backward((directions @ grad).to(flat.dtype))
+            ctx.save_for_backward((directions @ grad).to(dtype))
+        ctx.dtype = flat.dtype
         return loss
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (grad,) = ctx.saved_tensors
-        return grad * grad_loss.to(grad.dtype), None, None
+        return (grad * grad_loss.to(grad.dtype)).to(ctx.dtype), None, None
 
 
 def sliced_loss(flat: torch.Tensor, samples: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:

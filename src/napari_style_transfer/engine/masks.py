@@ -222,14 +222,16 @@ class Region:
         return self._layer_masks[key]
 
     def selection(self, shape: tuple[int, int], threshold: float = 0.5) -> torch.Tensor:
-        """Flat indices of the pixels of a feature map's (h, w) that the mask covers at least ``threshold``.
+        """Flat indices of the pixels of a feature map's (h, w) that the mask covers at least ``threshold``
+        (or as much as it covers any: a small region keeps its most covered pixels at a coarse layer).
 
         Computed once per size (the one host synchronisation is at the first step).
         """
         key = (int(shape[0]), int(shape[1]))
         if key not in self._selections:
-            mask = self.at(key)[0]
-            self._selections[key] = torch.nonzero(mask.reshape(-1) >= threshold).reshape(-1)
+            flat = self.at(key)[0].reshape(-1)
+            cut = min(threshold, float(flat.max())) if flat.numel() else threshold
+            self._selections[key] = torch.nonzero((flat >= cut) & (flat > 0)).reshape(-1)
         return self._selections[key]
 
 

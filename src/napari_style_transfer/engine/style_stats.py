@@ -138,7 +138,8 @@ class SlicedStatistic(GramStatistic):
     Targets are samples of the style's feature vectors (all of them, or at most
     :data:`MAX_SAMPLES` drawn at random). Each evaluation draws as many random directions as
     the layer has channels, on the device, from a generator seeded with ``seed``. With a mask,
-    the pixels whose mask is at least :data:`SELECT_THRESHOLD` are the region's samples.
+    the pixels whose mask is at least :data:`SELECT_THRESHOLD` are the region's samples (or
+    the most covered ones, where a small mask covers no pixel of a coarse layer that much).
     """
 
     name = "sliced"
@@ -152,7 +153,9 @@ class SlicedStatistic(GramStatistic):
         flat = flat_features(features).float()  # (N, C, K)
         samples = flat.permute(0, 2, 1).reshape(-1, flat.shape[1])  # (N·K, C)
         if mask is not None:
-            inside = (mask.reshape(-1) >= SELECT_THRESHOLD).repeat(flat.shape[0])
+            weights = mask.reshape(-1)
+            cut = min(SELECT_THRESHOLD, float(weights.max())) if weights.numel() else SELECT_THRESHOLD
+            inside = ((weights >= cut) & (weights > 0)).repeat(flat.shape[0])
             samples = samples[inside.to(samples.device)]
         keep = min(1.0, MAX_SAMPLES / max(1, pixels * flat.shape[0]))
         return [self._subsample(samples, round(keep * samples.shape[0]))]
@@ -194,6 +197,8 @@ class SlicedStatistic(GramStatistic):
 
     def loss(self, features: torch.Tensor, target: Any, region: Region | None = None) -> torch.Tensor:
         flat = flat_features(features)
+        if not target.shape[0]:  # no style pixel at this layer (a style mask too small for it)
+            return features.new_zeros((), dtype=torch.float32)
         if region is not None:
             selection = region.selection(tuple(features.shape[-2:]), SELECT_THRESHOLD)
             if not selection.numel():
