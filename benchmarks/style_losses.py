@@ -9,7 +9,9 @@ engine's defaults except ``size``, ``iterations``, ``style_loss`` and ``preview_
 Recorded per run:
 
 - seconds per step: from the first step's event to the last one's, over the steps between
-  (the targets and the network loading are not in it);
+  (the targets and the network loading are not in it); and, less disturbed by a changing
+  machine load, ``--timing-rounds`` rounds of short runs of every loss in turn on the first
+  pair (the median per loss over the rounds, in ``step_times``);
 - style and content distances as ``benchmarks/quality.py`` scores them (Gram-based: the
   Gram loss optimises the style one directly);
 - two distribution distances that none of the losses optimises:
@@ -88,6 +90,17 @@ def timed_run(content: np.ndarray, style: np.ndarray, config: StyleConfig) -> di
     }
 
 
+def interleaved_step_times(
+    content: np.ndarray, style: np.ndarray, config: StyleConfig, losses: list[str], rounds: int
+) -> dict[str, float]:
+    """Median seconds per step of each loss over ``rounds`` rounds that run every loss in turn."""
+    times: dict[str, list[float]] = {loss: [] for loss in losses}
+    for _ in range(rounds):
+        for loss in losses:
+            times[loss].append(timed_run(content, style, config.replace(style_loss=loss))["s_per_step"])
+    return {loss: round(float(np.median(t)), 4) for loss, t in times.items()}
+
+
 def montage(images: list[np.ndarray], path: Path, height: int) -> None:
     """The images side by side at ``height`` px, 4 px apart, as a palette PNG (small files)."""
     tiles = []
@@ -116,7 +129,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--json", type=Path)
     p.add_argument("--images", type=Path, help="write each result here as PNG")
     p.add_argument("--montages", type=Path, help="write one montage per pair here")
-    p.add_argument("--montage-height", type=int, default=160)
+    p.add_argument("--montage-height", type=int, default=150)
+    p.add_argument("--timing-rounds", type=int, default=3, help="rounds of 8-step runs of every loss")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     args = p.parse_args(argv)
     if args.threads:
@@ -154,6 +168,11 @@ def main(argv: list[str] | None = None) -> dict:
             montage(
                 [content, style, *results], args.montages / f"style_losses_{pair}.png", args.montage_height
             )
+    if args.timing_rounds:
+        content, style = load_pair(args.pairs[0])
+        config = StyleConfig(size=args.size, iterations=8, precision=args.precision, preview_every=0)
+        report["step_times"] = interleaved_step_times(content, style, config, args.losses, args.timing_rounds)
+        print(json.dumps({"step_times": report["step_times"], "pair": args.pairs[0]}), flush=True)
     report["seconds"] = round(time.perf_counter() - start, 1)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
