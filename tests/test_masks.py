@@ -1,4 +1,4 @@
-"""Spatial control: label masks, label → style mapping, style masks (guided Gram matrices)."""
+"""Spatial control: label masks, label → style mapping, style masks (guided statistics of each style loss)."""
 
 from __future__ import annotations
 
@@ -82,12 +82,12 @@ def test_mask_keeps_the_outside_and_stylises_the_inside(content_image, style_ima
     assert events[-1].info["regions"] == [{"labels": [1], "style": None}]
 
 
-def test_label_to_style_mapping_puts_each_style_in_its_region(content_image, two_styles):
+@pytest.mark.parametrize("style_loss", ["gram", "wasserstein", "sliced"])
+def test_label_to_style_mapping_puts_each_style_in_its_region(content_image, two_styles, style_loss):
     stripes, dots = two_styles
     labels = halves(content_image.shape[:2], left=1, right=2)
-    out = stylize(
-        content_image, [stripes, dots], StyleConfig(**FAST), content_mask=labels, label_styles={1: 0, 2: 1}
-    )
+    config = StyleConfig(**FAST, style_loss=style_loss)
+    out = stylize(content_image, [stripes, dots], config, content_mask=labels, label_styles={1: 0, 2: 1})
     left, right = out[:, :32], out[:, 32:]
     assert style_distance(left, stripes) < 0.9 * style_distance(left, dots)
     assert style_distance(right, dots) < 0.9 * style_distance(right, stripes)

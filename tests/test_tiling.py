@@ -12,8 +12,8 @@ from napari_style_transfer.engine import ConfigError, MemoryLimitError, StyleCon
 from napari_style_transfer.engine import memory as memory_module
 from napari_style_transfer.engine.images import to_rgb01, to_tensor
 from napari_style_transfer.engine.losses import gram
-from napari_style_transfer.engine.masks import style_grams
 from napari_style_transfer.engine.memory import estimate_peak_memory
+from napari_style_transfer.engine.style_stats import style_grams
 from napari_style_transfer.engine.tiling import ramp_weights, tile_spans
 from napari_style_transfer.engine.vgg import CAFFE, get_network, preprocess
 

@@ -24,6 +24,8 @@ PRESERVE_COLORS = ("none", "luminance", "histogram")
 WEIGHT_CONVENTIONS = ("caffe", "torchvision")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 TILINGS = ("auto", "on", "off")
+#: Style statistics: Gram matrices, Gaussians (closed-form W2), whole distributions (sliced W2).
+STYLE_LOSSES = ("gram", "wasserstein", "sliced")
 #: Allowed ranges (inclusive), shared by the validation below and the option specs.
 ITERATIONS_RANGE = (1, 100_000)
 SIZE_RANGE = (16, 65_536)
@@ -185,6 +187,12 @@ class StyleConfig:
     style_layer_weights: tuple[float, ...] | None = field(default=None, metadata=option(
         "Style layer weights", "One weight per style layer", group="advanced", kind="floats",
         optional=True, none_label="equal weights", minimum=0.0, metavar="W",
+    ))
+    style_loss: str = field(default="gram", metadata=option(
+        "Style statistics", "What of the style's features to match: 'gram' (second moments, the classic), "
+        "'wasserstein' (means and covariances), 'sliced' (whole distributions; slower)", group="advanced",
+        kind="choice", choices=STYLE_LOSSES,
+        choice_labels=("Gram matrices", "means + covariances (Wasserstein)", "distributions (sliced Wasserstein)"),
     ))
     optimizer: str = field(default="lbfgs", metadata=option(
         "Optimiser", "L-BFGS converges in fewer steps; Adam uses less memory", group="advanced",

@@ -6,13 +6,14 @@ normalised by the mask's energy, ``G_r = (F∘m)(F∘m)ᵀ / Σm²``; with ``m �
 plain spatially normalised Gram matrix of ``losses.gram``. A style image may have its own
 mask, so that its statistics come only from that part of it. Pixels whose label maps to no
 style keep the content: the result is blended with the content through a Gaussian-feathered
-mask at the end.
+mask at the end. The other style statistics (``style_stats.py``) use the same masks: masked
+means and covariances, or the pixels a region covers.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -210,6 +211,7 @@ class Region:
     mask: torch.Tensor  # (1, 1, H, W) float in [0, 1]
     targets: dict[str, torch.Tensor]
     _layer_masks: dict[tuple[int, int], tuple[torch.Tensor, float]] = field(default_factory=dict, repr=False)
+    _selections: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict, repr=False)
 
     def at(self, shape: tuple[int, int]) -> tuple[torch.Tensor, float]:
         """The mask resized to a feature map's (h, w), and the fraction of it that it covers."""
@@ -219,81 +221,18 @@ class Region:
             self._layer_masks[key] = (m, float(m.pow(2).mean()))
         return self._layer_masks[key]
 
+    def selection(self, shape: tuple[int, int], threshold: float = 0.5) -> torch.Tensor:
+        """Flat indices of the pixels of a feature map's (h, w) that the mask covers at least ``threshold``
+        (or as much as it covers any: a small region keeps its most covered pixels at a coarse layer).
 
-FeaturesFn = Callable[[torch.Tensor, tuple[str, ...]], dict[str, torch.Tensor]]
-
-
-def style_grams(
-    features: FeaturesFn,
-    image: torch.Tensor,
-    layers: tuple[str, ...],
-    mask: torch.Tensor | None = None,
-    tile: int | None = None,
-    margin: int = 64,
-) -> dict[str, torch.Tensor]:
-    """Gram matrices (fp32) of an image's features, optionally guided by a mask, without grad.
-
-    With ``tile`` the image is processed in tiles of about that many pixels (plus ``margin``
-    on each side for context) and the sums are accumulated, so an image too large for one
-    forward pass still gets the statistics of the whole image.
-    """
-    h, w = image.shape[-2:]
-    layer_masks: dict[str, torch.Tensor | None] = {}
-    with torch.no_grad():
-        if tile is None or max(h, w) <= tile + 2 * margin:
-            feats = features(image, layers)
-            out = {}
-            for name in layers:
-                f = feats[name]
-                m = None if mask is None else resize_mask(mask, tuple(f.shape[-2:])).clamp(0, 1).to(f.device)
-                total, energy = weighted_gram(f, m)
-                out[name] = total / energy.clamp_min(1e-12)
-            return out
-        tile = max(16, tile // 16 * 16)
-        margin = max(16, margin // 16 * 16)
-        sums: dict[str, torch.Tensor] = {}
-        energies: dict[str, torch.Tensor] = {}
-        for name in layers:
-            s = layer_stride(name)
-            layer_masks[name] = (
-                None if mask is None else resize_mask(mask, (max(1, h // s), max(1, w // s))).clamp(0, 1)
-            )
-        for y0 in range(0, h, tile):
-            for x0 in range(0, w, tile):
-                y1, x1 = min(h, y0 + tile), min(w, x0 + tile)
-                cy0, cx0 = max(0, y0 - margin), max(0, x0 - margin)
-                cy1, cx1 = min(h, y1 + margin), min(w, x1 + margin)
-                feats = features(image[..., cy0:cy1, cx0:cx1], layers)
-                for name in layers:
-                    s = layer_stride(name)
-                    f = feats[name]
-                    fy0, fx0 = (y0 - cy0) // s, (x0 - cx0) // s
-                    fy1 = min(f.shape[-2], fy0 + max(1, (y1 - y0) // s))
-                    fx1 = min(f.shape[-1], fx0 + max(1, (x1 - x0) // s))
-                    part = f[..., fy0:fy1, fx0:fx1]
-                    m = None
-                    lm = layer_masks[name]
-                    if lm is not None:
-                        gy0, gx0 = y0 // s, x0 // s
-                        m = lm[..., gy0 : gy0 + part.shape[-2], gx0 : gx0 + part.shape[-1]].to(f.device)
-                        if tuple(m.shape[-2:]) != tuple(part.shape[-2:]):
-                            part = part[..., : m.shape[-2], : m.shape[-1]]
-                    total, energy = weighted_gram(part, m)
-                    sums[name] = sums.get(name, 0) + total
-                    energies[name] = energies.get(name, 0) + energy
-                del feats
-        return {name: sums[name] / energies[name].clamp_min(1e-12) for name in layers}
-
-
-def blend_grams(
-    grams: Sequence[dict[str, torch.Tensor]], weights: Sequence[float]
-) -> dict[str, torch.Tensor]:
-    """Weighted sum of several styles' Gram dictionaries."""
-    out: dict[str, torch.Tensor] = {}
-    for g, w in zip(grams, weights):
-        for name, value in g.items():
-            out[name] = out.get(name, 0) + value * w
-    return out
+        Computed once per size (the one host synchronisation is at the first step).
+        """
+        key = (int(shape[0]), int(shape[1]))
+        if key not in self._selections:
+            flat = self.at(key)[0].reshape(-1)
+            cut = min(threshold, float(flat.max())) if flat.numel() else threshold
+            self._selections[key] = torch.nonzero((flat >= cut) & (flat > 0)).reshape(-1)
+        return self._selections[key]
 
 
 __all__ = [
@@ -301,7 +240,6 @@ __all__ = [
     "MIN_REGION_FRACTION",
     "Region",
     "RegionPlan",
-    "blend_grams",
     "check_labels",
     "default_feather",
     "feathered",
@@ -311,6 +249,5 @@ __all__ = [
     "plan_regions",
     "region_plane",
     "resize_mask",
-    "style_grams",
     "weighted_gram",
 ]

@@ -1,6 +1,7 @@
 """Stage 2, objective: network features, content and style targets, and the loss at one size.
 
-:class:`StyleTargets` computes the style statistics (Gram matrices, blended or per region)
+:class:`StyleTargets` computes the style statistics (Gram matrices, Gaussians or feature
+samples, see ``style_stats.py``; blended or per region)
 for an output size once and keeps them, so the scales of a run, the tiles of a tiled run
 and the slices of a stack or a batch all reuse them. :class:`Objective` is the loss of
 one image size: content features of that size plus the shared style targets.
@@ -14,9 +15,10 @@ import torch
 
 from .config import StyleConfig
 from .images import fit_long_side, resize
-from .losses import content_loss, gram, relative_sq_distance, style_loss, tv_loss
-from .masks import MIN_REGION_FRACTION, Region, RegionPlan, blend_grams, guided_gram, style_grams
+from .losses import content_loss, relative_sq_distance, tv_loss
+from .masks import MIN_REGION_FRACTION, Region, RegionPlan
 from .runtime import Runtime
+from .style_stats import style_statistic, style_statistics
 from .vgg import CompiledOrEager, InputConvention, VGGFeatures, preprocess
 
 Features = dict[str, torch.Tensor]
@@ -52,7 +54,11 @@ class FeatureExtractor:
 
 
 class StyleTargets:
-    """Style statistics per output size, computed on first use and reused after."""
+    """Style targets per output size (and tile size), computed on first use and reused after.
+
+    What a target is depends on ``config.style_loss`` (see ``style_stats.py``): Gram matrices,
+    Gaussians (mean and covariance, eigendecomposed once) or feature samples.
+    """
 
     def __init__(
         self,
@@ -65,71 +71,70 @@ class StyleTargets:
     ):
         self.extract, self.config, self.device = extract, config, device
         self.styles, self.blend, self.mask_planes = list(styles), list(blend), list(mask_planes)
-        self._blended: dict[tuple[int, int | None], Features] = {}
+        self.statistic = style_statistic(config.style_loss)
+        self._targets: dict[tuple[int, int | None, int | None, bool], Features] = {}
         self._per_style: dict[tuple[int, int | None, int], Features] = {}
 
     def resized(self, long_side: int) -> list[torch.Tensor]:
         """The style images resized so that their long side is ``style_scale × long_side``."""
+        return [self._resized(s, long_side) for s in self.styles]
+
+    def _resized(self, style: torch.Tensor, long_side: int) -> torch.Tensor:
         style_long = max(1, round(long_side * self.config.style_scale))
-        return [
-            resize(s, fit_long_side(tuple(s.shape[-2:]), style_long)).to(self.device) for s in self.styles
-        ]
+        return resize(style, fit_long_side(tuple(style.shape[-2:]), style_long)).to(self.device)
 
     def _features_fp32(self, image: torch.Tensor, layers: tuple[str, ...]) -> Features:
         return self.extract(image, layers, autocast=False)
 
-    def blended(self, long_side: int, tile: int | None = None) -> Features:
-        """The blend of all styles' Gram matrices for an output of ``long_side`` (optionally in tiles)."""
-        key = (long_side, tile)
-        if key not in self._blended:
-            layers = self.config.style_layers
-            with torch.no_grad():
-                if tile is None:
-                    targets: Features = {}
-                    for style, weight in zip(self.resized(long_side), self.blend):
-                        feats = self._features_fp32(style, layers)
-                        for name in layers:
-                            targets[name] = targets.get(name, 0) + gram(feats[name]) * weight
-                        del feats
-                else:
-                    grams = [
-                        style_grams(self._features_fp32, s, layers, tile=tile)
-                        for s in self.resized(long_side)
-                    ]
-                    targets = blend_grams(grams, self.blend)
-            self._blended[key] = targets
-        return self._blended[key]
-
-    def _style(self, index: int, long_side: int, tile: int | None) -> Features:
+    def _raw(self, index: int, long_side: int, tile: int | None, masked: bool) -> Features:
+        """One style's raw statistics (with its mask if ``masked``); kept only for guided runs."""
         key = (long_side, tile, index)
-        if key not in self._per_style:
-            mask = self.mask_planes[index]
-            self._per_style[key] = style_grams(
-                self._features_fp32,
-                self.resized(long_side)[index],
-                self.config.style_layers,
-                mask=None if mask is None else mask.to(self.device),
-                tile=tile,
-            )
-        return self._per_style[key]
+        if masked and key in self._per_style:
+            return self._per_style[key]
+        mask = self.mask_planes[index] if masked else None
+        raw = style_statistics(
+            self._features_fp32,
+            self._resized(self.styles[index], long_side),
+            self.config.style_layers,
+            self.statistic,
+            mask=None if mask is None else mask.to(self.device),
+            tile=tile,
+        )
+        if masked:
+            self._per_style[key] = raw
+        return raw
+
+    def _target(self, long_side: int, tile: int | None, style: int | None, masked: bool) -> Features:
+        """The targets of one style (``style``) or of the blend of all (None)."""
+        key = (long_side, tile, style, masked)
+        if key not in self._targets:
+            stat = self.statistic
+            indices = range(len(self.styles)) if style is None else [style]
+            weights = self.blend if style is None else [1.0]
+            with torch.no_grad():
+                raws = [self._raw(i, long_side, tile, masked) for i in indices]
+                self._targets[key] = {
+                    name: stat.target(stat.blend([r[name] for r in raws], weights))
+                    for name in self.config.style_layers
+                }
+            del raws
+        return self._targets[key]
+
+    def blended(self, long_side: int, tile: int | None = None) -> Features:
+        """The targets of the blend of all styles for an output of ``long_side`` (optionally in tiles)."""
+        return self._target(long_side, tile, None, masked=False)
 
     def for_regions(
         self, plan: Sequence[RegionPlan], long_side: int, tile: int | None = None
     ) -> list[Features]:
-        """Gram targets of each planned region: its style's (masked) Grams, or the blend of all."""
-        n = len(self.styles)
-        return [
-            self._style(r.style, long_side, tile)
-            if r.style is not None
-            else blend_grams([self._style(i, long_side, tile) for i in range(n)], self.blend)
-            for r in plan
-        ]
+        """The targets of each planned region: its style's (masked) statistics, or the blend of all."""
+        return [self._target(long_side, tile, r.style, masked=True) for r in plan]
 
 
 class Objective:
     """The loss at one image size: content features, style targets (global or per region), extras.
 
-    ``regions`` (guided Grams, one :class:`~.masks.Region` per region) replaces the global
+    ``regions`` (guided statistics, one :class:`~.masks.Region` per region) replaces the global
     style term; ``consistency`` (an RGB [0, 1] image of the same size) pulls the result
     toward it with ``consistency_weight`` (relative squared pixel distance).
     """
@@ -148,6 +153,7 @@ class Objective:
         self.extract, self.config = extract, config
         self.layers = config.all_layers
         self.style_targets = style_targets or {}
+        self.statistic = style_statistic(config.style_loss, config.seed)
         self.regions = regions
         self.consistency = consistency
         self.consistency_weight = float(consistency_weight)
@@ -158,17 +164,16 @@ class Objective:
         self.style_layer_weights = _normalised(config.style_layer_weights, len(config.style_layers))
 
     def _region_style_loss(self, feats: Features, zero: torch.Tensor) -> torch.Tensor:
-        """Σ_layers w_l Σ_regions a_r ‖G_r − T_r‖²/‖T_r‖², a_r = the region's share of the layer."""
+        """Σ_layers w_l Σ_regions a_r d(region r's statistics, T_r), a_r = the region's share of the layer."""
         assert self.regions is not None
         total = zero
         for name, weight in zip(self.config.style_layers, self.style_layer_weights):
             f = feats[name]
             for region in self.regions:
-                mask, share = region.at(tuple(f.shape[-2:]))
+                share = region.at(tuple(f.shape[-2:]))[1]
                 if share < MIN_REGION_FRACTION:
                     continue
-                g = guided_gram(f, mask.to(f.device))
-                total = total + weight * share * relative_sq_distance(g, region.targets[name])
+                total = total + weight * share * self.statistic.loss(f, region.targets[name], region)
         return total
 
     def loss(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -181,7 +186,7 @@ class Objective:
         )
         if self.regions is None:
             s = sum(
-                w * style_loss(feats[n], self.style_targets[n])
+                w * self.statistic.loss(feats[n], self.style_targets[n])
                 for n, w in zip(cfg.style_layers, self.style_layer_weights)
             )
         else:
