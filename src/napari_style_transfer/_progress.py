@@ -20,6 +20,14 @@ from .engine import ProgressEvent, StackEvent, expected_steps
 
 #: At most this many preview images per second reach the result layer.
 MAX_PREVIEWS_PER_SECOND = 10.0
+#: Showing previews may take at most this share of the run's time on the GUI thread: slower
+#: previews are shown less often (the latest one wins). Under software OpenGL (Xvfb) the
+#: draw and the window's composition cost about twice the measured ``show`` again, on the
+#: cores the engine runs on (docs/benchmarks.md, "Widget overhead").
+PREVIEW_TIME_SHARE = 0.025
+#: The status line and the progress bars are redrawn at most this many times a second
+#: (each redraw composes the whole window; the final state is always shown).
+MAX_REFRESHES_PER_SECOND = 2.0
 
 
 @dataclass(frozen=True)
@@ -84,22 +92,36 @@ def as_update(event: ProgressEvent | StackEvent) -> RunUpdate:
 
 
 class PreviewThrottle:
-    """Latest-wins rate limiter for preview images.
+    """Latest-wins rate limiter for preview images, adaptive to what showing one costs.
 
     ``offer`` returns the image to show now, or keeps it as *pending* when the last one was
-    shown less than ``1 / max_per_second`` ago (a newer offer replaces an older pending one,
-    so previews arriving faster are dropped); ``take_pending`` hands it over once the
-    interval has passed. The final image bypasses this class (it is always shown).
+    shown less than ``min_interval`` ago (a newer offer replaces an older pending one, so
+    previews arriving faster are dropped); ``take_pending`` hands it over once the interval
+    has passed. ``min_interval`` is ``1 / max_per_second``, or longer when ``shown`` reports
+    that showing an image takes more than ``time_share`` of that. The final image bypasses
+    this class (it is always shown).
     """
 
     def __init__(
-        self, max_per_second: float = MAX_PREVIEWS_PER_SECOND, clock: Callable[[], float] = time.monotonic
+        self,
+        max_per_second: float = MAX_PREVIEWS_PER_SECOND,
+        clock: Callable[[], float] = time.monotonic,
+        time_share: float = PREVIEW_TIME_SHARE,
     ):
-        self.min_interval = 1.0 / max_per_second if max_per_second > 0 else 0.0
+        self.base_interval = 1.0 / max_per_second if max_per_second > 0 else 0.0
+        self.min_interval = self.base_interval
+        self.time_share = time_share
+        self.cost: float | None = None
         self._clock = clock
         self._last: float | None = None
         self.pending: Any = None
         self.dropped = 0
+
+    def shown(self, seconds: float) -> None:
+        """Showing the last image took ``seconds`` (GUI thread): space the next ones accordingly."""
+        self.cost = seconds if self.cost is None else 0.5 * (self.cost + seconds)
+        if self.time_share > 0:
+            self.min_interval = max(self.base_interval, self.cost / self.time_share)
 
     def wait_time(self) -> float:
         """Seconds until the next image may be shown (0 when it may be shown now)."""
@@ -128,6 +150,24 @@ class PreviewThrottle:
         if self.pending is not None:
             self.dropped += 1
         self.pending = None
+
+
+class RefreshGate:
+    """Says when the status line and the bars may be redrawn: at most ``per_second`` times a second."""
+
+    def __init__(
+        self, per_second: float = MAX_REFRESHES_PER_SECOND, clock: Callable[[], float] = time.monotonic
+    ):
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._clock = clock
+        self._last: float | None = None
+
+    def due(self) -> bool:
+        now = self._clock()
+        if self._last is not None and now - self._last < self.interval:
+            return False
+        self._last = now
+        return True
 
 
 class RateMeter:

@@ -11,7 +11,8 @@ Run checks the choices on the GUI thread from shapes and dtypes only (``prepare_
 worker reads the pixels and runs the engine's ``run_iter``. Every event comes back to the
 GUI thread as one :class:`~napari_style_transfer._progress.RunUpdate`, for 2D and stack
 runs alike: previews go into one result layer at most ``MAX_PREVIEWS_PER_SECOND`` times a
-second (the final image is always shown), finished slices of a stack fill one nD layer, and
+second, less often when showing one is slow (the final image is always shown; the status
+line and the bars are redrawn a few times a second), finished slices of a stack fill one nD layer, and
 the run's bar in napari's activity dock follows the steps.
 
 Each run adds a new result layer ("<content> stylised", napari appends " [1]", " [2]" … to
@@ -330,21 +331,24 @@ class StyleTransferWidget(Container):
             return
         update = as_update(event)
         self._tiling_notice(run, update)
-        self.progress_bar.value = min(update.step, self.progress_bar.max)
         run.last_event = update.event
+        redraw = update.done or run.refresh.due()  # the line and the bars: a few times a second
+        if redraw:
+            self.progress_bar.value = min(update.step, self.progress_bar.max)
         if update.done:
             self._finish(run, update)
         else:
-            self._show_progress(run, update)
-        run.advance(update.step)  # last: the activity dock's bar processes Qt events
+            self._show_progress(run, update, redraw)
+        if redraw:
+            run.advance(update.step)  # last: the activity dock's bar processes Qt events
 
-    def _show_progress(self, run: ActiveRun, update: RunUpdate) -> None:
-        """A step of the run: the status line, and the preview or the finished slice."""
+    def _show_progress(self, run: ActiveRun, update: RunUpdate, redraw: bool = True) -> None:
+        """A step of the run: the status line (when ``redraw``), and the preview or the finished slice."""
         if run.slice_number != update.slice_number:  # a new slice of a stack: a new speed
             run.slice_number = update.slice_number
             run.meter = RateMeter(run.request.sizes, run.request.config.iterations)
         run.meter.add(update.event)
-        if not run.stop.is_set():
+        if redraw and not run.stop.is_set():
             self._set_status(running_text(update, run.meter, run.tiling_message))
         if update.image is None:
             return
@@ -354,7 +358,7 @@ class StyleTransferWidget(Container):
             return
         image = run.throttle.offer(update.image)
         if image is not None:
-            run.result.show(image)
+            run.show_preview(image)
         elif not self._pending_timer.isActive():
             self._pending_timer.start(max(1, int(run.throttle.wait_time() * 1000) + 1))
 
@@ -372,7 +376,7 @@ class StyleTransferWidget(Container):
             return
         image = run.throttle.take_pending()
         if image is not None:
-            run.result.show(image)
+            run.show_preview(image)
         elif run.throttle.pending is not None:
             self._pending_timer.start(max(1, int(run.throttle.wait_time() * 1000) + 1))
 
