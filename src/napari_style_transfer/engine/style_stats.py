@@ -115,7 +115,7 @@ class GaussianStatistic(GramStatistic):
     def target(self, raw: Any) -> GaussianTarget:
         mean, second = raw
         device = mean.device
-        mean64, second64 = mean.double().cpu(), second.double().cpu()
+        mean64, second64 = mean.cpu().double(), second.cpu().double()  # MPS has no float64
         cov = second64 - torch.outer(mean64, mean64)
         values, vectors = torch.linalg.eigh((cov + cov.mT) / 2)
         keep = values > EIG_RTOL * values.max().clamp_min(_EPS)
