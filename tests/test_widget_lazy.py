@@ -167,3 +167,23 @@ def test_a_slow_lazy_stack_is_read_off_the_gui_thread_and_may_change_or_go_while
         "Layer 'lazy' was deleted during the run; the run goes on with the copy taken when Run was pressed."
     ]
     assert errors(notes) == []
+
+
+def test_a_lazy_labels_mask_lists_its_labels_without_reading_on_the_gui_thread(
+    qtbot, viewer, content_image, style_image
+):
+    reads = Reads()
+    labels = np.zeros(content_image.shape[:2], dtype=np.int32)
+    labels[:, 20:40], labels[:, 40:] = 3, 7
+    viewer.add_image(content_image, name="cat", rgb=True)
+    viewer.add_image(style_image, name="style", rgb=True)
+    mask = viewer.add_labels(reads.watch(da.from_array(labels, chunks=(16, 16))), name="lazy mask")
+    widget = open_widget(viewer)
+    reads.threads.clear()  # what napari read to draw the layer is napari's
+    widget.mask_layer.value = mask
+    qtbot.waitUntil(lambda: "label_7" in [w.name for w in widget.label_table], timeout=TIMEOUT_MS)
+    assert [w.label for w in widget.label_table] == ["label 0", "label 3", "label 7"]
+    assert reads.threads and threading.main_thread() not in reads.threads
+    blocks = reads.blocks
+    widget.label_table.rebuild(mask, ["style"])  # a rebuild (e.g. a layer added) reads nothing again
+    assert reads.blocks == blocks and len([w for w in widget.label_table if w.name.startswith("label_")]) == 3

@@ -350,6 +350,15 @@ def label_values(layer: Any, limit: int | None = None) -> list[int]:
     return values if limit is None else values[:limit]
 
 
+def lazy_label_values(layer: Any) -> list[int]:
+    """The label values of a lazy (dask, zarr) Labels layer, found chunk by chunk (slow: not on the GUI thread)."""
+    import dask.array as da
+
+    data = full_data(layer)
+    array = data if isinstance(data, da.Array) else da.from_array(data, chunks="auto")
+    return [int(v) for v in da.unique(array).compute()]
+
+
 @dataclass(frozen=True)
 class MaskRead:
     """A Labels layer to read as an int64 label image of ``size`` (nearest neighbour), in the worker."""
