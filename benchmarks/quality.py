@@ -37,25 +37,27 @@ from napari_style_transfer.engine.vgg import CAFFE, get_network, preprocess
 from napari_style_transfer.samples import sample_pair
 
 
-def _features(image: np.ndarray, layers: tuple[str, ...], shape: tuple[int, int] | None = None):
+def _features(
+    image: np.ndarray, layers: tuple[str, ...], shape: tuple[int, int] | None = None, device: str = "cpu"
+):
     rgb, _ = to_rgb01(image)
     t = to_tensor(rgb)
     if shape is not None:
         t = resize(t, shape)
-    net = get_network("embedded", "max", "cpu", "relu5_1")
+    net = get_network("embedded", "max", device, "relu5_1")
     with torch.no_grad():
-        return net(preprocess(t, CAFFE), layers)
+        return {k: v.float() for k, v in net(preprocess(t.to(device), CAFFE), layers).items()}
 
 
 def distances(
-    output: np.ndarray, content: np.ndarray, style: np.ndarray, style_long_side: int
+    output: np.ndarray, content: np.ndarray, style: np.ndarray, style_long_side: int, device: str = "cpu"
 ) -> dict[str, float]:
-    """Style and content distances of ``output`` (see module docstring)."""
+    """Style and content distances of ``output`` (see module docstring), computed on ``device``."""
     out_shape = output.shape[:2]
     style_shape = fit_long_side(style.shape[:2], style_long_side)
-    f_out = _features(output, (*DEFAULT_STYLE_LAYERS, "relu4_2"))
-    f_content = _features(content, ("relu4_2",), out_shape)
-    f_style = _features(style, DEFAULT_STYLE_LAYERS, style_shape)
+    f_out = _features(output, (*DEFAULT_STYLE_LAYERS, "relu4_2"), device=device)
+    f_content = _features(content, ("relu4_2",), out_shape, device=device)
+    f_style = _features(style, DEFAULT_STYLE_LAYERS, style_shape, device=device)
     style_d = [
         float(torch.linalg.norm(gram(f_out[n]) - gram(f_style[n])) / torch.linalg.norm(gram(f_style[n])))
         for n in DEFAULT_STYLE_LAYERS

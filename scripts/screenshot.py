@@ -4,6 +4,9 @@ Run from the repository root (needs a display; without one it starts Xvfb throug
 pyvirtualdisplay, or run it under ``xvfb-run -a``)::
 
     python scripts/screenshot.py [--size 256] [--iterations 40] [--out docs/images/screenshot.png]
+
+``--extras`` adds a gallery style row and opens the Advanced section (start image, saved
+previews), as in docs/images/screenshot_extras.png.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=40)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "screenshot.png")
     parser.add_argument("--window", default="1400x860", help="window size WxH")
+    parser.add_argument("--extras", action="store_true", help="a gallery style, Advanced opened")
     args = parser.parse_args(argv)
 
     if not os.environ.get("DISPLAY") and sys.platform.startswith("linux"):
@@ -54,6 +58,8 @@ def _shoot(args: argparse.Namespace) -> int:
     viewer.open_sample("napari-style-transfer", "cat_and_swirls")
     _, widget = viewer.window.add_plugin_dock_widget("napari-style-transfer", "Style Transfer")
     widget.set_config(size=args.size, iterations=args.iterations, preview_every=5)
+    if args.extras:
+        widget.add_style(weight=0.5).use_gallery("stained_glass")
     app = QApplication.instance()
     if not widget.run():
         print("the run did not start", file=sys.stderr)
@@ -70,6 +76,11 @@ def _shoot(args: argparse.Namespace) -> int:
     style.scale = (0.75, 0.75)
     style.translate = (viewer.layers["cat (content)"].data.shape[0] + 16, 0)
     viewer.layers.selection.active = viewer.layers[-1]
+    if args.extras:  # show Start from: an image (the result) and Save previews as a user would set them
+        widget.set_config(init="image")
+        widget.start_image.value = viewer.layers[-1]
+        widget.save_previews.use(Path.home() / "style-previews", every=2)
+        widget.advanced_section.expand(animate=False)
     viewer.reset_view()
     for _ in range(30):
         app.processEvents()

@@ -210,3 +210,31 @@ def test_a_worker_killed_mid_batch_loses_no_item(client, content_image, style_im
     assert sorted(r.index for r in results) == list(range(5))
     assert all(r.status == "done" for r in results), [(r.index, r.status, r.message) for r in results]
     assert len(list((tmp_path / "out").glob("*.tif"))) == 5
+
+
+def test_a_zarr_stack_is_filled_chunk_by_chunk_resumes_and_equals_the_tiff(client, tmp_path, style_image):
+    zarr = pytest.importorskip("zarr")
+    yy, xx = np.mgrid[0:32, 0:36]
+    movie = np.stack([(1000 + 900 * np.sin((xx + 3 * t) / 4.0) * np.cos(yy / 6.0)) for t in range(3)])
+    tifffile.imwrite(tmp_path / "m.tif", movie.astype(np.uint16), photometric="minisblack")
+    out = tmp_path / "out"
+    stopped = threading.Event()
+
+    def batch(ext, stop=None):
+        options = BatchOptions(out_dir=out, chunk=1, ext=ext)
+        for result in stylize_batch(
+            tmp_path / "m.tif", [style_image], CONFIG, client, options=options, stop=stop
+        ):
+            stopped.set()  # stop after the first finished slice
+            yield result
+
+    done = [r.status for r in batch("zarr", stop=stopped) if r.kind == "chunk"].count("done")
+    assert not (out / "m.zarr").exists() and 1 <= done < 3  # nothing half-made in place
+    statuses = [r.status for r in batch("zarr") if r.kind == "chunk"]  # resumes: only the rest runs
+    assert statuses.count("skipped") == done and statuses.count("done") == 3 - done
+    store = zarr.open_array(str(out / "m.zarr"), mode="r")
+    assert store.shape == (3, 36, 40) and store.dtype == np.uint16 and store.chunks == (1, 36, 40)
+    assert _report(out)["stacks"][0]["flicker_pairs"] == {"inside": 0, "boundary": 2}
+    assert not (out / ".nst-parts").exists() and [p.name for p in out.glob(".nst-*")] == []
+    list(batch("tif"))
+    np.testing.assert_array_equal(store[:], tifffile.imread(out / "m.tif"))

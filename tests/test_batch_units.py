@@ -122,3 +122,38 @@ def test_stack_header_and_slices_read_a_chunk_only(tmp_path):
         read_slices(tmp_path / "s.tif", 2, 5, header), stack.reshape(6, 8, 10, 3)[2:5]
     )
     assert plan_chunks(6, 4) == [(0, 4), (4, 6)]
+
+
+def test_a_stop_and_a_write_agree_on_which_items_still_write():
+    from napari_style_transfer.engine.batch.work import claim_write, stop_job
+
+    with claim_write("job-a", 3) as allowed:
+        assert allowed and stop_job("job-a") == [3]  # the worker tells the client: item 3 still writes
+        with claim_write("job-a", 4) as later:
+            assert not later  # after the stop, no other item starts writing
+    assert stop_job("job-a") == []
+
+
+def test_zarr_output_without_zarr_or_without_stack_is_one_line(tmp_path, style_image, monkeypatch, capsys):
+    from napari_style_transfer.cli import run
+
+    tifffile.imwrite(tmp_path / "m.tif", np.zeros((3, 20, 20), np.uint16))
+    style = write_image(tmp_path / "s.png", style_image)
+    argv = [
+        "batch",
+        str(tmp_path / "m.tif"),
+        "--style",
+        str(style),
+        "-o",
+        str(tmp_path / "o"),
+        "--ext",
+        "zarr",
+    ]
+    assert run(argv) == 2
+    assert capsys.readouterr().err.endswith(
+        "--ext zarr: only applies with --stack (a zarr store holds a stack's slices)\n"
+    )
+    monkeypatch.setitem(__import__("sys").modules, "zarr", None)  # as if zarr were not installed
+    assert run([*argv, "--stack"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs the zarr package" in err and "napari-style-transfer[zarr]" in err

@@ -4,11 +4,13 @@ The statements tested are the ones in ``engine/images.py``'s module docstring: u
 bool round-trip exactly; integers whose range is below 2**22 round-trip exactly inside
 ``[low, high]``; floats within ``(high - low) * 2**-23`` plus the dtype's own rounding;
 values outside ``[low, high]`` come back as the nearest bound; NaN → low, ±inf → the
-bounds; alpha comes back unchanged; shapes and dtypes are kept.
+bounds; alpha comes back unchanged, and so do the pixels where it is 0 (any value, NaN
+included); shapes and dtypes are kept.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -39,14 +41,24 @@ def color_part(x: np.ndarray) -> np.ndarray:
     return x[..., :3] if x.ndim == 3 and x.shape[-1] == 4 else x
 
 
+def converted(rgb: np.ndarray, info, x: np.ndarray) -> np.ndarray:
+    """from_rgb01, after checking that transparent pixels come back as given; the result returned
+    is the conversion without that, so that the value checks cover every pixel."""
+    out = from_rgb01(rgb, info)
+    if x.ndim == 3 and x.shape[-1] == 4:
+        np.testing.assert_array_equal(out[..., 3], x[..., 3])  # alpha unchanged, any dtype
+        transparent = x[..., 3] == 0
+        np.testing.assert_array_equal(out[transparent], x[transparent])  # as given, NaN included
+        out = from_rgb01(rgb, dataclasses.replace(info, transparent=None))
+    return out
+
+
 def round_trip(x: np.ndarray, limits=None):
     rgb, info = to_rgb01(x, limits)
-    out = from_rgb01(rgb, info)
+    out = converted(rgb, info, x)
     assert out.shape == x.shape and out.dtype == x.dtype
     assert rgb.dtype == np.float32 and rgb.shape == x.shape[:2] + (3,) and rgb.flags.c_contiguous
     assert np.isfinite(rgb).all() and rgb.min() >= 0.0 and rgb.max() <= 1.0
-    if x.ndim == 3 and x.shape[-1] == 4:
-        np.testing.assert_array_equal(out[..., 3], x[..., 3])  # alpha unchanged, any dtype
     return out, info
 
 
@@ -279,7 +291,7 @@ def test_floats_across_the_whole_range_convert_without_overflow(data, dtype):
     x = data.draw(arrays(dtype, shapes(), elements=plain(dtype)))
     with np.errstate(over="raise", invalid="raise", divide="raise"):  # (underflow to 0 is fine)
         rgb, info = to_rgb01(x)
-        out = from_rgb01(rgb, info)
+        out = converted(rgb, info, x)
     assert np.isfinite(rgb).all() and rgb.min() >= 0 and rgb.max() <= 1
     assert math.isfinite(info.low) and math.isfinite(info.high) and info.low < info.high
     colour = color_part(out).astype(np.float64)  # (an alpha channel comes back unchanged, inf included)

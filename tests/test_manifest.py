@@ -8,6 +8,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import npe2
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
@@ -22,7 +23,11 @@ def test_manifest_validates_and_declares_widget_sample_menu_and_category():
     assert commands[f"{PLUGIN}.make_widget"] == "napari_style_transfer._widget:StyleTransferWidget"
     assert commands[f"{PLUGIN}.sample_pair"] == "napari_style_transfer._sample_data:sample_pair"
     assert [w.display_name for w in manifest.contributions.widgets] == [WIDGET]
-    assert [s.key for s in manifest.contributions.sample_data] == ["cat_and_swirls"]
+    keys = [s.key for s in manifest.contributions.sample_data]
+    assert keys == ["cat_and_swirls", "stained_glass", "brick", "gravel", "hubble"]
+    (writer,) = manifest.contributions.writers  # File ▸ Save Layer with the run's settings
+    assert commands[writer.command] == "napari_style_transfer._writer:write_result"
+    assert writer.layer_types == ["image"] and writer.filename_extensions == [".png", ".tif", ".tiff"]
     menus = manifest.contributions.menus
     assert [item.command for item in menus["napari/layers/filter"]] == [f"{PLUGIN}.make_widget"]
     assert [str(c) for c in manifest.categories] == ["Image Processing"]
@@ -75,3 +80,18 @@ def test_layers_filter_menu_opens_the_widget(make_napari_viewer):
     assert len(found) == 1 and found[0].isEnabled()
     found[0].trigger()
     assert any(name.startswith(WIDGET) for name in viewer.window.dock_widgets)
+
+
+def test_every_gallery_sample_makes_a_style_layer():
+    """File ▸ Open Sample lists the gallery's styles besides the pair; each gives one uint8 layer."""
+    from importlib import import_module
+
+    from napari_style_transfer.samples import GALLERY
+
+    manifest = npe2.PluginManifest.from_file(PACKAGED)
+    commands = {c.id: c.python_name for c in manifest.contributions.commands}
+    for sample in manifest.contributions.sample_data[1:]:
+        module, name = commands[sample.command].split(":")
+        ((data, kwargs, kind),) = getattr(import_module(module), name)()
+        assert kind == "image" and data.dtype == np.uint8 and data.ndim in (2, 3)
+        assert kwargs["name"] == f"{GALLERY[sample.key].name} (style)"

@@ -38,6 +38,8 @@ def _non_default(spec: OptionSpec):
         # the first other choice ('image' as a start needs an image array, so not that one)
         return next(c for c in spec.choices if c != default and c != "image")
     if spec.kind == "int":
+        if spec.auto_label and default == "auto":
+            return spec.minimum + 1
         return spec.minimum if default is None else default + 1
     if spec.kind == "float":
         if default is None:

@@ -8,6 +8,7 @@ import pytest
 from napari_style_transfer._progress import (
     PreviewThrottle,
     RateMeter,
+    RefreshGate,
     as_update,
     final_text,
     format_duration,
@@ -41,6 +42,27 @@ def test_throttle_keeps_the_latest_preview_and_drops_the_rest():
     assert throttle.take_pending() is None
     now[0] = 0.25
     assert throttle.offer("d") == "d"
+
+
+def test_a_slow_preview_spaces_the_next_ones_and_the_latest_still_comes():
+    now = [0.0]
+    throttle = PreviewThrottle(10, clock=lambda: now[0], time_share=0.05)
+    assert throttle.offer("a") == "a"
+    throttle.shown(0.1)  # showing it took 0.1 s: the next one no sooner than 0.1 / 0.05 = 2 s later
+    assert throttle.min_interval == pytest.approx(2.0)
+    for k, t in enumerate((0.5, 1.0, 1.5)):
+        now[0] = t
+        assert throttle.offer(f"p{k}") is None
+    now[0] = 2.0
+    assert throttle.take_pending() == "p2" and throttle.dropped == 2  # the latest is shown
+    for _ in range(3):  # fast again: back towards the 10 per second limit
+        throttle.shown(0.001)
+    assert throttle.min_interval < 0.5
+    gate_now = [0.0]
+    gate = RefreshGate(2, clock=lambda: gate_now[0])
+    assert gate.due() and not gate.due()
+    gate_now[0] = 0.5
+    assert gate.due()
 
 
 def test_rate_and_time_left_weight_the_bigger_scales():

@@ -14,10 +14,11 @@ from napari.layers import Image
 from napari_style_transfer._run_request import prepare_run
 from napari_style_transfer.engine import StyleConfig
 from napari_style_transfer.engine.options import OptionSpec, option_specs
+from napari_style_transfer.settings import OUTPUT_SPECS, settings_specs
 
 PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
-#: Groups the form shows; "inputs" come from layers and style rows.
-FORM_GROUPS = ("main", "advanced", "tiling")
+#: Groups the form shows; "inputs" come from layers and style rows ("output": settings.OUTPUT_SPECS).
+FORM_GROUPS = ("main", "advanced", "tiling", "output")
 
 
 def open_widget(viewer):
@@ -34,7 +35,7 @@ def other_value(spec: OptionSpec, control) -> object:
         return next(value for value in offered if value != spec.default and value in spec.choices)
     if spec.kind in ("int", "float"):
         step = spec.step or 1
-        start = spec.default if spec.default is not None else (spec.minimum or 0) + step
+        start = spec.default if isinstance(spec.default, (int, float)) else (spec.minimum or 0) + step
         value = start + step if spec.maximum is None or start + step <= spec.maximum else start - step
         return int(value) if spec.kind == "int" else float(value)
     if spec.kind == "layers":
@@ -49,17 +50,18 @@ def other_value(spec: OptionSpec, control) -> object:
 def test_every_option_round_trips_through_the_form(viewer):
     widget = open_widget(viewer)
     controls = widget.form.controls
-    specs = [spec for spec in option_specs() if spec.group in FORM_GROUPS]
-    assert {spec.name for spec in specs} == set(controls) == set(widget.config_kwargs())
+    specs = [spec for spec in settings_specs() if spec.group in FORM_GROUPS]
+    assert {spec.name for spec in specs} == set(controls) == set(widget.form.values())
+    assert set(widget.config_kwargs()) == set(controls) - {spec.name for spec in OUTPUT_SPECS}
     for spec in specs:
         value = other_value(spec, controls[spec.name])
         widget.set_config(**{spec.name: value})
-        assert widget.config_kwargs()[spec.name] == value, spec.name
+        assert widget.form.values()[spec.name] == value, spec.name
         if spec.optional:
             widget.set_config(**{spec.name: None})
-            assert widget.config_kwargs()[spec.name] is None, spec.name
+            assert widget.form.values()[spec.name] is None, spec.name
         widget.set_config(**{spec.name: spec.default})
-        assert widget.config_kwargs()[spec.name] == spec.default, spec.name
+        assert widget.form.values()[spec.name] == spec.default, spec.name
     # every control's value is the one the dock widget exposes under the field's name
     assert all(getattr(widget, name) is control.widget for name, control in controls.items())
 
@@ -75,7 +77,8 @@ def test_every_field_is_reachable_from_the_widget(viewer):
     fields = {f.name for f in dataclasses.fields(StyleConfig)}
     form = set(widget.form.controls)
     inputs = {spec.name for spec in option_specs() if spec.group == "inputs"}
-    assert form | inputs == fields and not form & inputs
+    output = {spec.name for spec in OUTPUT_SPECS}
+    assert form | inputs == fields | output and not form & inputs
     gray = Image(np.linspace(0, 9, 600, dtype=np.float32).reshape(20, 30), contrast_limits=(1, 8), name="c")
     styles = [(Image(np.zeros((20, 20), np.uint8), name=n), w) for n, w in (("a", 1.0), ("b", 3.0))]
     config = prepare_run(gray, styles, widget.config_kwargs()).config

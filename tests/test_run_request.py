@@ -157,3 +157,20 @@ def test_prepare_run_reads_no_pixels():
     assert len(computed) >= 24 + 4  # every chunk of both images
     assert inputs.content.shape == request.content_read.shape == (43, 64, 3)  # 3×3 block means
     assert inputs.content_mask.shape == (43, 64)
+
+
+def test_start_image_is_any_image_layer_read_in_the_worker():
+    from napari_style_transfer._run_request import RunChoices, prepare, result_metadata
+
+    content, style = Image(rgb(seed=1), rgb=True, name="c"), Image(rgb(seed=2), rgb=True, name="s")
+    start = Image(rgb(seed=3), rgb=True, name="start")
+    params = {**PARAMS, "init": "image"}
+    request = prepare(RunChoices(content, [(style, 1.0)], params, init_layer=start))
+    inputs = request.read()
+    assert inputs.config.init == "image" and np.array_equal(inputs.config.init_image, start.data)
+    assert not np.shares_memory(inputs.config.init_image, start.data)
+    meta = result_metadata(request)
+    assert meta["config"]["init"] == "image" and meta["init_layer"] == "start"
+    assert meta["styles"] == [{"layer": "s"}]
+    with pytest.raises(UserError, match="choose the image layer to start from"):
+        prepare(RunChoices(content, [(style, 1.0)], params))

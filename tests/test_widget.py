@@ -67,6 +67,8 @@ def test_sample_data_loads_through_the_manifest(viewer):
     content, style = viewer.layers
     assert content.data.shape == (300, 451, 3) and content.rgb and content.data.dtype == np.uint8
     assert style.data.shape == (384, 384, 3) and style.rgb
+    viewer.open_sample(PLUGIN, "gravel")  # a gallery style (the others: tests/test_manifest.py)
+    assert viewer.layers[-1].name == "Gravel (style)" and viewer.layers[-1].data.shape == (512, 512)
 
 
 def test_layer_choices_follow_the_viewer(viewer, content_image, style_image):

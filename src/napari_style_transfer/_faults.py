@@ -35,6 +35,8 @@ class UserError(ValueError):
 
 def error_message(exc: BaseException) -> str:
     """One sentence, on one line, for a notification (never a traceback)."""
+    if isinstance(exc, UserError):
+        return first_line(exc)  # already the sentence to show
     text = first_line(exc).rstrip(".")
     if isinstance(exc, MemoryLimitError):
         if exc.largest_size < MIN_SIDE:

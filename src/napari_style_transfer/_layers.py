@@ -25,6 +25,7 @@ import numpy as np
 from ._faults import UserError
 from .engine.images import MIN_SIDE, cast_to_dtype, fit_long_side
 from .engine.memory import available_memory, largest_side_for
+from .messages import first_line
 
 #: Marker in a result layer's metadata (so a result is never picked as a default input).
 PLUGIN_KEY = "napari-style-transfer"
@@ -79,6 +80,36 @@ def level_for(layer: Any, long_side: int | None) -> Any:
         if max(level.shape[:2]) >= long_side:
             chosen = level
     return chosen
+
+
+def slice_level_for(layer: Any, long_side: int | None, index: tuple[int, ...]) -> tuple[Any, tuple[int, ...]]:
+    """The array to read slice ``index`` (full-resolution numbers) of an nD layer from, and the
+    index in it: a pyramid's smallest level whose slices are big enough (its leading axes may be
+    shorter), so a virtual stack far larger than memory is read one small slice at a time."""
+    full = full_data(layer)
+    if not getattr(layer, "multiscale", False) or long_side is None:
+        return full, index
+    n, chosen = len(index), full
+    for level in layer.data:  # largest first
+        if max(int(s) for s in level.shape[n : n + 2]) >= long_side:
+            chosen = level
+    mapped = tuple(
+        min(i * int(lv) // int(fl), int(lv) - 1) for i, lv, fl in zip(index, chosen.shape[:n], full.shape[:n])
+    )
+    return chosen, mapped
+
+
+def read_layer(plan: Any, name: str) -> np.ndarray:
+    """``plan.read()``, with a failure of the layer's storage (a dask chunk, a zarr store, a file
+    that went away) said as one sentence that names the layer (:class:`UserError`)."""
+    try:
+        return plan.read()
+    except (MemoryError, UserError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the layer's array raises while it is read
+        raise UserError(
+            f"Could not read layer '{name}' — {type(exc).__name__}: {first_line(exc).rstrip('.')}.", "error"
+        ) from exc
 
 
 def is_nd(layer: Any) -> bool:
@@ -205,7 +236,7 @@ def plan_layer_read(
     layer (its leading axes; the full-resolution data is read).
     """
     if index is not None and int(layer.ndim) > 2:
-        plan = LayerRead(full_data(layer), tuple(int(i) for i in index))
+        plan = LayerRead(*slice_level_for(layer, long_side, tuple(int(i) for i in index)))
     else:
         plan = LayerRead(level_for(layer, long_side))
     shape, dtype = plan.shape, plan.dtype
@@ -317,6 +348,15 @@ def label_values(layer: Any, limit: int | None = None) -> list[int]:
     """The label values present in a Labels layer (sorted; at most ``limit``)."""
     values = [int(v) for v in np.unique(np.asarray(full_data(layer)))]
     return values if limit is None else values[:limit]
+
+
+def lazy_label_values(layer: Any) -> list[int]:
+    """The label values of a lazy (dask, zarr) Labels layer, found chunk by chunk (slow: not on the GUI thread)."""
+    import dask.array as da
+
+    data = full_data(layer)
+    array = data if isinstance(data, da.Array) else da.from_array(data, chunks="auto")
+    return [int(v) for v in da.unique(array).compute()]
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from .engine import ProgressEvent, StackEvent
+from .engine import ProgressEvent, StackEvent, expected_steps
 
 #: At most this many preview images per second reach the result layer.
 MAX_PREVIEWS_PER_SECOND = 10.0
+#: Showing previews may take at most this share of the run's time on the GUI thread: slower
+#: previews are shown less often (the latest one wins). Under software OpenGL (Xvfb) the
+#: draw and the window's composition cost about twice the measured ``show`` again, on the
+#: cores the engine runs on (docs/benchmarks.md, "Widget overhead").
+PREVIEW_TIME_SHARE = 0.025
+#: The status line and the progress bars are redrawn at most this many times a second
+#: (each redraw composes the whole window; the final state is always shown).
+MAX_REFRESHES_PER_SECOND = 2.0
 
 
 @dataclass(frozen=True)
@@ -84,22 +92,36 @@ def as_update(event: ProgressEvent | StackEvent) -> RunUpdate:
 
 
 class PreviewThrottle:
-    """Latest-wins rate limiter for preview images.
+    """Latest-wins rate limiter for preview images, adaptive to what showing one costs.
 
     ``offer`` returns the image to show now, or keeps it as *pending* when the last one was
-    shown less than ``1 / max_per_second`` ago (a newer offer replaces an older pending one,
-    so previews arriving faster are dropped); ``take_pending`` hands it over once the
-    interval has passed. The final image bypasses this class (it is always shown).
+    shown less than ``min_interval`` ago (a newer offer replaces an older pending one, so
+    previews arriving faster are dropped); ``take_pending`` hands it over once the interval
+    has passed. ``min_interval`` is ``1 / max_per_second``, or longer when ``shown`` reports
+    that showing an image takes more than ``time_share`` of that. The final image bypasses
+    this class (it is always shown).
     """
 
     def __init__(
-        self, max_per_second: float = MAX_PREVIEWS_PER_SECOND, clock: Callable[[], float] = time.monotonic
+        self,
+        max_per_second: float = MAX_PREVIEWS_PER_SECOND,
+        clock: Callable[[], float] = time.monotonic,
+        time_share: float = PREVIEW_TIME_SHARE,
     ):
-        self.min_interval = 1.0 / max_per_second if max_per_second > 0 else 0.0
+        self.base_interval = 1.0 / max_per_second if max_per_second > 0 else 0.0
+        self.min_interval = self.base_interval
+        self.time_share = time_share
+        self.cost: float | None = None
         self._clock = clock
         self._last: float | None = None
         self.pending: Any = None
         self.dropped = 0
+
+    def shown(self, seconds: float) -> None:
+        """Showing the last image took ``seconds`` (GUI thread): space the next ones accordingly."""
+        self.cost = seconds if self.cost is None else 0.5 * (self.cost + seconds)
+        if self.time_share > 0:
+            self.min_interval = max(self.base_interval, self.cost / self.time_share)
 
     def wait_time(self) -> float:
         """Seconds until the next image may be shown (0 when it may be shown now)."""
@@ -130,12 +152,30 @@ class PreviewThrottle:
         self.pending = None
 
 
+class RefreshGate:
+    """Says when the status line and the bars may be redrawn: at most ``per_second`` times a second."""
+
+    def __init__(
+        self, per_second: float = MAX_REFRESHES_PER_SECOND, clock: Callable[[], float] = time.monotonic
+    ):
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._clock = clock
+        self._last: float | None = None
+
+    def due(self) -> bool:
+        now = self._clock()
+        if self._last is not None and now - self._last < self.interval:
+            return False
+        self._last = now
+        return True
+
+
 class RateMeter:
     """Iterations per second over the recent steps, and the time left (bigger scales cost more)."""
 
-    def __init__(self, sizes: Sequence[tuple[int, int]], iterations: int, window: int = 20):
+    def __init__(self, sizes: Sequence[tuple[int, int]], iterations: int | str, window: int = 20):
         self.sizes = [tuple(s) for s in sizes]
-        self.iterations = iterations
+        self.expected = expected_steps(iterations, len(self.sizes))  # refined by the events' estimates
         self._samples: deque[tuple[int, float]] = deque(maxlen=window)
 
     def add(self, event: ProgressEvent) -> None:
@@ -157,9 +197,9 @@ class RateMeter:
             return None
         scale = min(event.scale, len(self.sizes) - 1)
         here = max(1, self.sizes[scale][0] * self.sizes[scale][1])
-        remaining = (event.iterations - event.iteration) * 1.0
-        for h, w in self.sizes[scale + 1 :]:
-            remaining += self.iterations * (h * w) / here
+        remaining = max(0, event.iterations - event.iteration) * 1.0
+        for expected, (h, w) in zip(self.expected[scale + 1 :], self.sizes[scale + 1 :]):
+            remaining += expected * (h * w) / here
         return remaining / rate
 
 
@@ -174,7 +214,7 @@ def format_duration(seconds: float) -> str:
 
 def format_status(event: ProgressEvent, meter: RateMeter | None = None) -> str:
     """One line: where the run is, the loss, the speed and the time left."""
-    parts = [f"Iteration {event.iteration}/{event.iterations}"]
+    parts = [f"Iteration {event.iteration}/{'~' if event.estimated else ''}{event.iterations}"]
     if event.n_scales > 1:
         h, w = event.shape
         parts[0] += f" · scale {event.scale + 1}/{event.n_scales} ({w}×{h})"

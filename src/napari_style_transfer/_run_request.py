@@ -3,6 +3,8 @@ worker reads for it (:class:`RunInputs`), and what its result layer records.
 
 No Qt here. :func:`prepare_run` runs on the GUI thread and looks only at shapes, dtypes and
 layer kinds; :meth:`RunRequest.read` reads and converts the pixels, in the worker thread.
+A style is an Image layer or a source (an image file, a gallery picture: ``_sources.py``);
+the start image ("Start from: an image") is any Image layer, read like the content.
 The engine's extra inputs travel in its own typed objects: a
 :class:`~napari_style_transfer.engine.Guidance` (mask, label styles, style contrast limits)
 and, for all slices of a stack, :class:`~napari_style_transfer.engine.StackOptions`.
@@ -34,10 +36,22 @@ from ._layers import (
     plan_layer_read,
     plan_mask_read,
     plan_stack_read,
+    read_layer,
     result_geometry,
 )
+from ._preview_files import PreviewSaver, make_saver
 from ._progress import RunUpdate
-from .engine import Guidance, ProgressEvent, StackOptions, StyleConfig, scale_sizes, select_device
+from ._sources import SourceRead, describe_style, is_source
+from .engine import (
+    Guidance,
+    ProgressEvent,
+    StackOptions,
+    StyleConfig,
+    expected_steps,
+    scale_sizes,
+    select_device,
+)
+from .settings import split_values, values_of
 
 #: The stack modes of an nD content: the slice shown, or every slice.
 STACK_MODES = ("slice", "all")
@@ -50,6 +64,8 @@ class RunInputs:
     content: np.ndarray
     styles: list[np.ndarray]
     guidance: Guidance
+    #: The config the engine runs with (the start image set, when there is one).
+    config: StyleConfig | None = None
 
     @property
     def content_mask(self) -> np.ndarray | None:
@@ -64,9 +80,11 @@ class RunRequest:
     what to read; :meth:`read` reads it (in the worker thread).
     """
 
+    #: The checked settings; a start image is read later, so ``init`` is 'content' here when
+    #: ``init_read`` is set (the engine gets ``init='image'``, see :meth:`read`).
     config: StyleConfig
     content_read: LayerRead
-    style_reads: list[LayerRead]
+    style_reads: list[LayerRead | SourceRead]
     style_contrast_limits: list[tuple[float, float] | None]
     content_name: str
     style_names: list[str]
@@ -93,9 +111,24 @@ class RunRequest:
     #: label value → style index (labels left out keep the content).
     label_styles: dict[int, int] | None = None
     mask_name: str | None = None
+    #: Each style as a result records it: {'layer': name}, {'file': path} or {'gallery': key}.
+    style_sources: list[dict[str, str]] | None = None
+    #: The start image's layer (None: the config's own start, content or noise).
+    init_read: LayerRead | None = None
+    init_name: str | None = None
+    init_contrast_limits: tuple[float, float] | None = None
+    #: Saves every Nth preview to a folder (None: nothing saved).
+    previews: PreviewSaver | None = None
+    #: Continue: the name of the result this run goes on from.
+    continued_from: str | None = None
+    #: The output option: the final image upsampled to ``content_shape`` (in the worker).
+    full_size: bool = False
 
     @property
     def result_name(self) -> str:
+        if self.continued_from is not None:
+            base = self.continued_from.removesuffix(" (stopped)").removesuffix(" (failed)")
+            return f"{base} +{self.config.iterations}"
         if self.stack == "slice":
             return f"{self.content_name} stylised (slice {', '.join(map(str, self.slice_index))})"
         return f"{self.content_name} stylised"
@@ -106,26 +139,33 @@ class RunRequest:
 
     @property
     def total_steps(self) -> int:
-        return len(self.sizes) * self.config.iterations * self.slice_count
+        return sum(expected_steps(self.config.iterations, len(self.sizes))) * self.slice_count
 
     def read(self) -> RunInputs:
         """Read and convert the pixels (slow for lazy layers: call it in the worker thread)."""
-        mask = None if self.mask_read is None else self.mask_read.read()
+        mask = None if self.mask_read is None else read_layer(self.mask_read, str(self.mask_name))
+        config = self.config
+        if self.init_read is not None:
+            config = config.replace(init="image", init_image=read_layer(self.init_read, str(self.init_name)))
         return RunInputs(
-            content=self.content_read.read(),
-            styles=[plan.read() for plan in self.style_reads],
+            content=read_layer(self.content_read, self.content_name),
+            styles=[
+                plan.read() if isinstance(plan, SourceRead) else read_layer(plan, name)
+                for plan, name in zip(self.style_reads, self.style_names)
+            ],
             guidance=self.guidance(mask),
+            config=config,
         )
 
     def guidance(self, content_mask: np.ndarray | None = None) -> Guidance:
-        """The engine's guidance: style contrast limits and, with a mask, the label → style table."""
-        if content_mask is None:
-            return Guidance(style_contrast_limits=self.style_contrast_limits)
-        return Guidance(
-            content_mask=content_mask,
-            label_styles=dict(self.label_styles or {}),
-            style_contrast_limits=self.style_contrast_limits,
+        """The engine's guidance: contrast limits of the styles and the start image, and, with a
+        mask, the label → style table."""
+        limits = dict(
+            style_contrast_limits=self.style_contrast_limits, init_contrast_limits=self.init_contrast_limits
         )
+        if content_mask is None:
+            return Guidance(**limits)
+        return Guidance(content_mask=content_mask, label_styles=dict(self.label_styles or {}), **limits)
 
     def stack_options(self) -> StackOptions | None:
         """How the engine cuts an all-slices run into slices (None: one 2D run)."""
@@ -162,19 +202,23 @@ class RunRequest:
 
 
 def check_inputs(content_layer: Any, styles: Sequence[tuple[Any, float]]) -> list[tuple[Any, float]]:
-    """Raise UserError unless the content and the styles are usable Image layers with some weight.
+    """Raise UserError unless the content is a usable Image layer and the styles usable layers or
+    sources (files, gallery pictures) with some weight.
 
-    Returns the (layer, weight) pairs that name a layer.
+    Returns the (style, weight) pairs that name a style.
     """
     check_2d_image(content_layer, "content", allow_nd=True)
-    styles = [(layer, weight) for layer, weight in styles if layer is not None]
+    styles = [(style, weight) for style, weight in styles if style is not None]
     if not styles:
         check_2d_image(None, "style")
-    for layer, _ in styles:
-        check_2d_image(layer, "style", allow_nd=True)
-        if layer is content_layer:
+    for style, _ in styles:
+        if is_source(style):
+            style.check()
+            continue
+        check_2d_image(style, "style", allow_nd=True)
+        if style is content_layer:
             raise UserError(
-                f"Layer '{layer.name}' is chosen as both the content and a style; choose a different style layer."
+                f"Layer '{style.name}' is chosen as both the content and a style; choose a different style layer."
             )
     if sum(float(w) for _, w in styles) <= 0:
         raise UserError("The style weights are all zero; give at least one style a weight above 0.")
@@ -188,6 +232,59 @@ def check_weights_source(params: dict[str, Any]) -> None:
         raise UserError(f"The weight file '{source}' does not exist; choose a VGG-19 state dict file.")
 
 
+def plan_init_read(
+    init_layer: Any, params: dict[str, Any], index: tuple[int, ...] | None
+) -> tuple[dict[str, Any], LayerRead | None]:
+    """The settings without a start image to validate, and how to read the start image (if any).
+
+    "Start from: an image" needs ``init_layer``, an Image layer read like the content (an nD
+    one: the slice at ``index``, or its first slice).
+    """
+    if params.get("init") != "image":
+        return params, None
+    if init_layer is None:
+        raise UserError("Start from: choose the image layer to start from (or start from the content).")
+    check_2d_image(init_layer, "start image", allow_nd=True)
+    if is_nd(init_layer):
+        index = (
+            index
+            if index and len(index) == len(lead_shape(init_layer))
+            else (0,) * len(lead_shape(init_layer))
+        )
+    plan = plan_layer_read(init_layer, params.get("size"), index=index if is_nd(init_layer) else None)
+    return {**params, "init": "content"}, plan
+
+
+@dataclass
+class RunChoices:
+    """What the user chose for a run, unchecked: the layers (or style sources), the settings and extras.
+
+    ``styles``: (layer or source, blend weight) pairs. An nD content runs slice by slice:
+    ``stack`` "slice" (the slice shown at the world ``point``) or "all"; an nD style uses its
+    slice at ``point``. ``mask_layer``: a 2D Labels layer of the content's (H, W);
+    ``label_styles``: label → style index (labels left out keep the content). ``init_layer``:
+    the start image when ``params['init']`` is 'image'. ``previews``: (folder, N) saves every
+    Nth preview. ``continued_from``: the name of the result a Continue run goes on from.
+    """
+
+    content: Any
+    styles: Sequence[tuple[Any, float]]
+    params: dict[str, Any]
+    stack: str = "slice"
+    point: Sequence[float] | None = None
+    coherence: bool = True
+    mask_layer: Any = None
+    label_styles: dict[int, int] | None = None
+    init_layer: Any = None
+    previews: tuple[Any, int] | None = None
+    continued_from: str | None = None
+
+    def layers(self) -> tuple[Any, ...]:
+        """The layers the run reads (content, style layers, mask, start image), to notice their removal."""
+        found = (self.content, *(style for style, _ in self.styles), self.mask_layer, self.init_layer)
+        return tuple(x for x in found if x is not None and not is_source(x))
+
+
 def prepare_run(
     content_layer: Any,
     styles: Sequence[tuple[Any, float]],
@@ -199,28 +296,32 @@ def prepare_run(
     mask_layer: Any = None,
     label_styles: dict[int, int] | None = None,
 ) -> RunRequest:
+    """:func:`prepare` of these choices (see :class:`RunChoices`)."""
+    return prepare(
+        RunChoices(content_layer, styles, params, stack, point, coherence, mask_layer, label_styles)
+    )
+
+
+def prepare(choices: RunChoices) -> RunRequest:
     """Check the choices and build a :class:`RunRequest`, reading no pixels (cheap on the GUI thread).
 
-    ``styles`` holds (layer, blend weight) pairs. Raises :class:`UserError` for a bad layer
-    choice and :class:`~napari_style_transfer.engine.ConfigError` for a bad setting.
-    An nD content is run slice by slice: ``stack`` "slice" (the slice shown at the viewer's
-    world ``point``) or "all"; an nD style uses its slice at ``point``. ``mask_layer`` is a
-    2D Labels layer of the content's (H, W); ``label_styles`` maps label → style index
-    (labels left out keep the content).
+    Raises :class:`UserError` for a bad choice and
+    :class:`~napari_style_transfer.engine.ConfigError` for a bad setting. ``choices.params`` may
+    also hold the output options (``settings.OUTPUT_SPECS``: ``full_size``, the result at the
+    content's full size).
     """
-    styles = check_inputs(content_layer, styles)
+    content_layer, mask_layer = choices.content, choices.mask_layer
+    label_styles, init_layer = choices.label_styles, choices.init_layer
+    params, output = split_values(choices.params)
+    styles = check_inputs(content_layer, choices.styles)
     check_weights_source(params)
-    if stack not in STACK_MODES:
-        raise UserError(f"Unknown stack mode {stack!r}; choose 'current slice' or 'all slices'.")
-    nd = is_nd(content_layer)
-    mode = stack if nd else None
-    slice_index = current_slice_index(content_layer, point) if mode == "slice" else ()
     long_side = params.get("size")
-    if mode == "all":
-        content_read = plan_stack_read(content_layer)
-    else:
-        content_read = plan_layer_read(content_layer, long_side, index=slice_index if nd else None)
+    mode, slice_index, content_read = plan_content_read(
+        content_layer, choices.stack, choices.point, long_side
+    )
+    nd = mode is not None
     content_limits = layer_contrast_limits(content_layer, content_read)
+    params, init_read = plan_init_read(init_layer, params, slice_index)
     weights = [float(w) for _, w in styles]
     config = StyleConfig(  # ConfigError says which field is wrong
         **{
@@ -230,8 +331,8 @@ def prepare_run(
         }
     )
     select_device(config.device)  # an unavailable device fails here, before the thread starts
-
-    style_reads = plan_style_reads([layer for layer, _ in styles], long_side, config.style_scale, point)
+    picked = [style for style, _ in styles]
+    style_reads = plan_style_reads(picked, long_side, config.style_scale, choices.point)
     rgb = bool(content_layer.rgb)
     shape = content_read.shape
     slice_hw = tuple(shape[-3:-1]) if rgb else tuple(shape[-2:])
@@ -240,15 +341,16 @@ def prepare_run(
     if mask_layer is not None:
         mask_read = plan_mask_read(mask_layer, content_shape, slice_hw, content_layer.name)
         check_label_styles(label_styles, len(style_reads))
-    return RunRequest(
+    request = RunRequest(
         config=config,
         content_read=content_read,
         style_reads=style_reads,
         style_contrast_limits=[
-            layer_contrast_limits(layer, plan) for (layer, _), plan in zip(styles, style_reads)
+            layer_contrast_limits(style, plan) if isinstance(plan, LayerRead) else None
+            for style, plan in zip(picked, style_reads)
         ],
         content_name=content_layer.name,
-        style_names=[layer.name for layer, _ in styles],
+        style_names=[style.name for style in picked],
         content_shape=content_shape,
         geometry=layer_geometry(content_layer),
         display=layer_display(content_layer, content_limits),
@@ -256,22 +358,57 @@ def prepare_run(
         stack=mode,
         lead=lead_shape(content_layer) if nd else (),
         slice_index=slice_index,
-        coherence=bool(coherence),
+        coherence=bool(choices.coherence),
         rgb=rgb,
         mask_read=mask_read,
         label_styles=None if mask_read is None else {int(k): int(v) for k, v in (label_styles or {}).items()},
         mask_name=None if mask_layer is None else mask_layer.name,
+        style_sources=[describe_style(style) for style in picked],
+        init_read=init_read,
+        init_name=None if init_read is None else init_layer.name,
+        init_contrast_limits=None if init_read is None else layer_contrast_limits(init_layer, init_read),
+        continued_from=choices.continued_from,
+        full_size=bool(output.get("full_size", False)),
     )
+    if choices.previews is not None:
+        request.previews = plan_previews(request, *choices.previews)
+    return request
+
+
+def plan_content_read(
+    content_layer: Any, stack: str, point: Sequence[float] | None, long_side: int | None
+) -> tuple[str | None, tuple[int, ...], LayerRead]:
+    """(stack mode: None for a 2D layer, the slice index of a "slice" run, how to read the content)."""
+    if stack not in STACK_MODES:
+        raise UserError(f"Unknown stack mode {stack!r}; choose 'current slice' or 'all slices'.")
+    nd = is_nd(content_layer)
+    mode = stack if nd else None
+    slice_index = current_slice_index(content_layer, point) if mode == "slice" else ()
+    if mode == "all":
+        return mode, slice_index, plan_stack_read(content_layer)
+    return mode, slice_index, plan_layer_read(content_layer, long_side, index=slice_index if nd else None)
+
+
+def plan_previews(request: RunRequest, folder: Any, every: int) -> PreviewSaver | None:
+    """The preview saver of a run (None without a folder); refused for all-slices runs."""
+    saver = make_saver(folder, every, request.result_name)
+    if saver is not None and request.stack == "all":
+        raise UserError("Saving previews works for 2D runs and single slices; choose 'current slice'.")
+    return saver
 
 
 def plan_style_reads(
-    layers: Sequence[Any], long_side: int | None, style_scale: float, point: Sequence[float] | None
-) -> list[LayerRead]:
-    """How to read each style layer: at ``style_scale`` × the output's long side; nD: the slice shown."""
+    styles: Sequence[Any], long_side: int | None, style_scale: float, point: Sequence[float] | None
+) -> list[LayerRead | SourceRead]:
+    """How to read each style: at ``style_scale`` × the output's long side; nD layers: the slice shown."""
     style_long = None if long_side is None else max(1, round(long_side * style_scale))
     return [
-        plan_layer_read(layer, style_long, index=current_slice_index(layer, point) if is_nd(layer) else None)
-        for layer in layers
+        SourceRead(style, style_long)
+        if is_source(style)
+        else plan_layer_read(
+            style, style_long, index=current_slice_index(style, point) if is_nd(style) else None
+        )
+        for style in styles
     ]
 
 
@@ -291,6 +428,8 @@ def result_metadata(request: RunRequest, event: ProgressEvent | None = None) -> 
         "content_layer": request.content_name,
         "style_layers": list(request.style_names),
         "config": request.config.as_dict(),
+        # every setting as plain values: what File ▸ Save Layer embeds, and --config reads back
+        "settings": values_of(request.config, {"full_size": request.full_size}),
         "weights": request.config.weights,
         "stopped": False,
         "done": False,
@@ -304,6 +443,7 @@ def result_metadata(request: RunRequest, event: ProgressEvent | None = None) -> 
     if request.mask_name is not None:
         meta["mask_layer"] = request.mask_name
         meta["label_styles"] = {str(k): v for k, v in (request.label_styles or {}).items()}
+    meta.update(start_metadata(request, meta))
     if event is not None:
         meta.update(
             {
@@ -319,6 +459,19 @@ def result_metadata(request: RunRequest, event: ProgressEvent | None = None) -> 
             meta["info"] = dict(event.info)
             meta["device"] = event.info.get("device")
             meta["weights"] = event.info.get("weights", meta["weights"])
+    return meta
+
+
+def start_metadata(request: RunRequest, recorded: dict[str, Any]) -> dict[str, Any]:
+    """Where the styles came from (layers, files, the gallery), the start image and a continued
+    result; with a start image, ``recorded``'s config and settings say ``init`` 'image'."""
+    meta: dict[str, Any] = {"styles": [dict(d) for d in request.style_sources or ()]}
+    if request.init_read is not None:
+        meta["config"] = {**recorded["config"], "init": "image"}
+        meta["settings"] = {**recorded["settings"], "init": "image"}
+        meta["init_layer"] = request.init_name
+    if request.continued_from is not None:
+        meta["continued_from"] = request.continued_from
     return meta
 
 

@@ -4,7 +4,10 @@ Every StyleConfig option gets its flag from the option specs (``engine/options.p
 new config field appears here without touching this file. Only a few translations are
 CLI-specific: ``--size 0`` keeps the content's size, ``--init-image FILE`` starts from that
 image, and ``--save-every N`` (the config's preview_every, 0 by default here) also saves the
-image every N iterations.
+image every N iterations. ``--preset`` and ``--config`` give a base that explicit flags
+override (``cli_settings.py``); the output options (``settings.OUTPUT_SPECS``, e.g.
+``--full-size``) get their flags from their specs too. PNG and TIFF results carry the run's
+settings (a text chunk, the TIFF description), so ``--config result.png`` runs it again.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ GROUP_TITLES = {
     "inputs": "inputs",
     "tiling": "large images",
     "cli": "command line only",
+    "output": "output",
 }
 #: Options whose CLI form differs from the spec: other flags, default or help.
 CLI_OVERRIDES: dict[str, dict[str, Any]] = {
@@ -73,6 +77,8 @@ def _help(spec: OptionSpec) -> str:
             text = f"{spec.help} (default: {'on' if default else 'off'})"
         elif default is None:
             text = f"{spec.help} (default: {spec.none_label})" if spec.none_label else spec.help
+        elif spec.auto_label and default == "auto":
+            text = f"{spec.help} (default: auto: {spec.auto_label})"
         elif spec.optional:
             word = "0" if spec.name == "size" else "none"
             text = f"{spec.help} (default: {_shown(default)}; {word}: {spec.none_label})"
@@ -83,12 +89,15 @@ def _help(spec: OptionSpec) -> str:
     return text.replace("%", "%%")
 
 
-def _number(base: type, allow_none: bool) -> Callable[[str], Any]:
-    """argparse type: ``base`` from text, or None for 'none' where the option allows it."""
+def _number(base: type, allow_none: bool, allow_auto: bool = False) -> Callable[[str], Any]:
+    """argparse type: ``base`` from text, or None for 'none' / "auto" for 'auto' where the option allows it."""
 
     def convert(text: str) -> Any:
-        if allow_none and text.strip().lower() == "none":
+        word = text.strip().lower()
+        if allow_none and word == "none":
             return None
+        if allow_auto and word == "auto":
+            return "auto"
         return base(text)
 
     convert.__name__ = base.__name__  # argparse names the type in "invalid int value"
@@ -102,9 +111,9 @@ def _argument_kwargs(spec: OptionSpec) -> dict[str, Any] | None:
     if spec.kind == "image":
         return None
     if spec.kind == "bool":
-        kwargs["action"] = argparse.BooleanOptionalAction if spec.default else "store_true"
+        kwargs["action"] = argparse.BooleanOptionalAction  # --no-X undoes a preset or a --config file
     elif spec.kind in ("int", "float"):
-        kwargs["type"] = _number(int if spec.kind == "int" else float, allow_none)
+        kwargs["type"] = _number(int if spec.kind == "int" else float, allow_none, bool(spec.auto_label))
     elif spec.kind == "choice":
         kwargs["choices"] = spec.choices
     elif spec.kind == "layers":
@@ -118,52 +127,67 @@ def _argument_kwargs(spec: OptionSpec) -> dict[str, Any] | None:
     return kwargs
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add one argument per StyleConfig option, in help sections by spec group.
-
-    Arguments not given are left out of the namespace (argparse.SUPPRESS), so the defaults
-    stay StyleConfig's. ``--init-image FILE`` is added too (a path: the caller reads it).
-    """
-    from .engine.options import option_specs
-
-    groups: dict[str, Any] = {}
-
-    def section(group: str) -> Any:  # made on first use: an empty section would print its bare title
-        if group not in groups:
-            groups[group] = parser.add_argument_group(GROUP_TITLES[group])
-        return groups[group]
-
-    for spec in option_specs():
+def _add_spec_arguments(parser: argparse.ArgumentParser, specs: Any, groups: dict[str, Any]) -> None:
+    """One argument per spec, in help sections by spec group (made on first use)."""
+    for spec in specs:
         kwargs = _argument_kwargs(spec)
         if kwargs is None:
             continue
-        action = section(spec.group).add_argument(*_flags(spec), **kwargs)
+        if spec.group not in groups:  # an empty section would print its bare title
+            groups[spec.group] = parser.add_argument_group(GROUP_TITLES[spec.group])
+        action = groups[spec.group].add_argument(*_flags(spec), **kwargs)
         action.help = kwargs["help"]  # BooleanOptionalAction would append "(default: …)" again
-    section("inputs").add_argument(
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--preset``, ``--config`` and one argument per StyleConfig option (sections by group).
+
+    Arguments not given are left out of the namespace (argparse.SUPPRESS), so the defaults
+    stay StyleConfig's and a preset's or a file's values apply unless a flag is given.
+    ``--init-image FILE`` is added too (a path: the caller reads it).
+    """
+    from .cli_settings import add_settings_arguments
+    from .engine.options import option_specs
+
+    add_settings_arguments(parser)
+    groups: dict[str, Any] = {}
+    _add_spec_arguments(parser, option_specs(), groups)
+    groups["inputs"].add_argument(
         "--init-image", metavar="FILE", help="starting image file (implies --init image)"
     )
 
 
-def config_from_args(args: argparse.Namespace, init_image: Any = None) -> StyleConfig:
-    """The validated config from a namespace of add_config_arguments' options.
+def settings_from_args(
+    args: argparse.Namespace, init_image: Any = None
+) -> tuple[StyleConfig, dict[str, Any]]:
+    """The validated config and output options: preset < ``--config`` file < explicit flags.
 
-    ``init_image``: the array read from ``--init-image`` (sets init to 'image').
+    ``init_image``: the array read from ``--init-image`` (sets init to 'image'). Raises
+    ConfigError (SettingsError) with one line naming the flag or setting.
     """
-    from .engine.options import config_from_values, option_specs
+    from .cli_settings import values_from_args
+    from .engine.config import ConfigError
+    from .settings import check_values, config_of, settings_specs, split_values
 
-    values = {spec.name: getattr(args, spec.name) for spec in option_specs() if hasattr(args, spec.name)}
-    for name, settings in CLI_OVERRIDES.items():
-        if "default" in settings:
-            values.setdefault(name, settings["default"])
+    cli_defaults = {name: o["default"] for name, o in CLI_OVERRIDES.items() if "default" in o}
+    values = values_from_args(args, [spec.name for spec in settings_specs()], cli_only=cli_defaults)
+    values = {**cli_defaults, **values}
     if values.get("size") == 0:
         values["size"] = None
     if init_image is not None:
-        if values.get("init", "image") != "image":  # an explicit --init content/noise would ignore it
-            from .engine.config import ConfigError
+        if getattr(args, "init", "image") != "image":  # an explicit --init content/noise would ignore it
+            raise ConfigError(f"--init-image: only applies with --init image (got --init {args.init})")
+        values["init"] = "image"
+    elif values.get("init") == "image":
+        raise ConfigError("init: the settings start from an image; give it with --init-image FILE")
+    config_values, output = split_values(values)
+    check_values(output)  # the output options, checked like a settings file's
+    return config_of(config_values, init_image), output
 
-            raise ConfigError(f"--init-image: only applies with --init image (got --init {values['init']})")
-        values.update(init="image", init_image=init_image)
-    return config_from_values(values)
+
+def config_from_args(args: argparse.Namespace, init_image: Any = None) -> StyleConfig:
+    """The validated config from a namespace of add_config_arguments' options (see settings_from_args)."""
+    return settings_from_args(args, init_image)[0]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     add_config_arguments(p)
+    from .settings import OUTPUT_SPECS
+
+    _add_spec_arguments(p, OUTPUT_SPECS, {})
     _add_mask_arguments(p)
     _add_stack_arguments(p)
     return p
@@ -292,7 +319,8 @@ class _Progress:
 
 
 def _consume(events: Iterable[Any], job: Job, output: Path, progress: _Progress) -> None:
-    """Follow the engine's events: progress, intermediate images, the final file."""
+    """Follow the engine's events: progress, intermediate images, the final file (with its settings)."""
+    from .cli_settings import result_description, result_image
     from .imageio_utils import write_image, write_stack
 
     save_every = job.config.preview_every
@@ -303,14 +331,16 @@ def _consume(events: Iterable[Any], job: Job, output: Path, progress: _Progress)
         if job.stack is not None:
             progress.update(item.step, item.total_steps, loss, slice=f"{item.number}/{item.count}")
             if item.done:
-                write_stack(output, item.result, item.info["rgb"])
+                rgb = item.info["rgb"]
+                write_stack(output, result_image(job, item.result, rgb), rgb, result_description(job))
             continue
         postfix = {"scale": f"{event.scale + 1}/{event.n_scales}"}
         if event.tile:
             postfix["tile"] = f"{event.tile}/{event.n_tiles}"
         progress.update(event.step, event.total_steps, loss, **postfix)
         if event.done:
-            write_image(output, event.preview)
+            image = result_image(job, event.preview, event.preview.ndim == 3)
+            write_image(output, image, result_description(job))
         elif event.preview is not None and save_every:
             write_image(_intermediate_path(output, event.step), event.preview)
 
@@ -388,8 +418,9 @@ def _run(argv: list[str]) -> int:
         return _fail(problem)
     try:
         # validated before any file is read; the start image, read later, stands in as a 1×1 array
-        config = config_from_args(args, _placeholder() if args.init_image else None)
+        config, options = settings_from_args(args, _placeholder() if args.init_image else None)
         job = prepare(args, output, config)
+        job.output = options
     except (ImageFileError, ConfigError, ImageError, ValueError) as exc:
         return _fail(str(exc))
     return _stylize(job, output, args.quiet)

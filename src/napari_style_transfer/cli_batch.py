@@ -66,8 +66,8 @@ def build_parser(add_config_arguments: AddConfigArguments) -> argparse.ArgumentP
     )
     p.add_argument(
         "--ext",
-        choices=("png", "jpg", "tif"),
-        help="output format (default: the input's, else png; stacks: tif)",
+        choices=("png", "jpg", "tif", "zarr"),
+        help="output format (default: the input's, else png; stacks: tif, or zarr: a store filled slice by slice)",
     )
     p.add_argument(
         "--overwrite", action="store_true", help="redo items whose output these settings already made"
@@ -190,6 +190,8 @@ def _prepare(
         raise ValueError("--save-every: is not available in a batch")
     if not args.stack and args.chunk != 1:
         raise ValueError("--chunk: only applies with --stack")
+    if not args.stack and args.ext == "zarr":
+        raise ValueError("--ext zarr: only applies with --stack (a zarr store holds a stack's slices)")
     styles = [read_image(path) for path in args.styles]
     init_image = read_image(args.init_image) if getattr(args, "init_image", None) else None
     config = config_from_args(args, init_image)

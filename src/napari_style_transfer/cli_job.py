@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,12 @@ class Job:
     config: StyleConfig
     stack: StackOptions | None
     guidance: Guidance | None
+    #: (H, W) of the content as stored (a 2D run's content is read reduced for the run).
+    content_hw: tuple[int, int] | None = None
+    #: The output options (``settings.OUTPUT_SPECS``), e.g. ``{"full_size": True}``.
+    output: dict[str, Any] = field(default_factory=dict)
+    #: The input files' names (recorded with the settings in the result).
+    inputs: dict[str, Any] = field(default_factory=dict)
 
 
 def _option_error(args: argparse.Namespace) -> str | None:
@@ -188,7 +194,9 @@ def prepare(args: argparse.Namespace, output: Path, config: StyleConfig) -> Job:
     if args.mask:
         mask = _read_mask(args, content_shape, factor)
         guidance = Guidance(content_mask=mask, label_styles=label_styles, mask_feather=args.mask_feather)
-    return Job(content, styles, config, stack, guidance)
+    inputs = {"content": Path(args.content).name, "styles": [Path(s).name for s in args.styles]}
+    content_hw = None if args.stack else content_shape
+    return Job(content, styles, config, stack, guidance, content_hw=content_hw, inputs=inputs)
 
 
 __all__ = ["Job", "check_paths", "input_paths", "parse_label_styles", "prepare", "usage_error"]

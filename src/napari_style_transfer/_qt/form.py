@@ -6,7 +6,9 @@ Each :class:`~napari_style_transfer.engine.options.OptionSpec` gives a control b
 the output size's "original" box, the style strength's log slider, the weights source with
 its file picker, and the devices this machine has. ``config_kwargs`` and ``set_config`` go
 through the controls by field name, so a new StyleConfig field appears here by itself.
-Options of the group "inputs" come from layers and style rows, not from this form.
+Options of the group "inputs" come from layers and style rows, not from this form. The output
+options (``settings.OUTPUT_SPECS``: the full-size result) get controls the same way;
+``values`` / ``set_values`` read and set every control as plain settings values.
 """
 
 from __future__ import annotations
@@ -31,18 +33,23 @@ from qtpy.QtWidgets import QLabel, QWidget
 
 from ..engine import ConfigError
 from ..engine.options import OptionSpec, option_specs
+from ..settings import OUTPUT_SPECS
 
 #: Option groups and where the form puts them (the others come from layers and rows).
-FORM_GROUPS = {"main": "main", "advanced": "advanced", "tiling": "advanced"}
+FORM_GROUPS = {"main": "main", "advanced": "advanced", "tiling": "advanced", "output": "main"}
 #: Spin-box limits for options without a maximum (Qt's spin boxes are 32-bit).
 INT_LIMIT = 2**31 - 1
 FLOAT_LIMIT = 1e5
 #: Text beside a check box, where the option's label alone reads oddly.
-CHECKBOX_TEXT = {"multiscale": "coarse to fine", "compile": "torch.compile"}
+CHECKBOX_TEXT = {
+    "multiscale": "coarse to fine",
+    "compile": "torch.compile",
+    "full_size": "upsampled to the content's size",
+}
 #: Text of the None box of an optional value, where ``none_label`` is too long for a row.
 NONE_TEXT = {"size": "original"}
-#: Choices the form does not offer (init 'image' needs a start image, which the widget has no row for).
-HIDDEN_CHOICES = {"init": ("image",)}
+#: Choices the form does not offer (none now: init 'image' gets its start layer from the widget's row).
+HIDDEN_CHOICES: dict[str, tuple[str, ...]] = {}
 
 
 class Control:
@@ -109,6 +116,23 @@ class OptionalControl(Control):
         self.none_box.value = value is None
         if value is not None:
             self.widget.value = value
+
+
+class AutoControl(Control):
+    """An int that also takes "auto": the spin box's lowest value, shown as "Auto"."""
+
+    def __init__(self, spec: OptionSpec, widget: ValueWidget):
+        super().__init__(spec, widget)
+        widget.min = int(spec.minimum or 1) - 1
+        widget.native.setSpecialValueText("Auto")
+        widget.tooltip = f"{spec.help} (Auto: {spec.auto_label})"
+        self.set(spec.default)
+
+    def get(self) -> Any:
+        return "auto" if self.widget.value == self.widget.min else self.widget.value
+
+    def set(self, value: Any) -> None:
+        self.widget.value = self.widget.min if value == "auto" else value
 
 
 class StrengthControl(Control):
@@ -208,7 +232,7 @@ def _number_widget(spec: OptionSpec) -> ValueWidget:
     high = limit if spec.maximum is None else min(spec.maximum, limit)
     if spec.name == "learning_rate":  # its minimum 0 is exclusive
         low = spec.step or 0.01
-    default = spec.default if spec.default is not None else (0 if is_int else 1.0)
+    default = spec.default if isinstance(spec.default, (int, float)) else (0 if is_int else 1.0)
     kind = SpinBox if is_int else FloatSpinBox
     step = spec.step or 1
     return kind(
@@ -262,6 +286,8 @@ def make_control(spec: OptionSpec) -> Control:
             spec, ComboBox(label=spec.label, choices=device_choices(), value=spec.default, tooltip=spec.help)
         )
     control = _plain_control(spec)
+    if spec.auto_label:
+        return AutoControl(spec, control.widget)
     if spec.optional and spec.kind in ("int", "float"):
         text = NONE_TEXT.get(spec.name) or (spec.none_label if len(spec.none_label) <= 20 else "auto")
         box = CheckBox(text=text, value=spec.default is None, tooltip=f"Checked: {spec.none_label}")
@@ -274,9 +300,10 @@ class SettingsForm:
 
     def __init__(self) -> None:
         self.controls: dict[str, Control] = {}
-        for spec in option_specs():
+        for spec in (*option_specs(), *OUTPUT_SPECS):
             if spec.group in FORM_GROUPS:
                 self.controls[spec.name] = make_control(spec)
+        self.output_names = tuple(spec.name for spec in OUTPUT_SPECS)
         self.advanced = Container(widgets=self.rows("advanced"), labels=True)
         weights, convention = self.controls.get("weights"), self.controls.get("weights_convention")
         if isinstance(weights, WeightsControl) and convention is not None:
@@ -289,6 +316,14 @@ class SettingsForm:
 
     def config_kwargs(self) -> dict[str, Any]:
         """The StyleConfig fields set by the controls (the "inputs" ones come from layers and rows)."""
+        return {name: c.get() for name, c in self.controls.items() if name not in self.output_names}
+
+    def output_values(self) -> dict[str, Any]:
+        """The output options (``settings.OUTPUT_SPECS``) set by the controls."""
+        return {name: self.controls[name].get() for name in self.output_names}
+
+    def values(self) -> dict[str, Any]:
+        """Every control's value, by option name (StyleConfig fields and output options)."""
         return {name: control.get() for name, control in self.controls.items()}
 
     def set_config(self, **values: Any) -> None:
@@ -298,6 +333,37 @@ class SettingsForm:
             if control is None:
                 raise TypeError(f"set_config: unknown or unsupported setting {name!r}")
             control.set(value)
+
+    def set_values(self, values: dict[str, Any]) -> list[str]:
+        """Set the controls of the options in ``values`` (others are left out: they are no control's).
+
+        Returns the names whose value a control refused (e.g. a choice it does not offer).
+        """
+        refused = []
+        for name, value in values.items():
+            control = self.controls.get(name)
+            if control is None:
+                continue
+            try:
+                control.set(value)
+            except (ValueError, TypeError):
+                refused.append(name)
+        return refused
+
+    def connect_changed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` whenever the user changes any control (every value widget of every row)."""
+        for control in self.controls.values():
+            for widget in value_widgets(control.row):
+                widget.changed.connect(lambda *_: callback())
+
+
+def value_widgets(widget: Widget) -> list[ValueWidget]:
+    """The value widgets in a row (the row itself, or those of a Container, recursively)."""
+    if isinstance(widget, ValueWidget):
+        return [widget]
+    if isinstance(widget, Container):
+        return [inner for child in widget for inner in value_widgets(child)]
+    return []
 
 
 class LabelAligner(QObject):

@@ -1,13 +1,19 @@
-"""The mask table: one row per label value of the mask, each mapped to a style or "keep content"."""
+"""The mask table: one row per label value of the mask, each mapped to a style or "keep content".
+
+Finding the label values reads the whole mask. A lazy (dask, zarr) mask is read in a
+background thread, never on the GUI thread: the table says so meanwhile and fills itself
+when the values are known (kept per mask, so a rebuild does not read it again).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from magicgui.widgets import ComboBox, Container, Label
 
-from .._layers import label_values
+from .._layers import full_data, label_values, lazy_label_values
 
 #: The table lists at most this many label values (others keep the content).
 MAX_MASK_LABELS = 10
@@ -22,6 +28,9 @@ class LabelTable(Container):
         super().__init__(labels=True, label="Label → style")
         self.margins = (0, 0, 0, 0)
         self._kept: dict[int, int] = {}
+        self._lazy_values: dict[int, list[int]] = {}  # id of a lazy mask's data → its label values
+        self._reading: set[int] = set()
+        self._shown: tuple[Any, list[str]] | None = None
 
     def rebuild(self, mask_layer: Any, style_names: Sequence[str]) -> None:
         """One row per label value of ``mask_layer`` (up to MAX_MASK_LABELS); hidden without a mask."""
@@ -35,7 +44,11 @@ class LabelTable(Container):
         choices = [("keep content", KEEP_CONTENT)]
         choices += [(f"style {i + 1}: {name}", i) for i, name in enumerate(style_names)]
         valid = {value for _, value in choices}
-        values = label_values(mask_layer)
+        self._shown = (mask_layer, list(style_names))
+        values = self._values_of(mask_layer)
+        if values is None:
+            self.append(Label(name="label_reading", value="reading the mask's label values…"))
+            return
         for value in values[:MAX_MASK_LABELS]:
             default = KEEP_CONTENT if value == 0 else 0
             chosen = self._kept.get(value, default)
@@ -52,6 +65,37 @@ class LabelTable(Container):
             rest = len(values) - MAX_MASK_LABELS
             more = f"{rest} more label value(s) (from {values[MAX_MASK_LABELS]}) keep the content"
             self.append(Label(name="label_more", value=more))
+
+    def _values_of(self, mask_layer: Any) -> list[int] | None:
+        """The mask's label values; None while a lazy mask is read in the background."""
+        data = full_data(mask_layer)
+        if isinstance(data, np.ndarray):
+            return label_values(mask_layer)
+        key = id(data)
+        if key in self._lazy_values:
+            return self._lazy_values[key]
+        if key not in self._reading:
+            self._reading.add(key)
+            self._read_in_background(mask_layer, key)
+        return None
+
+    def _read_in_background(self, mask_layer: Any, key: int) -> None:
+        from napari.qt.threading import create_worker
+
+        def done(values: list[int]) -> None:
+            self._reading.discard(key)
+            self._lazy_values[key] = values
+            if self._shown is not None and self._shown[0] is mask_layer:
+                self.rebuild(*self._shown)
+
+        def failed(exc: BaseException) -> None:
+            self._reading.discard(key)
+            self._lazy_values[key] = []  # the run reads the mask again and names the problem
+
+        worker = create_worker(lazy_label_values, mask_layer, _start_thread=False)
+        worker.returned.connect(done)
+        worker.errored.connect(failed)
+        worker.start()
 
     def set_style(self, label: int, style: int | None) -> None:
         """Choose the style (0-based style row, None: keep content) for one label value."""

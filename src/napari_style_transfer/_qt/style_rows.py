@@ -1,19 +1,38 @@
-"""The style rows: one image layer and its blend weight each, with a remove button."""
+"""The style rows: one style each (an image layer, an image file or a gallery picture) with its
+blend weight, a "…" menu to pick a file or a gallery style, and a remove button.
+
+A file or gallery picture picked in any row joins every row's list (after the layers), shown
+as "name (file)" / "name (gallery)". Nothing is read here: the pixels are read in the run's
+worker thread (``_sources.py``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton
+from qtpy.QtWidgets import QFileDialog, QMenu
+
+from .._sources import GalleryChoice, StyleFile, StyleSource, gallery_choices, is_source
+
+#: What the file dialog offers (any format the CLI reads; "All files" too).
+FILE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.gif *.webp);;All files (*)"
 
 
 class StyleRow(Container):
-    """One style image: layer, blend weight, remove button."""
+    """One style: layer or source, blend weight, the "…" (file / gallery) menu, remove button."""
 
-    def __init__(self, choices: Callable[..., list], on_remove: Callable[[StyleRow], None]):
+    def __init__(
+        self,
+        choices: Callable[..., list],
+        on_remove: Callable[[StyleRow], None],
+        on_source: Callable[[StyleRow, StyleSource], None],
+    ):
         self.layer = ComboBox(
-            choices=choices, tooltip="An image layer whose look (texture, colours, strokes) to copy"
+            choices=choices,
+            tooltip="The image whose look (texture, colours, strokes) to copy: a layer, a file or a gallery style",
         )
         self.weight = FloatSpinBox(
             value=1.0,
@@ -22,29 +41,68 @@ class StyleRow(Container):
             step=0.1,
             tooltip="Blend weight of this style (relative to the other styles)",
         )
+        self.pick_button = PushButton(text="…", tooltip="Use an image file or a style of the gallery")
         self.remove_button = PushButton(text="✕", tooltip="Remove this style")
         self.weight.native.setMaximumWidth(70)
+        self.pick_button.native.setMaximumWidth(28)
+        self.pick_button.native.setStyleSheet("QPushButton::menu-indicator { width: 0px; image: none; }")
         self.remove_button.native.setMaximumWidth(28)
+        self._on_source = on_source
+        self.menu = self._make_menu()
+        self.pick_button.native.setMenu(self.menu)
         self.remove_button.changed.connect(lambda: on_remove(self))
         super().__init__(
-            widgets=[self.layer, self.weight, self.remove_button], layout="horizontal", labels=False
+            widgets=[self.layer, self.weight, self.pick_button, self.remove_button],
+            layout="horizontal",
+            labels=False,
         )
         self.margins = (0, 0, 0, 0)
 
+    def _make_menu(self) -> QMenu:
+        menu = QMenu(self.pick_button.native)
+        menu.addAction("Image file…", self.choose_file)
+        gallery = menu.addMenu("Gallery")
+        for choice in gallery_choices():
+            gallery.addAction(choice.name, lambda key=choice.key: self.use_gallery(key))
+        return menu
+
+    def choose_file(self) -> None:
+        """Ask for an image file (only its name is taken here; it is read when a run starts)."""
+        path, _ = QFileDialog.getOpenFileName(self.native, "Style image", "", FILE_FILTER)
+        if path:
+            self.use_file(path)
+
+    def use_file(self, path: str | Path) -> StyleFile:
+        """Use the image file ``path`` as this row's style."""
+        source = StyleFile(Path(path).expanduser())
+        self._on_source(self, source)
+        return source
+
+    def use_gallery(self, key: str) -> GalleryChoice:
+        """Use the gallery style ``key`` (see ``samples.GALLERY``) as this row's style."""
+        source = GalleryChoice(key)
+        self._on_source(self, source)
+        return source
+
 
 class StyleRows(Container):
-    """The style rows (at least one). ``on_change`` is called when a row's layer, or the rows, change."""
+    """The style rows (at least one). ``on_change`` is called when a row's style, or the rows, change."""
 
     def __init__(self, choices: Callable[..., list], on_change: Callable[[], None]):
         super().__init__(labels=False, layout="vertical")
         self.margins = (0, 0, 0, 0)
-        self._choices = choices
+        self._layer_choices = choices
         self._on_change = on_change
+        #: Files and gallery styles picked so far (every row lists them after the layers).
+        self.sources: list[StyleSource] = []
+
+    def _choices(self, *args: Any) -> list[tuple[str, Any]]:
+        return [*self._layer_choices(*args), *((source.label, source) for source in self.sources)]
 
     def add(self, layer: Any = None, weight: float = 1.0, pick: Callable[[], Any] | None = None) -> StyleRow:
-        """Append a row showing ``layer``; None: ``pick()`` (asked once the row is in),
-        else the last row's layer."""
-        row = StyleRow(self._choices, self.remove)
+        """Append a row showing ``layer`` (or a source); None: ``pick()`` (asked once the row is in),
+        else the last row's style."""
+        row = StyleRow(self._choices, self.remove, self._use_source)
         self.append(row)
         row.reset_choices()
         if layer is None and pick is not None:
@@ -52,12 +110,22 @@ class StyleRows(Container):
         if layer is None and len(self) > 1:
             layer = self[-2].layer.value  # every image is in use: repeat the last style
         if layer is not None:
+            if is_source(layer) and layer not in self.sources:
+                self.sources.append(layer)  # a file or gallery style given by a script
+                row.reset_choices()
             row.layer.value = layer
         row.weight.value = weight
         row.layer.changed.connect(lambda *_: self._on_change())
         self._update_rows()
         self._on_change()
         return row
+
+    def _use_source(self, row: StyleRow, source: StyleSource) -> None:
+        if source not in self.sources:
+            self.sources.append(source)
+        for each in self:
+            each.reset_choices()
+        row.layer.value = next(s for s in self.sources if s == source)
 
     def remove(self, row: StyleRow) -> None:
         """Remove a row (the last one stays)."""
@@ -74,9 +142,9 @@ class StyleRows(Container):
 
     @property
     def styles(self) -> list[tuple[Any, float]]:
-        """The chosen (style layer, blend weight) pairs."""
+        """The chosen (style layer or source, blend weight) pairs."""
         return [(row.layer.value, float(row.weight.value)) for row in self]
 
     def names(self) -> list[str]:
-        """The rows' layer names ('?' for a row without a layer)."""
+        """The rows' style names ('?' for a row without a style)."""
         return [row.layer.value.name if row.layer.value is not None else "?" for row in self]

@@ -1,8 +1,9 @@
 """The Style Transfer dock widget: pick layers, set a few knobs, watch the result appear.
 
-Layout (top to bottom): the inputs (content layer, style rows with blend weights, an
-optional Labels mask with its label → style table) and the main settings, a collapsed
-"Advanced" section, Run / Stop, a progress bar and a one-line status. The parts live in
+Layout (top to bottom): the inputs (content layer, style rows — layers, files or gallery
+styles — with blend weights, an optional Labels mask with its label → style table) and the
+main settings, a collapsed "Advanced" section (with the start image and saved previews),
+Run / Stop, Continue, a progress bar and a one-line status. The parts live in
 their own modules: ``form`` (settings ↔ StyleConfig, built from the option specs),
 ``style_rows``, ``label_table``, ``worker`` (the thread) and ``results`` (the result layer).
 
@@ -10,7 +11,8 @@ Run checks the choices on the GUI thread from shapes and dtypes only (``prepare_
 worker reads the pixels and runs the engine's ``run_iter``. Every event comes back to the
 GUI thread as one :class:`~napari_style_transfer._progress.RunUpdate`, for 2D and stack
 runs alike: previews go into one result layer at most ``MAX_PREVIEWS_PER_SECOND`` times a
-second (the final image is always shown), finished slices of a stack fill one nD layer, and
+second, less often when showing one is slow (the final image is always shown; the status
+line and the bars are redrawn a few times a second), finished slices of a stack fill one nD layer, and
 the run's bar in napari's activity dock follows the steps.
 
 Each run adds a new result layer ("<content> stylised", napari appends " [1]", " [2]" … to
@@ -24,6 +26,7 @@ is one notification sentence (no traceback); the previews so far stay, renamed
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton
@@ -43,10 +46,13 @@ from .._progress import (
     running_text,
     starting_text,
 )
-from .._run_request import STACK_MODES, final_metadata, prepare_run, result_metadata
+from .._run_request import STACK_MODES, RunChoices, final_metadata, prepare, result_metadata
+from .batch import BatchView
 from .form import LabelAligner, SettingsForm
 from .label_table import LabelTable
 from .results import unwrap
+from .run_extras import ContinueRow, add_run_extras, run_choices
+from .settings_view import SettingsView
 from .style_rows import StyleRow, StyleRows
 from .worker import ActiveRun, avoid_triton_llvm_clash, launch
 
@@ -73,11 +79,13 @@ class StyleTransferWidget(Container):
         for name, control in self.form.controls.items():
             setattr(self, name, control.widget)  # widget.iterations, widget.init, … (scripts and tests)
         self.style_strength_value = self.form.controls["style_weight"].widget
-        form = Container(widgets=[*inputs, *self.form.rows("main")], labels=True)
+        self.settings_view = SettingsView(self.form)  # presets, reset; restores the last-used settings
+        form = Container(widgets=[*inputs, self.settings_view.row, *self.form.rows("main")], labels=True)
         self.advanced = self.form.advanced
         self.advanced_section = QCollapsible("Advanced", expandedIcon="▼", collapsedIcon="▶")
         self.advanced_section.addWidget(self.advanced.native)
         self.advanced_section.collapse(animate=False)
+        self.start_image, self.save_previews = add_run_extras(self.form, self._image_choices)
         feedback = self._make_feedback()
         super().__init__(widgets=[form, *feedback], labels=False)
         self.native.layout().insertWidget(1, self.advanced_section)
@@ -132,7 +140,9 @@ class StyleTransferWidget(Container):
         self.add_style_button.changed.connect(lambda: self.add_style())
         styles_box = Container(widgets=[self.style_rows, self.add_style_button], labels=False, label="Style")
         styles_box.margins = (0, 0, 0, 0)
-        return [self.content_layer, self._stack_row, styles_box, self.mask_layer, self.label_table]
+        self.batch = BatchView(self)  # the "Batch" choice and its runs (_qt/batch.py)
+        rows = [self.content_layer, self._stack_row, styles_box, self.mask_layer, self.label_table]
+        return [*rows, self.batch.choice]
 
     def _make_feedback(self) -> list[Any]:
         """Run / Stop, the progress bar and the status line."""
@@ -146,11 +156,12 @@ class StyleTransferWidget(Container):
         self.stop_button.changed.connect(lambda: self.stop())
         actions = Container(widgets=[self.run_button, self.stop_button], layout="horizontal", labels=False)
         actions.margins = (0, 0, 0, 0)
+        self.continue_row = ContinueRow(lambda: self.continue_run(), self._viewer)
         self.progress_bar = ProgressBar(value=0, min=0, max=1)
         self.status = Label(value="Ready.")
         self.status.native.setWordWrap(True)
         self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        return [actions, self.progress_bar, self.status]
+        return [actions, self.continue_row, self.progress_bar, self.status]
 
     def _update_stack_widgets(self, *_: Any) -> None:
         self._stack_row.visible = is_nd(unwrap(self.content_layer.value))
@@ -197,6 +208,7 @@ class StyleTransferWidget(Container):
     def reset_choices(self, *_: Any) -> None:
         """Refresh the layer lists (napari calls this when layers are added, removed, renamed)."""
         super().reset_choices()
+        self.advanced.reset_choices()  # the start image (the Advanced part sits outside this container)
         content = self.content_layer.value
         if content is not None and is_result_layer(content):
             # prefer a user image as the default content
@@ -239,29 +251,31 @@ class StyleTransferWidget(Container):
 
     @property
     def running(self) -> bool:
-        return self._active is not None
+        return self._active is not None or self.batch.running
 
     def run(self, content: Any = None, styles: list[tuple[Any, float]] | None = None) -> bool:
         """Start a run (the layers default to the widget's choices). False if it did not start.
 
         Only shapes, dtypes and layer kinds are looked at here; the pixels are read in the worker.
         """
-        if self._active is not None or self._closed or self.viewer is None:
+        if self.running or self._closed or self.viewer is None:
             return False  # one run at a time (Run is disabled meanwhile, this guards scripts)
-        content = unwrap(self.content_layer.value if content is None else content)
-        styles = [(unwrap(layer), weight) for layer, weight in (self.styles if styles is None else styles)]
-        mask = unwrap(self.mask_layer.value)
+        if self.batch.selected and content is None and styles is None:
+            return self.batch.start()
+        return self._start(lambda: run_choices(self, content, styles))
+
+    def continue_run(self, result: Any = None, iterations: int | None = None) -> bool:
+        """Run ``iterations`` more steps (default: the Continue box) from a result layer (default:
+        the selected one), with the settings it recorded. False if it did not start."""
+        return self._start(lambda: self.continue_row.choices(result, iterations, self.save_previews.choice))
+
+    def _start(self, make_choices: Callable[[], RunChoices]) -> bool:
+        """Check the choices (a sentence for a bad one), then start the run in its thread."""
+        if self.running or self._closed or self.viewer is None:
+            return False  # one run at a time (Run is disabled meanwhile, this guards scripts)
         try:
-            request = prepare_run(
-                content,
-                styles,
-                self.config_kwargs(),
-                stack=self.stack_mode.value,
-                point=tuple(self.viewer.dims.point),
-                coherence=bool(self.coherent.value),
-                mask_layer=mask,
-                label_styles=self.label_styles if mask is not None else None,
-            )
+            choices = make_choices()
+            request = prepare(choices)
         except UserError as exc:
             self._notify(str(exc), exc.severity)
             return False
@@ -278,7 +292,7 @@ class StyleTransferWidget(Container):
             on_finished=self._on_finished,
             on_cancel=lambda: self.stop("cancelled in the activity dock"),
         )
-        run.inputs = (content, *(layer for layer, _ in styles), *((mask,) if mask is not None else ()))
+        run.inputs = choices.layers()
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self._active = run
         self._set_running(True)
@@ -290,6 +304,7 @@ class StyleTransferWidget(Container):
 
     def stop(self, reason: str | None = None) -> None:
         """Ask the run to stop; it ends after the current iteration and keeps its image."""
+        self.batch.stop(reason)
         run = self._active
         if run is None:
             return
@@ -298,7 +313,7 @@ class StyleTransferWidget(Container):
         self._set_status("Stopping after the current iteration…")
 
     def _set_running(self, running: bool) -> None:
-        self.run_button.enabled = not running
+        self.run_button.enabled = self.continue_row.enabled = not running
         self.stop_button.enabled = running
 
     def _set_status(self, text: str) -> None:
@@ -316,21 +331,24 @@ class StyleTransferWidget(Container):
             return
         update = as_update(event)
         self._tiling_notice(run, update)
-        self.progress_bar.value = min(update.step, self.progress_bar.max)
         run.last_event = update.event
+        redraw = update.done or run.refresh.due()  # the line and the bars: a few times a second
+        if redraw:
+            self.progress_bar.value = min(update.step, self.progress_bar.max)
         if update.done:
             self._finish(run, update)
         else:
-            self._show_progress(run, update)
-        run.advance(update.step)  # last: the activity dock's bar processes Qt events
+            self._show_progress(run, update, redraw)
+        if redraw:
+            run.advance(update.step)  # last: the activity dock's bar processes Qt events
 
-    def _show_progress(self, run: ActiveRun, update: RunUpdate) -> None:
-        """A step of the run: the status line, and the preview or the finished slice."""
+    def _show_progress(self, run: ActiveRun, update: RunUpdate, redraw: bool = True) -> None:
+        """A step of the run: the status line (when ``redraw``), and the preview or the finished slice."""
         if run.slice_number != update.slice_number:  # a new slice of a stack: a new speed
             run.slice_number = update.slice_number
             run.meter = RateMeter(run.request.sizes, run.request.config.iterations)
         run.meter.add(update.event)
-        if not run.stop.is_set():
+        if redraw and not run.stop.is_set():
             self._set_status(running_text(update, run.meter, run.tiling_message))
         if update.image is None:
             return
@@ -340,7 +358,7 @@ class StyleTransferWidget(Container):
             return
         image = run.throttle.offer(update.image)
         if image is not None:
-            run.result.show(image)
+            run.show_preview(image)
         elif not self._pending_timer.isActive():
             self._pending_timer.start(max(1, int(run.throttle.wait_time() * 1000) + 1))
 
@@ -358,7 +376,7 @@ class StyleTransferWidget(Container):
             return
         image = run.throttle.take_pending()
         if image is not None:
-            run.result.show(image)
+            run.show_preview(image)
         elif run.throttle.pending is not None:
             self._pending_timer.start(max(1, int(run.throttle.wait_time() * 1000) + 1))
 
@@ -459,6 +477,7 @@ class StyleTransferWidget(Container):
     def _on_destroyed(self, *_: Any) -> None:
         """The dock or the whole viewer went away: stop the run and wait for the thread."""
         self._closed = True
+        self.batch.close()
         run = self._active
         if run is None:
             return

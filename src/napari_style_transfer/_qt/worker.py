@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,12 +19,14 @@ from typing import Any
 
 from napari.qt.threading import GeneratorWorker, thread_worker
 from napari.utils import cancelable_progress
+from qtpy.QtGui import QMovie
 
 from .._faults import release_memory, run_device, run_failure
-from .._progress import PreviewThrottle, RateMeter
+from .._progress import PreviewThrottle, RateMeter, RefreshGate
 from .._run_request import RunRequest
 from ..engine import ProgressEvent, StackEvent, run_iter
-from .results import ResultLayer
+from ..full_size import full_size_event
+from .results import ResultLayer, unwrap
 
 logger = logging.getLogger(__name__)
 
@@ -69,17 +72,24 @@ class StyleWorker(GeneratorWorker):
 def run_events(
     request: RunRequest, stop: threading.Event, finished: threading.Event
 ) -> Iterator[ProgressEvent | StackEvent]:
-    """Runs in the worker thread: read the inputs, then the engine's events; errors wrapped in RunFailed."""
+    """Runs in the worker thread: read the inputs, then the engine's events (every Nth preview saved
+    when asked); errors wrapped in RunFailed."""
     try:
         inputs = request.read()
-        yield from run_iter(
+        events = run_iter(
             inputs.content,
             inputs.styles,
-            request.config,
+            inputs.config or request.config,
             stack=request.stack_options(),
             guidance=inputs.guidance,
             stop=stop,
         )
+        if request.full_size:  # the final image upsampled here, not on the GUI thread
+            events = (full_size_event(event, request.content_shape, request.rgb) for event in events)
+        for event in events:
+            if request.previews is not None:
+                request.previews.offer(event)  # written here, in the worker thread (atomic files)
+            yield event
     except Exception as exc:
         details = None
         if not isinstance(exc, (ValueError, RuntimeError, MemoryError)):  # a bug: keep the details
@@ -130,6 +140,10 @@ class ActiveRun:
     #: All-slices runs: the slice in progress (1-based) and the finished slices' indices.
     slice_number: int = 0
     slices_done: list = field(default_factory=list)
+    #: When the status line and the bars may be redrawn (a few times a second).
+    refresh: RefreshGate = field(default_factory=RefreshGate)
+    #: napari's animated "in progress" indicator, held still and stepped with the bar.
+    spinner: Any = None
 
     @property
     def layer(self) -> Any:
@@ -144,19 +158,51 @@ class ActiveRun:
         if self.worker is not None:
             self.worker.quit()  # StyleWorker.quit: the same stop request, no abandoned generator
 
+    def show_preview(self, image: Any) -> None:
+        """Show a preview in the result layer and tell the throttle what that cost."""
+        if self.result is None:
+            return
+        made = self.result.exists  # making the layer is a one-off: not what a preview costs
+        start = time.perf_counter()
+        if self.result.show(image) and made:
+            self.throttle.shown(time.perf_counter() - start)
+
     def advance(self, step: int) -> None:
-        """Move the activity dock's bar to ``step``.
+        """Move the activity dock's bar to ``step`` (and napari's indicator one frame).
 
         napari's bar processes Qt events when it moves, so call this last in a signal handler.
         """
         bar = self.progress
         if bar is not None and step > bar.n:
+            if self.spinner is not None:
+                self.spinner.jumpToNextFrame()
             bar.update(min(step, bar.total) - bar.n)
 
     def close_progress(self) -> None:
         if self.progress is not None:
             self.progress.close()
             self.progress = None
+        spinner, self.spinner = self.spinner, None
+        if spinner is not None and spinner.state() == QMovie.MovieState.Paused:
+            spinner.setPaused(False)  # other bars may still run; napari stops it once none is left
+
+
+def hold_spinner(viewer: Any) -> Any:
+    """Pause napari's animated "in progress" indicator of the activity dock; return its QMovie.
+
+    Its every frame redraws the window, which under software OpenGL (Xvfb, VNC) costs about
+    half a CPU core, taken from the run; the run moves it one frame per bar update instead.
+    None where this napari has no such indicator.
+    """
+    try:
+        label = unwrap(viewer).window._qt_window._activity_dialog._toggleButton._inProgressIndicator
+        movie = label.movie()
+    except (AttributeError, RuntimeError):  # another napari version; a closed window
+        return None
+    if movie is None:
+        return None
+    movie.setPaused(True)
+    return movie
 
 
 def launch(
@@ -187,6 +233,7 @@ def launch(
         desc=f"Style transfer: {request.result_name}",
         cancel_callback=on_cancel,
     )
+    run.spinner = hold_spinner(viewer)
     return run
 
 

@@ -16,6 +16,7 @@ from .memory import estimate_peak_memory, largest_fitting_size
 from .runtime import select_device
 from .scales import scale_sizes
 from .stack import StackEvent, stylize_stack, stylize_stack_iter
+from .stopping import expected_steps
 from .stylizer import Stylizer
 from .timelapse import flicker
 from .transfer import run_iter, stylize, stylize_iter
@@ -36,6 +37,7 @@ __all__ = [
     "Stylizer",
     "WeightsError",
     "estimate_peak_memory",
+    "expected_steps",
     "flicker",
     "from_rgb01",
     "get_network",

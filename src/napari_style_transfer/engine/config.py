@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .stopping import AUTO
 from .vgg import LAYER_INDEX
 
 DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
@@ -50,6 +51,10 @@ class ConfigError(ValueError):
 
 def _fail(name: str, allowed: str, value: Any) -> None:
     raise ConfigError(f"{name}: must be {allowed}, got {value!r}")
+
+
+def _is_auto(value: Any) -> bool:
+    return isinstance(value, str) and value == AUTO
 
 
 def _is_int(value: Any) -> bool:
@@ -101,6 +106,7 @@ OPTION_DETAILS: Mapping[str, Any] = MappingProxyType(
     {
         "optional": False,
         "none_label": "",
+        "auto_label": "",
         "choices": (),
         "choice_labels": (),
         "minimum": None,
@@ -144,10 +150,10 @@ class StyleConfig:
     # One field a row: the option table reads best unwrapped.
     # fmt: off
 
-    iterations: int = field(default=300, metadata=option(
-        "Iterations", "Optimiser steps (at each scale when multi-scale is on)", group="main", kind="int",
-        minimum=ITERATIONS_RANGE[0], maximum=ITERATIONS_RANGE[1], step=50, flags=("-n", "--iterations"),
-        metavar="N",
+    iterations: int | str = field(default=AUTO, metadata=option(
+        "Iterations", "Optimiser steps at each scale, or auto", group="main", kind="int",
+        auto_label="each scale stops when the image stops improving", minimum=ITERATIONS_RANGE[0],
+        maximum=ITERATIONS_RANGE[1], step=50, flags=("-n", "--iterations"), metavar="N|auto",
     ))
     size: int | None = field(default=512, metadata=option(
         "Output size (px)", "Long side of the result in pixels (bigger is slower)", group="main", kind="int",
@@ -305,8 +311,10 @@ class StyleConfig:
 
     def _check_sizes(self) -> None:
         low, high = ITERATIONS_RANGE
-        if not _is_int(self.iterations) or not low <= self.iterations <= high:
-            _fail("iterations", f"an integer from {low} to {high}", self.iterations)
+        if not _is_auto(self.iterations) and (
+            not _is_int(self.iterations) or not low <= self.iterations <= high
+        ):
+            _fail("iterations", f"'auto' or an integer from {low} to {high}", self.iterations)
         low, high = SIZE_RANGE
         if self.size is not None and (not _is_int(self.size) or not low <= self.size <= high):
             _fail("size", f"None or an integer from {low} to {high} (pixels, long side)", self.size)

@@ -24,6 +24,7 @@ from .optimise import LoopSettings
 from .render import Renderer
 from .runtime import Runtime
 from .scales import scale_sizes
+from .stopping import Numbering
 
 
 class SharedParts(Protocol):
@@ -53,6 +54,7 @@ class RunEnd:
     scale: int = 0
     shape: tuple[int, int] = (0, 0)
     iteration: int = 0
+    expected: int = 0  # steps the current call of the loop will likely take (its iteration count when fixed)
 
 
 class ContentRun:
@@ -157,18 +159,19 @@ class ContentRun:
         assert self.inputs.init_rgb is not None
         return resize(to_tensor(self.inputs.init_rgb), shape).to(self.device)
 
-    def step_event(self, end: RunEnd, n_scales: int, total_steps: int, **fields: Any) -> ProgressEvent:
+    def step_event(self, end: RunEnd, numbering: Numbering, **fields: Any) -> ProgressEvent:
         """The event of the step ``end`` describes (not the final one)."""
         return ProgressEvent(
             end.scale,
-            n_scales,
+            numbering.n_scales,
             end.shape,
             end.iteration,
-            self.config.iterations,
+            end.expected,
             end.step,
-            total_steps,
+            numbering.total_steps,
             end.losses,
             time.perf_counter() - self.start,
+            estimated=numbering.estimated,
             **fields,
         )
 
@@ -176,7 +179,7 @@ class ContentRun:
         self,
         end: RunEnd,
         sizes: list[tuple[int, int]],
-        total_steps: int,
+        numbering: Numbering,
         *,
         image: np.ndarray | None = None,
         n_scales: int | None = None,
@@ -210,15 +213,16 @@ class ContentRun:
             n_scales or len(sizes),
             end.shape,
             end.iteration,
-            self.config.iterations,
+            end.iteration if not end.stopped else end.expected,
             end.step,
-            total_steps,
+            end.step if not end.stopped else numbering.total_steps,
             dict(end.losses),
             elapsed,
             result,
             True,
             end.stopped,
             info,
+            estimated=numbering.estimated and end.stopped,
             **fields,
         )
 

@@ -46,9 +46,9 @@ class ProgressEvent:
     n_scales: int
     shape: tuple[int, int]  # (H, W) at this scale
     iteration: int  # 1-based step within this scale
-    iterations: int  # steps per scale
+    iterations: int  # steps at this scale (an estimate while ``estimated``)
     step: int  # 1-based step over the whole run
-    total_steps: int
+    total_steps: int  # steps in the whole run (an estimate while ``estimated``; exact on the final event)
     losses: dict[str, float]
     elapsed: float  # seconds since the run started
     preview: np.ndarray | None = None
@@ -58,6 +58,7 @@ class ProgressEvent:
     tile: int = 0  # tiled runs: 1-based tile being optimised (0: the untiled coarse pass)
     n_tiles: int = 0  # tiled runs: number of tiles (0: not a tiled run)
     message: str | None = None  # a one-off notice, e.g. that the run switched to tiling
+    estimated: bool = False  # iterations="auto": the step counts are estimates, refined as the run goes
 
 
 __all__ = ["MemoryLimitError", "ProgressEvent", "StopRequest", "StyleTransferError", "should_stop"]

@@ -25,6 +25,9 @@ values ``v`` inside ``[low, high]`` (values outside come back as the nearest bou
   value (float16: 2**-11 relative; float32: 2**-24 relative).
 * grayscale stays grayscale (its three equal channels are averaged back, exactly);
   an RGBA input's alpha channel is returned unchanged (resized if the shape changed).
+* transparency: where an RGBA input's alpha is 0 its pixels come back byte for byte, colour
+  included, when the result has the input's shape (:attr:`ImageInfo.transparent`); the
+  alpha as a loss weight is :func:`alpha_weights`.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ class ImageInfo:
     low: float
     high: float
     alpha: np.ndarray | None  # the RGBA input's alpha channel, unchanged values
+    #: The colour values (N, 3) of the fully transparent pixels (alpha == 0), as given; None: none.
+    transparent: np.ndarray | None = None
 
     def describe(self) -> str:
         kind = {1: "grayscale", 3: "RGB", 4: "RGBA"}[self.channels]
@@ -267,8 +272,27 @@ def to_rgb01(
     if channels == 1:
         rgb[..., 1:] = rgb[..., :1]
     alpha = data[..., 3].copy() if channels == 4 else None
-    info = ImageInfo(array.dtype, channels, squeeze, low, high, alpha)
+    transparent = None
+    if alpha is not None and np.any(alpha == 0):
+        transparent = data[..., :3][alpha == 0].copy()  # exact bytes, put back by from_rgb01
+    info = ImageInfo(array.dtype, channels, squeeze, low, high, alpha, transparent)
     return rgb, info
+
+
+def alpha_weights(info: ImageInfo) -> np.ndarray | None:
+    """The RGBA input's alpha as an (H, W) float32 weight in [0, 1]; None without alpha or when it is uniform.
+
+    Integers count from 0 (transparent) to their dtype's maximum (opaque), floats from 0 to
+    1 (values above 1 are opaque); a uniform alpha weighs every pixel alike, so it gives None.
+    """
+    alpha = info.alpha
+    if alpha is None or alpha.size == 0 or alpha.min() == alpha.max():
+        return None
+    if alpha.dtype.kind in "iu":
+        weights = alpha.astype(np.float64) / float(np.iinfo(alpha.dtype).max)
+    else:
+        weights = np.nan_to_num(alpha.astype(np.float64), nan=0.0)
+    return np.clip(weights, 0.0, 1.0).astype(np.float32)
 
 
 #: Elements converted to float64 at a time by :func:`to_rgb01` (32 MiB).
@@ -329,6 +353,8 @@ def from_rgb01(rgb: np.ndarray, info: ImageInfo) -> np.ndarray:
         if alpha.shape != out.shape[:2]:
             alpha = cast_to_dtype(resize_plane(alpha.astype(np.float32), out.shape[:2]), info.dtype)
         out = np.concatenate([out, alpha.astype(info.dtype, copy=False)[..., None]], axis=-1)
+        if info.transparent is not None and alpha is info.alpha:  # same shape: transparent pixels as given
+            out[..., :3][alpha == 0] = info.transparent
     if info.squeeze:
         out = out[..., 0]
     return out

@@ -16,7 +16,7 @@ import torch
 from . import color
 from .config import ConfigError, StyleConfig
 from .guidance import Guidance
-from .images import ImageInfo, is_single_image, to_rgb01, to_tensor
+from .images import ImageInfo, alpha_weights, is_single_image, to_rgb01, to_tensor
 from .masks import RegionPlan, check_labels, plan_regions, region_plane, to_plane_tensor
 
 
@@ -103,19 +103,33 @@ class MaskPlan:
         return self.regions is not None
 
 
-def plan_masks(guidance: Guidance, content_shape: tuple[int, int], styles: StyleImages) -> MaskPlan:
-    """Check the content mask against the content and plan the regions (guided Gram matrices)."""
+def plan_masks(
+    guidance: Guidance,
+    content_shape: tuple[int, int],
+    styles: StyleImages,
+    alpha: np.ndarray | None = None,
+) -> MaskPlan:
+    """Check the content mask against the content and plan the regions (guided Gram matrices).
+
+    ``alpha`` (an (H, W) weight in [0, 1], from :func:`~.images.alpha_weights`) weighs every
+    region: transparent pixels do not count in the style statistics (they are put back as
+    they were when the result is rendered).
+    """
+    weight = None if alpha is None else alpha.astype(np.float32)
     if guidance.content_mask is not None:
         labels = check_labels(guidance.content_mask, content_shape, name="content_mask")
         regions = plan_regions(
             labels, guidance.label_styles, len(styles.rgbs), strict=not guidance.partial_mask
         )
-        planes = [to_plane_tensor(region_plane(labels, r.labels)) for r in regions]
+        planes = [region_plane(labels, r.labels) for r in regions]
+        if weight is not None:
+            planes = [plane * weight for plane in planes]
         union = region_plane(labels, [v for r in regions for v in r.labels])
         keep = None if union.all() else to_plane_tensor(union)
-        return MaskPlan(regions, planes, keep)
-    if any(p is not None for p in styles.mask_planes):
-        return MaskPlan([RegionPlan((), None)], [torch.ones((1, 1, *content_shape))])
+        return MaskPlan(regions, [to_plane_tensor(p) for p in planes], keep)
+    if weight is not None or any(p is not None for p in styles.mask_planes):
+        plane = torch.ones((1, 1, *content_shape)) if weight is None else to_plane_tensor(weight)
+        return MaskPlan([RegionPlan((), None)], [plane])
     return MaskPlan()
 
 
@@ -166,7 +180,7 @@ def convert_content(
             init_rgb = color.luminance_image(init_rgb)
         if consistency_rgb is not None:
             consistency_rgb = color.luminance_image(consistency_rgb)
-    masks = plan_masks(guidance, tuple(content_rgb.shape[:2]), styles)
+    masks = plan_masks(guidance, tuple(content_rgb.shape[:2]), styles, alpha_weights(info))
     return ContentInputs(
         info=info,
         content_rgb=content_rgb,

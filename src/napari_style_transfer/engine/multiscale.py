@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
@@ -13,16 +11,7 @@ from .content_run import ContentRun, RunEnd
 from .events import ProgressEvent, StopRequest, should_stop
 from .images import resize
 from .optimise import Steps, optimise
-
-
-@dataclass
-class Numbering:
-    """How a driver numbers its events inside a larger run (tiling puts scales before its tiles)."""
-
-    total_steps: int
-    n_scales: int
-    fields: dict[str, Any] = field(default_factory=dict)  # extra ProgressEvent fields (tiles)
-    message: str | None = None  # a one-off notice carried by the first event
+from .stopping import Numbering
 
 
 def run_scales(
@@ -33,7 +22,6 @@ def run_scales(
     With ``final`` the run's very last step yields no event and makes no preview (the caller
     yields the final event with the result).
     """
-    config = run.config
     end = RunEnd()
     image: torch.Tensor | None = None
     message = numbering.message
@@ -41,7 +29,7 @@ def run_scales(
         if image is not None and should_stop(stop):
             # Stop before the next scale's set-up (its targets take a while at large sizes).
             end.image, end.stopped, end.scale = image, True, scale_index - 1
-            end.shape, end.iteration = tuple(image.shape[-2:]), config.iterations
+            end.shape = tuple(image.shape[-2:])
             return end
         scale_start = time.perf_counter()
         objective, content_t = run.objective(shape)
@@ -51,11 +39,12 @@ def run_scales(
             image = resize(image.detach(), shape).clamp(0, 1)
         last_scale = final and scale_index == len(sizes) - 1
         end.scale, end.shape = scale_index, shape
+        budget = numbering.budgets[scale_index]
         steps = Steps(
             optimise(
                 image,
                 objective,
-                config.iterations,
+                budget,
                 run.settings,
                 stop=stop,
                 render=run.render,
@@ -65,16 +54,10 @@ def run_scales(
         for step in steps:
             end.step += 1
             end.iteration, end.losses = step.iteration, step.losses
-            if last_scale and step.iteration == config.iterations:
+            numbering.expected[scale_index] = end.expected = step.expected
+            if last_scale and step.last:
                 continue  # the caller's final event stands for this step
-            yield run.step_event(
-                end,
-                numbering.n_scales,
-                numbering.total_steps,
-                preview=step.preview,
-                message=message,
-                **numbering.fields,
-            )
+            yield run.step_event(end, numbering, preview=step.preview, message=message, **numbering.fields)
             message = None
         outcome = steps.outcome
         assert outcome is not None
@@ -83,8 +66,8 @@ def run_scales(
             end.image, end.stopped, end.iteration = image, True, outcome.iterations
             return end
         end.scale_times.append(time.perf_counter() - scale_start)
-    end.image, end.scale, end.shape, end.iteration = image, len(sizes) - 1, sizes[-1], config.iterations
+    end.image, end.scale, end.shape = image, len(sizes) - 1, sizes[-1]
     return end
 
 
-__all__ = ["Numbering", "run_scales"]
+__all__ = ["run_scales"]

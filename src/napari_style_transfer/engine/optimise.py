@@ -18,6 +18,7 @@ from .events import StopRequest, StyleTransferError, should_stop
 from .lbfgs import CompactLBFGS, optimizer_step
 from .objective import Objective
 from .runtime import LossScaler, Runtime, record_copy_done
+from .stopping import Budget, Plateau
 
 #: L-BFGS curvature pairs kept (each pair: two image-sized fp32 vectors; see memory.py).
 LBFGS_HISTORY = 50
@@ -64,12 +65,18 @@ class LoopSettings:
 
 @dataclass
 class Step:
-    """One optimiser step: its number (1-based), the loss terms, a preview when one is due, the image."""
+    """One optimiser step: its number (1-based), the loss terms, a preview when one is due, the image.
+
+    ``last`` says that the loop ends after this step; ``expected`` is how many steps the loop
+    will likely take in all (exact once ``last``, and always for a fixed budget).
+    """
 
     iteration: int
     losses: dict[str, float]
     preview: np.ndarray | None = None
     image: torch.Tensor | None = None  # the image being optimised (live: read it before the next step)
+    last: bool = False
+    expected: int = 0
 
 
 @dataclass
@@ -154,19 +161,22 @@ def make_closure(
 def optimise(
     image: torch.Tensor,
     objective: Objective,
-    steps: int,
+    steps: int | Budget,
     settings: LoopSettings,
     *,
     stop: StopRequest = None,
     render: Render | None = None,
     preview_last: bool = True,
 ) -> Generator[Step, None, Outcome]:
-    """Optimise ``image`` against ``objective`` for ``steps`` steps; yield a :class:`Step` after each.
+    """Optimise ``image`` against ``objective``; yield a :class:`Step` after each step.
 
-    ``stop`` is checked before every step. Previews (``render`` of the image) are made every
-    ``settings.preview_every`` steps when ``render`` is given; ``preview_last=False`` skips the
-    last step's (its caller renders the result anyway). Returns the :class:`Outcome`.
+    ``steps`` is a number of steps, or a :class:`~.stopping.Budget` that may end the loop
+    once the loss stops improving. ``stop`` is checked before every step. Previews
+    (``render`` of the image) are made every ``settings.preview_every`` steps when ``render``
+    is given; ``preview_last=False`` skips the last step's (its caller renders the result
+    anyway). Returns the :class:`Outcome`.
     """
+    plateau = Plateau(steps if isinstance(steps, Budget) else Budget(steps))
     image = image.detach().contiguous().requires_grad_(True)
     optimizer = settings.make_optimizer(image)
     previews = PreviewPipe(render, settings.overlap_previews) if render is not None else None
@@ -175,21 +185,25 @@ def optimise(
     closure = make_closure(optimizer, objective, image, scaler, after_launch)
     losses: dict[str, float] = {}
     every = settings.preview_every if previews is not None else 0
-    for iteration in range(1, steps + 1):
+    iteration = 0
+    while True:
         if should_stop(stop):
-            return Outcome(image, iteration - 1, losses, True)
+            return Outcome(image, iteration, losses, True)
+        iteration += 1
         result = optimizer_step(optimizer, closure, scaler)  # one host transfer; fp16 overflows redone
         losses = result.values
         if not result.finite:
             raise StyleTransferError(_diverged_message(settings, losses))
+        last = plateau.update(losses.get("total", float("nan")))
         preview = None
         if previews is not None:
-            if every and iteration % every == 0 and (preview_last or iteration < steps):
+            if every and iteration % every == 0 and (preview_last or not last):
                 with torch.no_grad():
                     previews.submit(image)
             preview = previews.take()
-        yield Step(iteration, losses, preview, image)
-    return Outcome(image, steps, losses, False)
+        yield Step(iteration, losses, preview, image, last, plateau.expected)
+        if last:
+            return Outcome(image, iteration, losses, False)
 
 
 class Steps:

@@ -31,7 +31,8 @@ class OptionSpec:
     widget: init_image, contrast_limits, style_blend_weights) or "cli" (CLI only).
     ``kind``: "int", "float", "bool", "choice", "str", "layers" (tuple of VGG layer names),
     "floats" (tuple of numbers), "image" (an array) or "range" (a (low, high) pair).
-    ``optional``: None is allowed, and ``none_label`` says what None means. ``choices``: the
+    ``optional``: None is allowed, and ``none_label`` says what None means. ``auto_label``: an
+    "int" that also takes the string "auto", and what that means. ``choices``: the
     allowed values of a "choice" (for a "str", the named values besides free text, e.g. a
     weights file path); ``choice_labels``: their human labels, same order, or empty.
     ``minimum``/``maximum``: the range ``StyleConfig`` checks (None: unbounded; learning_rate's
@@ -47,6 +48,7 @@ class OptionSpec:
     default: Any
     optional: bool = False
     none_label: str = ""
+    auto_label: str = ""
     choices: tuple[str, ...] = ()
     choice_labels: tuple[str, ...] = ()
     minimum: float | None = None

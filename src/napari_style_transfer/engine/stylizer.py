@@ -21,10 +21,11 @@ from .events import MemoryLimitError, ProgressEvent, StopRequest, StyleTransferE
 from .guidance import Guidance
 from .images import to_tensor
 from .inputs import StyleImages, convert_styles
-from .multiscale import Numbering, run_scales
+from .multiscale import run_scales
 from .objective import FeatureExtractor, StyleTargets
 from .runtime import deterministic_algorithms, select_device, select_runtime
 from .scales import scale_sizes
+from .stopping import Numbering, scale_budgets
 from .tiling import plan_tiled_run, tiled_iter
 from .vgg import WeightsError, get_network, resolve_weights
 
@@ -119,9 +120,9 @@ class Stylizer:
                 return
             self.extractor()
             sizes = scale_sizes(run.content_shape, config)
-            total_steps = len(sizes) * config.iterations
-            end = yield from run_scales(run, sizes, stop, Numbering(total_steps, len(sizes)), final=True)
-        yield run.final_event(end, sizes, total_steps)
+            numbering = Numbering(scale_budgets(config.iterations, len(sizes)), len(sizes))
+            end = yield from run_scales(run, sizes, stop, numbering, final=True)
+        yield run.final_event(end, sizes, numbering)
 
     def _tiling_reason(self, run: ContentRun) -> str | None:
         """Why this run is tiled (None: it is not)."""

@@ -30,9 +30,10 @@ from . import memory
 from .content_run import ContentRun, RunEnd
 from .events import ProgressEvent, StopRequest
 from .images import resize
-from .multiscale import Numbering, run_scales
+from .multiscale import run_scales
 from .optimise import Steps, optimise
 from .scales import MIN_SCALE_SIDE, scale_sizes
+from .stopping import Numbering, scale_budgets
 
 #: Ramp weights never drop below this inside a tile (keeps the normalisation well defined).
 _WEIGHT_FLOOR = 1e-3
@@ -163,12 +164,15 @@ def tiled_iter(run: ContentRun, plan: TilePlan, stop: StopRequest = None) -> Ite
     n_tiles = plan.n_tiles
     sizes = [*plan.coarse_sizes, plan.output_shape]
     n_scales = len(sizes)
-    total_steps = (len(plan.coarse_sizes) + n_tiles) * config.iterations
+    budgets = scale_budgets(config.iterations, n_scales)
+    n_coarse = len(plan.coarse_sizes)
     info = {"tiled": plan.describe()}
-    numbering = Numbering(total_steps, n_scales, {"n_tiles": n_tiles}, plan.message)
+    numbering = Numbering(
+        budgets[:-1] + [budgets[-1]] * n_tiles, n_scales, {"n_tiles": n_tiles}, plan.message
+    )
     end = yield from run_scales(run, plan.coarse_sizes, stop, numbering, final=False)
     if end.stopped:
-        yield run.final_event(end, sizes, total_steps, n_scales=n_scales, extra_info=info, n_tiles=n_tiles)
+        yield run.final_event(end, sizes, numbering, n_scales=n_scales, extra_info=info, n_tiles=n_tiles)
         return
     tiles_start = time.perf_counter()
     long_side = max(plan.output_shape)
@@ -184,7 +188,7 @@ def tiled_iter(run: ContentRun, plan: TilePlan, stop: StopRequest = None) -> Ite
         """The final event: the canvas as it is, after ``tile`` tiles."""
         image = run.render(canvas.image())
         extra = {"extra_info": info, "n_tiles": n_tiles, "tile": tile}
-        return run.final_event(tile_end, sizes, total_steps, image=image, n_scales=n_scales, **extra)
+        return run.final_event(tile_end, sizes, numbering, image=image, n_scales=n_scales, **extra)
 
     for k, (r, c, (y0, y1), (x0, x1)) in enumerate(grid, start=1):
         tile_start = time.perf_counter()
@@ -192,19 +196,23 @@ def tiled_iter(run: ContentRun, plan: TilePlan, stop: StopRequest = None) -> Ite
         objective = run.objective_for(
             content_out[crop].to(run.device), long_side, crop=crop, tile=plan.tile_size
         )
+        call = n_coarse + k - 1
         steps = Steps(
-            optimise(canvas.start(crop).to(run.device), objective, config.iterations, run.settings, stop=stop)
+            optimise(
+                canvas.start(crop).to(run.device), objective, numbering.budgets[call], run.settings, stop=stop
+            )
         )
         for step in steps:
             tile_end.step += 1
             tile_end.iteration, tile_end.losses = step.iteration, step.losses
-            tile_done = step.iteration == config.iterations
+            numbering.expected[call] = tile_end.expected = step.expected
+            tile_done = step.last
             if tile_done:
                 canvas.add(crop, r, c, step.image)
                 if k == n_tiles:
                     continue
             preview = run.render(canvas.image()) if tile_done and config.preview_every else None
-            yield run.step_event(tile_end, n_scales, total_steps, preview=preview, tile=k, n_tiles=n_tiles)
+            yield run.step_event(tile_end, numbering, preview=preview, tile=k, n_tiles=n_tiles)
         outcome = steps.outcome
         assert outcome is not None
         if outcome.stopped:
@@ -218,7 +226,6 @@ def tiled_iter(run: ContentRun, plan: TilePlan, stop: StopRequest = None) -> Ite
         del objective, steps, outcome
     tile_end.losses = {key: float(np.mean([d[key] for d in final_losses])) for key in final_losses[-1]}
     tile_end.scale_times = [*end.scale_times, time.perf_counter() - tiles_start]
-    tile_end.iteration = config.iterations
     info["tiled"]["tile_times_s"] = [round(t, 3) for t in tile_times]
     yield finish(n_tiles)
 

@@ -17,18 +17,13 @@ from pathlib import Path
 TEMP_PREFIX = ".nst-"
 
 
-def _create_temp(folder: Path, suffix: str) -> Path:
-    for _ in range(100):
-        temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(6)}.tmp{suffix}"
-        try:
-            fd = os.open(
-                temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666
-            )  # the umask applies, as for open()
-        except FileExistsError:
-            continue
-        os.close(fd)
-        return temp
-    raise FileExistsError(f"no free temporary file name in {folder}")
+def _temp_name(folder: Path, suffix: str) -> Path:
+    return folder / f"{TEMP_PREFIX}{secrets.token_hex(6)}.tmp{suffix}"
+
+
+def _create(temp: Path) -> None:
+    """Create ``temp`` (FileExistsError if the name is taken); the umask applies, as for open()."""
+    os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
 
 
 def _sync(path: Path) -> None:
@@ -48,8 +43,18 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
     the temporary file is removed and ``path`` is left as it was.
     """
     path = Path(path)
-    temp = _create_temp(path.parent, path.suffix)
+    # The name is chosen before the file exists, and created inside the try: an interrupt
+    # landing just after the file was created still removes it.
+    temp = _temp_name(path.parent, path.suffix)
     try:
+        for _ in range(100):
+            try:
+                _create(temp)
+                break
+            except FileExistsError:  # a random name taken (someone else's file): another one
+                temp = _temp_name(path.parent, path.suffix)
+        else:
+            raise FileExistsError(f"no free temporary file name in {path.parent}")
         yield temp
         with suppress(OSError):
             os.chmod(temp, stat.S_IMODE(os.stat(path).st_mode))

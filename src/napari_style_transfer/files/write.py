@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_target
+from .embedded import png_info
 from .errors import ImageFileError, as_path, reason, shown
 from .paths import TIFF_SUFFIXES, WRITABLE_SUFFIXES, write_target
 
@@ -31,8 +32,11 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(scaled, nan=0.0) * 255, 0, 255).round().astype(np.uint8)
 
 
-def _write_pil(path: Path, array: np.ndarray, suffix: str) -> None:
-    """PNG (8-bit, or 16-bit gray) or JPEG (8-bit, no alpha) through a file we open and close ourselves."""
+def _write_pil(path: Path, array: np.ndarray, suffix: str, description: str | None = None) -> None:
+    """PNG (8-bit, or 16-bit gray) or JPEG (8-bit, no alpha) through a file we open and close ourselves.
+
+    ``description`` goes into a PNG text chunk (JPEG leaves it out).
+    """
     from PIL import Image
 
     if suffix == ".png" and array.dtype == np.uint16 and array.ndim == 2:
@@ -44,8 +48,9 @@ def _write_pil(path: Path, array: np.ndarray, suffix: str) -> None:
         if suffix in (".jpg", ".jpeg") and data.ndim == 3 and data.shape[-1] == 4:
             data = data[..., :3]  # JPEG has no alpha
     image = Image.fromarray(np.ascontiguousarray(data))
+    extra = {"pnginfo": png_info(description)} if suffix == ".png" and description is not None else {}
     with open(path, "wb") as handle:  # a full disk raises here, not later in a writer's finaliser
-        image.save(handle, format="PNG" if suffix == ".png" else "JPEG")
+        image.save(handle, format="PNG" if suffix == ".png" else "JPEG", **extra)
 
 
 def _target(path: str | os.PathLike, suffixes: tuple[str, ...], what: str) -> Path:
@@ -58,8 +63,12 @@ def _target(path: str | os.PathLike, suffixes: tuple[str, ...], what: str) -> Pa
     return target
 
 
-def write_image(path: str | os.PathLike, array: np.ndarray) -> Path:
-    """Write ``array`` atomically; TIFF keeps any dtype, PNG keeps uint8 and 16-bit grayscale, JPEG is 8-bit."""
+def write_image(path: str | os.PathLike, array: np.ndarray, description: str | None = None) -> Path:
+    """Write ``array`` atomically; TIFF keeps any dtype, PNG keeps uint8 and 16-bit grayscale, JPEG is 8-bit.
+
+    ``description`` (e.g. the run's settings as JSON) is carried by a PNG text chunk or the
+    TIFF ImageDescription (see ``embedded.py``); JPEG leaves it out.
+    """
     target = _target(path, WRITABLE_SUFFIXES, f"use one of {', '.join(WRITABLE_SUFFIXES)}")
     suffix = target.suffix.lower()
     try:
@@ -68,9 +77,9 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> Path:
                 import tifffile
 
                 photometric = "rgb" if array.ndim == 3 and array.shape[-1] in (3, 4) else "minisblack"
-                tifffile.imwrite(temp, array, photometric=photometric)
+                tifffile.imwrite(temp, array, photometric=photometric, description=description)
             else:
-                _write_pil(temp, array, suffix)
+                _write_pil(temp, array, suffix, description)
     except ImageFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - a full disk, a writer's refusal…: the old file is kept
@@ -78,14 +87,19 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> Path:
     return as_path(path)
 
 
-def write_stack(path: str | os.PathLike, array: np.ndarray, rgb: bool) -> Path:
-    """Write an nD stack atomically as a TIFF (any dtype); ``rgb``: the last axis is colour."""
+def write_stack(
+    path: str | os.PathLike, array: np.ndarray, rgb: bool, description: str | None = None
+) -> Path:
+    """Write an nD stack atomically as a TIFF (any dtype); ``rgb``: the last axis is colour.
+
+    ``description``: text for the TIFF ImageDescription (e.g. the run's settings as JSON).
+    """
     target = _target(path, TIFF_SUFFIXES, "a stack needs a .tif or .tiff file")
     try:
         import tifffile
 
         with atomic_target(target) as temp:
-            tifffile.imwrite(temp, array, photometric="rgb" if rgb else "minisblack")
+            tifffile.imwrite(temp, array, photometric="rgb" if rgb else "minisblack", description=description)
     except Exception as exc:  # noqa: BLE001
         raise ImageFileError(f"cannot write {shown(path)}: {reason(exc)}") from exc
     return as_path(path)

@@ -2,8 +2,9 @@
 external), with atomic outputs, a report, resume and retries. ``distributed`` is imported only
 when a batch runs."""
 
-from .api import BatchOptions, BatchStart, stylize_batch
+from .api import stylize_batch
 from .items import BatchError, BatchItem, expand_inputs
+from .options import BatchOptions, BatchStart
 from .report import REPORT_NAME, BatchReport, BatchResult, summary_line
 
 __all__ = [

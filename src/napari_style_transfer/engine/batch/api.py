@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,65 +20,19 @@ from ...messages import first_line
 from ..config import ConfigError, StyleConfig
 from ..events import StopRequest, should_stop
 from ..guidance import Guidance, StackOptions
+from ..scales import scale_sizes
 from .files import remove_partials
-from .items import BatchItem, check_chunk, settings_id, settings_record
+from .items import BatchError, BatchItem, is_reader, settings_id, settings_record
+from .options import BatchOptions, BatchStart, RunOptions, run_options
 from .plan import Plan, StackState, is_array, make_plan
 from .report import BatchReport, BatchResult, is_current, load_previous
-from .stacks import assemble_stack, remove_parts
-from .work import BatchJob, run_chunk, run_item, stack_limits, stop_job
+from .stacks import assemble_stack, finish_zarr, remove_parts
+from .work import JOB_LIMITS, BatchJob, run_chunk, run_item, stack_limits, stop_job
 
 #: How long a stop waits for running items to end (they stop after their current step).
 HALT_WAIT_S = 15.0
-
-
-@dataclass
-class BatchStart:
-    """What a batch is about to do (given to ``on_start`` before the first result)."""
-
-    total: int  # items: images, array items and stack chunks
-    to_run: int  # items that will run (the others are skipped or failed already)
-    report: Path | None
-    cluster: str = ""  # 'local', 'local-gpu', 'dask-cuda', 'external'; '' when nothing runs
-    workers: int = 0
-    dashboard: str | None = None
-
-
-@dataclass(frozen=True)
-class BatchOptions:
-    """Where the outputs go and how the batch runs.
-
-    ``out_dir``: each item is written to ``out_dir/<stem>.<ext>`` atomically and
-    ``out_dir/batch-report.json`` records every item (None: results come back as arrays).
-    ``workers`` / ``threads_per_worker``: the embedded cluster's processes and their torch
-    threads (ignored with a client). ``chunk``: path contents are nD TIFF stacks cut into
-    chunks of so many slices. ``overwrite``: redo outputs a previous run made. ``retries``:
-    how often Dask reruns an item whose code raised. ``on_start`` gets a :class:`BatchStart`
-    before the first result.
-    """
-
-    out_dir: str | Path | None = None
-    workers: int | None = None
-    threads_per_worker: int | None = None
-    chunk: int | None = None
-    ext: str | None = None
-    overwrite: bool = False
-    retries: int = 2
-    on_start: Callable[[BatchStart], None] | None = None
-
-
-@dataclass(frozen=True)
-class _Options:
-    out_dir: Path | None
-    guidance: Guidance | None
-    workers: int | None
-    threads_per_worker: int | None
-    chunk: int | None
-    stack: StackOptions | None
-    ext: str | None
-    overwrite: bool
-    retries: int
-    stop: StopRequest
-    on_start: Callable[[BatchStart], None] | None
+#: How much longer a stop waits for the items that were already writing their output.
+WRITE_WAIT_S = 120.0
 
 
 def stylize_batch(
@@ -96,7 +49,8 @@ def stylize_batch(
     """Stylise every item of ``contents`` with the same styles and config; yield a
     :class:`~.report.BatchResult` as each item finishes (in finishing order).
 
-    ``contents``: a path, folder or glob pattern; a sequence of paths and arrays; or one array
+    ``contents``: a path, folder or glob pattern; a sequence of paths, arrays and readers (objects
+    whose ``read()`` returns the image, called by the worker that stylises it); or one array
     (numpy or dask) whose leading axes, beyond one image's, are the items. ``client``: a
     ``distributed.Client``; None starts an embedded cluster (one worker per GPU on CUDA
     machines). ``options`` (:class:`BatchOptions`) say where outputs go; with an ``out_dir`` a
@@ -105,20 +59,7 @@ def stylize_batch(
     others; a worker that dies mid-item has the item rerun elsewhere. ``stop`` ends the batch
     between items: running items are cancelled and yielded as ``cancelled``.
     """
-    o = options or BatchOptions()
-    internal = _Options(
-        Path(o.out_dir) if o.out_dir is not None else None,
-        guidance,
-        o.workers,
-        o.threads_per_worker,
-        None if o.chunk is None else check_chunk(o.chunk),
-        stack,
-        o.ext,
-        o.overwrite,
-        int(o.retries),
-        stop,
-        o.on_start,
-    )
+    internal = run_options(options or BatchOptions(), guidance, stack, stop)
     run = _BatchRun(contents, styles, config or StyleConfig(), client, internal)
     yield from run.results()
 
@@ -133,10 +74,12 @@ def _style_list(styles: Any) -> tuple[np.ndarray, ...]:
 class _BatchRun:
     """One call of :func:`stylize_batch`: plan, skip, submit, collect, and always clean up."""
 
-    def __init__(self, contents: Any, styles: Any, config: StyleConfig, client: Any, options: _Options):
+    def __init__(self, contents: Any, styles: Any, config: StyleConfig, client: Any, options: RunOptions):
         self.config, self.options, self.client = config, options, client
         self.styles = _style_list(styles)
-        extra = {"chunk": options.chunk}
+        extra: dict[str, Any] = {"chunk": options.chunk}
+        if options.contrast_limits is not None:
+            extra["contrast_limits"] = [None if v is None else list(v) for v in options.contrast_limits]
         if options.chunk is not None:
             stack = options.stack or StackOptions()
             extra["stack"] = {
@@ -152,14 +95,20 @@ class _BatchRun:
             except OSError as exc:
                 raise ImageFileError(f"OUT_DIR: cannot create {options.out_dir}: {first_line(exc)}") from None
         self.plan: Plan = make_plan(
-            contents, options.out_dir, ext=options.ext, chunk=options.chunk, settings_id=self.settings_id
+            contents,
+            options.out_dir,
+            ext=options.ext,
+            chunk=options.chunk,
+            settings_id=self.settings_id,
+            limits=options.contrast_limits,
         )
         self.report = (
             BatchReport(options.out_dir, self.settings, self.settings_id) if options.out_dir else None
         )
         self.finished: set[int] = set()
         self.cancelled: set[int] = set()
-        self.wall_start = time.time()
+        self.writing: set[int] = set()  # items the workers said were writing when the batch stopped
+        self.before: dict[int, tuple | None] = {}  # outputs as they were before the items ran
         self.futures: dict[Any, BatchItem] = {}
         self.cluster: Any = None
         self.plugin: str | None = None
@@ -202,7 +151,7 @@ class _BatchRun:
             if item.slices is None:
                 if item.output is not None and is_current(previous, item.output, self.settings_id):
                     yield self._record(self._plain(item, "skipped"))
-            elif item.source in self.current_stacks or self._part(item).is_file():
+            elif item.source in self.current_stacks or self._part_done(item):
                 yield from self._chunk_finished(item, self._plain(item, "skipped"))
 
     def _plain(self, item: BatchItem, status: str, message: str = "", **fields: Any) -> BatchResult:
@@ -224,6 +173,11 @@ class _BatchRun:
             path for start, _, path in state.parts if item.slices is not None and start == item.slices[0]
         )
 
+    def _part_done(self, item: BatchItem) -> bool:
+        """A chunk an interrupted run finished: its part is there (for zarr, a marker and the store)."""
+        store = self.plan.stacks[str(item.source)].store
+        return self._part(item).is_file() and (store is None or store.is_dir())
+
     def _record(self, result: BatchResult) -> BatchResult:
         if result.kind != "stack":
             self.finished.add(result.index)
@@ -240,7 +194,9 @@ class _BatchRun:
         if self.client is not None:
             self.cluster = plumbing.Cluster(self.client, torch_threads=options.threads_per_worker)
         else:
-            self.cluster = plumbing.start_local(options.workers, options.threads_per_worker)
+            self.cluster = plumbing.start_local(
+                options.workers, options.threads_per_worker, options.in_process
+            )
         key = f"{self.settings_id}-{uuid.uuid4().hex[:8]}"
         job = BatchJob(
             key, self.styles, self.config, options.guidance, options.stack, self.cluster.torch_threads
@@ -252,12 +208,18 @@ class _BatchRun:
 
     def _contents(self, todo: list[BatchItem]) -> dict[int, Any]:
         """Array items: numpy arrays travel inside their task (the scheduler keeps them until the item
-        is done, so a rerun elsewhere still has them); dask slices are computed on the cluster."""
-        indices = [i.index for i in todo if i.index in self.plan.arrays]
-        lazy = [i for i in indices if hasattr(self.plan.arrays[i], "dask")]
-        contents = {i: np.asarray(self.plan.arrays[i]) for i in indices if i not in lazy}
+        is done, so a rerun elsewhere still has them); dask slices are computed on the cluster, and
+        since an item's task has the higher priority, a worker stylises what it has read before it
+        reads the next: a lazy stack larger than memory streams through, a slice or two at a time."""
+        arrays, client = self.plan.arrays, self.cluster.client
+        indices = [i.index for i in todo if i.index in arrays]
+        lazy = [i for i in indices if hasattr(arrays[i], "dask")]
+        readers = [i for i in indices if is_reader(arrays[i])]
+        contents = {i: np.asarray(arrays[i]) for i in indices if i not in lazy and i not in readers}
         if lazy:
-            contents.update(zip(lazy, self.cluster.client.compute([self.plan.arrays[i] for i in lazy])))
+            contents.update(zip(lazy, client.compute([arrays[i] for i in lazy])))
+        if readers:  # handed over as they are (an in-process worker gets the very objects, unpickled)
+            contents.update(zip(readers, client.scatter([arrays[i] for i in readers], hash=False)))
         return contents
 
     def _submit(self, todo: list[BatchItem]) -> None:
@@ -266,13 +228,22 @@ class _BatchRun:
         scans: dict[str, Any] = {}
         for item in todo:
             if item.slices is None:
-                future = client.submit(
-                    run_item, self.job_key, item, contents.get(item.index), retries=retries, pure=False
+                self.before[item.index] = file_identity(item.output)
+                limits = self.plan.limits.get(item.index, JOB_LIMITS)
+                future = client.submit(  # before any other item's read (see _contents)
+                    run_item,
+                    self.job_key,
+                    item,
+                    contents.get(item.index),
+                    limits,
+                    retries=retries,
+                    pure=False,
+                    priority=1,
                 )
             else:
                 state = self.plan.stacks[str(item.source)]
                 if state.source not in scans:
-                    state.folder.mkdir(parents=True, exist_ok=True)
+                    self._prepare_stack(state)
                     scans[state.source] = client.submit(
                         stack_limits,
                         state.source,
@@ -288,15 +259,30 @@ class _BatchRun:
                     state.header,
                     scans[state.source],
                     str(self._part(item)),
+                    None if state.store is None else str(state.store),
                     retries=retries,
                     pure=False,
                 )
             self.futures[future] = item
 
+    def _prepare_stack(self, state: StackState) -> None:
+        """The stack's parts folder and, for zarr output, its store (kept from an interrupted run)."""
+        state.folder.mkdir(parents=True, exist_ok=True)
+        if state.store is not None:
+            from .zarr_stack import open_store
+
+            output_hw = scale_sizes(state.header.slice_shape[:2], self.config)[-1]
+            try:
+                open_store(state.store, state.header, output_hw)
+            except Exception as exc:  # noqa: BLE001 - whatever zarr raises, one line
+                raise BatchError(
+                    f"OUT_DIR: cannot create the zarr store {state.store}: {type(exc).__name__}: {first_line(exc)}"
+                ) from None
+
     def _collect(self) -> Iterator[BatchResult]:
         from distributed import as_completed
 
-        pending = as_completed(list(self.futures))
+        pending = as_completed(list(self.futures), loop=self.cluster.client.loop)  # not the default client's
         while not pending.is_empty():
             if should_stop(self.options.stop):
                 yield from self._cancel_running()
@@ -339,15 +325,16 @@ class _BatchRun:
 
     def _halt(self) -> list[BatchResult]:
         """Stop the batch: running items end after their current step without writing, queued ones
-        never start. Items that finish meanwhile (a write already under way) are kept as they
-        ended; the others are ``cancelled``. Everything is recorded; returns the results."""
-        from distributed import wait
-
+        never start. The workers answer the stop with the items already writing their output;
+        those are waited for (:data:`WRITE_WAIT_S`) and kept as they ended, like any item that
+        finished meanwhile; the others are ``cancelled``. Everything is recorded; returns the results."""
         futures = list(self.futures)
         with suppress(Exception):
-            self.cluster.client.run(stop_job, self.job_key, on_error="ignore")
-        with suppress(Exception, KeyboardInterrupt):
-            wait(futures, timeout=HALT_WAIT_S)
+            answers = self.cluster.client.run(stop_job, self.job_key, on_error="ignore")
+            self.writing.update(i for indices in answers.values() for i in indices or ())
+        with suppress(KeyboardInterrupt):
+            wait_done(futures, HALT_WAIT_S)
+            wait_done([f for f in futures if self.futures[f].index in self.writing], WRITE_WAIT_S)
         results = []
         for future in futures:
             item = self.futures.pop(future)
@@ -382,8 +369,9 @@ class _BatchRun:
             return BatchResult(**base, status="skipped")
         started = time.perf_counter()
         try:
-            info = assemble_stack(state.source, state.header, state.parts, state.output)
-        except (OSError, ValueError) as exc:
+            finish = finish_zarr if state.zarr else assemble_stack
+            info = finish(state.source, state.header, state.parts, state.output)
+        except Exception as exc:  # noqa: BLE001 - a reader's or zarr's error: the stack failed, one line
             return BatchResult(**base, status="failed", message=f"assembling the stack: {first_line(exc)}")
         remove_parts(state.folder)
         info["chunk"] = self.options.chunk
@@ -412,12 +400,34 @@ class _BatchRun:
             self.report.save(finished=True)
 
     def _keep_late_outputs(self) -> None:
-        """An item whose worker was already writing when the batch stopped can finish after it was
-        marked cancelled (the workers are gone by now): its output is whole, since writes are
-        atomic, so the report says ``done`` instead of disowning a file this run wrote."""
+        """An item its worker reported as writing when the batch stopped, whose task never came back
+        (its worker died or the wait ran out): if its output was replaced meanwhile, the file is
+        whole (writes are atomic) and this run wrote it, so the report says ``done``."""
         for item in self.plan.items:
-            if item.index not in self.cancelled or item.output is None or item.kind == "chunk":
+            if item.index not in self.cancelled or item.index not in self.writing or item.kind == "chunk":
                 continue
-            with suppress(OSError):
-                if Path(item.output).stat().st_mtime >= self.wall_start:
-                    self._record(self._plain(item, "done", "finished while the batch was stopping"))
+            if file_identity(item.output) not in (None, self.before.get(item.index)):
+                self._record(self._plain(item, "done", "finished while the batch was stopping"))
+
+
+def wait_done(futures: Sequence[Any], timeout: float) -> bool:
+    """Wait until every future has ended (or ``timeout`` seconds); True if they all did. (Dask's
+    ``wait`` needs a default client, which an in-process cluster deliberately is not.)"""
+    deadline = time.monotonic() + timeout
+    while not all(f.done() for f in futures):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def file_identity(path: str | None) -> tuple[int, int, int] | None:
+    """(device, inode, mtime in ns) of a file, None when there is none: an atomic write (a rename)
+    changes it, whatever the clocks of the machines say."""
+    if path is None:
+        return None
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns

@@ -5,6 +5,7 @@ stack than its chunk."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -39,11 +40,15 @@ def save_array_atomic(path: str | Path, array: np.ndarray) -> Path:
 
 
 def remove_partials(folder: str | Path) -> int:
-    """Delete what interrupted writes left in ``folder`` (names like :data:`PARTIAL_PATTERN`); returns how many."""
+    """Delete what interrupted writes left in ``folder`` (names like :data:`PARTIAL_PATTERN`, files
+    or, for zarr stores, folders); returns how many."""
     removed = 0
     for leftover in Path(folder).glob(PARTIAL_PATTERN):
         with suppress(OSError):
-            leftover.unlink()
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover)
+            else:
+                leftover.unlink()
             removed += 1
     return removed
 

@@ -43,6 +43,16 @@ class BatchItem:
         return "chunk" if self.slices is not None else "image"
 
 
+def is_reader(value: Any) -> bool:
+    """A content that reads itself: an object with a ``read()`` method returning the image (read by
+    the worker that stylises it, e.g. a GUI's plan to read a layer), not an array."""
+    return (
+        callable(getattr(value, "read", None))
+        and not isinstance(value, np.ndarray)
+        and not hasattr(value, "dask")
+    )
+
+
 def _has_magic(text: str) -> bool:
     return any(c in text for c in "*?[")
 
@@ -89,11 +99,14 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
 
 
 def output_suffix(path: Path | None, ext: str | None, stack: bool = False) -> str:
-    """The output's suffix: ``ext`` if given, else the input's when writable (else .png; arrays and stacks .tif)."""
+    """The output's suffix: ``ext`` if given, else the input's when writable (else .png; arrays
+    .tif); stacks: .zarr when ``ext`` is zarr, else .tif."""
+    suffix = (ext.lower() if ext.startswith(".") else f".{ext.lower()}") if ext else None
     if stack:
-        return ".tif"
-    if ext:
-        suffix = ext.lower() if ext.startswith(".") else f".{ext.lower()}"
+        return ".zarr" if suffix == ".zarr" else ".tif"
+    if suffix == ".zarr":
+        raise BatchError("--ext zarr: only applies to stacks (--stack); a zarr store holds a stack's slices")
+    if suffix:
         if suffix not in WRITABLE_SUFFIXES:
             raise BatchError(
                 f"--ext: must be one of {', '.join(s[1:] for s in WRITABLE_SUFFIXES)}, got {ext!r}"

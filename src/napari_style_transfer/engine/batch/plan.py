@@ -3,6 +3,7 @@ whose leading axes are items, or TIFF stacks cut into chunks; and which items a 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,18 @@ from typing import Any
 from ...imageio_utils import ImageFileError
 from ...messages import first_line
 from .files import StackHeader, read_stack_header
-from .items import BatchError, BatchItem, check_unique_outputs, expand_inputs, output_suffix, plan_chunks
+from .items import (
+    BatchError,
+    BatchItem,
+    check_unique_outputs,
+    expand_inputs,
+    is_reader,
+    output_suffix,
+    plan_chunks,
+)
 from .report import BatchResult
 from .stacks import part_path, parts_dir
+from .zarr_stack import STORE_NAME, ZARR_SUFFIX, require_zarr
 
 
 @dataclass
@@ -27,6 +37,13 @@ class StackState:
     parts: list[tuple[int, int, Path]] = field(default_factory=list)
     remaining: set[int] = field(default_factory=set)
     failed: bool = False
+    #: The chunks write into a zarr store in ``folder`` (the parts are markers), not .npy parts.
+    zarr: bool = False
+
+    @property
+    def store(self) -> Path | None:
+        """The zarr store being filled (None for a TIFF stack)."""
+        return self.folder / STORE_NAME if self.zarr else None
 
 
 @dataclass
@@ -35,6 +52,10 @@ class Plan:
 
     items: list[BatchItem] = field(default_factory=list)
     arrays: dict[int, Any] = field(default_factory=dict)
+    #: Items whose entry has its own value range (None: the item's robust range), by item index.
+    limits: dict[int, tuple[float, float] | None] = field(default_factory=dict)
+    #: The entry of a sequence of contents that each item comes from, by item index.
+    entry_of: dict[int, int] = field(default_factory=dict)
     stacks: dict[str, StackState] = field(default_factory=dict)
     failed: list[BatchResult] = field(default_factory=list)  # stacks whose header cannot be read
 
@@ -69,8 +90,8 @@ def _add_array_items(plan: Plan, array: Any, out_dir: Path | None, suffix: str) 
         plan.arrays[item.index] = array[index] if lead else array
 
 
-def _add_stack(plan: Plan, path: Path, out_dir: Path, chunk: int, settings_id: str) -> None:
-    output = str(out_dir / f"{path.stem}.tif")
+def _add_stack(plan: Plan, path: Path, out_dir: Path, chunk: int, settings_id: str, suffix: str) -> None:
+    output = str(out_dir / f"{path.stem}{suffix}")
     try:
         header = read_stack_header(path)
     except ImageFileError as exc:
@@ -78,12 +99,13 @@ def _add_stack(plan: Plan, path: Path, out_dir: Path, chunk: int, settings_id: s
         plan.failed.append(BatchResult(item.index, item.name, item.label, output, "failed", first_line(exc)))
         return
     folder = parts_dir(out_dir, path.stem, settings_id)
-    state = StackState(str(path), path.stem, output, header, folder)
+    zarr = suffix == ZARR_SUFFIX
+    state = StackState(str(path), path.stem, output, header, folder, zarr=zarr)
     for start, stop in plan_chunks(header.n_slices, chunk):
         item = plan.add(
             name=path.stem, label=str(path), source=str(path), output=output, slices=(start, stop)
         )
-        state.parts.append((start, stop, part_path(folder, start, stop)))
+        state.parts.append((start, stop, part_path(folder, start, stop, zarr)))
         state.remaining.add(item.index)
     plan.stacks[str(path)] = state
 
@@ -95,9 +117,30 @@ def make_plan(
     ext: str | None = None,
     chunk: int | None = None,
     settings_id: str = "",
+    limits: Sequence[tuple[float, float] | None] | None = None,
 ) -> Plan:
     """Items for ``contents``: a path or pattern, a sequence of paths and arrays, or one array
-    (its leading axes, beyond one image's, are items). ``chunk`` cuts TIFF stacks instead."""
+    (its leading axes, beyond one image's, are items). ``chunk`` cuts TIFF stacks instead.
+    ``limits``: one value range per entry of a sequence (see ``BatchOptions.contrast_limits``)."""
+    plan = _make_plan(contents, out_dir, ext, chunk, settings_id)
+    if limits is not None:
+        _entry_limits(plan, contents, limits)
+    return plan
+
+
+def _entry_limits(plan: Plan, contents: Any, limits: Sequence[tuple[float, float] | None]) -> None:
+    entries = [] if is_array(contents) or isinstance(contents, (str, Path)) else list(contents)
+    if len(entries) != len(limits):
+        raise BatchError(
+            f"contrast_limits: one per entry of contents ({len(entries)} entries), got {len(limits)}"
+        )
+    for item in plan.items:
+        plan.limits[item.index] = limits[plan.entry_of[item.index]]
+
+
+def _make_plan(
+    contents: Any, out_dir: Path | None, ext: str | None, chunk: int | None, settings_id: str
+) -> Plan:
     plan = Plan()
     if is_array(contents):
         if chunk is not None:
@@ -109,31 +152,56 @@ def make_plan(
     entries = [contents] if isinstance(contents, (str, Path)) else list(contents)
     if not entries:
         raise BatchError("INPUT: no images given")
+    stack_suffix = output_suffix(None, ext, stack=True)
+    if chunk is not None and stack_suffix == ZARR_SUFFIX:
+        require_zarr()  # before anything runs
     seen: set[Path] = set()
-    for entry in entries:
-        if is_array(entry):
-            if chunk is not None:
-                raise BatchError("chunk: stacks are read from TIFF files, not arrays")
-            _add_array_items(plan, entry, out_dir, output_suffix(None, ext))
-            continue
-        for path in expand_inputs([entry]):
-            if path.resolve() in seen:
-                continue
-            seen.add(path.resolve())
-            if chunk is not None:
-                if out_dir is None:
-                    raise BatchError("out_dir: stacks are assembled in an output folder; give one")
-                _add_stack(plan, path, out_dir, chunk, settings_id)
-                continue
-            output = str(out_dir / f"{path.stem}{output_suffix(path, ext)}") if out_dir is not None else None
-            if output is not None and Path(output).resolve() == path.resolve():
-                raise BatchError(
-                    f"OUT_DIR: the output {output} would replace its input; choose another folder"
-                )
-            plan.add(name=path.stem, label=str(path), source=str(path), output=output)
+    for number, entry in enumerate(entries):
+        first = len(plan.items)
+        _add_entry(plan, entry, out_dir, ext, chunk, settings_id, stack_suffix, seen)
+        plan.entry_of.update(dict.fromkeys(range(first, len(plan.items)), number))
     check_unique_outputs(plan.items)
     _check_unique_stacks(plan)
     return plan
+
+
+def _add_entry(
+    plan: Plan,
+    entry: Any,
+    out_dir: Path | None,
+    ext: str | None,
+    chunk: int | None,
+    settings_id: str,
+    stack_suffix: str,
+    seen: set[Path],
+) -> None:
+    """The items of one entry of a sequence of contents: a reader, an array, or a path, folder or pattern."""
+    if is_reader(entry):
+        name = f"item-{len(plan.items):05d}"
+        suffix = output_suffix(None, ext)
+        item = plan.add(
+            name=name, label="reader", output=None if out_dir is None else str(out_dir / f"{name}{suffix}")
+        )
+        plan.arrays[item.index] = entry
+        return
+    if is_array(entry):
+        if chunk is not None:
+            raise BatchError("chunk: stacks are read from TIFF files, not arrays")
+        _add_array_items(plan, entry, out_dir, output_suffix(None, ext))
+        return
+    for path in expand_inputs([entry]):
+        if path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
+        if chunk is not None:
+            if out_dir is None:
+                raise BatchError("out_dir: stacks are assembled in an output folder; give one")
+            _add_stack(plan, path, out_dir, chunk, settings_id, stack_suffix)
+            continue
+        output = str(out_dir / f"{path.stem}{output_suffix(path, ext)}") if out_dir is not None else None
+        if output is not None and Path(output).resolve() == path.resolve():
+            raise BatchError(f"OUT_DIR: the output {output} would replace its input; choose another folder")
+        plan.add(name=path.stem, label=str(path), source=str(path), output=output)
 
 
 def _check_unique_stacks(plan: Plan) -> None:

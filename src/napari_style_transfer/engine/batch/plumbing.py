@@ -133,14 +133,15 @@ def _has_bokeh() -> bool:
     return True
 
 
-def start_local(workers: int | None = None, threads: int | None = None) -> Cluster:
-    """The embedded cluster: one worker per CUDA GPU (dask-cuda when installed), else the CPU split."""
+def start_local(workers: int | None = None, threads: int | None = None, in_process: bool = False) -> Cluster:
+    """The embedded cluster: one worker per CUDA GPU (dask-cuda when installed), else the CPU split;
+    ``in_process``: one worker thread in this process (see :func:`start_in_process`)."""
     if workers is not None and workers < 1:
         raise BatchError(f"--workers: must be an integer >= 1, got {workers}")
     if threads is not None and threads < 1:
         raise BatchError(f"--threads-per-worker: must be an integer >= 1, got {threads}")
     try:
-        return _start_local(workers, threads)
+        return start_in_process() if in_process else _start_local(workers, threads)
     except Exception as exc:  # noqa: BLE001 - a cluster that cannot start is one line for the caller
         raise BatchError(
             f"cannot start the local Dask cluster: {type(exc).__name__}: {first_line(exc)}"
@@ -164,6 +165,16 @@ def _start_local(workers: int | None, threads: int | None) -> Cluster:
             local, kind = LocalCluster(n_workers=n, processes=True, **common), "local"
         client = Client(local)
     return Cluster(client, local, torch_threads, kind)
+
+
+def start_in_process() -> Cluster:
+    """One Dask worker running as one thread of this process, for a GUI: nothing to start or to load
+    again (the network stays in this process), results come back without being copied, a stop
+    reaches the item at once; torch keeps its threads (one item at a time uses them all). No
+    preload: the process stays in its process group. Not the process's default client: the host's
+    own dask arrays (napari's lazy layers) keep being computed by dask's local scheduler."""
+    local = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None)
+    return Cluster(Client(local, set_as_default=False), local, None, "in-process")
 
 
 def connect(address: str, timeout: float | None = None) -> Cluster:

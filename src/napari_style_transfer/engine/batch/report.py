@@ -77,7 +77,7 @@ def is_current(previous: dict[str, dict[str, Any]], output: str, settings_id: st
         entry is not None
         and entry.get("status") in ("done", "skipped")
         and entry.get("settings_id") == settings_id
-        and Path(output).is_file()
+        and (Path(output).is_file() or (output.endswith(".zarr") and Path(output).is_dir()))
     )
 
 

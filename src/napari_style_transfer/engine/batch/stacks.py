@@ -6,7 +6,7 @@ how much more the result flickers across a chunk boundary than inside a chunk.""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +26,9 @@ def parts_dir(out_dir: str | Path, name: str, settings_id: str) -> Path:
     return Path(out_dir) / PARTS_FOLDER / f"{name}-{settings_id}"
 
 
-def part_path(folder: Path, start: int, stop: int) -> Path:
-    return folder / f"slices-{start:06d}-{stop:06d}.npy"
+def part_path(folder: Path, start: int, stop: int, zarr: bool = False) -> Path:
+    """A chunk's result (.npy), or for a zarr stack the marker saying its slices are in the store."""
+    return folder / f"slices-{start:06d}-{stop:06d}.{'done' if zarr else 'npy'}"
 
 
 @dataclass
@@ -63,14 +64,23 @@ def _colour(data: np.ndarray, rgb: bool) -> np.ndarray:
     return data[..., :3] if rgb and data.shape[-1] == 4 else data
 
 
+def _npy_rows(start: int, path: Path) -> Any:
+    return np.load(path, mmap_mode="r")
+
+
 def _slices(
-    source: str, header: StackHeader, parts: Sequence[tuple[int, int, Path]], flicker: _Flicker
+    source: str,
+    header: StackHeader,
+    parts: Sequence[tuple[int, int, Path]],
+    flicker: _Flicker,
+    rows: Callable[[int, Path], Any] = _npy_rows,
 ) -> Iterator[np.ndarray]:
-    """The stack's result slices in order, from the parts; measures the flicker as they pass."""
+    """The stack's result slices in order (``rows(start, part)[offset]``: from the .npy parts, or
+    from a zarr store); measures the flicker as they pass."""
     row = header.lead[-1] if header.lead else 1
     prev_result = prev_content = None
     for start, stop, path in parts:
-        results = np.load(path, mmap_mode="r")
+        results = rows(start, path)
         contents = read_slices(source, start, stop, header)
         for offset in range(stop - start):
             i = start + offset
@@ -115,6 +125,23 @@ def assemble_stack(
 
     atomic_write(output, write)
     return {"n_slices": header.n_slices, "output_shape": list(shape), **flicker.info()}
+
+
+def finish_zarr(
+    source: str, header: StackHeader, parts: Sequence[tuple[int, int, Path]], output: str | Path
+) -> dict[str, Any]:
+    """Measure the flicker of a zarr stack that the chunks filled, then move its store into place."""
+    from . import zarr_stack
+
+    store_path = Path(parts[0][2]).parent / zarr_stack.STORE_NAME
+    store = zarr_stack.require_zarr().open_array(str(store_path), mode="r")
+    flicker = _Flicker()
+    for _ in _slices(
+        source, header, parts, flicker, lambda start, _: zarr_stack.StoreRows(store, start, header.lead)
+    ):
+        pass
+    zarr_stack.move_into_place(store_path, Path(output))
+    return {"n_slices": header.n_slices, "output_shape": list(store.shape), **flicker.info()}
 
 
 def remove_parts(folder: Path) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,11 +27,14 @@ from ..images import ImageError
 from ..stack import stack_contrast_limits, stylize_stack_iter
 from ..stylizer import Stylizer
 from ..vgg import WeightsError
-from .files import StackHeader, TiffSlices, read_slices, save_array_atomic
-from .items import BatchItem
+from .files import StackHeader, TiffSlices, atomic_write, read_slices, save_array_atomic
+from .items import BatchItem, is_reader
+from .zarr_stack import write_slices
 
 #: Errors that the same input would raise again: the item fails at once (no retry).
 INPUT_ERRORS = (ImageFileError, ImageError, ConfigError, WeightsError, StyleTransferError)
+#: ``run_item``'s ``limits`` when the item maps its values with the job's config.
+JOB_LIMITS = "job"
 
 
 @dataclass(frozen=True)
@@ -62,22 +66,60 @@ class PreparedJob:
         started = time.perf_counter()
         self.engine = _prepare_engine(job.styles, self.config, job.guidance)
         self.prepare_s = time.perf_counter() - started
+        self._by_limits: dict[Any, Stylizer] = {}
+        self._lock = threading.Lock()
+
+    def engine_for(self, limits: Any = JOB_LIMITS) -> Stylizer:
+        """The engine for contents mapped with ``limits`` (:data:`JOB_LIMITS`: the job's config);
+        another value range gets its own engine, made once (the network is shared)."""
+        if limits == JOB_LIMITS or limits == self.config.contrast_limits:
+            return self.engine
+        key = None if limits is None else tuple(limits)
+        with self._lock:
+            if key not in self._by_limits:
+                config = self.config.replace(contrast_limits=key)
+                self._by_limits[key] = _prepare_engine(self.job.styles, config, self.job.guidance)
+            return self._by_limits[key]
 
 
 _JOBS: dict[str, BatchJob] = {}
 _PREPARED: dict[str, PreparedJob] = {}
 _STOPPED: set[str] = set()
+#: Items of each job whose result is being written in this process (past the point of no return).
+_WRITING: dict[str, set[int]] = {}
 _LOCK = threading.Lock()
 
 
-def stop_job(key: str) -> None:
+def stop_job(key: str) -> list[int]:
     """Ask this process's running items of job ``key`` to end after their current step, unwritten
-    (the client runs it on every worker when the batch is stopped or interrupted)."""
-    _STOPPED.add(key)
+    (the client runs it on every worker when the batch is stopped or interrupted).
+
+    Returns the items that were already writing their output: they finish, and the client
+    waits for them; every other item of the job writes nothing from now on.
+    """
+    with _LOCK:
+        _STOPPED.add(key)
+        return sorted(_WRITING.get(key, ()))
 
 
 def _stop_flag(key: str) -> Callable[[], bool]:
     return lambda: key in _STOPPED
+
+
+@contextmanager
+def claim_write(key: str, index: int) -> Iterator[bool]:
+    """Claim the right to write item ``index``: False when the job was stopped first. The claim
+    and :func:`stop_job` take the same lock, so the client learns exactly which items still write."""
+    with _LOCK:
+        allowed = key not in _STOPPED
+        if allowed:
+            _WRITING.setdefault(key, set()).add(index)
+    try:
+        yield allowed
+    finally:
+        if allowed:
+            with _LOCK:
+                _WRITING.get(key, set()).discard(index)
 
 
 def install_job(job: BatchJob) -> None:
@@ -139,6 +181,16 @@ def _stylize_item(engine: Stylizer, content: np.ndarray, stop: StopRequest = Non
     return None
 
 
+def read_here(reader: Any) -> np.ndarray:
+    """Call a reader's ``read()`` in this worker: dask arrays it computes use dask's local threads
+    (inside a Dask worker they would otherwise go back to the cluster as new tasks, and their
+    graphs, a layer's open files and locks included, would have to be pickled)."""
+    import dask
+
+    with dask.config.set(scheduler="threads"):
+        return np.asarray(reader.read())
+
+
 def _worker() -> tuple[str, Any]:
     """(address, name) of the Dask worker running this task; ('local', None) outside one."""
     try:
@@ -160,9 +212,12 @@ def _outcome(item: BatchItem, status: str, start: float, worker: str, **fields: 
     }
 
 
-def run_item(key: str, item: BatchItem, content: np.ndarray | None = None) -> dict[str, Any]:
+def run_item(
+    key: str, item: BatchItem, content: np.ndarray | None = None, limits: Any = JOB_LIMITS
+) -> dict[str, Any]:
     """The task for one image: read (in the worker), stylise, write atomically (or return the result).
 
+    ``limits``: the item's own value range (None: its robust range), or :data:`JOB_LIMITS`.
     Input errors end the item as ``failed`` with a one-line message; anything else (a device
     error, a worker dying) propagates so that Dask retries the item.
     """
@@ -170,12 +225,20 @@ def run_item(key: str, item: BatchItem, content: np.ndarray | None = None) -> di
     address, name = _worker()
     try:
         state = prepared(key, name)
+        if is_reader(content):
+            try:
+                content = read_here(content)
+            except Exception as exc:  # noqa: BLE001 - its input is unreadable: fails alone, no retry
+                message = f"cannot read the content: {type(exc).__name__}: {first_line(exc)}"
+                return _outcome(item, "failed", start, address, message=message)
         image = content if content is not None else read_image(item.source)
-        result = _stylize_item(state.engine, np.asarray(image), stop=_stop_flag(key))
-        if result is None or key in _STOPPED:
-            return _outcome(item, "cancelled", start, address, message="stopped before it finished")
-        if item.output is not None:
-            write_image(item.output, result)  # atomic: a temporary file, then a rename
+        engine = state.engine_for(limits)
+        result = _stylize_item(engine, np.asarray(image), stop=_stop_flag(key))
+        with claim_write(key, item.index) as allowed:
+            if result is None or not allowed:
+                return _outcome(item, "cancelled", start, address, message="stopped before it finished")
+            if item.output is not None:
+                write_image(item.output, result)  # atomic: a temporary file, then a rename
     except INPUT_ERRORS as exc:
         message = first_line(exc)
         if isinstance(exc, ImageError) and message.startswith("content:") and item.source is not None:
@@ -193,9 +256,10 @@ def run_item(key: str, item: BatchItem, content: np.ndarray | None = None) -> di
 
 
 def _stylize_chunk(
-    state: PreparedJob, data: np.ndarray, rgb: bool, limits: tuple[float, float]
-) -> np.ndarray:
-    """Consecutive slices (k, H, W[, C]) in one value range, coherent inside the chunk."""
+    state: PreparedJob, data: np.ndarray, rgb: bool, limits: tuple[float, float], stop: StopRequest = None
+) -> np.ndarray | None:
+    """Consecutive slices (k, H, W[, C]) in one value range, coherent inside the chunk; None when
+    ``stop`` ended it early."""
     options = state.job.stack or StackOptions()
     stack = StackOptions(
         rgb=rgb,
@@ -206,18 +270,18 @@ def _stylize_chunk(
     config = state.config.replace(contrast_limits=limits)
     result = None
     for event in stylize_stack_iter(
-        data, list(state.job.styles), config, stack=stack, guidance=state.job.guidance
+        data, list(state.job.styles), config, stack=stack, guidance=state.job.guidance, stop=stop
     ):
         if event.done:
-            result = event.result
-    assert result is not None
+            result = None if event.stopped else event.result
     return result
 
 
 def run_chunk(
-    key: str, item: BatchItem, header: StackHeader, scan: dict[str, Any], part: str
+    key: str, item: BatchItem, header: StackHeader, scan: dict[str, Any], part: str, store: str | None = None
 ) -> dict[str, Any]:
-    """The task for a chunk of a stack: read its slices, stylise them, save them as a part file.
+    """The task for a chunk of a stack: read its slices, stylise them, save them as a part file
+    (or, with a zarr ``store``, write them into it and leave the part as a marker).
 
     ``scan`` is the stack's :func:`stack_limits` outcome (a Dask dependency of every chunk).
     """
@@ -230,10 +294,15 @@ def run_chunk(
     try:
         state = prepared(key, name)
         data = read_slices(item.source, *item.slices, header)
-        result = _stylize_chunk(state, data, header.rgb, limits)
-        if result is None or key in _STOPPED:
-            return _outcome(item, "cancelled", start, address, message="stopped before it finished")
-        save_array_atomic(part, result)
+        result = _stylize_chunk(state, data, header.rgb, limits, stop=_stop_flag(key))
+        with claim_write(key, item.index) as allowed:
+            if result is None or not allowed:
+                return _outcome(item, "cancelled", start, address, message="stopped before it finished")
+            if store is None:
+                save_array_atomic(part, result)
+            else:
+                write_slices(store, item.slices[0], header.lead, result)
+                atomic_write(part, lambda tmp: tmp.write_bytes(b""))
     except INPUT_ERRORS as exc:
         return _outcome(item, "failed", start, address, message=first_line(exc))
     return _outcome(item, "done", start, address, prep_id=state.prep_id, shape=list(result.shape))

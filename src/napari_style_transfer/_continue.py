@@ -1,0 +1,88 @@
+"""Continue: a result layer's recorded run, as the choices of a run that goes on from its image.
+
+No Qt here. A result layer's metadata (``_run_request.result_metadata``) records the settings,
+the content layer, the styles (layers by name, files by path, gallery styles by key) and the
+mask. :func:`continue_choices` finds them again and builds a run of N more iterations that
+starts from the result's image at the result's run size (one scale: the coarse scales are
+done), with the same output options (a full-size result stays full size).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ._faults import UserError
+from ._layers import is_result_layer
+from ._run_request import RunChoices
+from ._sources import resolve_style
+from .engine.options import TUPLE_KINDS, option_spec, option_specs
+from .settings import OUTPUT_SPECS
+
+#: Settings that the run's layers give (or Continue sets), not the recorded config.
+NOT_RECORDED_GROUPS = ("inputs",)
+
+
+def recorded_params(config: dict[str, Any], iterations: int) -> dict[str, Any]:
+    """The widget's settings as a result recorded them, for ``iterations`` more steps from its image."""
+    known = {spec.name for spec in option_specs() if spec.group not in NOT_RECORDED_GROUPS}
+    params: dict[str, Any] = {}
+    for name, value in config.items():
+        if name not in known:
+            continue
+        if option_spec(name).kind in TUPLE_KINDS and isinstance(value, list):
+            value = tuple(value)
+        params[name] = value
+    params.update(iterations=int(iterations), multiscale=False, init="image")
+    return params
+
+
+def find_layer(name: Any, layers: Iterable[Any], what: str) -> Any:
+    """The layer called ``name``; UserError saying it is gone otherwise."""
+    for layer in layers:
+        if layer.name == name:
+            return layer
+    raise UserError(f"The {what} '{name}' of this result is gone; open it again to continue.")
+
+
+def continue_choices(
+    result: Any, layers: Iterable[Any], iterations: int, previews: tuple[Any, int] | None = None
+) -> RunChoices:
+    """The choices of a run of ``iterations`` more steps from ``result`` (a 2D result layer).
+
+    Raises UserError when ``result`` is no finished-or-stopped result of this plugin, is a
+    stack result, or when a layer it was made from is gone.
+    """
+    if result is None or not is_result_layer(result):
+        raise UserError("Select a Style Transfer result layer ('… stylised') to continue it.")
+    meta = result.metadata
+    if meta.get("stack") is not None:
+        raise UserError("Continue works on 2D results; a stack result cannot be continued yet.")
+    if int(iterations) < 1:
+        raise UserError("Continue: the number of iterations must be 1 or more.")
+    layers = list(layers)
+    content = find_layer(meta.get("content_layer"), layers, "content layer")
+    records = meta.get("styles") or [{"layer": name} for name in meta.get("style_layers", ())]
+    styles = [resolve_style(record, layers) for record in records]
+    config = dict(meta.get("config") or {})
+    weights = config.get("style_blend_weights") or [1.0] * len(styles)
+    mask = label_styles = None
+    if meta.get("mask_layer") is not None:
+        mask = find_layer(meta["mask_layer"], layers, "mask layer")
+        label_styles = {int(k): int(v) for k, v in (meta.get("label_styles") or {}).items()}
+    params = recorded_params(config, iterations)
+    recorded = meta.get("settings") or {}
+    params.update({spec.name: recorded[spec.name] for spec in OUTPUT_SPECS if spec.name in recorded})
+    return RunChoices(
+        content,
+        list(zip(styles, (float(w) for w in weights))),
+        params,
+        mask_layer=mask,
+        label_styles=label_styles,
+        init_layer=result,
+        previews=previews,
+        continued_from=result.name,
+    )
+
+
+__all__ = ["continue_choices", "find_layer", "recorded_params"]

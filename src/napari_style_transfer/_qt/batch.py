@@ -1,0 +1,291 @@
+"""The widget's "Batch" choice: every selected image layer, or every slice of a stack, stylised
+through the engine's ``stylize_batch`` (the CLI's batch path, Dask futures and all).
+
+The batch runs on an embedded Dask cluster of ONE worker thread inside napari's process
+(``BatchOptions(in_process=True)``), started when Run is pressed and closed at the end. In a
+GUI that beats worker processes: the network is already in this process and is not loaded
+again per process, results come back without being copied between processes, a stop reaches
+the running item at once, and one item at a time already uses every torch thread (or the one
+GPU). The CLI's ``batch`` is the tool for many processes or a cluster.
+
+Run reads nothing on the GUI thread (``prepare_batch`` looks at shapes only); the widget's
+worker thread reads the styles and drives the batch, and each content is read by the Dask
+worker that stylises it. Results arrive as they finish: one layer per layer, or the slices of
+one nD layer. Stop (or Cancel in the activity dock) keeps what is done; a layer that cannot be
+read or stylised is one notification and the others finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import suppress
+from typing import Any
+
+from magicgui.widgets import ComboBox
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error, show_warning
+
+from .._batch_request import BatchRequest, batch_layers, prepare_batch
+from .._faults import UserError, error_message, release_memory, run_device, run_failure
+from ..engine.batch import BatchOptions, BatchResult, stylize_batch
+from .results import ResultLayer, unwrap
+from .worker import RunFailed, RunProgress, StyleWorker, avoid_triton_llvm_clash
+
+logger = logging.getLogger(__name__)
+
+
+def batch_events(
+    request: BatchRequest, stop: threading.Event, finished: threading.Event
+) -> Iterator[BatchResult]:
+    """Runs in the widget's worker thread: read the styles, then the batch's results as items finish."""
+    try:
+        styles = request.read_styles()
+        options = BatchOptions(in_process=True, retries=0, contrast_limits=request.limits)
+        yield from stylize_batch(
+            request.contents(),
+            styles,
+            request.config,
+            options=options,
+            guidance=request.guidance(),
+            stop=stop,
+        )
+    except Exception as exc:
+        details = None
+        if not isinstance(exc, (ValueError, RuntimeError, MemoryError)):  # a bug: keep the details
+            details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        raise RunFailed(run_failure(exc, request.style_request), details) from None
+    finally:
+        release_memory(run_device(request.style_request))
+        finished.set()
+
+
+_make_worker = thread_worker(batch_events, worker_class=StyleWorker, ignore_errors=True, start_thread=False)
+
+
+class BatchRun:
+    """Book-keeping of the batch in progress: its worker, bar, result layers and counts."""
+
+    def __init__(self, request: BatchRequest, viewer: Any):
+        self.request = request
+        self.stop = threading.Event()
+        self.finished = threading.Event()
+        self.started = time.perf_counter()
+        self.counts: dict[str, int] = {}
+        self.failures: list[str] = []
+        self.stop_reason: str | None = None
+        self.error: BaseException | None = None
+        self.stack_result = ResultLayer(viewer, request.runs[0]) if request.mode == "slices" else None
+        self.results: list[Any] = []
+        self.progress: Any = None
+        self.worker: Any = None
+
+    @property
+    def ended(self) -> int:
+        return sum(self.counts.values())
+
+    def request_stop(self, reason: str | None = None) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.stop.set()
+        if self.worker is not None:
+            self.worker.quit()
+
+    def close_progress(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
+
+
+class BatchView:
+    """The "Batch" row of the widget and the batch runs it starts.
+
+    ``host`` is the Style Transfer widget: its viewer, layer choices, settings, Run/Stop
+    buttons, progress bar and status line are shared with single runs.
+    """
+
+    def __init__(self, host: Any):
+        self.host = host
+        self.choice = ComboBox(
+            label="Batch",
+            choices=[("off", None), ("selected layers", "layers"), ("every slice", "slices")],
+            value=None,
+            tooltip="Stylise every image layer selected in the layer list, or every slice of the content "
+            "stack (no coherence), through a Dask worker; results appear as they finish",
+        )
+        self.active: BatchRun | None = None
+        self.closed = False
+
+    @property
+    def selected(self) -> bool:
+        return self.choice.value is not None
+
+    @property
+    def running(self) -> bool:
+        return self.active is not None
+
+    def start(self) -> bool:
+        """Check the choices (shapes only) and start the batch in the worker thread. False if it did not start."""
+        host, viewer = self.host, self.host.viewer
+        mode = self.choice.value
+        styles = [(unwrap(layer), weight) for layer, weight in host.styles]
+        if mode == "slices":
+            layers = [unwrap(host.content_layer.value)]
+        else:
+            layers = batch_layers(
+                [unwrap(x) for x in viewer.layers.selection], styles, [unwrap(x) for x in viewer.layers]
+            )
+        try:
+            request = prepare_batch(
+                mode,
+                layers,
+                styles,
+                host.config_kwargs(),
+                point=tuple(viewer.dims.point),
+                mask_layer=unwrap(host.mask_layer.value),
+            )
+        except UserError as exc:
+            (show_error if exc.severity == "error" else show_warning)(str(exc))
+            return False
+        except Exception as exc:  # ConfigError and anything unexpected: one sentence
+            show_error(error_message(exc))
+            return False
+        avoid_triton_llvm_clash()
+        self._launch(request)
+        return True
+
+    def _launch(self, request: BatchRequest) -> None:
+        host = self.host
+        run = self.active = BatchRun(request, host.viewer)
+        worker = _make_worker(request, run.stop, run.finished)
+        worker.stop_event = run.stop
+        worker.yielded.connect(self._on_result)
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        run.worker = worker
+        what = (
+            f"{request.total} layers"
+            if request.mode == "layers"
+            else f"{request.total} slices of {request.names[0]}"
+        )
+        run.progress = RunProgress(
+            total=request.total,
+            desc=f"Style transfer batch: {what}",
+            cancel_callback=lambda: self.stop("cancelled in the activity dock"),
+        )
+        host.viewer.layers.events.removed.connect(self._on_layer_removed)
+        host.run_button.enabled, host.stop_button.enabled = False, True
+        host.progress_bar.max, host.progress_bar.value = request.total, 0
+        host.status.value = f"Batch: starting a Dask worker for {what}…"
+        worker.start()
+
+    def stop(self, reason: str | None = None) -> None:
+        """Stop the batch: the running item ends after its current step; finished results stay."""
+        run = self.active
+        if run is None:
+            return
+        run.request_stop(reason)
+        self.host.stop_button.enabled = False
+        self.host.status.value = "Stopping the batch after the current step…"
+
+    def close(self) -> None:
+        """The viewer or the panel went away: stop and wait a moment for the worker thread."""
+        self.closed = True
+        run = self.active
+        if run is not None:
+            run.request_stop()
+            run.close_progress()
+            run.finished.wait(30.0)
+
+    # ------------------------------------------------------------------ worker signals (GUI thread)
+
+    def _on_result(self, result: BatchResult) -> None:
+        run = self.active
+        if run is None or self.closed:
+            return
+        run.counts[result.status] = run.counts.get(result.status, 0) + 1
+        request = run.request
+        if result.status == "done" and result.result is not None:
+            self._show(run, result)
+        elif result.status == "failed":
+            name = request.item_name(result.index)
+            if request.mode == "layers":
+                show_error(f"Layer '{name}' was not stylised — {result.message.rstrip('.')}.")
+            run.failures.append(f"{name}: {result.message}")
+        self.host.progress_bar.value = min(run.ended, request.total)
+        if not run.stop.is_set():
+            self.host.status.value = f"Batch: {_counts_text(run)} of {request.total}…"
+        if run.progress is not None and run.progress.n < run.progress.total:
+            run.progress.update(1)  # last: napari's bar processes Qt events (the batch may end in there)
+
+    def _show(self, run: BatchRun, result: BatchResult) -> None:
+        request = run.request
+        if run.stack_result is not None:
+            if not run.stack_result.show(result.result, request.slice_index(result.index)):
+                self.stop("the result layer was deleted")
+            return
+        layer = ResultLayer(self.host.viewer, request.run_for(result.index))
+        if layer.show(result.result):
+            layer.finish(request.metadata(result.index, result.seconds))
+            run.results.append(layer.layer)
+
+    def _on_error(self, exc: BaseException) -> None:
+        run = self.active
+        error = getattr(exc, "error", exc)
+        if run is not None:
+            run.error = error
+        details = getattr(exc, "details", None)
+        if details:
+            logger.error("style transfer batch failed:\n%s", details)
+        if self.closed:
+            return
+        message = error_message(error)
+        show_error(message)
+        self.host.status.value = f"Batch failed: {message}"
+
+    def _on_finished(self) -> None:
+        run, self.active = self.active, None
+        host = self.host
+        with suppress(Exception):  # the viewer may be gone already
+            host.viewer.layers.events.removed.disconnect(self._on_layer_removed)
+        if run is None:
+            return
+        run.close_progress()
+        if self.closed:
+            return
+        host.run_button.enabled, host.stop_button.enabled = True, False
+        request = run.request
+        stopped = run.stop.is_set() or run.counts.get("cancelled", 0) > 0
+        if run.stack_result is not None and run.stack_result.exists and not run.stack_result.gone:
+            meta = request.metadata(0)
+            meta.update(
+                done=not stopped and not run.failures, stopped=stopped, slices_done=run.counts.get("done", 0)
+            )
+            run.stack_result.finish(meta, stopped=stopped)
+        if request.mode == "slices" and run.failures:
+            more = f" (and {len(run.failures) - 1} more)" if len(run.failures) > 1 else ""
+            show_error(
+                f"{len(run.failures)} of {request.total} slices were not stylised — {run.failures[0]}{more}."
+            )
+        if run.error is not None:
+            return
+        seconds = time.perf_counter() - run.started
+        reason = f" ({run.stop_reason})" if run.stop_reason else ""
+        head = f"Batch stopped{reason}" if stopped else "Batch done"
+        host.status.value = f"{head}: {_counts_text(run)} of {request.total} in {seconds:.1f} s."
+
+    def _on_layer_removed(self, event: Any) -> None:
+        run = self.active
+        result = None if run is None or run.stack_result is None else run.stack_result.layer
+        if result is not None and event.value is result:
+            self.stop("the result layer was deleted")
+
+
+def _counts_text(run: BatchRun) -> str:
+    """'3 done', '3 done, 1 failed', '2 done, 3 cancelled'."""
+    parts = [f"{run.counts.get('done', 0)} done"]
+    parts += [f"{run.counts[s]} {s}" for s in ("failed", "cancelled") if run.counts.get(s)]
+    return ", ".join(parts)

@@ -1,0 +1,56 @@
+"""Named presets: the built-in ones (plain values, here only) and the user's saved ones.
+
+A built-in preset sets only the options that trade time for quality; the others keep what
+the user chose (device, weights…). A user's preset (saved from the widget) holds every
+option. The CLI's ``--preset NAME`` and the widget's preset box both read them from here.
+Measured with ``benchmarks/presets.py`` (times and distances in docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .settings import SettingsError
+
+# fmt: off
+#: Built-in presets, fastest first. Plain values: retune them here (benchmarks/presets.py).
+BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
+    # Seconds on a CPU: one scale at 256 px, few steps.
+    "Quick look": {"size": 256, "iterations": 50, "multiscale": False},
+    # The defaults: 256 → 512 px, each scale until the image stops improving (docs/quality.md).
+    "Balanced": {"size": 512, "iterations": "auto", "multiscale": True},
+    # For a GPU (or patience): 256 → 512 → 1024 px, many steps at each scale.
+    "Best quality": {"size": 1024, "iterations": 300, "multiscale": True},
+}
+# fmt: on
+
+
+def preset_key(name: str) -> str:
+    """A preset name compared loosely: case, spaces, '-' and '_' do not matter ('quick-look')."""
+    return "".join(ch for ch in str(name).casefold() if ch.isalnum())
+
+
+def builtin_preset(name: str) -> tuple[str, dict[str, Any]] | None:
+    """(name as listed, values) of the built-in preset called ``name``, or None."""
+    for listed, values in BUILTIN_PRESETS.items():
+        if preset_key(listed) == preset_key(name):
+            return listed, dict(values)
+    return None
+
+
+def find_preset(name: str) -> dict[str, Any]:
+    """The values of a built-in or user preset (built-ins first); SettingsError if there is none."""
+    found = builtin_preset(name)
+    if found is not None:
+        return found[1]
+    from .settings_store import load_user_presets
+
+    user = load_user_presets()
+    for listed, values in user.items():
+        if preset_key(listed) == preset_key(name):
+            return dict(values)
+    names = [*BUILTIN_PRESETS, *user]
+    raise SettingsError(f"unknown preset {name!r} (choose from: {', '.join(repr(n) for n in names)})")
+
+
+__all__ = ["BUILTIN_PRESETS", "builtin_preset", "find_preset", "preset_key"]
