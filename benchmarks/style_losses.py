@@ -10,8 +10,8 @@ Recorded per run:
 
 - seconds per step: from the first step's event to the last one's, over the steps between
   (the targets and the network loading are not in it); and, less disturbed by a changing
-  machine load, ``--timing-rounds`` rounds of short runs of every loss in turn on the first
-  pair (the median per loss over the rounds, in ``step_times``);
+  machine load, ``--timing-rounds`` rounds of short single-scale runs of every loss in turn
+  on the first pair (the median per loss over the rounds, in ``step_times``);
 - style and content distances as ``benchmarks/quality.py`` scores them (Gram-based: the
   Gram loss optimises the style one directly);
 - two distribution distances that none of the losses optimises:
@@ -170,7 +170,10 @@ def main(argv: list[str] | None = None) -> dict:
             )
     if args.timing_rounds:
         content, style = load_pair(args.pairs[0])
-        config = StyleConfig(size=args.size, iterations=8, precision=args.precision, preview_every=0)
+        # One scale: a multi-scale run would count the next scale's target set-up as step time.
+        config = StyleConfig(
+            size=args.size, iterations=8, precision=args.precision, preview_every=0, multiscale=False
+        )
         report["step_times"] = interleaved_step_times(content, style, config, args.losses, args.timing_rounds)
         print(json.dumps({"step_times": report["step_times"], "pair": args.pairs[0]}), flush=True)
     report["seconds"] = round(time.perf_counter() - start, 1)

@@ -101,10 +101,11 @@ class _TraceSqrtm(torch.autograd.Function):
     def forward(ctx, a: torch.Tensor, iterations: int) -> torch.Tensor:
         norm = torch.linalg.matrix_norm(a).clamp_min(_EPS)[..., None, None]  # Frobenius: eigenvalues ≤ 1
         eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device).expand_as(a)
+        three_halves = 1.5 * eye
         y, z = a / norm, eye
-        for _ in range(iterations):
-            t = 1.5 * eye - 0.5 * (z @ y)
-            y, z = y @ t, t @ z
+        for _ in range(iterations):  # three kernels an iteration
+            t = torch.baddbmm(three_halves, z, y, alpha=-0.5)  # (3I − z y) / 2
+            y, z = torch.bmm(y, t), torch.bmm(t, z)
         root = norm.sqrt()
         ctx.save_for_backward(z, root)
         return y.diagonal(dim1=-2, dim2=-1).sum(-1) * root[..., 0, 0]
