@@ -24,6 +24,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/python -m pytest -m "not slow"
+
+# Everything, the slow checks too (the measured peak memory, the device check's CPU smoke run, bf16 vs fp32).
+test-all: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = [
     "1_environment",
@@ -22,6 +24,7 @@ STEPS = [
 ]
 
 
+@pytest.mark.slow  # make test-all
 def test_gpu_check_cpu_smoke_runs_every_step_and_writes_its_json(tmp_path):
     env = dict(os.environ, PYTHON=sys.executable)
     env.pop("PYTHONPATH", None)  # the script sets its own (src/)

@@ -46,6 +46,7 @@ def test_largest_fitting_size_is_consistent_with_the_estimate():
     assert largest_fitting_size((1, 1), 1000) == 0
 
 
+@pytest.mark.slow  # make test-all
 def test_estimate_covers_measured_cpu_peak():
     # A fresh process: peak RSS above the loaded network over a full L-BFGS history.
     out = subprocess.run(

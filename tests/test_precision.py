@@ -63,6 +63,7 @@ def test_bf16_channels_last_matches_fp32_loss_and_gradient(content_image, style_
     assert (b_grad - f_grad).norm() < 0.1 * f_grad.norm()
 
 
+@pytest.mark.slow  # make test-all
 def test_bf16_run_optimises_like_fp32(content_image, style_image):
     fp32 = list(stylize_iter(content_image, style_image, StyleConfig(**FAST, precision="fp32")))
     bf16 = list(stylize_iter(content_image, style_image, StyleConfig(**FAST, precision="bf16")))
