@@ -25,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from napari_style_transfer.engine import StyleConfig, get_network, stylize_iter  # noqa: E402
 from napari_style_transfer.files import read_image, write_image  # noqa: E402
+from napari_style_transfer.files.atomic import atomic_target  # noqa: E402
 from pairs import PAIRS, load_pair  # noqa: E402
 from quality import distances  # noqa: E402
 
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> dict:
                 )
                 if args.json:
                     args.json.parent.mkdir(parents=True, exist_ok=True)
-                    args.json.write_text(json.dumps(report, indent=1))
+                    with atomic_target(args.json) as temporary:  # a run cut short keeps the last whole report
+                        temporary.write_text(json.dumps(report, indent=1))
     return report
 
 

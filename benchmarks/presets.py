@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from default_run import timed  # noqa: E402
 from napari_style_transfer.engine import StyleConfig, get_network  # noqa: E402
 from napari_style_transfer.files import write_image  # noqa: E402
+from napari_style_transfer.files.atomic import atomic_target  # noqa: E402
 from napari_style_transfer.presets import BUILTIN_PRESETS, find_preset  # noqa: E402
 from napari_style_transfer.settings import config_of  # noqa: E402
 from pairs import PAIRS, load_pair  # noqa: E402
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> dict:
         )
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(report, indent=1))
+            with atomic_target(args.json) as temporary:  # a run cut short keeps the last whole report
+                temporary.write_text(json.dumps(report, indent=1))
     return report
 
 
