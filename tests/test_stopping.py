@@ -31,6 +31,20 @@ def test_a_converged_loss_stops_at_the_minimum_and_an_improving_one_runs_on():
     assert (curve[stop - 1 - RULE.window] - curve[stop - 1]) / curve[stop - 1] < RULE.tolerance
 
 
+def test_a_jittering_loss_that_still_improves_is_not_taken_for_flat():
+    """The sliced loss draws new projections every step: its value jitters by a few per cent."""
+    import random
+
+    budget = Budget(max_steps=1000, window=20, tolerance=0.03, min_steps=30)
+    # improves by ~10/t per window of 20: the rule should stop near step 330 without noise
+    clean = [100 / (1 + i) ** 0.5 for i in range(1000)]
+    assert 300 <= steps_until_stop(budget, clean) <= 360
+    for seed in range(20):
+        rng = random.Random(seed)
+        noisy = [v * (1 + rng.gauss(0, 0.02)) for v in clean]
+        assert steps_until_stop(budget, noisy) > 150  # single steps' losses stopped at 125-164
+
+
 def test_a_number_of_iterations_means_exactly_that_many_steps():
     assert steps_until_stop(Budget(37), [5.0] * 100) == 37
     assert scale_budgets(37, 3) == [Budget(37)] * 3 and expected_steps(37, 2) == [37, 37]

@@ -20,11 +20,16 @@ from .engine import ProgressEvent, StackEvent, expected_steps
 
 #: At most this many preview images per second reach the result layer.
 MAX_PREVIEWS_PER_SECOND = 10.0
-#: Showing previews may take at most this share of the run's time on the GUI thread: slower
-#: previews are shown less often (the latest one wins). Under software OpenGL (Xvfb) the
-#: draw and the window's composition cost about twice the measured ``show`` again, on the
-#: cores the engine runs on (docs/benchmarks.md, "Widget overhead").
-PREVIEW_TIME_SHARE = 0.025
+#: Showing previews may take at most this share of the run's time, counted in GUI-thread
+#: ``show`` time: slower previews are shown less often (the latest one wins). Under software
+#: OpenGL (Xvfb) a preview's whole cost, its draw and the window's composition included, was
+#: about 6x its ``show`` time (117 ms against 20 ms at 256 px), all on the cores the engine
+#: runs on; 0.5 % of ``show`` time keeps all previews within about 3 % of one core, so that
+#: the widget as a whole stays within 5 % of a 2-core machine (docs/benchmarks.md, "Widget
+#: overhead").
+PREVIEW_TIME_SHARE = 0.005
+#: The same share for runs on a GPU, whose engine leaves the CPU cores mostly free.
+PREVIEW_TIME_SHARE_GPU = 0.025
 #: The status line and the progress bars are redrawn at most this many times a second
 #: (each redraw composes the whole window; the final state is always shown).
 MAX_REFRESHES_PER_SECOND = 2.0

@@ -2,6 +2,9 @@
 
 ``iterations="auto"`` gives each scale a :class:`Budget` with a stopping rule: the loop stops
 when the loss has fallen by less than ``tolerance`` (relative) over the last ``window`` steps.
+Each end of the window is the mean of a few steps' losses, so that a loss that jitters from
+step to step (the sliced Wasserstein loss draws new projections every step) does not look flat
+by chance.
 The coarse scales, which are cheap, get most of the work and a tight tolerance; the output
 size only polishes. The numbers come from measurements on four pairs (docs/quality.md).
 A number of iterations still means exactly that many steps at every scale.
@@ -24,7 +27,7 @@ class Budget:
 
     ``window == 0``: exactly ``max_steps`` steps. Otherwise the call ends after the first
     step, from ``min_steps`` on, at which the loss fell by less than ``tolerance`` of its
-    value over the last ``window`` steps. ``expected`` is the step count to assume before the
+    value over the last ``window`` steps (each end averaged over :attr:`smoothing` steps). ``expected`` is the step count to assume before the
     loss says more (for the progress bar's total).
     """
 
@@ -37,6 +40,11 @@ class Budget:
     @property
     def adaptive(self) -> bool:
         return self.window > 0
+
+    @property
+    def smoothing(self) -> int:
+        """How many steps' losses are averaged at each end of the window."""
+        return max(1, self.window // 4)
 
     @property
     def prior(self) -> int:
@@ -99,16 +107,22 @@ class Plateau:
 
     def __init__(self, budget: Budget):
         self.budget = budget
-        self.history: deque[float] = deque(maxlen=budget.window + 1)
+        self.history: deque[float] = deque(maxlen=budget.window + budget.smoothing)
         self.steps = 0
         self.expected = budget.prior
         self._last_drop: tuple[int, float] | None = None  # (step, relative drop) a window ago
 
     def relative_drop(self) -> float | None:
-        """How much the loss fell over the last window, relative to its value now (None: too early)."""
-        if len(self.history) <= self.budget.window:
+        """How much the loss fell over the last window, relative to its value now (None: too early).
+
+        "Then" and "now" are the means of the oldest and of the newest :attr:`Budget.smoothing`
+        losses kept, whose middles are ``window`` steps apart.
+        """
+        k = self.budget.smoothing
+        if len(self.history) < self.budget.window + k:
             return None
-        old, new = self.history[0], self.history[-1]
+        kept = list(self.history)
+        old, new = sum(kept[:k]) / k, sum(kept[-k:]) / k
         if not (math.isfinite(old) and math.isfinite(new)) or new <= 0:
             return None
         return (old - new) / new
@@ -124,12 +138,12 @@ class Plateau:
             return False
         self.history.append(loss)
         drop = self.relative_drop()
-        if drop is None:
-            return False
-        if self.steps >= budget.min_steps and drop < budget.tolerance:
+        if drop is not None and self.steps >= budget.min_steps and drop < budget.tolerance:
             self.expected = self.steps
             return True
-        self._refine_expected(drop)
+        if drop is not None:
+            self._refine_expected(drop)
+        self.expected = max(self.expected, self.steps + 1)  # it goes on: at least one more step
         return False
 
     def _refine_expected(self, drop: float) -> None:
