@@ -3,7 +3,9 @@
 Run from the repository root (needs a display; without one it starts Xvfb through
 pyvirtualdisplay, or run it under ``xvfb-run -a``)::
 
-    python scripts/screenshot.py [--size 256] [--iterations 40] [--out docs/images/screenshot.png]
+    python scripts/screenshot.py [--size 256] [--iterations auto] [--out docs/images/screenshot.png]
+
+The widget starts from its defaults (its saved settings go to a temporary folder).
 
 ``--extras`` adds a gallery style row and opens the Advanced section (start image, saved
 previews), as in docs/images/screenshot_extras.png.
@@ -23,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256, help="output long side in pixels")
-    parser.add_argument("--iterations", type=int, default=40)
+    parser.add_argument("--iterations", type=_iterations, default="auto", help="steps per scale, or auto")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "screenshot.png")
     parser.add_argument("--window", default="1400x860", help="window size WxH")
     parser.add_argument("--extras", action="store_true", help="a gallery style, Advanced opened")
@@ -40,7 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     return _shoot(args)
 
 
+def _iterations(text: str) -> int | str:
+    return text if text == "auto" else int(text)
+
+
 def _shoot(args: argparse.Namespace) -> int:
+    import tempfile
+
+    # the user's saved settings stay out of the picture (and untouched)
+    os.environ.setdefault("NAPARI_STYLE_TRANSFER_CONFIG_DIR", tempfile.mkdtemp(prefix="nst-screenshot-"))
     import napari
     from qtpy.QtWidgets import QApplication
 

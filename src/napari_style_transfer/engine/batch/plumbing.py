@@ -16,9 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import dask
 from distributed import Client, LocalCluster, WorkerPlugin
 
 from ...messages import first_line
+from .allocator import nanny_environ
 from .items import BatchError
 from .work import INPUT_ERRORS, BatchJob, install_job, prepared, remove_job
 
@@ -151,7 +153,8 @@ def start_local(workers: int | None = None, threads: int | None = None, in_proce
 def _start_local(workers: int | None, threads: int | None) -> Cluster:
     gpus = _cuda_count()
     common = dict(dashboard_address="127.0.0.1:0", threads_per_worker=1, preload=[PRELOAD])
-    with _sigint_held_back():
+    environ = nanny_environ(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+    with _sigint_held_back(), dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         if gpus and workers is None:
             try:
                 from dask_cuda import LocalCUDACluster

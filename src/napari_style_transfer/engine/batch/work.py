@@ -27,6 +27,7 @@ from ..images import ImageError
 from ..stack import stack_contrast_limits, stylize_stack_iter
 from ..stylizer import Stylizer
 from ..vgg import WeightsError
+from .allocator import restore_allocator_reuse
 from .files import StackHeader, TiffSlices, atomic_write, read_slices, save_array_atomic
 from .items import BatchItem, is_reader
 from .zarr_stack import write_slices
@@ -55,6 +56,7 @@ class PreparedJob:
     """A job made ready in this process: device picked, network loaded, caches warm."""
 
     def __init__(self, job: BatchJob, worker_name: Any = None):
+        restore_allocator_reuse()  # a Dask nanny's worker otherwise remaps every tensor each step
         if job.torch_threads:
             import torch
 
