@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -123,18 +124,21 @@ def throughput(work: Path, images: int, size: int, iterations: int) -> dict:
     return out
 
 
-def overhead(items: int, size: int, iterations: int, threads: int) -> dict:
+def overhead(items: int, size: int, iterations: int, threads: int, rounds: int = 3) -> dict:
     """Phase 2: the same items through a bare prepared Stylizer and through stylize_batch.
 
-    Both run one warm-up item first (style targets at this size, the CPU's kernel caches) that
-    is not timed: bare, the items after it; Dask, from the first result to the last, so each
-    of the ``items`` timed ones includes its scheduling, its transfer and its result's return.
+    The embedded cluster of the command (one worker, ``threads`` torch threads) is started
+    once. Then ``rounds`` rounds, each a bare run of ``items`` items and a Dask run of the
+    same items plus one, interleaved so that both see the same machine state. Bare runs are
+    timed after one warm-up item (style targets at this size, kernel caches); Dask runs from
+    the first result to the last, so each of the ``items`` timed ones includes its scheduling,
+    its transfer and its result's return (the first one also waits for the job's preparation).
     """
     import torch
-    from distributed import Client, LocalCluster
 
     from napari_style_transfer.engine import StyleConfig, Stylizer
     from napari_style_transfer.engine.batch import BatchOptions, stylize_batch
+    from napari_style_transfer.engine.batch.plumbing import start_local
     from napari_style_transfer.samples import sample_pair
 
     content, style = sample_pair()
@@ -143,42 +147,48 @@ def overhead(items: int, size: int, iterations: int, threads: int) -> dict:
     torch.set_num_threads(threads)
     stylizer = Stylizer([style], config)
     stylizer.stylize(contents[0])
-    start = time.perf_counter()
-    for c in contents[1:]:
-        stylizer.stylize(c)
-    bare = time.perf_counter() - start
-    print(f"bare engine: {items} items at {size} px in {bare:.2f} s", flush=True)
-
-    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
-    client = Client(cluster)
+    cluster = start_local(workers=1, threads=threads)
+    per_round = []
     try:
-        arrivals, done = [], []
-        for result in stylize_batch(
-            contents, [style], config, client, options=BatchOptions(threads_per_worker=threads)
-        ):
-            arrivals.append(time.perf_counter())
-            done.append(result)
-        dask_s = arrivals[-1] - arrivals[0]
+        for number in range(rounds):
+            start = time.perf_counter()
+            for c in contents[1:]:
+                stylizer.stylize(c)
+            bare = time.perf_counter() - start
+            arrivals, done = [], []
+            options = BatchOptions(threads_per_worker=threads)
+            for result in stylize_batch(contents, [style], config, cluster.client, options=options):
+                arrivals.append(time.perf_counter())
+                done.append(result)
+            dask_s = arrivals[-1] - arrivals[0]
+            timed = done[1:]
+            per_round.append(
+                {
+                    "bare_s": round(bare, 3),
+                    "dask_s": round(dask_s, 3),
+                    "overhead_share": round((dask_s - bare) / bare, 4),
+                    "worker_item_seconds": [r.seconds for r in done],
+                    # Dask's own share, free of engine-speed drift between the two runs: the time
+                    # between results not spent inside the items (scheduling, transfers, returns).
+                    "gap_per_item_s": round((dask_s - sum(r.seconds for r in timed)) / items, 4),
+                    "done": sum(r.status == "done" for r in done),
+                }
+            )
+            print(f"round {number + 1}: {per_round[-1]}", flush=True)
     finally:
-        client.close()
         cluster.close()
-    per_item = (dask_s - bare) / items
+    bare_item = statistics.median(r["bare_s"] for r in per_round) / items
     out = {
         "items": items,
         "size": size,
         "iterations": iterations,
         "torch_threads": threads,
-        "done": sum(r.status == "done" for r in done),
-        "bare_s": round(bare, 3),
-        "dask_s": round(dask_s, 3),
-        "bare_item_s": round(bare / items, 3),
-        "overhead_per_item_s": round(per_item, 4),
-        "overhead_share": round(per_item / (bare / items), 4),
-        "worker_item_seconds": [r.seconds for r in done],
-        # Dask's own share, free of engine-speed drift between the two runs: the time between
-        # results not spent inside the items (scheduling, transfers, the result's return).
-        "gap_per_item_s": round((dask_s - sum(r.seconds for r in done[1:])) / items, 4),
+        "rounds": per_round,
+        "bare_item_s": round(bare_item, 3),
+        "overhead_share_median": statistics.median(r["overhead_share"] for r in per_round),
+        "gap_per_item_s_median": statistics.median(r["gap_per_item_s"] for r in per_round),
     }
+    out["gap_share"] = round(out["gap_per_item_s_median"] / bare_item, 5)
     print(f"dask: {out}", flush=True)
     return out
 
@@ -265,6 +275,7 @@ def main() -> None:
     p.add_argument("--overhead-size", type=int, default=256)
     p.add_argument("--overhead-iterations", type=int, default=30)
     p.add_argument("--threads", type=int, default=2, help="torch threads for the overhead phase")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved bare/Dask rounds (overhead phase)")
     p.add_argument("--frames", type=int, default=12)
     p.add_argument("--frame-size", type=int, default=96)
     p.add_argument("--frame-iterations", type=int, default=40)
@@ -289,7 +300,7 @@ def main() -> None:
             results["throughput"] = throughput(work / "throughput", args.images, args.size, args.iterations)
         if "overhead" in args.phases:
             results["overhead"] = overhead(
-                args.overhead_items, args.overhead_size, args.overhead_iterations, args.threads
+                args.overhead_items, args.overhead_size, args.overhead_iterations, args.threads, args.rounds
             )
         if "flicker" in args.phases:
             workers = 2 if (os.cpu_count() or 1) >= 2 else 1
@@ -299,8 +310,11 @@ def main() -> None:
     text = json.dumps(results, indent=1)
     print(text)
     if args.json:
+        from napari_style_transfer.files.atomic import atomic_target
+
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+        with atomic_target(args.json) as tmp_path:  # a temporary name in the same folder, then a rename
+            Path(tmp_path).write_text(text + "\n")
 
 
 if __name__ == "__main__":
