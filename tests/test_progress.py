@@ -63,6 +63,11 @@ def test_a_slow_preview_spaces_the_next_ones_and_the_latest_still_comes():
     assert gate.due() and not gate.due()
     gate_now[0] = 0.5
     assert gate.due()
+    gate.spent(0.02)  # a slow redraw (20 ms): at most 1 % of the time, so one every 2 s
+    gate_now[0] = 1.5
+    assert not gate.due()
+    gate_now[0] = 2.5
+    assert gate.due()
 
 
 def test_rate_and_time_left_weight_the_bigger_scales():

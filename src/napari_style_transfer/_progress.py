@@ -33,6 +33,13 @@ PREVIEW_TIME_SHARE_GPU = 0.025
 #: The status line and the progress bars are redrawn at most this many times a second
 #: (each redraw composes the whole window; the final state is always shown).
 MAX_REFRESHES_PER_SECOND = 2.0
+#: ... and less often when a redraw is slow: the redraws may take at most this share of the
+#: run's time on the GUI thread. Moving the activity dock's bar took 20 ms on the GUI thread
+#: under Xvfb (and about as much again to compose the window), at every step of a 256 px CPU
+#: run: 3 % of a core. 1 % spaces them about 2 s apart there (docs/benchmarks.md).
+REFRESH_TIME_SHARE = 0.01
+#: The same share for runs on a GPU.
+REFRESH_TIME_SHARE_GPU = 0.05
 
 
 @dataclass(frozen=True)
@@ -158,12 +165,20 @@ class PreviewThrottle:
 
 
 class RefreshGate:
-    """Says when the status line and the bars may be redrawn: at most ``per_second`` times a second."""
+    """Says when the status line and the bars may be redrawn: at most ``per_second`` times a
+    second, and less often when :meth:`spent` reports that a redraw costs more than
+    ``time_share`` of the interval."""
 
     def __init__(
-        self, per_second: float = MAX_REFRESHES_PER_SECOND, clock: Callable[[], float] = time.monotonic
+        self,
+        per_second: float = MAX_REFRESHES_PER_SECOND,
+        clock: Callable[[], float] = time.monotonic,
+        time_share: float = REFRESH_TIME_SHARE,
     ):
-        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self.base_interval = 1.0 / per_second if per_second > 0 else 0.0
+        self.interval = self.base_interval
+        self.time_share = time_share
+        self.cost: float | None = None
         self._clock = clock
         self._last: float | None = None
 
@@ -173,6 +188,12 @@ class RefreshGate:
             return False
         self._last = now
         return True
+
+    def spent(self, seconds: float) -> None:
+        """A redraw took ``seconds`` on the GUI thread: space the next ones accordingly."""
+        self.cost = seconds if self.cost is None else 0.5 * (self.cost + seconds)
+        if self.time_share > 0:
+            self.interval = max(self.base_interval, self.cost / self.time_share)
 
 
 class RateMeter:

@@ -26,6 +26,7 @@ is one notification sentence (no traceback); the previews so far stay, renamed
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -340,7 +341,9 @@ class StyleTransferWidget(Container):
         else:
             self._show_progress(run, update, redraw)
         if redraw:
+            started = time.perf_counter()
             run.advance(update.step)  # last: the activity dock's bar processes Qt events
+            run.refresh.spent(time.perf_counter() - started)
 
     def _show_progress(self, run: ActiveRun, update: RunUpdate, redraw: bool = True) -> None:
         """A step of the run: the status line (when ``redraw``), and the preview or the finished slice."""

@@ -22,7 +22,13 @@ from napari.utils import cancelable_progress
 from qtpy.QtGui import QMovie
 
 from .._faults import release_memory, run_device, run_failure
-from .._progress import PREVIEW_TIME_SHARE_GPU, PreviewThrottle, RateMeter, RefreshGate
+from .._progress import (
+    PREVIEW_TIME_SHARE_GPU,
+    REFRESH_TIME_SHARE_GPU,
+    PreviewThrottle,
+    RateMeter,
+    RefreshGate,
+)
 from .._run_request import RunRequest
 from ..engine import ProgressEvent, StackEvent, run_iter
 from ..full_size import full_size_event
@@ -148,7 +154,9 @@ class ActiveRun:
     def __post_init__(self) -> None:
         device = run_device(self.request)
         if device is not None and device.type != "cpu":
-            self.throttle.time_share = PREVIEW_TIME_SHARE_GPU  # the GUI competes less with the engine
+            # the GUI competes less with the engine
+            self.throttle.time_share = PREVIEW_TIME_SHARE_GPU
+            self.refresh.time_share = REFRESH_TIME_SHARE_GPU
 
     @property
     def layer(self) -> Any:
