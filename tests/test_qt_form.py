@@ -103,3 +103,22 @@ def test_special_controls(viewer, tmp_path):
     assert convention.isHidden()
     with pytest.raises(TypeError, match="unknown or unsupported setting 'contrast_limits'"):
         widget.set_config(contrast_limits=(0, 1))
+
+
+def test_iterations_auto_reads_auto_and_takes_it_typed(viewer, qtbot):
+    """magicgui's int box (superqt) ignores Qt's special value text: "Auto" must still show."""
+    from qtpy.QtCore import Qt
+
+    widget = open_widget(viewer)
+    box = widget.form.controls["iterations"].widget
+    edit = box.native.lineEdit()
+    assert widget.config_kwargs()["iterations"] == "auto" and edit.text() == "Auto"
+    widget.set_config(iterations=77)
+    assert edit.text() == "77"
+    box.native.stepBy(-77)  # stepping below 1
+    assert edit.text() == "Auto" and widget.config_kwargs()["iterations"] == "auto"
+    for typed, expected in (("120", 120), ("a", "auto"), ("nonsense", "auto")):
+        edit.setText(typed)
+        qtbot.keyClick(box.native, Qt.Key.Key_Return)
+        assert widget.config_kwargs()["iterations"] == expected, typed
+    assert edit.text() == "Auto"

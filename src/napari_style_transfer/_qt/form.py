@@ -13,6 +13,7 @@ options (``settings.OUTPUT_SPECS``: the full-size result) get controls the same 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -118,14 +119,50 @@ class OptionalControl(Control):
             self.widget.value = value
 
 
+AUTO_TEXT = "Auto"
+
+
+def show_lowest_as(spin: Any, text: str) -> None:
+    """Show ``text`` for a spin box's lowest value, and accept it (or its first letters) typed.
+
+    A QSpinBox does this with its special value text; magicgui's int box is superqt's
+    ``QLargeIntSpinBox``, which ignores that text and shows the number, so its text updates
+    are wrapped here (they are Python methods of the instance).
+    """
+    spin.setSpecialValueText(text)
+    if not hasattr(spin, "_updateEdit") or not hasattr(spin, "_interpret"):
+        return  # a Qt spin box: the special value text does it
+    edit = spin.lineEdit()
+    show_number, interpret = spin._updateEdit, spin._interpret
+
+    def update_edit() -> None:
+        if spin.value() == spin.minimum():
+            if edit.text() != text:
+                edit.setText(text)
+        else:
+            show_number()
+
+    def interpret_text(policy: Any) -> None:
+        typed = edit.displayText().strip()
+        if typed and text.casefold().startswith(typed.casefold()):
+            edit.setText(str(spin.minimum()))
+        with contextlib.suppress(ValueError):  # neither a number nor the text: the value stays
+            interpret(policy)
+        update_edit()
+
+    spin._updateEdit, spin._interpret = update_edit, interpret_text
+    edit.setValidator(None)  # the box's own validator takes digits only; interpret_text checks
+    update_edit()
+
+
 class AutoControl(Control):
     """An int that also takes "auto": the spin box's lowest value, shown as "Auto"."""
 
     def __init__(self, spec: OptionSpec, widget: ValueWidget):
         super().__init__(spec, widget)
         widget.min = int(spec.minimum or 1) - 1
-        widget.native.setSpecialValueText("Auto")
-        widget.tooltip = f"{spec.help} (Auto: {spec.auto_label})"
+        show_lowest_as(widget.native, AUTO_TEXT)
+        widget.tooltip = f"{spec.help} (Auto: {spec.auto_label}; type 'a' or step below 1)"
         self.set(spec.default)
 
     def get(self) -> Any:
