@@ -49,7 +49,7 @@ def test_a_slow_preview_spaces_the_next_ones_and_the_latest_still_comes():
     throttle = PreviewThrottle(10, clock=lambda: now[0], time_share=0.05)
     assert throttle.offer("a") == "a"
     throttle.shown(0.1)  # showing it took 0.1 s: the next one no sooner than 0.1 / 0.05 = 2 s later
-    assert throttle.min_interval == pytest.approx(2.0)
+    assert throttle.interval == pytest.approx(2.0)
     for k, t in enumerate((0.5, 1.0, 1.5)):
         now[0] = t
         assert throttle.offer(f"p{k}") is None
@@ -57,7 +57,7 @@ def test_a_slow_preview_spaces_the_next_ones_and_the_latest_still_comes():
     assert throttle.take_pending() == "p2" and throttle.dropped == 2  # the latest is shown
     for _ in range(3):  # fast again: back towards the 10 per second limit
         throttle.shown(0.001)
-    assert throttle.min_interval < 0.5
+    assert throttle.interval < 0.5
     gate_now = [0.0]
     gate = RefreshGate(2, clock=lambda: gate_now[0])
     assert gate.due() and not gate.due()

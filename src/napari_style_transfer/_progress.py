@@ -103,13 +103,38 @@ def as_update(event: ProgressEvent | StackEvent) -> RunUpdate:
     )
 
 
-class PreviewThrottle:
+class AdaptiveSpacing:
+    """At most ``per_second`` times a second, and further apart when what each time costs
+    (reported to :meth:`spent`) is more than ``time_share`` of the interval between them."""
+
+    def __init__(self, per_second: float, clock: Callable[[], float], time_share: float):
+        self.base_interval = 1.0 / per_second if per_second > 0 else 0.0
+        self.interval = self.base_interval
+        self.time_share = time_share
+        self.cost: float | None = None
+        self._clock = clock
+        self._last: float | None = None
+
+    def spent(self, seconds: float) -> None:
+        """The last one took ``seconds`` (GUI thread): space the next ones accordingly."""
+        self.cost = seconds if self.cost is None else 0.5 * (self.cost + seconds)
+        if self.time_share > 0:
+            self.interval = max(self.base_interval, self.cost / self.time_share)
+
+    def wait_time(self) -> float:
+        """Seconds until the next one may come (0 when it may come now)."""
+        if self._last is None:
+            return 0.0
+        return max(0.0, self.interval - (self._clock() - self._last))
+
+
+class PreviewThrottle(AdaptiveSpacing):
     """Latest-wins rate limiter for preview images, adaptive to what showing one costs.
 
     ``offer`` returns the image to show now, or keeps it as *pending* when the last one was
-    shown less than ``min_interval`` ago (a newer offer replaces an older pending one, so
+    shown less than ``interval`` ago (a newer offer replaces an older pending one, so
     previews arriving faster are dropped); ``take_pending`` hands it over once the interval
-    has passed. ``min_interval`` is ``1 / max_per_second``, or longer when ``shown`` reports
+    has passed. ``interval`` is ``1 / max_per_second``, or longer when ``shown`` reports
     that showing an image takes more than ``time_share`` of that. The final image bypasses
     this class (it is always shown).
     """
@@ -120,26 +145,12 @@ class PreviewThrottle:
         clock: Callable[[], float] = time.monotonic,
         time_share: float = PREVIEW_TIME_SHARE,
     ):
-        self.base_interval = 1.0 / max_per_second if max_per_second > 0 else 0.0
-        self.min_interval = self.base_interval
-        self.time_share = time_share
-        self.cost: float | None = None
-        self._clock = clock
-        self._last: float | None = None
+        super().__init__(max_per_second, clock, time_share)
         self.pending: Any = None
         self.dropped = 0
 
-    def shown(self, seconds: float) -> None:
-        """Showing the last image took ``seconds`` (GUI thread): space the next ones accordingly."""
-        self.cost = seconds if self.cost is None else 0.5 * (self.cost + seconds)
-        if self.time_share > 0:
-            self.min_interval = max(self.base_interval, self.cost / self.time_share)
-
-    def wait_time(self) -> float:
-        """Seconds until the next image may be shown (0 when it may be shown now)."""
-        if self._last is None:
-            return 0.0
-        return max(0.0, self.min_interval - (self._clock() - self._last))
+    #: Showing the last image took this many seconds.
+    shown = AdaptiveSpacing.spent
 
     def offer(self, item: Any) -> Any:
         if self.wait_time() <= 0:
@@ -164,7 +175,7 @@ class PreviewThrottle:
         self.pending = None
 
 
-class RefreshGate:
+class RefreshGate(AdaptiveSpacing):
     """Says when the status line and the bars may be redrawn: at most ``per_second`` times a
     second, and less often when :meth:`spent` reports that a redraw costs more than
     ``time_share`` of the interval."""
@@ -175,25 +186,13 @@ class RefreshGate:
         clock: Callable[[], float] = time.monotonic,
         time_share: float = REFRESH_TIME_SHARE,
     ):
-        self.base_interval = 1.0 / per_second if per_second > 0 else 0.0
-        self.interval = self.base_interval
-        self.time_share = time_share
-        self.cost: float | None = None
-        self._clock = clock
-        self._last: float | None = None
+        super().__init__(per_second, clock, time_share)
 
     def due(self) -> bool:
-        now = self._clock()
-        if self._last is not None and now - self._last < self.interval:
+        if self.wait_time() > 0:
             return False
-        self._last = now
+        self._last = self._clock()
         return True
-
-    def spent(self, seconds: float) -> None:
-        """A redraw took ``seconds`` on the GUI thread: space the next ones accordingly."""
-        self.cost = seconds if self.cost is None else 0.5 * (self.cost + seconds)
-        if self.time_share > 0:
-            self.interval = max(self.base_interval, self.cost / self.time_share)
 
 
 class RateMeter:
