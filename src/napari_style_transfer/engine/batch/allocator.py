@@ -5,9 +5,12 @@ A Dask nanny starts its worker with ``MALLOC_TRIM_THRESHOLD_=65536`` (its
 that variable also turns off glibc's adaptive mmap threshold, so every tensor above 128 KiB is
 mapped and unmapped again at each optimiser step, and each step pays the page faults: a 128 px
 run took 1.8-2x as long in such a worker as in a plain process (docs/scale_out.md). The embedded
-cluster starts its workers without the variable (:func:`nanny_environ`); in workers of an
-external cluster, :func:`restore_allocator_reuse` sets the thresholds back to what glibc's
-adaptive rule reaches.
+cluster starts its workers without the variable (:func:`nanny_environ`). A worker may still
+inherit it: Dask's nanny also writes its pre-spawn environment into its own process's
+``os.environ``, so every process started later by a process that once started a default
+cluster has it. So each embedded worker at start, and every worker when it prepares a job,
+calls :func:`restore_allocator_reuse`, which sets the thresholds back to what glibc's adaptive
+rule reaches.
 """
 
 from __future__ import annotations
@@ -29,6 +32,14 @@ def nanny_environ(environ: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in environ.items() if name != TRIM_VARIABLE}
 
 
+_RESTORED: list[bool] = []
+
+
+def allocator_restored() -> bool:
+    """Whether :func:`restore_allocator_reuse` changed the thresholds in this process."""
+    return bool(_RESTORED)
+
+
 def restore_allocator_reuse() -> bool:
     """In a process started with the trim threshold set: let glibc keep freed memory for reuse.
 
@@ -42,7 +53,10 @@ def restore_allocator_reuse() -> bool:
         trim_ok = libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     except (OSError, AttributeError):  # not glibc (musl has no mallopt thresholds)
         return False
-    return bool(mmap_ok and trim_ok)
+    if mmap_ok and trim_ok:
+        _RESTORED.append(True)
+        return True
+    return False
 
 
-__all__ = ["nanny_environ", "restore_allocator_reuse"]
+__all__ = ["allocator_restored", "nanny_environ", "restore_allocator_reuse"]
