@@ -34,6 +34,13 @@ def _iterations(text: str) -> int | str:
     return text if text == "auto" else int(text)
 
 
+def write_report(path: Path, report: dict) -> None:
+    """Write ``report`` as JSON through a temporary name: a run cut short keeps the last whole report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_target(path) as temporary:
+        temporary.write_text(json.dumps(report, indent=1))
+
+
 def timed(content: np.ndarray, style: np.ndarray, config: StyleConfig) -> dict:
     """One run: seconds in all and per scale, steps per scale, losses, the result."""
     cuda = torch.cuda.is_available() and config.device != "cpu"
@@ -111,9 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
                     )
                 )
                 if args.json:
-                    args.json.parent.mkdir(parents=True, exist_ok=True)
-                    with atomic_target(args.json) as temporary:  # a run cut short keeps the last whole report
-                        temporary.write_text(json.dumps(report, indent=1))
+                    write_report(args.json, report)
     return report
 
 

@@ -21,10 +21,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from default_run import timed  # noqa: E402
+from default_run import timed, write_report  # noqa: E402
 from napari_style_transfer.engine import StyleConfig, get_network  # noqa: E402
 from napari_style_transfer.files import write_image  # noqa: E402
-from napari_style_transfer.files.atomic import atomic_target  # noqa: E402
 from napari_style_transfer.presets import BUILTIN_PRESETS, find_preset  # noqa: E402
 from napari_style_transfer.settings import config_of  # noqa: E402
 from pairs import PAIRS, load_pair  # noqa: E402
@@ -73,9 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
             )
         )
         if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_target(args.json) as temporary:  # a run cut short keeps the last whole report
-                temporary.write_text(json.dumps(report, indent=1))
+            write_report(args.json, report)
     return report
 
 

@@ -310,11 +310,10 @@ def main() -> None:
     text = json.dumps(results, indent=1)
     print(text)
     if args.json:
-        from napari_style_transfer.files.atomic import atomic_target
+        sys.path.insert(0, str(Path(__file__).parent))
+        from default_run import write_report
 
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_target(args.json) as tmp_path:  # a temporary name in the same folder, then a rename
-            Path(tmp_path).write_text(text + "\n")
+        write_report(args.json, results)
 
 
 if __name__ == "__main__":

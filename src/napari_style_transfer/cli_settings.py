@@ -50,18 +50,15 @@ def values_from_args(
     from .settings import SettingsError, read_settings_file
 
     values: dict[str, Any] = {}
-    preset = getattr(args, "preset", None)
-    if preset is not None:
+    sources = (("--preset", "preset", find_preset), ("--config", "config_file", read_settings_file))
+    for flag, name, read in sources:  # later sources override earlier ones
+        given = getattr(args, name, None)
+        if given is None:
+            continue
         try:
-            values.update(find_preset(preset))
+            values.update(read(given))
         except SettingsError as exc:
-            raise SettingsError(f"--preset: {exc}") from None
-    config_file = getattr(args, "config_file", None)
-    if config_file is not None:
-        try:
-            values.update(read_settings_file(config_file))
-        except SettingsError as exc:
-            raise SettingsError(f"--config: {exc}") from None
+            raise SettingsError(f"{flag}: {exc}") from None
     for name in cli_only:
         values.pop(name, None)
     values.update({name: getattr(args, name) for name in names if hasattr(args, name)})
