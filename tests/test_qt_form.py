@@ -15,15 +15,10 @@ from napari_style_transfer._run_request import prepare_run
 from napari_style_transfer.engine import StyleConfig
 from napari_style_transfer.engine.options import OptionSpec, option_specs
 from napari_style_transfer.settings import OUTPUT_SPECS, settings_specs
+from widget_helpers import open_widget
 
-PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
 #: Groups the form shows; "inputs" come from layers and style rows ("output": settings.OUTPUT_SPECS).
 FORM_GROUPS = ("main", "advanced", "tiling", "output")
-
-
-def open_widget(viewer):
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
-    return widget
 
 
 def other_value(spec: OptionSpec, control) -> object:

@@ -10,8 +10,8 @@ from napari.utils import progress
 
 import napari_style_transfer._qt.worker as worker_module
 from napari_style_transfer._qt.worker import RunProgress
+from widget_helpers import open_widget as open_dock
 
-PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
 FAST = dict(size=32, iterations=3, preview_every=1, multiscale=False, device="cpu")
 TIMEOUT_MS = 60_000
 
@@ -19,9 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def open_widget(viewer, **config):
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
-    widget.set_config(**{**FAST, **config})
-    return widget
+    return open_dock(viewer, **{**FAST, **config})
 
 
 def wait_done(qtbot, widget, timeout=TIMEOUT_MS):

@@ -15,15 +15,10 @@ from napari.utils.notifications import ErrorNotification, NotificationSeverity
 
 import napari_style_transfer._qt.worker as worker_module
 from napari_style_transfer.engine import ProgressEvent, StyleConfig, StyleTransferError
+from widget_helpers import PLUGIN, WIDGET, open_widget
 
-PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
 FAST = dict(size=32, iterations=4, preview_every=1, multiscale=False, device="cpu")
 TIMEOUT_MS = 60_000
-
-
-def open_widget(viewer):
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
-    return widget
 
 
 def add_pair(viewer, content_image, style_image, **content_kwargs):

@@ -10,19 +10,18 @@ import pytest
 from napari.utils import progress
 
 from napari_style_transfer.engine import StyleConfig, stylize
+from widget_helpers import open_widget as open_dock
 
 pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
 FAST = dict(size=32, iterations=2, preview_every=0, multiscale=False, device="cpu", precision="fp32")
 TIMEOUT_MS = 120_000
 
 
 def open_widget(viewer, mode, **config):
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
-    widget.set_config(**{**FAST, **config})
+    widget = open_dock(viewer, **{**FAST, **config})
     widget.batch.choice.value = mode
     return widget
 

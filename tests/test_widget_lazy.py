@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from napari.utils.notifications import NotificationSeverity
 
+from widget_helpers import open_widget as open_dock
+
 da = pytest.importorskip("dask.array")
 try:
     import zarr
@@ -19,7 +21,6 @@ except ImportError:  # the zarr extra is not installed
     zarr = None
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
 FAST = dict(size=32, iterations=2, preview_every=1, multiscale=False, device="cpu")
 TIMEOUT_MS = 60_000
 
@@ -50,9 +51,7 @@ class Reads:
 
 
 def open_widget(viewer, **config):
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
-    widget.set_config(**{**FAST, **config})
-    return widget
+    return open_dock(viewer, **{**FAST, **config})
 
 
 def run_and_wait(qtbot, widget, content, style, **kwargs):

@@ -10,15 +10,10 @@ import pytest
 from napari.utils.notifications import NotificationSeverity
 
 from napari_style_transfer.engine import StackOptions
+from widget_helpers import open_widget
 
-PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
 FAST = dict(size=32, iterations=2, preview_every=1, multiscale=False, device="cpu")
 TIMEOUT_MS = 120_000
-
-
-def open_widget(viewer):
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
-    return widget
 
 
 def wait_done(qtbot, widget, timeout=TIMEOUT_MS):

@@ -19,8 +19,8 @@ from qtpy.QtCore import QThreadPool
 import napari_style_transfer._layers as layers_module
 import napari_style_transfer._qt.worker as worker_module
 from napari_style_transfer.engine import vgg
+from widget_helpers import open_widget as open_dock
 
-PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
 FAST = dict(size=32, iterations=3, preview_every=1, multiscale=False, device="cpu")
 TIMEOUT_MS = 60_000
 
@@ -29,9 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def open_widget(viewer, **config):
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
-    widget.set_config(**{**FAST, **config})
-    return widget
+    return open_dock(viewer, **{**FAST, **config})
 
 
 def add_pair(viewer, content_image, style_image):

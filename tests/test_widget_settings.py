@@ -11,16 +11,11 @@ from napari_style_transfer.cli import run
 from napari_style_transfer.files import read_image, write_image
 from napari_style_transfer.settings import read_settings_file
 from napari_style_transfer.settings_store import LAST_SETTINGS_FILE
+from widget_helpers import PLUGIN, open_widget
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
 FAST = dict(size=32, iterations=3, preview_every=1, multiscale=False, device="cpu")
-
-
-def open_widget(viewer):
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
-    return widget
 
 
 def test_settings_survive_closing_napari_and_reset_to_defaults(make_napari_viewer, settings_dir, notes):

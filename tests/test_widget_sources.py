@@ -7,16 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
+from widget_helpers import open_widget
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
 FAST = dict(size=32, iterations=4, preview_every=1, multiscale=False, device="cpu")
 TIMEOUT_MS = 60_000
-
-
-def open_widget(viewer):
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
-    return widget
 
 
 def wait_done(qtbot, widget):
