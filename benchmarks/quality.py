@@ -34,6 +34,7 @@ from napari_style_transfer.engine.config import DEFAULT_STYLE_LAYERS
 from napari_style_transfer.engine.images import fit_long_side, resize, to_rgb01, to_tensor
 from napari_style_transfer.engine.losses import gram
 from napari_style_transfer.engine.vgg import CAFFE, get_network, preprocess
+from napari_style_transfer.files.atomic import atomic_target
 from napari_style_transfer.samples import sample_pair
 
 
@@ -179,7 +180,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(
             f"{name:12s} {row['wall_s']:8.1f} {row['style_distance']:11.4f} {row['content_distance']:13.4f}"
         )
-    (args.out / f"quality_{args.size}px_{args.iterations}it.json").write_text(json.dumps(report, indent=2))
+    with atomic_target(args.out / f"quality_{args.size}px_{args.iterations}it.json") as temporary:
+        temporary.write_text(json.dumps(report, indent=2))  # a temporary name, then a rename
     return report
 
 

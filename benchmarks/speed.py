@@ -216,10 +216,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         flush=True,
                     )
     if args.json:
+        from napari_style_transfer.files.atomic import atomic_target
+
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps({"machine": machine(), "command": " ".join(sys.argv), "rows": rows}, indent=2)
-        )
+        report = {"machine": machine(), "command": " ".join(sys.argv), "rows": rows}
+        with atomic_target(args.json) as temporary:  # a temporary name, then a rename
+            temporary.write_text(json.dumps(report, indent=2))
     return rows
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from napari_style_transfer.engine import StyleConfig, stylize_iter  # noqa: E402
+from napari_style_transfer.files.atomic import atomic_target  # noqa: E402
 from napari_style_transfer.imageio_utils import read_image, write_image  # noqa: E402
 from napari_style_transfer.samples import sample_pair  # noqa: E402
 from quality import distances  # noqa: E402
@@ -64,17 +65,14 @@ def main(argv: list[str] | None = None) -> dict:
         peer, peer_wall = run_pastiche(args.size, args.pastiche_steps, content, style)
         bar = distances(peer, content, style, args.size)
         if args.pastiche_json:
-            args.pastiche_json.write_text(
-                json.dumps(
-                    {
-                        "size": args.size,
-                        "pastiche_steps": args.pastiche_steps,
-                        "pastiche_wall_s": peer_wall,
-                        "bar": bar,
-                    },
-                    indent=2,
-                )
-            )
+            saved = {
+                "size": args.size,
+                "pastiche_steps": args.pastiche_steps,
+                "pastiche_wall_s": peer_wall,
+                "bar": bar,
+            }
+            with atomic_target(args.pastiche_json) as temporary:  # a temporary name, then a rename
+                temporary.write_text(json.dumps(saved, indent=2))
     print(
         f"pastiche: {args.pastiche_steps} steps in {peer_wall:.1f} s → style {bar['style_distance']:.4f}, content {bar['content_distance']:.4f}",
         flush=True,
@@ -121,7 +119,8 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         print("ours: did not reach the bar within --max-iterations")
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        with atomic_target(args.json) as temporary:  # a temporary name, then a rename
+            temporary.write_text(json.dumps(report, indent=2))
     return report
 
 

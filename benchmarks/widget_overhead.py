@@ -239,7 +239,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {k}: {v}")
     report["load_after"] = os.getloadavg()
     if args.json:
-        args.json.write_text(json.dumps(report, indent=1))
+        from napari_style_transfer.files.atomic import atomic_target
+
+        with atomic_target(args.json) as temporary:  # a temporary name, then a rename
+            temporary.write_text(json.dumps(report, indent=1))
     viewer.close()
     return 0
 
