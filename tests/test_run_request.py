@@ -160,7 +160,8 @@ def test_prepare_run_reads_no_pixels():
 
 
 def test_start_image_is_any_image_layer_read_in_the_worker():
-    from napari_style_transfer._run_request import RunChoices, prepare, result_metadata
+    from napari_style_transfer._result_metadata import result_metadata
+    from napari_style_transfer._run_request import RunChoices, prepare
 
     content, style = Image(rgb(seed=1), rgb=True, name="c"), Image(rgb(seed=2), rgb=True, name="s")
     start = Image(rgb(seed=3), rgb=True, name="start")

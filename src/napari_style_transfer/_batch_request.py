@@ -19,7 +19,8 @@ import numpy as np
 
 from ._faults import UserError
 from ._layers import LayerRead, format_bytes, free_host_memory, is_image_layer, is_nd
-from ._run_request import RunRequest, prepare_run, result_metadata
+from ._result_metadata import result_metadata
+from ._run_request import RunRequest, prepare_run
 from .engine import Guidance, StyleConfig
 
 #: What a batch stylises: the selected image layers, or every slice of the content stack.

@@ -1,6 +1,6 @@
 """Continue: a result layer's recorded run, as the choices of a run that goes on from its image.
 
-No Qt here. A result layer's metadata (``_run_request.result_metadata``) records the settings,
+No Qt here. A result layer's metadata (``_result_metadata.result_metadata``) records the settings,
 the content layer, the styles (layers by name, files by path, gallery styles by key) and the
 mask. :func:`continue_choices` finds them again and builds a run of N more iterations that
 starts from the result's image at the result's run size (one scale: the coarse scales are

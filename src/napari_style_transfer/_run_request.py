@@ -1,5 +1,6 @@
 """A run as the widget starts it: the checked choices (:class:`RunRequest`), the inputs the
-worker reads for it (:class:`RunInputs`), and what its result layer records.
+worker reads for it (:class:`RunInputs`); what its result layer records is in
+``_result_metadata.py``.
 
 No Qt here. :func:`prepare_run` runs on the GUI thread and looks only at shapes, dtypes and
 layer kinds; :meth:`RunRequest.read` reads and converts the pixels, in the worker thread.
@@ -19,10 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
 from ._faults import UserError
 from ._layers import (
-    PLUGIN_KEY,
     LayerRead,
     MaskRead,
     base_shape,
@@ -40,18 +39,16 @@ from ._layers import (
     result_geometry,
 )
 from ._preview_files import PreviewSaver, make_saver
-from ._progress import RunUpdate
 from ._sources import SourceRead, describe_style, is_source
 from .engine import (
     Guidance,
-    ProgressEvent,
     StackOptions,
     StyleConfig,
     expected_steps,
     scale_sizes,
     select_device,
 )
-from .settings import split_values, values_of
+from .settings import split_values
 
 #: The stack modes of an nD content: the slice shown, or every slice.
 STACK_MODES = ("slice", "all")
@@ -419,75 +416,3 @@ def check_label_styles(label_styles: dict[int, int] | None, n_styles: int) -> No
         raise UserError(
             f"The mask table names a style that is not chosen ({bad}); pick one of the style rows."
         )
-
-
-def result_metadata(request: RunRequest, event: ProgressEvent | None = None) -> dict[str, Any]:
-    """What a result layer records: every setting, the inputs, where and how fast it ran."""
-    meta: dict[str, Any] = {
-        PLUGIN_KEY: __version__,
-        "content_layer": request.content_name,
-        "style_layers": list(request.style_names),
-        "config": request.config.as_dict(),
-        # every setting as plain values: what File ▸ Save Layer embeds, and --config reads back
-        "settings": values_of(request.config, {"full_size": request.full_size}),
-        "weights": request.config.weights,
-        "stopped": False,
-        "done": False,
-    }
-    if request.stack is not None:
-        meta["stack"] = request.stack
-        if request.stack == "slice":
-            meta["slice_index"] = list(request.slice_index)
-        else:
-            meta["coherence"] = request.coherence
-    if request.mask_name is not None:
-        meta["mask_layer"] = request.mask_name
-        meta["label_styles"] = {str(k): v for k, v in (request.label_styles or {}).items()}
-    meta.update(start_metadata(request, meta))
-    if event is not None:
-        meta.update(
-            {
-                "done": bool(event.done) and not event.stopped,  # a stopped run is not done
-                "stopped": bool(event.stopped),
-                "steps": int(event.step),
-                "total_steps": int(event.total_steps),
-                "losses": dict(event.losses),
-                "elapsed_s": round(float(event.elapsed), 3),
-            }
-        )
-        if event.info:
-            meta["info"] = dict(event.info)
-            meta["device"] = event.info.get("device")
-            meta["weights"] = event.info.get("weights", meta["weights"])
-    return meta
-
-
-def start_metadata(request: RunRequest, recorded: dict[str, Any]) -> dict[str, Any]:
-    """Where the styles came from (layers, files, the gallery), the start image and a continued
-    result; with a start image, ``recorded``'s config and settings say ``init`` 'image'."""
-    meta: dict[str, Any] = {"styles": [dict(d) for d in request.style_sources or ()]}
-    if request.init_read is not None:
-        meta["config"] = {**recorded["config"], "init": "image"}
-        meta["settings"] = {**recorded["settings"], "init": "image"}
-        meta["init_layer"] = request.init_name
-    if request.continued_from is not None:
-        meta["continued_from"] = request.continued_from
-    return meta
-
-
-def final_metadata(request: RunRequest, update: RunUpdate, slices_done: int = 0) -> dict[str, Any]:
-    """What a result layer records at the end of a run (stack runs: the stack's steps and slices)."""
-    meta = result_metadata(request, update.event)
-    if update.is_stack:
-        meta.update(
-            {
-                "stopped": bool(update.stopped),
-                "done": not update.stopped,
-                "steps": int(update.step),
-                "total_steps": int(update.total_steps),
-                "stack": dict(update.info),
-                "slices_done": slices_done,
-                "slice_count": update.slice_count,
-            }
-        )
-    return meta

@@ -47,7 +47,8 @@ from .._progress import (
     running_text,
     starting_text,
 )
-from .._run_request import STACK_MODES, RunChoices, final_metadata, prepare, result_metadata
+from .._result_metadata import final_metadata, result_metadata
+from .._run_request import STACK_MODES, RunChoices, prepare
 from .batch import BatchView
 from .form import LabelAligner, SettingsForm
 from .label_table import LabelTable
