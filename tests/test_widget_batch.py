@@ -59,6 +59,8 @@ def test_batch_of_selected_layers_reads_off_the_gui_thread_and_a_bad_layer_fails
     assert threading.main_thread() not in reads  # Run read nothing on the GUI thread
     bar = widget.batch.active.progress
     assert bar in progress._all_instances and bar.total == 3  # the activity dock
+    spinner = widget.batch.active.spinner  # napari's animated indicator: held still, stepped per item
+    assert spinner is not None and spinner.state() != spinner.MovieState.Running
     qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
     assert bar not in progress._all_instances
     results = {layer.name: layer for layer in viewer.layers if layer.name.endswith("stylised")}

@@ -33,7 +33,7 @@ from .._batch_request import BatchRequest, batch_layers, prepare_batch
 from .._faults import UserError, error_message, release_memory, run_device, run_failure
 from ..engine.batch import BatchOptions, BatchResult, stylize_batch
 from .results import ResultLayer, unwrap
-from .worker import RunFailed, RunProgress, StyleWorker, avoid_triton_llvm_clash
+from .worker import RunFailed, StyleWorker, advance_bar, avoid_triton_llvm_clash, close_bar, open_bar
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,8 @@ class BatchRun:
         self.stack_result = ResultLayer(viewer, request.runs[0]) if request.mode == "slices" else None
         self.results: list[Any] = []
         self.progress: Any = None
+        #: napari's animated "in progress" indicator, held still and stepped with the bar.
+        self.spinner: Any = None
         self.worker: Any = None
 
     @property
@@ -95,9 +97,8 @@ class BatchRun:
             self.worker.quit()
 
     def close_progress(self) -> None:
-        if self.progress is not None:
-            self.progress.close()
-            self.progress = None
+        close_bar(self.progress, self.spinner)
+        self.progress = self.spinner = None
 
 
 class BatchView:
@@ -171,10 +172,11 @@ class BatchView:
             if request.mode == "layers"
             else f"{request.total} slices of {request.names[0]}"
         )
-        run.progress = RunProgress(
-            total=request.total,
-            desc=f"Style transfer batch: {what}",
-            cancel_callback=lambda: self.stop("cancelled in the activity dock"),
+        run.progress, run.spinner = open_bar(
+            host.viewer,
+            request.total,
+            f"Style transfer batch: {what}",
+            lambda: self.stop("cancelled in the activity dock"),
         )
         host.viewer.layers.events.removed.connect(self._on_layer_removed)
         host.run_button.enabled, host.stop_button.enabled = False, True
@@ -218,8 +220,8 @@ class BatchView:
         self.host.progress_bar.value = min(run.ended, request.total)
         if not run.stop.is_set():
             self.host.status.value = f"Batch: {_counts_text(run)} of {request.total}…"
-        if run.progress is not None and run.progress.n < run.progress.total:
-            run.progress.update(1)  # last: napari's bar processes Qt events (the batch may end in there)
+        # last: napari's bar processes Qt events (the batch may end in there)
+        advance_bar(run.progress, run.spinner, run.ended)
 
     def _show(self, run: BatchRun, result: BatchResult) -> None:
         request = run.request

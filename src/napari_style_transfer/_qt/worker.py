@@ -185,19 +185,36 @@ class ActiveRun:
 
         napari's bar processes Qt events when it moves, so call this last in a signal handler.
         """
-        bar = self.progress
-        if bar is not None and step > bar.n:
-            if self.spinner is not None:
-                self.spinner.jumpToNextFrame()
-            bar.update(min(step, bar.total) - bar.n)
+        advance_bar(self.progress, self.spinner, step)
 
     def close_progress(self) -> None:
-        if self.progress is not None:
-            self.progress.close()
-            self.progress = None
-        spinner, self.spinner = self.spinner, None
-        if spinner is not None and spinner.state() == QMovie.MovieState.Paused:
-            spinner.setPaused(False)  # other bars may still run; napari stops it once none is left
+        close_bar(self.progress, self.spinner)
+        self.progress = self.spinner = None
+
+
+def open_bar(viewer: Any, total: int, desc: str, on_cancel: Callable[[], None]) -> tuple[RunProgress, Any]:
+    """A run's bar in napari's activity dock (its Cancel calls ``on_cancel``), and napari's
+    "in progress" indicator held still (:func:`hold_spinner`; None where there is none)."""
+    return RunProgress(total=total, desc=desc, cancel_callback=on_cancel), hold_spinner(viewer)
+
+
+def advance_bar(bar: Any, spinner: Any, step: int) -> None:
+    """Move ``bar`` to ``step`` (never back, never past its total) and the indicator one frame.
+
+    napari's bar processes Qt events when it moves: call this last in a signal handler.
+    """
+    if bar is not None and step > bar.n:
+        if spinner is not None:
+            spinner.jumpToNextFrame()
+        bar.update(min(step, bar.total) - bar.n)
+
+
+def close_bar(bar: Any, spinner: Any) -> None:
+    """Close the bar and let napari animate its indicator again (other bars may still run)."""
+    if bar is not None:
+        bar.close()
+    if spinner is not None and spinner.state() == QMovie.MovieState.Paused:
+        spinner.setPaused(False)  # napari stops it once no bar is left
 
 
 def hold_spinner(viewer: Any) -> Any:
@@ -241,12 +258,9 @@ def launch(
     worker.yielded.connect(on_event)
     worker.errored.connect(on_error)
     worker.finished.connect(on_finished)
-    run.progress = RunProgress(
-        total=request.total_steps,
-        desc=f"Style transfer: {request.result_name}",
-        cancel_callback=on_cancel,
+    run.progress, run.spinner = open_bar(
+        viewer, request.total_steps, f"Style transfer: {request.result_name}", on_cancel
     )
-    run.spinner = hold_spinner(viewer)
     return run
 
 
