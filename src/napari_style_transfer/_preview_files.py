@@ -37,6 +37,12 @@ def file_stem(name: str, when: float | None = None) -> str:
     return re.sub(r"[^\w\-. ()\[\],+]", "_", f"{name} {stamp}").strip()
 
 
+def step_name(stem: str, step: int, suffix: str) -> str:
+    """The file name of step ``step``'s image: '<stem>.step00010.png' (the widget's saved previews
+    and the CLI's ``--save-every`` files alike)."""
+    return f"{stem}.step{step:05d}{suffix}"
+
+
 @dataclass
 class PreviewSaver:
     """Writes every ``every``-th preview of a run (and its final image) into ``folder``."""
@@ -49,7 +55,7 @@ class PreviewSaver:
 
     def path(self, step: int, dtype: Any) -> Path:
         suffix = ".png" if str(dtype) in ("uint8", "bool") else ".tif"
-        return self.folder / f"{self.stem}.step{step:05d}{suffix}"
+        return self.folder / step_name(self.stem, step, suffix)
 
     def offer(self, event: Any) -> Path | None:
         """Save the event's image if it is an Nth preview or the final image; the path written, or None."""

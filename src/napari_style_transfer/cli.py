@@ -283,7 +283,9 @@ def _switch(group: Any, flag: str, default: bool | None, help: str) -> None:
 
 
 def _intermediate_path(output: Path, step: int) -> Path:
-    return output.with_name(f"{output.stem}.step{step:05d}{output.suffix}")
+    from ._preview_files import step_name  # named like the widget's saved previews (loads the engine)
+
+    return output.with_name(step_name(output.stem, step, output.suffix))
 
 
 class _Progress:
