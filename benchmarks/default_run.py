@@ -40,7 +40,7 @@ def write_report(path: Path, report: dict) -> None:
     Adds the CPU's vector capability (AVX2, AVX512…): the project's hosts differ between
     sessions, and an AVX2 host runs ``precision="auto"`` in fp32, 1.4× slower a step.
     """
-    report.setdefault("cpu_capability", torch.backends.cpu.get_cpu_capability())
+    report = {"cpu_capability": torch.backends.cpu.get_cpu_capability(), **report}
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_target(path) as temporary:
         temporary.write_text(json.dumps(report, indent=1))

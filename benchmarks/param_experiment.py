@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
+from default_run import write_report  # noqa: E402
 from napari_style_transfer.engine import StyleConfig  # noqa: E402
 from napari_style_transfer.engine.content_run import ContentRun  # noqa: E402
 from napari_style_transfer.engine.guidance import Guidance  # noqa: E402
@@ -35,6 +36,7 @@ from napari_style_transfer.engine.multiscale import run_scales  # noqa: E402
 from napari_style_transfer.engine.stopping import Budget, Numbering  # noqa: E402
 from napari_style_transfer.engine.stylizer import Stylizer  # noqa: E402
 from napari_style_transfer.files import write_image  # noqa: E402
+from napari_style_transfer.files.atomic import atomic_target  # noqa: E402
 from pairs import PAIRS, load_pair  # noqa: E402
 from quality import distances  # noqa: E402
 
@@ -50,7 +52,8 @@ def coarse_result(run: ContentRun, side: int, steps: int, cache: Path) -> torch.
         except StopIteration as stop:
             image = stop.value.image.detach()
             break
-    torch.save(image, cache)
+    with atomic_target(cache) as temporary:  # a run cut short leaves no half-written cache
+        torch.save(image, temporary)
     return image
 
 
@@ -155,8 +158,7 @@ def main() -> None:
             record["coarse"] = first
         report.append(record)
         if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps({"pair": args.pair, "runs": report}))
+            write_report(args.json, {"pair": args.pair, "runs": report})
             write_image(
                 args.json.with_name(f"{args.json.stem}_{spec.replace(':', '_')}.png"), run.render(image)
             )
