@@ -395,6 +395,27 @@ def _opened(pid: int, path: Path) -> bool:
 MOMENTS = ["start-up", "reading", "run", "writing"]
 
 
+def test_an_interrupt_caught_inside_exec_code_does_not_turn_the_exit_into_a_sigint_death(tmp_path):
+    """A Ctrl-C that met dataclass creation (``exec`` of a string) during an import once made
+    ``python -m napari_style_transfer`` die by SIGINT (-2) after printing "interrupted"."""
+    (tmp_path / "interrupt_then_cli.py").write_text(
+        "import contextlib\n"
+        "from napari_style_transfer.cli import main\n"
+        "with contextlib.suppress(SystemExit):\n"
+        "    main(['missing.png', 'style.png', '-o', 'o.png'])  # imports all that the second call needs\n"
+        "with contextlib.suppress(KeyboardInterrupt):\n"
+        "    exec('raise KeyboardInterrupt')\n"
+        "main(['missing.png', 'style.png', '-o', 'o.png'])\n"
+    )
+    src = str(Path(napari_style_transfer.__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+    process = subprocess.run(
+        [sys.executable, "-m", "interrupt_then_cli"], cwd=tmp_path, env=env, capture_output=True, timeout=120
+    )
+    assert process.returncode == 2, process.stderr.decode()
+    assert process.stderr.decode().count("napari-style-transfer: error: ") == 2
+
+
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc to see what the process does")
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("moment", MOMENTS)

@@ -468,7 +468,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = run(argv)
     except KeyboardInterrupt as exc:  # a signal between the handlers and run()
         code = _interrupted(exc)
+    _forget_caught_interrupts()
     sys.exit(code)
+
+
+def _forget_caught_interrupts() -> None:
+    """Make ``python -m napari_style_transfer`` exit with our code, not by SIGINT.
+
+    CPython marks a Ctrl-C as unhandled whenever a KeyboardInterrupt leaves code run by ``exec``
+    or ``eval`` of a string (dataclass and namedtuple creation, often during an import), even when
+    an outer ``except`` catches it. Under ``python -m`` the process then ends by SIGINT (-2)
+    instead of 130; only the next ``exec`` of a string clears that mark. This is that ``exec``.
+    """
+    exec("pass")
 
 
 if __name__ == "__main__":
