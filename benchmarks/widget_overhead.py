@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import statistics
 import sys
@@ -149,6 +148,78 @@ def widget_run(widget, app) -> float:
     return seconds
 
 
+def measure_case(widget, app, pair, config, every: int, warm_up: bool, pairs: int) -> dict:
+    """Interleaved pairs (``stylize()``, then Run in the widget) at one preview interval, and their medians."""
+    from napari_style_transfer.engine import stylize
+
+    content, style = pair
+    times: dict[str, list[float]] = {"stylize": [], "widget": []}
+    parts: list[dict] = []
+    for i in range(0 if warm_up else 1, pairs + 1):
+        start = time.perf_counter()
+        stylize(content, style, config)
+        stylize_s = time.perf_counter() - start
+        app.processEvents()
+        PROBE.reset()
+        cpu0 = thread_cpu()
+        widget_s = widget_run(widget, app)
+        cpu1 = thread_cpu()
+        app.processEvents()
+        if i == 0:  # warm-up
+            continue
+        times["stylize"].append(stylize_s)
+        times["widget"].append(widget_s)
+        cpu = {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1}
+        parts.append(
+            {
+                **{k: round(v, 3) for k, v in PROBE.total.items()},
+                **{f"n {k}": v for k, v in PROBE.count.items()},
+                "delivery delay median ms": round(1000 * statistics.median(PROBE.delays or [0]), 2),
+                "delivery delay max ms": round(1000 * max(PROBE.delays or [0]), 2),
+                **{f"cpu {k}": round(v, 2) for k, v in cpu.items()},
+                "load": round(os.getloadavg()[0], 2),
+            }
+        )
+        print(
+            f"preview_every={every} pair {i}: stylize {stylize_s:.2f} s, widget {widget_s:.2f} s "
+            f"({widget_s / stylize_s:.3f}x), load {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+    a, b = statistics.median(times["stylize"]), statistics.median(times["widget"])
+    part = {k: statistics.median(p.get(k, 0) for p in parts) for k in parts[0]}
+    print(f"preview_every={every}: stylize {a:.2f} s, widget {b:.2f} s, ratio {b / a:.3f}")
+    for k, v in part.items():
+        print(f"    {k}: {v}")
+    return {
+        "preview_every": every,
+        "times": times,
+        "stylize_s": a,
+        "widget_s": b,
+        "ratio": b / a,
+        "breakdown_median": part,
+    }
+
+
+def open_viewer(pair):
+    """A shown viewer with the pair as layers and the plugin's dock widget, opened through its manifest."""
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_style_transfer._qt.worker import avoid_triton_llvm_clash
+
+    content, style = pair
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(1400, 860)
+    viewer.add_image(content, name="cat (content)", rgb=True)
+    viewer.add_image(style, name="swirls (style)", rgb=True)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-style-transfer", "Style Transfer")
+    app = QApplication.instance()
+    app.processEvents()
+    avoid_triton_llvm_clash()  # as the widget does before its first run (Mesa's LLVM vs triton's)
+    instrument(widget, viewer)
+    return viewer, widget, app
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256)
@@ -159,24 +230,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
-    import napari
-    import torch
-    from qtpy.QtWidgets import QApplication
-
-    from napari_style_transfer._qt.worker import avoid_triton_llvm_clash
-    from napari_style_transfer.engine import StyleConfig, stylize
     from napari_style_transfer.samples import sample_pair
 
-    content, style = sample_pair()
-    viewer = napari.Viewer(show=True)
-    viewer.window._qt_window.resize(1400, 860)
-    viewer.add_image(content, name="cat (content)", rgb=True)
-    viewer.add_image(style, name="swirls (style)", rgb=True)
-    _, widget = viewer.window.add_plugin_dock_widget("napari-style-transfer", "Style Transfer")
-    app = QApplication.instance()
-    app.processEvents()
-    avoid_triton_llvm_clash()  # as the widget does before its first run (Mesa's LLVM vs triton's)
-    instrument(widget, viewer)
+    pair = sample_pair()
+    viewer, widget, app = open_viewer(pair)
+
+    import torch
+
+    from napari_style_transfer.engine import StyleConfig
+
     fields = {f.name for f in dataclasses.fields(StyleConfig)}
     report = {
         "size": args.size,
@@ -196,53 +258,14 @@ def main(argv: list[str] | None = None) -> int:
             device="cpu",
         )
         config = StyleConfig(**{k: v for k, v in widget.config_kwargs().items() if k in fields})
-        times: dict[str, list[float]] = {"stylize": [], "widget": []}
-        parts: list[dict] = []
-        first = 0 if every == args.previews[0] else 1  # one warm-up pair, before the first case
-        for i in range(first, args.pairs + 1):
-            start = time.perf_counter()
-            stylize(content, style, config)
-            stylize_s = time.perf_counter() - start
-            app.processEvents()
-            PROBE.reset()
-            cpu0 = thread_cpu()
-            widget_s = widget_run(widget, app)
-            cpu1 = thread_cpu()
-            app.processEvents()
-            if i == 0:  # warm-up
-                continue
-            times["stylize"].append(stylize_s)
-            times["widget"].append(widget_s)
-            cpu = {k: cpu1[k] - cpu0.get(k, 0.0) for k in cpu1}
-            parts.append(
-                {
-                    **{k: round(v, 3) for k, v in PROBE.total.items()},
-                    **{f"n {k}": v for k, v in PROBE.count.items()},
-                    "delivery delay median ms": round(1000 * statistics.median(PROBE.delays or [0]), 2),
-                    "delivery delay max ms": round(1000 * max(PROBE.delays or [0]), 2),
-                    **{f"cpu {k}": round(v, 2) for k, v in cpu.items()},
-                    "load": round(os.getloadavg()[0], 2),
-                }
-            )
-            print(
-                f"preview_every={every} pair {i}: stylize {stylize_s:.2f} s, widget {widget_s:.2f} s "
-                f"({widget_s / stylize_s:.3f}x), load {os.getloadavg()[0]:.2f}",
-                flush=True,
-            )
-        a, b = statistics.median(times["stylize"]), statistics.median(times["widget"])
-        part = {k: statistics.median(p.get(k, 0) for p in parts) for k in parts[0]}
-        case = {"preview_every": every, "times": times, "stylize_s": a, "widget_s": b, "ratio": b / a}
-        case["breakdown_median"] = part
-        report["cases"].append(case)
-        print(f"preview_every={every}: stylize {a:.2f} s, widget {b:.2f} s, ratio {b / a:.3f}")
-        for k, v in part.items():
-            print(f"    {k}: {v}")
+        warm_up = every == args.previews[0]  # one warm-up pair, before the first case
+        report["cases"].append(measure_case(widget, app, pair, config, every, warm_up, args.pairs))
     report["load_after"] = os.getloadavg()
     if args.json:
-        from napari_style_transfer.files.atomic import atomic_target
+        sys.path.insert(0, str(Path(__file__).parent))
+        from default_run import write_report  # with the CPU's vector capability, atomically
 
-        with atomic_target(args.json) as temporary:  # a temporary name, then a rename
-            temporary.write_text(json.dumps(report, indent=1))
+        write_report(args.json, report)
     viewer.close()
     return 0
 
