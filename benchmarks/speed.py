@@ -216,12 +216,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         flush=True,
                     )
     if args.json:
-        from napari_style_transfer.files.atomic import atomic_target
+        sys.path.insert(0, str(Path(__file__).parent))
+        from default_run import write_report  # with the CPU's vector capability, atomically
 
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        report = {"machine": machine(), "command": " ".join(sys.argv), "rows": rows}
-        with atomic_target(args.json) as temporary:  # a temporary name, then a rename
-            temporary.write_text(json.dumps(report, indent=2))
+        write_report(args.json, {"machine": machine(), "command": " ".join(sys.argv), "rows": rows})
     return rows
 
 

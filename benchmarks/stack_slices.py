@@ -18,6 +18,7 @@ import json
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -73,11 +74,16 @@ def main(argv: list[str] | None = None) -> dict:
         "cold_stack_s": round(runs[0][1], 3),
         "threads": torch.get_num_threads(),
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
     print(json.dumps(result))
-    if args.json:
-        with open(args.json, "a") as f:
-            f.write(json.dumps(result) + "\n")
+    if args.json:  # one JSON line per run, appended; the file is replaced whole (a temporary, then a rename)
+        from napari_style_transfer.files.atomic import atomic_target
+
+        path = Path(args.json)
+        before = path.read_text() if path.exists() else ""
+        with atomic_target(path) as temporary:
+            temporary.write_text(before + json.dumps(result) + "\n")
     return result
 
 

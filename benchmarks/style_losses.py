@@ -38,12 +38,12 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
+from default_run import write_report  # noqa: E402
 from napari_style_transfer.engine import StyleConfig, get_network, stylize_iter  # noqa: E402
 from napari_style_transfer.engine.config import STYLE_LOSSES  # noqa: E402
 from napari_style_transfer.engine.images import fit_long_side, resize, to_rgb01, to_tensor  # noqa: E402
 from napari_style_transfer.engine.vgg import CAFFE, preprocess  # noqa: E402
 from napari_style_transfer.files import write_image  # noqa: E402
-from napari_style_transfer.files.atomic import atomic_target  # noqa: E402
 from pairs import PAIRS, load_pair  # noqa: E402
 from quality import distances  # noqa: E402
 
@@ -179,9 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps({"step_times": report["step_times"], "pair": args.pairs[0]}), flush=True)
     report["seconds"] = round(time.perf_counter() - start, 1)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_target(args.json) as temporary:  # a temporary name, then a rename
-            temporary.write_text(json.dumps(report, indent=1))
+        write_report(args.json, report)
     print(
         f"{'pair':20s} {'loss':12s} {'s/step':>7s} {'style':>7s} {'content':>8s} {'colour':>7s} {'relu3_2':>8s}"
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from default_run import write_report  # noqa: E402
 from napari_style_transfer.engine import StyleConfig, stylize_iter  # noqa: E402
 from napari_style_transfer.files.atomic import atomic_target  # noqa: E402
 from napari_style_transfer.imageio_utils import read_image, write_image  # noqa: E402
@@ -119,8 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         print("ours: did not reach the bar within --max-iterations")
     if args.json:
-        with atomic_target(args.json) as temporary:  # a temporary name, then a rename
-            temporary.write_text(json.dumps(report, indent=2))
+        write_report(args.json, report)
     return report
 
 

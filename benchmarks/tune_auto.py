@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from default_run import write_report  # noqa: E402
 from napari_style_transfer.engine import StyleConfig  # noqa: E402
 from napari_style_transfer.engine.content_run import ContentRun  # noqa: E402
 from napari_style_transfer.engine.guidance import Guidance  # noqa: E402
@@ -145,10 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
                 flush=True,
             )
             if args.json:
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                tmp = args.json.with_suffix(".tmp")
-                tmp.write_text(json.dumps(report))
-                tmp.replace(args.json)
+                write_report(args.json, report)
     return report
 
 
