@@ -32,12 +32,12 @@ def nanny_environ(environ: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in environ.items() if name != TRIM_VARIABLE}
 
 
-_RESTORED: list[bool] = []
+_restored_in_this_process = False
 
 
 def allocator_restored() -> bool:
     """Whether :func:`restore_allocator_reuse` changed the thresholds in this process."""
-    return bool(_RESTORED)
+    return _restored_in_this_process
 
 
 def restore_allocator_reuse() -> bool:
@@ -45,6 +45,7 @@ def restore_allocator_reuse() -> bool:
 
     Returns True when the thresholds were changed (Linux with glibc, variable set).
     """
+    global _restored_in_this_process
     if TRIM_VARIABLE not in os.environ or not sys.platform.startswith("linux"):
         return False
     try:
@@ -54,7 +55,7 @@ def restore_allocator_reuse() -> bool:
     except (OSError, AttributeError):  # not glibc (musl has no mallopt thresholds)
         return False
     if mmap_ok and trim_ok:
-        _RESTORED.append(True)
+        _restored_in_this_process = True
         return True
     return False
 
