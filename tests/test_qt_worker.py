@@ -60,13 +60,13 @@ def test_a_run_shows_its_progress_in_the_activity_dock(qtbot, viewer, content_im
     viewer.add_image(style_image, name="style", rgb=True)
     widget = open_widget(viewer, iterations=4)
     assert widget.run()
-    bar = widget._active.progress
+    bar = widget._active.bar.progress
     assert isinstance(bar, RunProgress) and bar in progress._all_instances and bar.total == 4
     shown = activity_bar(viewer, bar)
     assert shown is not None and shown.description_label.text().startswith("Style transfer: cat stylised")
     values = []
     shown.qt_progress_bar.valueChanged.connect(values.append)
-    spinner = widget._active.spinner  # napari's "in progress" animation: held still, stepped with the bar
+    spinner = widget._active.bar.spinner  # napari's "in progress" animation: held still, stepped with the bar
     assert spinner is not None and spinner.state() != spinner.MovieState.Running
     wait_done(qtbot, widget)
     assert values and values == sorted(values) and values[-1] == 4  # redrawn a few times a second, to the end
@@ -79,7 +79,7 @@ def test_cancel_in_the_activity_dock_stops_the_run(qtbot, viewer, content_image,
     viewer.add_image(style_image, name="style", rgb=True)
     widget = open_widget(viewer, iterations=500)
     assert widget.run()
-    bar = widget._active.progress
+    bar = widget._active.bar.progress
     qtbot.waitUntil(lambda: bar.n >= 2, timeout=TIMEOUT_MS)
     activity_bar(viewer, bar).cancel_button.click()
     assert not widget.stop_button.enabled
@@ -100,7 +100,7 @@ def test_the_bar_closes_when_the_run_fails(qtbot, viewer, content_image, style_i
     viewer.add_image(style_image, name="style", rgb=True)
     widget = open_widget(viewer)
     assert widget.run()
-    bar = widget._active.progress
+    bar = widget._active.bar.progress
     wait_done(qtbot, widget)
     assert widget.status.value.startswith("Failed: Not enough memory")
     assert bar not in progress._all_instances

@@ -57,9 +57,9 @@ def test_batch_of_selected_layers_reads_off_the_gui_thread_and_a_bad_layer_fails
     reads.clear()
     assert widget.run()
     assert threading.main_thread() not in reads  # Run read nothing on the GUI thread
-    bar = widget.batch.active.progress
+    bar = widget.batch.active.bar.progress
     assert bar in progress._all_instances and bar.total == 3  # the activity dock
-    spinner = widget.batch.active.spinner  # napari's animated indicator: held still, stepped per item
+    spinner = widget.batch.active.bar.spinner  # napari's animated indicator: held still, stepped per item
     assert spinner is not None and spinner.state() != spinner.MovieState.Running
     qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
     assert bar not in progress._all_instances

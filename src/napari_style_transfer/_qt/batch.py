@@ -33,7 +33,7 @@ from .._batch_request import BatchRequest, batch_layers, prepare_batch
 from .._faults import UserError, error_message, release_memory, run_device, run_failure
 from ..engine.batch import BatchOptions, BatchResult, stylize_batch
 from .results import ResultLayer, unwrap
-from .worker import RunFailed, StyleWorker, advance_bar, avoid_triton_llvm_clash, close_bar, open_bar
+from .worker import ActivityBar, RunFailed, StyleWorker, avoid_triton_llvm_clash
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +80,8 @@ class BatchRun:
         self.error: BaseException | None = None
         self.stack_result = ResultLayer(viewer, request.runs[0]) if request.mode == "slices" else None
         self.results: list[Any] = []
-        self.progress: Any = None
-        #: napari's animated "in progress" indicator, held still and stepped with the bar.
-        self.spinner: Any = None
+        #: The batch's bar in napari's activity dock, one step per item.
+        self.bar: ActivityBar | None = None
         self.worker: Any = None
 
     @property
@@ -97,8 +96,8 @@ class BatchRun:
             self.worker.quit()
 
     def close_progress(self) -> None:
-        close_bar(self.progress, self.spinner)
-        self.progress = self.spinner = None
+        if self.bar is not None:
+            self.bar.close()
 
 
 class BatchView:
@@ -172,7 +171,7 @@ class BatchView:
             if request.mode == "layers"
             else f"{request.total} slices of {request.names[0]}"
         )
-        run.progress, run.spinner = open_bar(
+        run.bar = ActivityBar(
             host.viewer,
             request.total,
             f"Style transfer batch: {what}",
@@ -221,7 +220,8 @@ class BatchView:
         if not run.stop.is_set():
             self.host.status.value = f"Batch: {_counts_text(run)} of {request.total}…"
         # last: napari's bar processes Qt events (the batch may end in there)
-        advance_bar(run.progress, run.spinner, run.ended)
+        if run.bar is not None:
+            run.bar.advance(run.ended)
 
     def _show(self, run: BatchRun, result: BatchResult) -> None:
         request = run.request

@@ -131,7 +131,7 @@ class ActiveRun:
     worker: Any = None
     result: ResultLayer | None = None
     #: The run's bar in napari's activity dock (closed at the end, on Stop and on errors).
-    progress: Any = None
+    bar: ActivityBar | None = None
     throttle: PreviewThrottle = field(default_factory=PreviewThrottle)
     meter: RateMeter | None = None
     stop_reason: str | None = None
@@ -148,8 +148,6 @@ class ActiveRun:
     slices_done: list = field(default_factory=list)
     #: When the status line and the bars may be redrawn (a few times a second).
     refresh: RefreshGate = field(default_factory=RefreshGate)
-    #: napari's animated "in progress" indicator, held still and stepped with the bar.
-    spinner: Any = None
 
     def __post_init__(self) -> None:
         device = run_device(self.request)
@@ -185,36 +183,44 @@ class ActiveRun:
 
         napari's bar processes Qt events when it moves, so call this last in a signal handler.
         """
-        advance_bar(self.progress, self.spinner, step)
+        if self.bar is not None:
+            self.bar.advance(step)
 
     def close_progress(self) -> None:
-        close_bar(self.progress, self.spinner)
-        self.progress = self.spinner = None
+        if self.bar is not None:
+            self.bar.close()
 
 
-def open_bar(viewer: Any, total: int, desc: str, on_cancel: Callable[[], None]) -> tuple[RunProgress, Any]:
-    """A run's bar in napari's activity dock (its Cancel calls ``on_cancel``), and napari's
-    "in progress" indicator held still (:func:`hold_spinner`; None where there is none)."""
-    return RunProgress(total=total, desc=desc, cancel_callback=on_cancel), hold_spinner(viewer)
+class ActivityBar:
+    """A run's bar in napari's activity dock (its Cancel calls ``on_cancel``), with napari's
+    animated "in progress" indicator held still (:func:`hold_spinner`) and moved one frame per
+    update. Shared by single runs and batches."""
 
+    def __init__(self, viewer: Any, total: int, desc: str, on_cancel: Callable[[], None]) -> None:
+        self.progress = RunProgress(total=total, desc=desc, cancel_callback=on_cancel)
+        #: napari's indicator (a QMovie), or None where this napari has none.
+        self.spinner = hold_spinner(viewer)
+        self.closed = False
 
-def advance_bar(bar: Any, spinner: Any, step: int) -> None:
-    """Move ``bar`` to ``step`` (never back, never past its total) and the indicator one frame.
+    def advance(self, step: int) -> None:
+        """Move the bar to ``step`` (never back, never past its total) and the indicator one frame.
 
-    napari's bar processes Qt events when it moves: call this last in a signal handler.
-    """
-    if bar is not None and step > bar.n:
-        if spinner is not None:
-            spinner.jumpToNextFrame()
-        bar.update(min(step, bar.total) - bar.n)
+        napari's bar processes Qt events when it moves: call this last in a signal handler.
+        """
+        bar = self.progress
+        if not self.closed and step > bar.n:
+            if self.spinner is not None:
+                self.spinner.jumpToNextFrame()
+            bar.update(min(step, bar.total) - bar.n)
 
-
-def close_bar(bar: Any, spinner: Any) -> None:
-    """Close the bar and let napari animate its indicator again (other bars may still run)."""
-    if bar is not None:
-        bar.close()
-    if spinner is not None and spinner.state() == QMovie.MovieState.Paused:
-        spinner.setPaused(False)  # napari stops it once no bar is left
+    def close(self) -> None:
+        """Close the bar and let napari animate its indicator again (other bars may still run)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.progress.close()
+        if self.spinner is not None and self.spinner.state() == QMovie.MovieState.Paused:
+            self.spinner.setPaused(False)  # napari stops it once no bar is left
 
 
 def hold_spinner(viewer: Any) -> Any:
@@ -258,9 +264,7 @@ def launch(
     worker.yielded.connect(on_event)
     worker.errored.connect(on_error)
     worker.finished.connect(on_finished)
-    run.progress, run.spinner = open_bar(
-        viewer, request.total_steps, f"Style transfer: {request.result_name}", on_cancel
-    )
+    run.bar = ActivityBar(viewer, request.total_steps, f"Style transfer: {request.result_name}", on_cancel)
     return run
 
 
