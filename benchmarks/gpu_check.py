@@ -388,9 +388,6 @@ def step_compile(plan: Plan, images, out_dir: Path, timeout: float) -> dict:
 def compile_child(plan: Plan, out_dir: Path) -> int:
     content, style = sample_pair()
     dev = plan.device
-    runtime = select_runtime("auto", dev, compile=True)
-    path = out_dir / "compile.json"
-    out: dict = {"backend": os.environ.get(COMPILE_BACKEND_ENV, "inductor"), "precision": runtime.precision}
     config = StyleConfig(
         size=plan.compile,
         iterations=plan.compile_iterations,
@@ -400,6 +397,10 @@ def compile_child(plan: Plan, out_dir: Path) -> int:
         precision="auto",
         compile=True,
     )
+    # resolved as the engine does (with the size): the network watched is the one the runs compile
+    runtime = select_runtime(config.precision, dev, config.compile, long_side=config.size)
+    path = out_dir / "compile.json"
+    out: dict = {"backend": os.environ.get(COMPILE_BACKEND_ENV, "inductor"), "precision": runtime.precision}
     net = get_network("embedded", "max", dev, config.deepest_layer, channels_last=runtime.channels_last)
     runner = (net if runtime.autocast_dtype is None else net.cast(runtime.autocast_dtype)).compiled()
     # first: pays the compiler; second: steady state; eager: the same run uncompiled; multiscale: new

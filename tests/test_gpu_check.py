@@ -61,4 +61,8 @@ def test_gpu_check_cpu_smoke_runs_every_step_and_writes_its_json(tmp_path):
     assert results["8_determinism"]["identical"] and not results["8_determinism"]["deterministic_left_on"]
     compiled = results["9_compile"]
     assert compiled["backend"] == "aot_eager" and compiled["compiled_active"]
+    # the network watched is the one the runs compile: same precision, and it counted the compile
+    assert (
+        compiled["precision"] == compiled["first"]["precision"] and compiled["first"]["compiles_so_far"] >= 1
+    )
     assert compiled["second"]["compiles_so_far"] == compiled["first"]["compiles_so_far"]  # no recompile
