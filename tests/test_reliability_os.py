@@ -366,13 +366,17 @@ def test_a_write_interrupted_at_any_moment_leaves_the_old_file_or_the_new_one(tm
     assert old
 
 
-def _cli(args: list[str], cwd: Path) -> subprocess.Popen:
+def _cli_env() -> dict[str, str]:
+    """The environment of a CLI process: this checkout's package first on the path, one OpenMP thread."""
     src = str(Path(napari_style_transfer.__file__).resolve().parents[1])
-    env = dict(
+    return dict(
         os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])
     )
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "napari_style_transfer", *args]
-    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(command, cwd=cwd, env=_cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def _wait_for(process: subprocess.Popen, ready, timeout: float) -> None:
@@ -407,10 +411,12 @@ def test_an_interrupt_caught_inside_exec_code_does_not_turn_the_exit_into_a_sigi
         "    exec('raise KeyboardInterrupt')\n"
         "main(['missing.png', 'style.png', '-o', 'o.png'])\n"
     )
-    src = str(Path(napari_style_transfer.__file__).resolve().parents[1])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
     process = subprocess.run(
-        [sys.executable, "-m", "interrupt_then_cli"], cwd=tmp_path, env=env, capture_output=True, timeout=120
+        [sys.executable, "-m", "interrupt_then_cli"],
+        cwd=tmp_path,
+        env=_cli_env(),
+        capture_output=True,
+        timeout=120,
     )
     assert process.returncode == 2, process.stderr.decode()
     assert process.stderr.decode().count("napari-style-transfer: error: ") == 2
