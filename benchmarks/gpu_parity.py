@@ -65,7 +65,8 @@ def loss_and_grad(image, content_t, style_t, device, precision: str, scale: floa
 
 
 def _inputs(images, side: int):
-    from napari_style_transfer.engine.images import fit_long_side, resize, to_tensor
+    from napari_style_transfer.arrays import fit_long_side
+    from napari_style_transfer.engine.images import resize, to_tensor
 
     content, style = (to_tensor(a.astype(np.float32) / 255) for a in images)
     content = resize(content, fit_long_side(tuple(content.shape[-2:]), side))

@@ -29,8 +29,9 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
+from napari_style_transfer.arrays import fit_long_side
 from napari_style_transfer.engine.config import DEFAULT_STYLE_LAYERS
-from napari_style_transfer.engine.images import fit_long_side, resize, to_rgb01, to_tensor
+from napari_style_transfer.engine.images import resize, to_rgb01, to_tensor
 from napari_style_transfer.engine.losses import gram
 from napari_style_transfer.engine.vgg import CAFFE, get_network, preprocess
 from napari_style_transfer.samples import sample_pair

@@ -39,9 +39,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from default_run import write_report  # noqa: E402
+from napari_style_transfer.arrays import fit_long_side  # noqa: E402
 from napari_style_transfer.engine import StyleConfig, get_network, stylize_iter  # noqa: E402
 from napari_style_transfer.engine.config import STYLE_LOSSES  # noqa: E402
-from napari_style_transfer.engine.images import fit_long_side, resize, to_rgb01, to_tensor  # noqa: E402
+from napari_style_transfer.engine.images import resize, to_rgb01, to_tensor  # noqa: E402
 from napari_style_transfer.engine.vgg import CAFFE, preprocess  # noqa: E402
 from napari_style_transfer.files import write_image  # noqa: E402
 from pairs import PAIRS, load_pair  # noqa: E402

@@ -24,10 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from default_run import write_report  # noqa: E402
+from napari_style_transfer.arrays import fit_long_side  # noqa: E402
 from napari_style_transfer.engine import StyleConfig  # noqa: E402
 from napari_style_transfer.engine.content_run import ContentRun  # noqa: E402
 from napari_style_transfer.engine.guidance import Guidance  # noqa: E402
-from napari_style_transfer.engine.images import fit_long_side  # noqa: E402
 from napari_style_transfer.engine.multiscale import run_scales  # noqa: E402
 from napari_style_transfer.engine.stopping import AUTO_COARSE, AUTO_FINAL, Budget, Numbering  # noqa: E402
 from napari_style_transfer.engine.stylizer import Stylizer  # noqa: E402

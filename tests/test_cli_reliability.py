@@ -391,6 +391,6 @@ def test_a_reduced_content_keeps_the_output_size_and_its_mask(tmp_path, files, c
     assert run([*argv, str(tmp_path / "c.png"), str(files["style"]), "-o", str(out)]) == 0, (
         capsys.readouterr().err
     )
-    from napari_style_transfer.engine.images import fit_long_side
+    from napari_style_transfer.arrays import fit_long_side
 
     assert read_image(out).shape == (*fit_long_side((301, 197), 40), 3)

@@ -19,8 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from napari_style_transfer.arrays import MIN_SIDE, fit_long_side
 from napari_style_transfer.engine import ImageError
-from napari_style_transfer.engine.images import MIN_SIDE, fit_long_side, from_rgb01, to_rgb01, value_range
+from napari_style_transfer.engine.images import from_rgb01, to_rgb01, value_range
 
 SETTINGS = settings(max_examples=100, deadline=None)
 INT_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint16, np.uint32, np.uint64]

@@ -18,9 +18,11 @@ import torch
 from napari.layers import Image, Labels
 
 import napari_style_transfer._layers as layers_module
+import napari_style_transfer.arrays as arrays_module
 from napari_style_transfer._faults import UserError, error_message, run_failure
-from napari_style_transfer._layers import block_mean, check_2d_image, layer_array
+from napari_style_transfer._layers import check_2d_image, layer_array
 from napari_style_transfer._run_request import prepare_run
+from napari_style_transfer.arrays import block_mean
 from napari_style_transfer.engine import (
     ImageError,
     MemoryLimitError,
@@ -373,16 +375,17 @@ class StripArray:
 
 
 def test_big_lazy_layers_are_read_strip_by_strip_and_reduced(monkeypatch):
-    monkeypatch.setattr(layers_module, "STRIP_BYTES", 64 * 1024)
+    monkeypatch.setattr(arrays_module, "STRIP_BYTES", 64 * 1024)
     full = np.random.default_rng(0).integers(0, 65535, (700, 1000, 3), dtype=np.uint16)
     lazy = StripArray(full)
     out = layer_array(SimpleNamespace(data=lazy, name="big"), long_side=64)
     # 7×7 block means: 1000 // (2 × 64) = 7 (700×1000 → 100×143, the last column of blocks 6 wide)
     assert out.dtype == np.uint16 and out.shape == (100, 143, 3)
     assert lazy.rows_read == 700  # every row read once, a strip at a time
-    expected = full[: 7 * 100, : 7 * 142].reshape(100, 7, 142, 7, 3).mean(axis=(1, 3))
-    np.testing.assert_array_equal(out[:, :142], np.rint(expected).astype(np.uint16))
-    np.testing.assert_array_equal(out[:, 142], np.rint(full[:, 994:].reshape(100, 7, 6, 3).mean(axis=(1, 2))))
+    sums = full[: 7 * 100, : 7 * 142].astype(np.int64).reshape(100, 7, 142, 7, 3).sum(axis=(1, 3))
+    np.testing.assert_array_equal(out[:, :142], (sums + 24) // 49)  # exact, rounded half up
+    edge = full[:, 994:].astype(np.int64).reshape(100, 7, 6, 3).sum(axis=(1, 2))
+    np.testing.assert_array_equal(out[:, 142], (edge + 21) // 42)
 
 
 @pytest.mark.parametrize("dtype", [np.bool_, np.int8, np.float32])

@@ -12,6 +12,7 @@ import gc
 import traceback
 from typing import Any
 
+from .arrays import MIN_SIDE
 from .engine import (
     ConfigError,
     ImageError,
@@ -21,7 +22,6 @@ from .engine import (
     memory,
     select_device,
 )
-from .engine.images import MIN_SIDE
 from .messages import first_line
 
 

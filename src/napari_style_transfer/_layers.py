@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ._faults import UserError
-from .engine.images import MIN_SIDE, cast_to_dtype, fit_long_side
+from .arrays import MIN_SIDE, block_mean, fit_long_side
 from .engine.memory import available_memory, largest_side_for
 from .messages import first_line
 
@@ -32,8 +32,6 @@ PLUGIN_KEY = "napari-style-transfer"
 #: A layer is reduced on reading (block means) when it is at least this many times the
 #: size the run needs, per side; the engine then does the final, antialiased resize.
 REDUCE_AT = 2
-#: Strips read at a time when reducing hold about this many bytes (as float64).
-STRIP_BYTES = 32 * 2**20
 #: Host memory per pixel to turn an image into the engine's RGB float input (float64
 #: temporaries, the float32 RGB copy and its tensor), on top of the copy of the data.
 CONVERT_BYTES_PER_PIXEL = 128
@@ -300,29 +298,6 @@ def format_bytes(count: float) -> str:
     if count >= 2**30:
         return f"{count / 2**30:.1f} GiB"
     return f"{max(count, 0) / 2**20:.0f} MiB"
-
-
-def block_mean(data: Any, k: int) -> np.ndarray:
-    """Means over k×k blocks of an (H, W[, C]) array, in its dtype, reading ``STRIP_BYTES`` at a time.
-
-    Edge blocks that are cut off average the pixels they have. ``data`` can be anything
-    that slices into numpy (numpy, dask, zarr…); only one strip of rows is in memory at once.
-    """
-    shape = tuple(int(s) for s in data.shape)
-    height, width, rest = shape[0], shape[1], shape[2:]
-    row_bytes = width * int(np.prod(rest, dtype=np.int64)) * 8
-    rows = max(k, STRIP_BYTES // max(row_bytes, 1) // k * k)
-    col_starts = np.arange(0, width, k)
-    col_counts = np.diff(np.append(col_starts, width))
-    out = np.empty((-(-height // k), len(col_starts), *rest), np.float64)
-    for r0 in range(0, height, rows):
-        strip = np.asarray(data[r0 : r0 + rows], dtype=np.float64)
-        row_starts = np.arange(0, strip.shape[0], k)
-        row_counts = np.diff(np.append(row_starts, strip.shape[0]))
-        sums = np.add.reduceat(np.add.reduceat(strip, row_starts, axis=0), col_starts, axis=1)
-        counts = (row_counts[:, None] * col_counts[None, :]).reshape(sums.shape[:2] + (1,) * len(rest))
-        out[r0 // k : r0 // k + len(row_starts)] = sums / counts
-    return cast_to_dtype(out, np.dtype(data.dtype))
 
 
 def layer_contrast_limits(layer: Any, array: Any) -> tuple[float, float] | None:

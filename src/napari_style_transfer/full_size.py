@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import cast_to_dtype
+
 
 def upsample_to(image: np.ndarray, hw: Sequence[int], rgb: bool) -> np.ndarray:
     """``image`` with its two spatial axes resized to ``hw``, in its own dtype.
@@ -25,8 +27,6 @@ def upsample_to(image: np.ndarray, hw: Sequence[int], rgb: bool) -> np.ndarray:
     """
     import torch
     import torch.nn.functional as F
-
-    from .engine.images import cast_to_dtype
 
     hw = (int(hw[0]), int(hw[1]))
     data = np.moveaxis(image, -1, 0) if rgb else image[None]

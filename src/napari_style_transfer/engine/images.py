@@ -34,19 +34,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..arrays import cast_to_dtype, pil_array
+
 #: Percentiles that define the value range of images that are neither uint8 nor in [0, 1].
 ROBUST_PERCENTILES = (0.1, 99.9)
 SUPPORTED_DTYPES = "bool, uint8/16/32/64, int8/16/32/64, float16/32/64"
-#: Smallest side (pixels) the VGG-19 stack accepts: four 2×2 poolings before block 5
-#: (16 → 1). Smaller sides are upscaled to it by :func:`fit_long_side` (a 3×3 image is
-#: stylised at 16×16, a 4000×3 one at 512×16 for a 512 px output).
-MIN_SIDE = 16
 
 
 class ImageError(ValueError):
@@ -190,45 +187,6 @@ def _filled(masked: np.ma.MaskedArray) -> np.ndarray:
     return np.where(hidden, fill, data).astype(data.dtype, copy=False)
 
 
-#: Pillow modes kept as they are (the array keeps the file's values and dtype).
-PIL_KEPT_MODES = ("L", "RGB", "RGBA", "I", "F", "I;16", "I;16L", "I;16B", "I;16N")
-
-
-def pil_mode(image: Any) -> str:
-    """The mode a Pillow image is converted to before it becomes an array.
-
-    Palettes are looked up (RGBA with transparency), gray + alpha becomes RGBA, 1-bit
-    becomes 8-bit gray, CMYK / YCbCr / LAB / HSV become RGB; 16-bit, 32-bit and float
-    gray stay as they are.
-    """
-    mode = image.mode
-    transparent = "transparency" in image.info
-    if mode in ("P", "PA"):
-        return (
-            "RGBA"
-            if transparent or mode == "PA" or getattr(image.palette, "mode", "RGB") == "RGBA"
-            else "RGB"
-        )
-    if mode in ("LA", "La", "RGBa"):
-        return "RGBA"
-    if mode in ("1", "L", "RGB") and transparent:
-        return "RGBA"
-    if mode == "1":
-        return "L"
-    return mode if mode in PIL_KEPT_MODES else "RGB"
-
-
-def pil_array(image: Any) -> np.ndarray:
-    """A Pillow image (any mode) as an array in the engine's layouts (see :func:`pil_mode`)."""
-    mode = pil_mode(image)
-    if mode != image.mode:
-        image = image.convert(mode)
-    array = np.asarray(image)
-    if not array.dtype.isnative:
-        array = array.astype(array.dtype.newbyteorder("="))  # I;16B
-    return array
-
-
 def _channel_problem(shape: tuple[int, ...]) -> str:
     """Why an (A, B, C) array with C not in (1, 3, 4) is refused, and what to do instead."""
     channels = shape[-1]
@@ -319,20 +277,6 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb @ np.array([0.299, 0.587, 0.114], dtype=rgb.dtype)
 
 
-def cast_to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Float values in ``dtype``'s own range → ``dtype`` (integers rounded and clipped; bool: >= 0.5)."""
-    dtype = np.dtype(dtype)
-    if dtype == np.bool_:
-        return values >= 0.5
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        low, high = float(info.min), float(info.max)
-        if high > info.max:  # 64-bit: the float nearest to the max is 2**63 or 2**64, which overflows
-            high = float(np.nextafter(high, 0.0))
-        return np.clip(np.rint(values), low, high).astype(dtype)
-    return values.astype(dtype)
-
-
 def denormalised(values: np.ndarray, low: float, high: float) -> np.ndarray:
     """[0, 1] → [low, high] in float64, also when ``high - low`` overflows (then as v·high + (1 - v)·low)."""
     if math.isfinite(high - low):
@@ -372,18 +316,6 @@ def resize(image: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
         return image
     shrink = shape[0] < image.shape[-2] or shape[1] < image.shape[-1]
     return F.interpolate(image, size=shape, mode="bilinear", align_corners=False, antialias=shrink)
-
-
-def fit_long_side(shape: tuple[int, int], long_side: int, min_side: int = MIN_SIDE) -> tuple[int, int]:
-    """(H, W) scaled so that the longer side is ``long_side``; each side at least ``min_side``.
-
-    The network cannot look at anything thinner than :data:`MIN_SIDE` pixels, so a side
-    that would be thinner is stretched to it (the aspect ratio then changes; a result laid
-    over the content with its own scale still covers it exactly).
-    """
-    h, w = shape
-    factor = max(long_side, min_side) / max(h, w)
-    return max(min_side, round(h * factor)), max(min_side, round(w * factor))
 
 
 def to_tensor(rgb: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:

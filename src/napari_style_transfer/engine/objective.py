@@ -13,8 +13,9 @@ from collections.abc import Sequence
 
 import torch
 
+from ..arrays import fit_long_side
 from .config import StyleConfig
-from .images import fit_long_side, resize
+from .images import resize
 from .losses import content_loss, relative_sq_distance, tv_loss
 from .masks import MIN_REGION_FRACTION, Region, RegionPlan
 from .runtime import Runtime

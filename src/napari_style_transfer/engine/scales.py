@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ..arrays import fit_long_side
 from .config import StyleConfig
-from .images import fit_long_side
 
 #: Smallest long side of the coarsest scale in multi-scale runs.
 MIN_SCALE_SIDE = 200

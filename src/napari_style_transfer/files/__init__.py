@@ -17,7 +17,7 @@ from .paths import (
     write_target,
 )
 from .read import decode, read_image, read_stack
-from .reduce import block_mean, reduction_factor
+from .reduce import reduction_factor
 from .write import to_uint8, write_image, write_stack
 
 __all__ = [
@@ -26,7 +26,6 @@ __all__ = [
     "WRITABLE_SUFFIXES",
     "ImageFileError",
     "atomic_target",
-    "block_mean",
     "check_input_file",
     "check_not_an_input",
     "check_writable",

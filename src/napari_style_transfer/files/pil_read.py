@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .reduce import block_mean, orient, oriented_shape, reduction_factor, subsample
+from ..arrays import block_mean, pil_array, pil_mode
+from .reduce import orient, oriented_shape, reduction_factor, subsample
 
 #: Modes Pillow's ``reduce`` averages (others are averaged in numpy).
 PIL_REDUCE_MODES = ("L", "RGB", "RGBA", "I", "F")
@@ -43,7 +44,6 @@ def _orientation(image) -> int:
 
 def label_array(image) -> np.ndarray:
     """A Pillow image holding labels: 1-bit stays 0/1, a palette image gives its indices, gray its values."""
-    from ..engine.images import pil_array
 
     if image.mode == "PA":
         image = image.getchannel(0)
@@ -56,8 +56,6 @@ def label_array(image) -> np.ndarray:
 def _frames(image, labels: bool = False) -> list[np.ndarray]:
     """Every frame of an animation or multi-page file, in one mode (RGBA when any is transparent)."""
     from PIL import ImageSequence
-
-    from ..engine.images import pil_array
 
     convert = label_array if labels else pil_array
     frames = [convert(frame.copy()) for frame in ImageSequence.Iterator(image)]
@@ -82,7 +80,6 @@ def _to_channels(frame: np.ndarray, channels: int) -> np.ndarray:
 
 def _reduced(image, k: int, labels: bool) -> np.ndarray:
     """The image's array after k×k block means (labels: every k-th pixel), in Pillow where it can."""
-    from ..engine.images import pil_array, pil_mode  # lazy: the engine imports the batch, which reads files
 
     if labels:
         return subsample(label_array(image), k)

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arrays import fit_long_side, reduced_shape
+
 #: EXIF / TIFF orientation (1-8) → the numpy operations that show the image upright,
 #: as a viewer (and PIL's ``ImageOps.exif_transpose``) does.
 ORIENTATIONS = (1, 2, 3, 4, 5, 6, 7, 8)
-
-
-def reduced_shape(shape: tuple[int, int], k: int) -> tuple[int, int]:
-    """(H, W) after k×k blocks (a partial block at the right and bottom edges counts as one)."""
-    return -(-shape[0] // k), -(-shape[1] // k)
 
 
 def reduction_factor(shape: tuple[int, int], long_side: int | None) -> int:
@@ -30,8 +27,6 @@ def reduction_factor(shape: tuple[int, int], long_side: int | None) -> int:
     """
     if not long_side or long_side <= 0 or min(shape) < 1:
         return 1
-    from ..engine.images import fit_long_side
-
     target = fit_long_side(shape, long_side)
     k = max(shape) // long_side
     while k > 1:
@@ -44,41 +39,8 @@ def reduction_factor(shape: tuple[int, int], long_side: int | None) -> int:
     return 1
 
 
-def block_mean(array: np.ndarray, k: int) -> np.ndarray:
-    """(H, W, ...) → k×k block means in ``array``'s own dtype, ``k`` rows at a time.
-
-    Integers up to 32 bits are summed exactly in int64 and rounded (half up); bool blocks
-    are True when at least half is; floats and 64-bit integers are averaged in float64 with
-    every value divided first, so values near the dtype's maximum cannot overflow. A NaN
-    makes its block NaN (the engine then treats it as the low end of the range).
-    """
-    if k <= 1:
-        return array
-    from ..engine.images import cast_to_dtype
-
-    h, w = array.shape[:2]
-    out_h, out_w = reduced_shape((h, w), k)
-    out = np.empty((out_h, out_w) + array.shape[2:], dtype=array.dtype.newbyteorder("="))
-    starts = np.arange(0, w, k)
-    widths = np.minimum(starts + k, w) - starts
-    trailing = (1,) * (array.ndim - 2)
-    exact = array.dtype.kind == "b" or (array.dtype.kind in "iu" and array.dtype.itemsize <= 4)
-    column_widths = np.repeat(widths, widths).reshape((w,) + trailing).astype(np.float64)
-    for i in range(out_h):
-        strip = array[i * k : (i + 1) * k]
-        if exact:
-            counts = (strip.shape[0] * widths).reshape((out_w,) + trailing)
-            sums = np.add.reduceat(strip.sum(axis=0, dtype=np.int64), starts, axis=0)
-            out[i] = sums * 2 >= counts if array.dtype.kind == "b" else (sums + counts // 2) // counts
-        else:
-            rows = (strip.astype(np.float64) / strip.shape[0]).sum(axis=0)
-            means = np.add.reduceat(rows / column_widths, starts, axis=0)
-            out[i] = means if array.dtype.kind == "f" else cast_to_dtype(means, array.dtype)
-    return out
-
-
 def subsample(labels: np.ndarray, k: int) -> np.ndarray:
-    """Every k-th label in each direction (labels are not averaged): the shape of :func:`block_mean`."""
+    """Every k-th label in each direction (labels are not averaged): the shape of :func:`~napari_style_transfer.arrays.block_mean`."""
     return labels if k <= 1 else np.ascontiguousarray(labels[::k, ::k])
 
 
@@ -108,10 +70,8 @@ def oriented_shape(shape: tuple[int, int], orientation: int) -> tuple[int, int]:
 
 __all__ = [
     "ORIENTATIONS",
-    "block_mean",
     "orient",
     "oriented_shape",
-    "reduced_shape",
     "reduction_factor",
     "subsample",
 ]

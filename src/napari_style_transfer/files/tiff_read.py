@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..arrays import block_mean
 from .pil_read import Decoded, read_pil
-from .reduce import block_mean, orient, oriented_shape, reduction_factor, subsample
+from .reduce import orient, oriented_shape, reduction_factor, subsample
 
 MINISWHITE, MINISBLACK, RGB, PALETTE, SEPARATED = 0, 1, 2, 3, 5
 #: Photometric interpretations read here; others go to Pillow.
