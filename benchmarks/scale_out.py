@@ -49,7 +49,7 @@ def _env() -> dict[str, str]:
 
 def _contents(folder: Path, count: int, size: int) -> tuple[list[Path], Path]:
     """``count`` content files (the sample photo, each shifted) and the sample style."""
-    from napari_style_transfer.imageio_utils import write_image
+    from napari_style_transfer.files import write_image
     from napari_style_transfer.samples import sample_pair
 
     content, style = sample_pair()
@@ -136,9 +136,9 @@ def overhead(items: int, size: int, iterations: int, threads: int, rounds: int =
     """
     import torch
 
+    from napari_style_transfer.batch import BatchOptions, stylize_batch
+    from napari_style_transfer.batch.plumbing import start_local
     from napari_style_transfer.engine import StyleConfig, Stylizer
-    from napari_style_transfer.engine.batch import BatchOptions, stylize_batch
-    from napari_style_transfer.engine.batch.plumbing import start_local
     from napari_style_transfer.samples import sample_pair
 
     content, style = sample_pair()
@@ -216,7 +216,7 @@ def chunk_flicker(
 ) -> dict:
     """Phase 3: flicker inside chunks and across their boundaries, for each chunk size."""
     from napari_style_transfer.engine import flicker
-    from napari_style_transfer.imageio_utils import write_image
+    from napari_style_transfer.files import write_image
     from napari_style_transfer.samples import sample_pair
 
     work.mkdir(parents=True, exist_ok=True)

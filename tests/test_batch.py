@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import tifffile
 
+from napari_style_transfer.batch import BatchOptions, stylize_batch
 from napari_style_transfer.cli import run
 from napari_style_transfer.engine import StyleConfig
-from napari_style_transfer.engine.batch import BatchOptions, stylize_batch
-from napari_style_transfer.imageio_utils import read_image, write_image
+from napari_style_transfer.files import read_image, write_image
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from napari_style_transfer.cli import run
-from napari_style_transfer.imageio_utils import read_image, write_image
+from napari_style_transfer.files import read_image, write_image
 
 distributed = pytest.importorskip("distributed")
 

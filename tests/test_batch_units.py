@@ -9,19 +9,19 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_style_transfer.engine import StyleConfig
-from napari_style_transfer.engine.batch import BatchError, expand_inputs, summary_line
-from napari_style_transfer.engine.batch.files import (
+from napari_style_transfer.batch import BatchError, expand_inputs, summary_line
+from napari_style_transfer.batch.files import (
     PARTIAL_PATTERN,
     atomic_write,
     read_slices,
     read_stack_header,
     remove_partials,
 )
-from napari_style_transfer.engine.batch.items import plan_chunks, settings_id, settings_record
-from napari_style_transfer.engine.batch.plan import make_plan
-from napari_style_transfer.engine.batch.report import BatchReport, BatchResult, is_current, load_previous
-from napari_style_transfer.imageio_utils import write_image
+from napari_style_transfer.batch.items import plan_chunks, settings_id, settings_record
+from napari_style_transfer.batch.plan import make_plan
+from napari_style_transfer.batch.report import BatchReport, BatchResult, is_current, load_previous
+from napari_style_transfer.engine import StyleConfig
+from napari_style_transfer.files import write_image
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def test_stack_header_and_slices_read_a_chunk_only(tmp_path):
 
 
 def test_a_stop_and_a_write_agree_on_which_items_still_write():
-    from napari_style_transfer.engine.batch.work import claim_write, stop_job
+    from napari_style_transfer.batch.work import claim_write, stop_job
 
     with claim_write("job-a", 3) as allowed:
         assert allowed and stop_job("job-a") == [3]  # the worker tells the client: item 3 still writes
@@ -168,8 +168,8 @@ def test_embedded_workers_run_the_engine_at_full_speed():
 
     import dask
 
-    from napari_style_transfer.engine.batch import plumbing
-    from napari_style_transfer.engine.batch.allocator import (
+    from napari_style_transfer.batch import plumbing
+    from napari_style_transfer.batch.allocator import (
         TRIM_VARIABLE,
         allocator_restored,
         restore_allocator_reuse,
@@ -188,9 +188,7 @@ def test_embedded_workers_run_the_engine_at_full_speed():
     assert list(omp.values()) == ["1"]  # the rest of Dask's worker environment stays
     assert list(profiler.values()) == [False]  # its stack sampling took 5-8 % of an item
     assert TRIM_VARIABLE in os.environ or restore_allocator_reuse() is False  # nothing to mend here
-    probe = (
-        "from napari_style_transfer.engine.batch.allocator import restore_allocator_reuse as r; print(r())"
-    )
+    probe = "from napari_style_transfer.batch.allocator import restore_allocator_reuse as r; print(r())"
     env = os.environ | {TRIM_VARIABLE: "65536"}
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ("True" if sys.platform.startswith("linux") else "False")

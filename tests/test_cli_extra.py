@@ -7,7 +7,7 @@ import pytest
 import tifffile
 
 from napari_style_transfer.cli import run
-from napari_style_transfer.imageio_utils import read_image, write_image
+from napari_style_transfer.files import read_image, write_image
 
 FAST = ["-q", "--size", "32", "--iterations", "2", "--no-multiscale"]
 PREFIX = "napari-style-transfer: error: "

@@ -15,7 +15,7 @@ import tifffile
 import torch
 
 from napari_style_transfer.cli import run
-from napari_style_transfer.imageio_utils import read_image, write_image
+from napari_style_transfer.files import read_image, write_image
 
 FAST = ["-q", "--size", "32", "--iterations", "1", "--no-multiscale"]
 PREFIX = "napari-style-transfer: error: "

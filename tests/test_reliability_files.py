@@ -11,7 +11,7 @@ Generated families, one file per case, written in the test by Pillow or tifffile
 * single-channel TIFF layouts and photometric interpretations;
 * 16-bit and float files with extreme or non-finite values.
 
-Reading is checked through ``imageio_utils.read_image`` (what the CLI reads with); a
+Reading is checked through ``files.read_image`` (what the CLI reads with); a
 sample of each family also goes through the whole CLI (tiny sizes, one iteration).
 """
 
@@ -25,7 +25,7 @@ import tifffile
 from PIL import Image, ImageOps
 
 from napari_style_transfer.cli import run
-from napari_style_transfer.imageio_utils import read_image, read_stack
+from napari_style_transfer.files import read_image, read_stack
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -32,7 +32,7 @@ from PIL import Image
 
 import napari_style_transfer
 from napari_style_transfer.cli import run
-from napari_style_transfer.imageio_utils import read_image, write_image
+from napari_style_transfer.files import read_image, write_image
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

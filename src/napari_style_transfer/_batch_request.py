@@ -1,5 +1,5 @@
 """A batch as the widget starts it: every selected image layer, or every slice of a stack, through
-the engine's :func:`~napari_style_transfer.engine.stylize_batch` (the CLI's batch path).
+the engine's :func:`~napari_style_transfer.napari_style_transfer.stylize_batch` (the CLI's batch path).
 
 No Qt here. :func:`prepare_batch` runs on the GUI thread and, like ``prepare_run``, looks only
 at shapes, dtypes and layer kinds: one :class:`~._run_request.RunRequest` per layer says how to

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import __version__
 from ._layers import PLUGIN_KEY
 from ._progress import RunUpdate
 from ._run_request import RunRequest
 from .engine import ProgressEvent
 from .settings import values_of
+from .version import __version__
 
 
 def result_metadata(request: RunRequest, event: ProgressEvent | None = None) -> dict[str, Any]:

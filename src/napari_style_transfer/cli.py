@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
 from .messages import first_line
+from .version import __version__
 
 if TYPE_CHECKING:  # the engine loads torch: main() imports it after the signal handlers are set
     from .cli_job import Job
@@ -323,7 +323,7 @@ class _Progress:
 def _consume(events: Iterable[Any], job: Job, output: Path, progress: _Progress) -> None:
     """Follow the engine's events: progress, intermediate images, the final file (with its settings)."""
     from .cli_settings import result_description, result_image
-    from .imageio_utils import write_image, write_stack
+    from .files import write_image, write_stack
 
     save_every = job.config.preview_every
     for item in events:

@@ -1,6 +1,6 @@
 """``napari-style-transfer batch INPUT... --style STYLE [STYLE ...] -o OUT_DIR``: many images, one command.
 
-A thin layer over :func:`napari_style_transfer.engine.batch.stylize_batch`: parse, read the
+A thin layer over :func:`napari_style_transfer.batch.stylize_batch`: parse, read the
 styles, show one progress bar over the items, print a one-line summary, and exit non-zero
 when any item failed (1) or on Ctrl-C (130). Errors are one line on stderr, never a traceback.
 """
@@ -180,7 +180,7 @@ def _prepare(
 ) -> tuple[list[Any], StyleConfig, Any]:
     """Styles, config and stack options from the arguments (errors raise with a one-line message)."""
     from .engine.guidance import StackOptions
-    from .imageio_utils import read_image
+    from .files import read_image
 
     if args.chunk < 1:
         raise ValueError(f"--chunk: must be an integer >= 1, got {args.chunk}")
@@ -207,9 +207,9 @@ def run(
     """Parse ``argv`` (what follows ``batch``) and run the batch; returns the exit code."""
     args = build_parser(add_config_arguments).parse_args(argv)
     _quiet_dask_logs()
+    from .batch import BatchError, BatchOptions, stylize_batch, summary_line
     from .engine import ConfigError, StyleTransferError, WeightsError
-    from .engine.batch import BatchError, BatchOptions, stylize_batch, summary_line
-    from .imageio_utils import ImageFileError
+    from .files import ImageFileError
 
     errors = (BatchError, ConfigError, ImageFileError, WeightsError, StyleTransferError, ValueError)
     try:
@@ -253,7 +253,7 @@ def run(
 
 
 def _reported_counts(out_dir: Path) -> Counter | None:
-    from .engine.batch import REPORT_NAME
+    from .batch import REPORT_NAME
 
     try:
         summary = json.loads((out_dir / REPORT_NAME).read_text(encoding="utf-8"))["summary"]
@@ -263,7 +263,7 @@ def _reported_counts(out_dir: Path) -> Counter | None:
 
 
 def _connect(address: str) -> Any:
-    from .engine.batch.plumbing import connect
+    from .batch.plumbing import connect
 
     return connect(address).client
 

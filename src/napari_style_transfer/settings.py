@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import __version__
 from .engine.config import ConfigError, StyleConfig
 from .engine.options import OptionSpec, config_from_values, config_to_values, option_specs
+from .version import __version__
 
 #: The "format" of a settings document (a file, or the text a result image carries).
 SETTINGS_FORMAT = "napari-style-transfer settings"

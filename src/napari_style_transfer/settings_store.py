@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import __version__
 from .settings import SettingsError, check_values, document, parse_json, values_from_document
+from .version import __version__
 
 #: Set it to a folder to keep the settings there instead of the user's config folder.
 CONFIG_DIR_ENV = "NAPARI_STYLE_TRANSFER_CONFIG_DIR"

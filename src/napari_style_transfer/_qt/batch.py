@@ -31,7 +31,7 @@ from napari.utils.notifications import show_error, show_warning
 
 from .._batch_request import BatchRequest, batch_layers, prepare_batch
 from .._faults import UserError, error_message, release_memory, run_device, run_failure
-from ..engine.batch import BatchOptions, BatchResult, stylize_batch
+from ..batch import BatchOptions, BatchResult, stylize_batch
 from .results import ResultLayer, unwrap
 from .worker import ActivityBar, RunFailed, StyleWorker, avoid_triton_llvm_clash
 

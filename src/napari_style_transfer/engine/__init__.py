@@ -1,13 +1,15 @@
-"""The compute engine: PyTorch and numpy only (no napari, no Qt), usable headless.
+"""The compute engine: one run, arrays in and arrays out, usable headless.
 
 A run goes through four stages — inputs (``inputs.py``) → objective (``objective.py``) →
 the one optimisation loop (``optimise.py``) → render (``render.py``) — and drivers on top of
 the loop: multi-scale (``multiscale.py``), tiles (``tiling.py``) and stacks (``stack.py``).
-:class:`Stylizer` prepares styles, network and style targets once for many contents, and
-:func:`stylize_batch` runs many contents on a Dask cluster (``batch/``).
+:class:`Stylizer` prepares styles, network and style targets once for many contents (the
+batch package, one level up, runs many of them on a Dask cluster).
+
+May import: torch, numpy and the package's leaves (``arrays``, ``messages``). Never files,
+Pillow, tifffile, Dask, zarr, napari or Qt (``tests/test_layout.py`` checks it).
 """
 
-from .batch import BatchResult, stylize_batch
 from .config import ConfigError, StyleConfig
 from .events import MemoryLimitError, ProgressEvent, StyleTransferError
 from .guidance import Guidance, StackOptions
@@ -23,7 +25,6 @@ from .transfer import run_iter, stylize, stylize_iter
 from .vgg import WeightsError, get_network
 
 __all__ = [
-    "BatchResult",
     "ConfigError",
     "Guidance",
     "ImageError",
@@ -45,7 +46,6 @@ __all__ = [
     "run_iter",
     "scale_sizes",
     "select_device",
-    "stylize_batch",
     "stylize",
     "stylize_iter",
     "stylize_stack",

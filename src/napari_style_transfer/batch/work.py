@@ -18,15 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from ...imageio_utils import ImageFileError, read_image, write_image
-from ...messages import first_line
-from ..config import ConfigError, StyleConfig
-from ..events import StopRequest, StyleTransferError
-from ..guidance import Guidance, StackOptions
-from ..images import ImageError
-from ..stack import stack_contrast_limits, stylize_stack_iter
-from ..stylizer import Stylizer
-from ..vgg import WeightsError
+from ..engine.config import ConfigError, StyleConfig
+from ..engine.events import StopRequest, StyleTransferError
+from ..engine.guidance import Guidance, StackOptions
+from ..engine.images import ImageError
+from ..engine.stack import stack_contrast_limits, stylize_stack_iter
+from ..engine.stylizer import Stylizer
+from ..engine.vgg import WeightsError
+from ..files import ImageFileError, read_image, write_image
+from ..messages import first_line
 from .allocator import restore_allocator_reuse
 from .files import StackHeader, TiffSlices, atomic_write, read_slices, save_array_atomic
 from .items import BatchItem, is_reader

@@ -19,7 +19,7 @@ from typing import Any
 import dask
 from distributed import Client, LocalCluster, WorkerPlugin
 
-from ...messages import first_line
+from ..messages import first_line
 from .allocator import nanny_environ
 from .items import BatchError
 from .work import INPUT_ERRORS, BatchJob, install_job, prepared, remove_job
@@ -27,7 +27,7 @@ from .work import INPUT_ERRORS, BatchJob, install_job, prepared, remove_job
 #: torch threads per worker when the embedded CPU cluster picks the split itself (see docs/scale_out.md).
 DEFAULT_CPU_THREADS = 1
 #: Run in each embedded worker process at start: it leaves the terminal's process group (see worker_setup.py).
-PRELOAD = "napari_style_transfer.engine.batch.worker_setup"
+PRELOAD = "napari_style_transfer.batch.worker_setup"
 #: Memory one CPU worker needs for the network, its caches and a 512 px item, with margin.
 CPU_WORKER_MEMORY = 3 * 2**30
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from ...imageio_utils import ImageFileError
-from ...messages import first_line
-from ..config import ConfigError, StyleConfig
-from ..events import StopRequest, should_stop
-from ..guidance import Guidance, StackOptions
-from ..scales import scale_sizes
+from ..engine.config import ConfigError, StyleConfig
+from ..engine.events import StopRequest, should_stop
+from ..engine.guidance import Guidance, StackOptions
+from ..engine.scales import scale_sizes
+from ..files import ImageFileError
+from ..messages import first_line
 from .files import remove_partials
 from .items import BatchError, BatchItem, is_reader, settings_id, settings_record
 from .options import BatchOptions, BatchStart, RunOptions, run_options

@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import ConfigError
-from ..events import StopRequest
-from ..guidance import Guidance, StackOptions
+from ..engine.config import ConfigError
+from ..engine.events import StopRequest
+from ..engine.guidance import Guidance, StackOptions
 from .items import check_chunk
 
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ...imageio_utils import WRITABLE_SUFFIXES
-from ..config import ConfigError, StyleConfig
-from ..guidance import Guidance
+from ..engine.config import ConfigError, StyleConfig
+from ..engine.guidance import Guidance
+from ..files import WRITABLE_SUFFIXES
 
 #: File names a folder or glob INPUT contributes (case-insensitive).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ...files.atomic import TEMP_PREFIX
+from ..files.atomic import TEMP_PREFIX
 from .files import StackHeader
 from .items import BatchError
 

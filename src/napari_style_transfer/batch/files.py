@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ...files.atomic import TEMP_PREFIX, atomic_target
-from ...imageio_utils import TIFF_SUFFIXES, ImageFileError
-from ...messages import first_line
+from ..files import TIFF_SUFFIXES, ImageFileError
+from ..files.atomic import TEMP_PREFIX, atomic_target
+from ..messages import first_line
 
 #: What an interrupted write leaves behind: the temporary names of ``files/atomic.py``.
 PARTIAL_PATTERN = f"{TEMP_PREFIX}*.tmp*"

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...imageio_utils import ImageFileError
-from ...messages import first_line
+from ..files import ImageFileError
+from ..messages import first_line
 from .files import StackHeader, read_stack_header
 from .items import (
     BatchError,
