@@ -24,8 +24,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from default_run import timed, write_report  # noqa: E402
 from napari_style_transfer.engine import StyleConfig, get_network  # noqa: E402
 from napari_style_transfer.files import write_image  # noqa: E402
-from napari_style_transfer.presets import BUILTIN_PRESETS, find_preset  # noqa: E402
-from napari_style_transfer.settings import config_of  # noqa: E402
+from napari_style_transfer.settings import (  # noqa: E402
+    BUILTIN_PRESETS,
+    config_of,  # noqa: E402
+    find_preset,
+)
 from pairs import PAIRS, load_pair  # noqa: E402
 from quality import distances  # noqa: E402
 

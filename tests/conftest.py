@@ -32,7 +32,7 @@ _same_qt_binding_as_napari()
 def settings_dir(tmp_path_factory, monkeypatch):
     """Each test keeps settings and presets in a folder of its own, never in the user's config folder.
 
-    The variable is settings_store.CONFIG_DIR_ENV (named here, so that no test imports torch for it).
+    The variable is settings.store.CONFIG_DIR_ENV (named here, so that no test imports torch for it).
     """
     folder = tmp_path_factory.mktemp("config")
     monkeypatch.setenv("NAPARI_STYLE_TRANSFER_CONFIG_DIR", str(folder))

@@ -12,15 +12,16 @@ import tifffile
 from napari_style_transfer.cli import build_parser, run, settings_from_args
 from napari_style_transfer.files import TEXT_KEY, read_description, write_image, write_stack
 from napari_style_transfer.full_size import upsample_to
-from napari_style_transfer.presets import BUILTIN_PRESETS, find_preset
 from napari_style_transfer.settings import (
+    BUILTIN_PRESETS,
     SettingsError,
     check_values,
     default_values,
+    find_preset,
     read_settings_file,
     to_json,
 )
-from napari_style_transfer.settings_store import (
+from napari_style_transfer.settings.store import (
     LAST_SETTINGS_FILE,
     config_dir,
     load_last_settings,

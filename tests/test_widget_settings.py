@@ -10,7 +10,7 @@ import pytest
 from napari_style_transfer.cli import run
 from napari_style_transfer.files import read_image, write_image
 from napari_style_transfer.settings import read_settings_file
-from napari_style_transfer.settings_store import LAST_SETTINGS_FILE
+from napari_style_transfer.settings.store import LAST_SETTINGS_FILE
 from widget_helpers import PLUGIN, open_widget
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     """``--preset`` and ``--config``, in their own help section."""
-    from .presets import BUILTIN_PRESETS
+    from .settings import BUILTIN_PRESETS
 
     group = parser.add_argument_group("settings (explicit flags override them)")
     group.add_argument(
@@ -46,8 +46,7 @@ def values_from_args(
     ``cli_only``: options taken from the command line only. Raises SettingsError with one
     line that names the flag and the problem.
     """
-    from .presets import find_preset
-    from .settings import SettingsError, read_settings_file
+    from .settings import SettingsError, find_preset, read_settings_file
 
     values: dict[str, Any] = {}
     sources = (("--preset", "preset", find_preset), ("--config", "config_file", read_settings_file))

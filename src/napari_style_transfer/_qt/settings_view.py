@@ -1,8 +1,8 @@
 """The settings row of the dock widget: presets, "Save as preset…", "Reset", and settings that stay.
 
 It works on a :class:`~.form.SettingsForm` through plain values (``form.values`` /
-``form.set_values``): the built-in and saved presets come from ``presets.py`` and
-``settings_store.py`` (Qt-free), and so do the last-used settings, restored when the widget
+``form.set_values``): the built-in and saved presets come from ``settings/presets.py`` and
+``settings/store.py`` (Qt-free), and so do the last-used settings, restored when the widget
 opens and saved (atomically, half a second after the last change, and when the widget
 closes) to the user's config folder. A settings file that cannot be used is said in one
 notification and ignored.
@@ -17,9 +17,18 @@ from magicgui.widgets import ComboBox, Container, PushButton
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QEvent, QObject, QTimer
 
-from ..presets import BUILTIN_PRESETS, builtin_preset, find_preset
-from ..settings import SettingsError, check_values, default_values
-from ..settings_store import load_last_settings, load_user_presets, save_last_settings, save_user_presets
+from ..settings import (
+    BUILTIN_PRESETS,
+    SettingsError,
+    builtin_preset,
+    check_values,
+    default_values,
+    find_preset,
+    load_last_settings,
+    load_user_presets,
+    save_last_settings,
+    save_user_presets,
+)
 from .form import SettingsForm
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 The CLI and the napari writer put a run's settings (JSON) there, so a result image says how it
 was made and ``--config result.png`` can run it again. This module only moves the text; what
-it means is ``settings.py``'s business.
+it means is ``settings/values.py``'s business.
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .engine.config import ConfigError, StyleConfig
-from .engine.options import OptionSpec, config_from_values, config_to_values, option_specs
-from .version import __version__
+from ..engine.config import ConfigError, StyleConfig
+from ..engine.options import OptionSpec, config_from_values, config_to_values, option_specs
+from ..version import __version__
 
 #: The "format" of a settings document (a file, or the text a result image carries).
 SETTINGS_FORMAT = "napari-style-transfer settings"
@@ -157,8 +157,8 @@ def read_settings_file(path: str | os.PathLike) -> dict[str, Any]:
     Only the options the file names are returned (a partial file leaves the others to the
     caller). Raises SettingsError with one line naming the file and the problem.
     """
-    from .files import ImageFileError, check_input_file, read_description, shown
-    from .files.read import is_tiff
+    from ..files import ImageFileError, check_input_file, read_description, shown
+    from ..files.read import is_tiff
 
     try:
         path = check_input_file(path)

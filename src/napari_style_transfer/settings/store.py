@@ -3,8 +3,8 @@
 Both are JSON files in the user's config folder (``platformdirs``; the environment variable
 :data:`CONFIG_DIR_ENV` points elsewhere, e.g. in tests), written atomically (a temporary
 file in the same folder, then ``os.replace``), so a crash never leaves half a file. What
-they hold is checked like any settings (``settings.py``); a file that is not JSON, not ours,
-or holds a bad value raises :class:`~.settings.SettingsError` naming it. No Qt, no napari.
+they hold is checked like any settings (``values.py``); a file that is not JSON, not ours,
+or holds a bad value raises :class:`~.values.SettingsError` naming it. No Qt, no napari.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .settings import SettingsError, check_values, document, parse_json, values_from_document
-from .version import __version__
+from ..version import __version__
+from .values import SettingsError, check_values, document, parse_json, values_from_document
 
 #: Set it to a folder to keep the settings there instead of the user's config folder.
 CONFIG_DIR_ENV = "NAPARI_STYLE_TRANSFER_CONFIG_DIR"
@@ -49,7 +49,7 @@ def _read_json(path: Path) -> Any:
 
 def write_json(path: Path, doc: Any) -> Path:
     """Write ``doc`` as JSON atomically (the folder is created when missing)."""
-    from .files import atomic_target
+    from ..files import atomic_target
 
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .settings import SettingsError
+from .values import SettingsError
 
 # fmt: off
 #: Built-in presets, fastest first. Plain values: retune them here (benchmarks/presets.py).
@@ -43,7 +43,7 @@ def find_preset(name: str) -> dict[str, Any]:
     found = builtin_preset(name)
     if found is not None:
         return found[1]
-    from .settings_store import load_user_presets
+    from .store import load_user_presets
 
     user = load_user_presets()
     for listed, values in user.items():
