@@ -68,7 +68,7 @@ def result_image(job: Job, image: Any, rgb: bool) -> Any:
     """The result as written: at the content's full size with ``--full-size``."""
     if not job.output.get("full_size"):
         return image
-    from .full_size import upsample_to
+    from .engine.full_size import upsample_to
 
     shape = job.content.shape
     hw = job.content_hw or (shape[-3:-1] if rgb else shape[-2:])

@@ -31,7 +31,7 @@ from .._progress import (
 )
 from .._run_request import RunRequest
 from ..engine import ProgressEvent, StackEvent, run_iter
-from ..full_size import full_size_event
+from ..engine.full_size import full_size_event
 from .results import ResultLayer, unwrap
 
 logger = logging.getLogger(__name__)

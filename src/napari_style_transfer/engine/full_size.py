@@ -1,7 +1,7 @@
 """The full-size output option: a result resized to the content's full size.
 
 The CLI and the widget read the content reduced to what the run needs (``files/reduce.py``,
-``_layers.plan_layer_read``), so the engine's result has the run's size. With the output
+``plugin/layers.plan_layer_read``), so the engine's result has the run's size. With the output
 option ``full_size`` (``settings.OUTPUT_SPECS``) the final image is resized here, bicubic,
 to the (H, W) of the content as stored: in the CLI before it is written, in the widget in
 the worker thread. No Qt, no napari.
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import cast_to_dtype
+from ..arrays import cast_to_dtype
 
 
 def upsample_to(image: np.ndarray, hw: Sequence[int], rgb: bool) -> np.ndarray:
