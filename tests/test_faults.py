@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from napari_style_transfer._faults import error_message
 from napari_style_transfer.engine import ConfigError, ImageError, StyleTransferError, WeightsError
+from napari_style_transfer.plugin.faults import error_message
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from napari.layers import Image
 
-from napari_style_transfer._layers import (
+from napari_style_transfer.plugin.layers import (
     layer_contrast_limits,
     layer_geometry,
     plan_layer_read,

@@ -97,7 +97,7 @@ def test_no_module_imports_a_private_name_of_another():
 
 
 def _private_module_visible(module: str, target: str) -> bool:
-    """A private module or package (``_qt``, ``_layers``) is for the package that holds it."""
+    """A private module or package (``_qt``, ``_widget``) is for the package that holds it."""
     parts = target.split(".")
     for i, part in enumerate(parts[1:], start=1):
         owner = ".".join(parts[:i])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_style_transfer._progress import (
+from napari_style_transfer.engine import ProgressEvent, StackEvent
+from napari_style_transfer.plugin.progress import (
     PreviewThrottle,
     RateMeter,
     RefreshGate,
@@ -15,7 +16,6 @@ from napari_style_transfer._progress import (
     format_status,
     running_text,
 )
-from napari_style_transfer.engine import ProgressEvent, StackEvent
 
 
 def event(

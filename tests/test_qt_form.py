@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from napari.layers import Image
 
-from napari_style_transfer._run_request import prepare_run
 from napari_style_transfer.engine import StyleConfig
 from napari_style_transfer.engine.options import OptionSpec, option_specs
+from napari_style_transfer.plugin.run_request import prepare_run
 from napari_style_transfer.settings import OUTPUT_SPECS, settings_specs
 from widget_helpers import open_widget
 

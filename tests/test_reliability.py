@@ -17,11 +17,8 @@ import pytest
 import torch
 from napari.layers import Image, Labels
 
-import napari_style_transfer._layers as layers_module
 import napari_style_transfer.arrays as arrays_module
-from napari_style_transfer._faults import UserError, error_message, run_failure
-from napari_style_transfer._layers import check_2d_image, layer_array
-from napari_style_transfer._run_request import prepare_run
+import napari_style_transfer.plugin.layers as layers_module
 from napari_style_transfer.arrays import block_mean
 from napari_style_transfer.engine import (
     ImageError,
@@ -33,6 +30,9 @@ from napari_style_transfer.engine import (
     vgg,
 )
 from napari_style_transfer.engine.images import value_range
+from napari_style_transfer.plugin.faults import UserError, error_message, run_failure
+from napari_style_transfer.plugin.layers import check_2d_image, layer_array
+from napari_style_transfer.plugin.run_request import prepare_run
 
 FAST = dict(iterations=1, multiscale=False, preview_every=0, device="cpu")
 PARAMS = dict(size=32, iterations=3, multiscale=False, preview_every=1, device="cpu")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from napari.layers import Image, Labels
 
-from napari_style_transfer._faults import UserError
-from napari_style_transfer._layers import current_slice_index
-from napari_style_transfer._run_request import prepare_run
 from napari_style_transfer.engine import ConfigError, Guidance, StackOptions
+from napari_style_transfer.plugin.faults import UserError
+from napari_style_transfer.plugin.layers import current_slice_index
+from napari_style_transfer.plugin.run_request import prepare_run
 
 PARAMS = dict(size=32, iterations=2, multiscale=False, preview_every=1, device="cpu")
 
@@ -160,8 +160,8 @@ def test_prepare_run_reads_no_pixels():
 
 
 def test_start_image_is_any_image_layer_read_in_the_worker():
-    from napari_style_transfer._result_metadata import result_metadata
-    from napari_style_transfer._run_request import RunChoices, prepare
+    from napari_style_transfer.plugin.result_metadata import result_metadata
+    from napari_style_transfer.plugin.run_request import RunChoices, prepare
 
     content, style = Image(rgb(seed=1), rgb=True, name="c"), Image(rgb(seed=2), rgb=True, name="s")
     start = Image(rgb(seed=3), rgb=True, name="start")

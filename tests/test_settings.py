@@ -10,8 +10,8 @@ import pytest
 import tifffile
 
 from napari_style_transfer.cli import build_parser, run, settings_from_args
-from napari_style_transfer.files import TEXT_KEY, read_description, write_image, write_stack
 from napari_style_transfer.engine.full_size import upsample_to
+from napari_style_transfer.files import TEXT_KEY, read_description, write_image, write_stack
 from napari_style_transfer.settings import (
     BUILTIN_PRESETS,
     SettingsError,

@@ -100,8 +100,8 @@ def test_batch_of_every_slice_fills_one_layer_and_stop_keeps_what_is_done(qtbot,
 def test_batches_that_cannot_run_are_refused_in_one_sentence_before_anything_is_read(style_image):
     from napari.layers import Image, Labels
 
-    from napari_style_transfer._batch_request import prepare_batch
-    from napari_style_transfer._faults import UserError
+    from napari_style_transfer.plugin.batch_request import prepare_batch
+    from napari_style_transfer.plugin.faults import UserError
 
     flat, style = Image(np.zeros((32, 32), np.uint8), name="flat"), Image(style_image, rgb=True, name="style")
     huge = Image(

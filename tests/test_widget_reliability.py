@@ -16,8 +16,8 @@ import torch
 from napari.utils.notifications import ErrorNotification, NotificationSeverity
 from qtpy.QtCore import QThreadPool
 
-import napari_style_transfer._layers as layers_module
 import napari_style_transfer._qt.worker as worker_module
+import napari_style_transfer.plugin.layers as layers_module
 from napari_style_transfer.engine import vgg
 from widget_helpers import open_widget as open_dock
 

@@ -282,12 +282,6 @@ def _switch(group: Any, flag: str, default: bool | None, help: str) -> None:
     action.help = help
 
 
-def _intermediate_path(output: Path, step: int) -> Path:
-    from ._preview_files import step_name  # named like the widget's saved previews (loads the engine)
-
-    return output.with_name(step_name(output.stem, step, output.suffix))
-
-
 class _Progress:
     """The progress bar (none with --quiet) and the engine's notices, each printed once."""
 
@@ -324,6 +318,7 @@ def _consume(events: Iterable[Any], job: Job, output: Path, progress: _Progress)
     """Follow the engine's events: progress, intermediate images, the final file (with its settings)."""
     from .cli_settings import result_description, result_image
     from .files import write_image, write_stack
+    from .files.names import step_path
 
     save_every = job.config.preview_every
     for item in events:
@@ -344,7 +339,7 @@ def _consume(events: Iterable[Any], job: Job, output: Path, progress: _Progress)
             image = result_image(job, event.preview, event.preview.ndim == 3)
             write_image(output, image, result_description(job))
         elif event.preview is not None and save_every:
-            write_image(_intermediate_path(output, event.step), event.preview)
+            write_image(step_path(output, event.step), event.preview)
 
 
 def _fail(message: str) -> int:

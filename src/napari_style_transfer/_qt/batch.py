@@ -29,9 +29,9 @@ from magicgui.widgets import ComboBox
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_warning
 
-from .._batch_request import BatchRequest, batch_layers, prepare_batch
-from .._faults import UserError, error_message, release_memory, run_device, run_failure
 from ..batch import BatchOptions, BatchResult, stylize_batch
+from ..plugin.batch_request import BatchRequest, batch_layers, prepare_batch
+from ..plugin.faults import UserError, error_message, release_memory, run_device, run_failure
 from .results import ResultLayer, unwrap
 from .worker import ActivityBar, RunFailed, StyleWorker, avoid_triton_llvm_clash
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .._result_metadata import result_metadata
-from .._run_request import RunRequest
+from ..plugin.result_metadata import result_metadata
+from ..plugin.run_request import RunRequest
 
 
 def unwrap(obj: Any) -> Any:

@@ -2,7 +2,7 @@
 preview to a folder, and Continue (N more iterations from a selected result layer).
 
 Each view only holds the user's choice; the widget turns it into a run
-(``_run_request.RunChoices``), and the files are read and written in the worker thread.
+(``plugin/run_request.RunChoices``), and the files are read and written in the worker thread.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton, SpinBox
 
-from .._continue import continue_choices
-from .._layers import is_result_layer
-from .._run_request import RunChoices
+from ..plugin.continuation import continue_choices
+from ..plugin.layers import is_result_layer
+from ..plugin.run_request import RunChoices
 from .form import SettingsForm
 from .results import unwrap
 

@@ -3,7 +3,7 @@ blend weight, a "…" menu to pick a file or a gallery style, and a remove butto
 
 A file or gallery picture picked in any row joins every row's list (after the layers), shown
 as "name (file)" / "name (gallery)". Nothing is read here: the pixels are read in the run's
-worker thread (``_sources.py``).
+worker thread (``plugin/sources.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton
 from qtpy.QtWidgets import QFileDialog, QMenu
 
-from .._sources import GalleryChoice, StyleFile, StyleSource, gallery_choices, is_source
+from ..plugin.sources import GalleryChoice, StyleFile, StyleSource, gallery_choices, is_source
 
 #: What the file dialog offers (any format the CLI reads; "All files" too).
 FILE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.gif *.webp);;All files (*)"

@@ -9,7 +9,7 @@ their own modules: ``form`` (settings ↔ StyleConfig, built from the option spe
 
 Run checks the choices on the GUI thread from shapes and dtypes only (``prepare_run``); the
 worker reads the pixels and runs the engine's ``run_iter``. Every event comes back to the
-GUI thread as one :class:`~napari_style_transfer._progress.RunUpdate`, for 2D and stack
+GUI thread as one :class:`~napari_style_transfer.plugin.progress.RunUpdate`, for 2D and stack
 runs alike: previews go into one result layer at most ``MAX_PREVIEWS_PER_SECOND`` times a
 second, less often when showing one is slow (the final image is always shown; the status
 line and the bars are redrawn a few times a second), finished slices of a stack fill one nD layer, and
@@ -36,9 +36,9 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QSizePolicy
 from superqt import QCollapsible
 
-from .._faults import UserError, error_message
-from .._layers import is_nd, is_result_layer
-from .._progress import (
+from ..plugin.faults import UserError, error_message
+from ..plugin.layers import is_nd, is_result_layer
+from ..plugin.progress import (
     RateMeter,
     RunUpdate,
     as_update,
@@ -47,8 +47,8 @@ from .._progress import (
     running_text,
     starting_text,
 )
-from .._result_metadata import final_metadata, result_metadata
-from .._run_request import STACK_MODES, RunChoices, prepare
+from ..plugin.result_metadata import final_metadata, result_metadata
+from ..plugin.run_request import STACK_MODES, RunChoices, prepare
 from .batch import BatchView
 from .form import LabelAligner, SettingsForm
 from .label_table import LabelTable

@@ -21,17 +21,17 @@ from napari.qt.threading import GeneratorWorker, thread_worker
 from napari.utils import cancelable_progress
 from qtpy.QtGui import QMovie
 
-from .._faults import release_memory, run_device, run_failure
-from .._progress import (
+from ..engine import ProgressEvent, StackEvent, run_iter
+from ..engine.full_size import full_size_event
+from ..plugin.faults import release_memory, run_device, run_failure
+from ..plugin.progress import (
     PREVIEW_TIME_SHARE_GPU,
     REFRESH_TIME_SHARE_GPU,
     PreviewThrottle,
     RateMeter,
     RefreshGate,
 )
-from .._run_request import RunRequest
-from ..engine import ProgressEvent, StackEvent, run_iter
-from ..engine.full_size import full_size_event
+from ..plugin.run_request import RunRequest
 from .results import ResultLayer, unwrap
 
 logger = logging.getLogger(__name__)

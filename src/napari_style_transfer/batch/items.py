@@ -15,7 +15,6 @@ import numpy as np
 
 from ..engine.config import ConfigError, StyleConfig
 from ..engine.guidance import Guidance
-from ..files import WRITABLE_SUFFIXES
 
 #: File names a folder or glob INPUT contributes (case-insensitive).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -96,26 +95,6 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
     if not unique:
         raise BatchError("INPUT: no images given")
     return unique
-
-
-def output_suffix(path: Path | None, ext: str | None, stack: bool = False) -> str:
-    """The output's suffix: ``ext`` if given, else the input's when writable (else .png; arrays
-    .tif); stacks: .zarr when ``ext`` is zarr, else .tif."""
-    suffix = (ext.lower() if ext.startswith(".") else f".{ext.lower()}") if ext else None
-    if stack:
-        return ".zarr" if suffix == ".zarr" else ".tif"
-    if suffix == ".zarr":
-        raise BatchError("--ext zarr: only applies to stacks (--stack); a zarr store holds a stack's slices")
-    if suffix:
-        if suffix not in WRITABLE_SUFFIXES:
-            raise BatchError(
-                f"--ext: must be one of {', '.join(s[1:] for s in WRITABLE_SUFFIXES)}, got {ext!r}"
-            )
-        return suffix
-    if path is None:
-        return ".tif"
-    suffix = path.suffix.lower()
-    return suffix if suffix in WRITABLE_SUFFIXES else ".png"
 
 
 def check_unique_outputs(items: Sequence[BatchItem]) -> None:

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..files import ImageFileError
+from ..files import ImageFileError, names
+from ..files.names import part_path, parts_folder, result_name
 from ..messages import first_line
 from .files import StackHeader, read_stack_header
 from .items import (
@@ -17,11 +18,9 @@ from .items import (
     check_unique_outputs,
     expand_inputs,
     is_reader,
-    output_suffix,
     plan_chunks,
 )
 from .report import BatchResult
-from .stacks import part_path, parts_dir
 from .zarr_stack import STORE_NAME, ZARR_SUFFIX, require_zarr
 
 
@@ -85,20 +84,20 @@ def _add_array_items(plan: Plan, array: Any, out_dir: Path | None, suffix: str) 
 
     for index in np.ndindex(*lead) if lead else [()]:
         name = f"item-{len(plan.items):05d}"
-        output = str(out_dir / f"{name}{suffix}") if out_dir is not None else None
+        output = str(out_dir / result_name(name, suffix)) if out_dir is not None else None
         item = plan.add(name=name, label=f"array[{_index_label(index)}]" if lead else "array", output=output)
         plan.arrays[item.index] = array[index] if lead else array
 
 
 def _add_stack(plan: Plan, path: Path, out_dir: Path, chunk: int, settings_id: str, suffix: str) -> None:
-    output = str(out_dir / f"{path.stem}{suffix}")
+    output = str(out_dir / result_name(path.stem, suffix))
     try:
         header = read_stack_header(path)
     except ImageFileError as exc:
         item = plan.add(name=path.stem, label=str(path), source=str(path), output=output)
         plan.failed.append(BatchResult(item.index, item.name, item.label, output, "failed", first_line(exc)))
         return
-    folder = parts_dir(out_dir, path.stem, settings_id)
+    folder = parts_folder(out_dir, path.stem, settings_id)
     zarr = suffix == ZARR_SUFFIX
     state = StackState(str(path), path.stem, output, header, folder, zarr=zarr)
     for start, stop in plan_chunks(header.n_slices, chunk):
@@ -180,7 +179,9 @@ def _add_entry(
         name = f"item-{len(plan.items):05d}"
         suffix = output_suffix(None, ext)
         item = plan.add(
-            name=name, label="reader", output=None if out_dir is None else str(out_dir / f"{name}{suffix}")
+            name=name,
+            label="reader",
+            output=None if out_dir is None else str(out_dir / result_name(name, suffix)),
         )
         plan.arrays[item.index] = entry
         return
@@ -198,7 +199,9 @@ def _add_entry(
                 raise BatchError("out_dir: stacks are assembled in an output folder; give one")
             _add_stack(plan, path, out_dir, chunk, settings_id, stack_suffix)
             continue
-        output = str(out_dir / f"{path.stem}{output_suffix(path, ext)}") if out_dir is not None else None
+        output = (
+            str(out_dir / result_name(path.stem, output_suffix(path, ext))) if out_dir is not None else None
+        )
         if output is not None and Path(output).resolve() == path.resolve():
             raise BatchError(f"OUT_DIR: the output {output} would replace its input; choose another folder")
         plan.add(name=path.stem, label=str(path), source=str(path), output=output)
@@ -212,3 +215,11 @@ def _check_unique_stacks(plan: Plan) -> None:
                 f"INPUT: {owners[state.output]} and {state.source} would both write {state.output}; rename one"
             )
         owners[state.output] = state.source
+
+
+def output_suffix(source: Path | None, ext: str | None, stack: bool = False) -> str:
+    """:func:`~napari_style_transfer.files.names.output_suffix`, with a bad ``ext`` as a BatchError."""
+    try:
+        return names.output_suffix(source, ext, stack)
+    except ValueError as exc:
+        raise BatchError(str(exc)) from None

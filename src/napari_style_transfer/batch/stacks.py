@@ -16,19 +16,8 @@ import numpy as np
 
 from .files import StackHeader, atomic_write, read_slices
 
-PARTS_FOLDER = ".nst-parts"
 #: Stacks larger than this go to a BigTIFF (classic TIFF offsets end at 4 GiB).
 BIGTIFF_BYTES = 2**32 - 2**25
-
-
-def parts_dir(out_dir: str | Path, name: str, settings_id: str) -> Path:
-    """Where a stack's chunk results wait; the settings id in the name keeps other settings' parts apart."""
-    return Path(out_dir) / PARTS_FOLDER / f"{name}-{settings_id}"
-
-
-def part_path(folder: Path, start: int, stop: int, zarr: bool = False) -> Path:
-    """A chunk's result (.npy), or for a zarr stack the marker saying its slices are in the store."""
-    return folder / f"slices-{start:06d}-{stop:06d}.{'done' if zarr else 'npy'}"
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import ProgressEvent, StackEvent, expected_steps
+from ..engine import ProgressEvent, StackEvent, expected_steps
 
 #: At most this many preview images per second reach the result layer.
 MAX_PREVIEWS_PER_SECOND = 10.0

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ._faults import UserError
-from .engine import ImageError
-from .samples import GALLERY, gallery_image
+from ..engine import ImageError
+from ..samples import GALLERY, gallery_image
+from .faults import UserError
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class StyleFile:
 
     def check(self) -> None:
         """Raise UserError unless the file is a readable, non-empty regular file (no pixels read)."""
-        from .files import ImageFileError, check_input_file
+        from ..files import ImageFileError, check_input_file
 
         try:
             check_input_file(self.path)
@@ -46,7 +46,7 @@ class StyleFile:
 
     def read(self, long_side: int | None) -> np.ndarray:
         """The pixels, reduced on reading for a style of ``long_side`` px (worker thread)."""
-        from .files import ImageFileError, read_image
+        from ..files import ImageFileError, read_image
 
         try:
             return read_image(self.path, long_side)

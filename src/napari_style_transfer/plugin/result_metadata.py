@@ -1,19 +1,19 @@
 """What a result layer records in its metadata: every setting, the inputs, and how the run went.
 
 No Qt here. File ▸ Save Layer embeds ``settings`` in the file, ``--config`` and Continue read it
-back (``_continue.py``).
+back (``continuation.py``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ._layers import PLUGIN_KEY
-from ._progress import RunUpdate
-from ._run_request import RunRequest
-from .engine import ProgressEvent
-from .settings import values_of
-from .version import __version__
+from ..engine import ProgressEvent
+from ..settings import values_of
+from ..version import __version__
+from .layers import PLUGIN_KEY
+from .progress import RunUpdate
+from .run_request import RunRequest
 
 
 def result_metadata(request: RunRequest, event: ProgressEvent | None = None) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """A run as the widget starts it: the checked choices (:class:`RunRequest`), the inputs the
 worker reads for it (:class:`RunInputs`); what its result layer records is in
-``_result_metadata.py``.
+``result_metadata.py``.
 
 No Qt here. :func:`prepare_run` runs on the GUI thread and looks only at shapes, dtypes and
 layer kinds; :meth:`RunRequest.read` reads and converts the pixels, in the worker thread.
-A style is an Image layer or a source (an image file, a gallery picture: ``_sources.py``);
+A style is an Image layer or a source (an image file, a gallery picture: ``sources.py``);
 the start image ("Start from: an image") is any Image layer, read like the content.
 The engine's extra inputs travel in its own typed objects: a
 :class:`~napari_style_transfer.engine.Guidance` (mask, label styles, style contrast limits)
@@ -20,8 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from ._faults import UserError
-from ._layers import (
+from ..engine import (
+    Guidance,
+    StackOptions,
+    StyleConfig,
+    expected_steps,
+    scale_sizes,
+    select_device,
+)
+from ..settings import split_values
+from .faults import UserError
+from .layers import (
     LayerRead,
     MaskRead,
     base_shape,
@@ -38,17 +47,8 @@ from ._layers import (
     read_layer,
     result_geometry,
 )
-from ._preview_files import PreviewSaver, make_saver
-from ._sources import SourceRead, describe_style, is_source
-from .engine import (
-    Guidance,
-    StackOptions,
-    StyleConfig,
-    expected_steps,
-    scale_sizes,
-    select_device,
-)
-from .settings import split_values
+from .previews import PreviewSaver, make_saver
+from .sources import SourceRead, describe_style, is_source
 
 #: The stack modes of an nD content: the slice shown, or every slice.
 STACK_MODES = ("slice", "all")

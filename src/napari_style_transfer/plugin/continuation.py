@@ -1,6 +1,6 @@
 """Continue: a result layer's recorded run, as the choices of a run that goes on from its image.
 
-No Qt here. A result layer's metadata (``_result_metadata.result_metadata``) records the settings,
+No Qt here. A result layer's metadata (``result_metadata.result_metadata``) records the settings,
 the content layer, the styles (layers by name, files by path, gallery styles by key) and the
 mask. :func:`continue_choices` finds them again and builds a run of N more iterations that
 starts from the result's image at the result's run size (one scale: the coarse scales are
@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ._faults import UserError
-from ._layers import is_result_layer
-from ._run_request import RunChoices
-from ._sources import resolve_style
-from .engine.options import TUPLE_KINDS, option_spec, option_specs
-from .settings import OUTPUT_SPECS
+from ..engine.options import TUPLE_KINDS, option_spec, option_specs
+from ..settings import OUTPUT_SPECS
+from .faults import UserError
+from .layers import is_result_layer
+from .run_request import RunChoices
+from .sources import resolve_style
 
 #: Settings that the run's layers give (or Continue sets), not the recorded config.
 NOT_RECORDED_GROUPS = ("inputs",)

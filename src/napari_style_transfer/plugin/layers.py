@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from ._faults import UserError
-from .arrays import MIN_SIDE, block_mean, fit_long_side
-from .engine.memory import available_memory, largest_side_for
-from .messages import first_line
+from ..arrays import MIN_SIDE, block_mean, fit_long_side
+from ..engine.memory import available_memory, largest_side_for
+from ..messages import first_line
+from .faults import UserError
 
 #: Marker in a result layer's metadata (so a result is never picked as a default input).
 PLUGIN_KEY = "napari-style-transfer"

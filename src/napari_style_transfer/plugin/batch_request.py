@@ -2,7 +2,7 @@
 the engine's :func:`~napari_style_transfer.napari_style_transfer.stylize_batch` (the CLI's batch path).
 
 No Qt here. :func:`prepare_batch` runs on the GUI thread and, like ``prepare_run``, looks only
-at shapes, dtypes and layer kinds: one :class:`~._run_request.RunRequest` per layer says how to
+at shapes, dtypes and layer kinds: one :class:`~.run_request.RunRequest` per layer says how to
 read it and where its result goes. The pixels are read later: the styles in the widget's
 worker thread, each content by the Dask worker that stylises it (a lazy read per item), so a
 slow or failing layer never blocks napari and fails only its own item.
@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from ._faults import UserError
-from ._layers import LayerRead, format_bytes, free_host_memory, is_image_layer, is_nd
-from ._result_metadata import result_metadata
-from ._run_request import RunRequest, prepare_run
-from .engine import Guidance, StyleConfig
+from ..engine import Guidance, StyleConfig
+from .faults import UserError
+from .layers import LayerRead, format_bytes, free_host_memory, is_image_layer, is_nd
+from .result_metadata import result_metadata
+from .run_request import RunRequest, prepare_run
 
 #: What a batch stylises: the selected image layers, or every slice of the content stack.
 BATCH_MODES = ("layers", "slices")

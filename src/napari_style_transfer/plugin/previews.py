@@ -9,14 +9,13 @@ are saved as PNG, other dtypes (uint16, float…) as TIFF, which keeps their val
 from __future__ import annotations
 
 import os
-import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._faults import UserError
-from .engine import StyleTransferError
+from ..engine import StyleTransferError
+from ..files.names import safe_stem, step_name
+from .faults import UserError
 
 
 def check_folder(folder: str | os.PathLike) -> Path:
@@ -29,18 +28,6 @@ def check_folder(folder: str | os.PathLike) -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise UserError(f"The preview folder '{folder}' is not writable; choose another folder.")
     return path
-
-
-def file_stem(name: str, when: float | None = None) -> str:
-    """'<name> <yyyymmdd-hhmmss>' with characters that are unsafe in file names replaced by '_'."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if when is None else when))
-    return re.sub(r"[^\w\-. ()\[\],+]", "_", f"{name} {stamp}").strip()
-
-
-def step_name(stem: str, step: int, suffix: str) -> str:
-    """The file name of step ``step``'s image: '<stem>.step00010.png' (the widget's saved previews
-    and the CLI's ``--save-every`` files alike)."""
-    return f"{stem}.step{step:05d}{suffix}"
 
 
 @dataclass
@@ -66,7 +53,7 @@ class PreviewSaver:
             self.seen += 1
             if self.seen % self.every:
                 return None
-        from .files import ImageFileError, write_image
+        from ..files import ImageFileError, write_image
 
         target = self.path(int(event.step), image.dtype)
         try:
@@ -83,7 +70,7 @@ def make_saver(folder: str | os.PathLike | None, every: int, name: str) -> Previ
         return None
     if int(every) < 1:
         raise UserError("Save every Nth preview: N must be 1 or more.")
-    return PreviewSaver(check_folder(folder), int(every), file_stem(name))
+    return PreviewSaver(check_folder(folder), int(every), safe_stem(name))
 
 
-__all__ = ["PreviewSaver", "check_folder", "file_stem", "make_saver"]
+__all__ = ["PreviewSaver", "check_folder", "make_saver"]

@@ -12,8 +12,8 @@ import gc
 import traceback
 from typing import Any
 
-from .arrays import MIN_SIDE
-from .engine import (
+from ..arrays import MIN_SIDE
+from ..engine import (
     ConfigError,
     ImageError,
     MemoryLimitError,
@@ -22,7 +22,7 @@ from .engine import (
     memory,
     select_device,
 )
-from .messages import first_line
+from ..messages import first_line
 
 
 class UserError(ValueError):
@@ -94,7 +94,7 @@ def release_memory(device: Any = None, *, collect: bool | None = None) -> None:
     """
     import torch
 
-    from .engine.memory import release_cached_memory
+    from ..engine.memory import release_cached_memory
 
     kind = None if device is None else getattr(device, "type", str(device)).split(":")[0]
     if kind == "cpu" or (kind is None and not torch.cuda.is_available()):
