@@ -1,8 +1,9 @@
 """``napari-style-transfer batch INPUT... --style STYLE [STYLE ...] -o OUT_DIR``: many images, one command.
 
-A thin layer over :func:`napari_style_transfer.batch.stylize_batch`: parse, read the
-styles, show one progress bar over the items, print a one-line summary, and exit non-zero
-when any item failed (1) or on Ctrl-C (130). Errors are one line on stderr, never a traceback.
+A thin layer over :func:`napari_style_transfer.batch.stylize_batch`: parse, read the styles,
+show one progress bar over the items, print a one-line summary, and exit non-zero when any
+item failed (1), on Ctrl-C (130) or SIGTERM (143). Errors are one line on stderr, never a
+traceback. Every single-image option applies (``options.py``).
 """
 
 from __future__ import annotations
@@ -13,34 +14,24 @@ import logging
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .engine.config import StyleConfig
-from .messages import first_line
+from .common import PROG as CLI_PROG
+from .common import OneLineParser, Progress, fail, interrupted
+from .options import add_config_arguments, config_from_args
 
-PROG = "napari-style-transfer batch"
+if TYPE_CHECKING:
+    from ..engine.config import StyleConfig
 
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, with its errors on one line (no usage block), like the CLI's other errors."""
-
-    def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+PROG = f"{CLI_PROG} batch"
 
 
-#: The single-image CLI's option helpers, handed over by ``cli.run`` (cli imports this module,
-#: so this module does not import cli): ``add_config_arguments(parser)`` and
-#: ``config_from_args(args, init_image) -> StyleConfig``.
-AddConfigArguments = Callable[[argparse.ArgumentParser], None]
-ConfigFromArgs = Callable[..., StyleConfig]
-
-
-def build_parser(add_config_arguments: AddConfigArguments) -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     """The batch's own options, then every single-image option (from the option specs)."""
-    p = _Parser(
+    p = OneLineParser(
         prog=PROG,
         description="Stylise many images with the same styles and settings, on this machine or a Dask cluster.",
     )
@@ -116,71 +107,52 @@ def build_parser(add_config_arguments: AddConfigArguments) -> argparse.ArgumentP
     return p
 
 
-def _fail(message: str) -> int:
-    print(f"{PROG}: error: {first_line(message, 'unknown error')}", file=sys.stderr)
-    return 2
-
-
 def _quiet_dask_logs() -> None:
     """Dask's own log lines (worker start-up, shutdown notices) stay out of the CLI's output."""
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")  # the worker processes inherit it
     logging.getLogger("distributed").setLevel(logging.ERROR)
 
 
-class _Progress:
-    """One bar over the items (rate and ETA from tqdm) and one line per failure."""
+class ItemProgress:
+    """One bar over the items (rate and ETA) and one line per failure, with the counts for the summary."""
 
     def __init__(self, quiet: bool):
-        self.quiet = quiet
-        self.bar: Any = None
+        self.progress = Progress(quiet, "item", "batch")
         self.counts: Counter = Counter()
 
     def start(self, info: Any) -> None:
-        if info.dashboard and not self.quiet:
+        if info.dashboard and not self.progress.quiet:
             print(f"dashboard: {info.dashboard}", file=sys.stderr)
-        if not self.quiet:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=info.total, unit="item", desc="batch", dynamic_ncols=True, file=sys.stderr)
-            self.bar.update(self.counts.total())
+        self.progress.open(info.total, self.counts.total())
 
     def add(self, result: Any) -> None:
         if result.kind == "stack":
             if result.status == "failed":
                 self.counts["failed"] += 1
-                self.write(f"failed: {result.input}: {result.message}")
+                self.progress.write(f"failed: {_shown(result.input)}: {result.message}")
             return
         self.counts[result.status] += 1
         if result.status == "failed":
-            label = (
-                result.input
-                if result.slices is None
-                else f"{result.input} slices {result.slices[0]}-{result.slices[1] - 1}"
-            )
-            self.write(f"failed: {label}: {result.message}")
-        if self.bar is not None:
-            self.bar.update(1)
-            if self.bar.n >= self.bar.total:
-                self.close()  # before the cluster shuts down: the rate and time stay the batch's
-
-    def write(self, line: str) -> None:
-        if self.bar is not None:
-            self.bar.write(line, file=sys.stderr)
-        else:
-            print(line, file=sys.stderr)
+            label = _shown(result.input)
+            if result.slices is not None:
+                label += f" slices {result.slices[0]}-{result.slices[1] - 1}"
+            self.progress.write(f"failed: {label}: {result.message}")
+        self.progress.advance()
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        self.progress.close()
 
 
-def _prepare(
-    args: argparse.Namespace, config_from_args: ConfigFromArgs
-) -> tuple[list[Any], StyleConfig, Any]:
+def _shown(name: Any) -> str:
+    """A name on one line: a newline or other control character in a file name is escaped."""
+    text = str(name)
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
+def _prepare(args: argparse.Namespace) -> tuple[list[Any], StyleConfig, Any]:
     """Styles, config and stack options from the arguments (errors raise with a one-line message)."""
-    from .engine.guidance import StackOptions
-    from .files import read_image
+    from ..engine.guidance import StackOptions
+    from ..files import read_image
 
     if args.chunk < 1:
         raise ValueError(f"--chunk: must be an integer >= 1, got {args.chunk}")
@@ -201,23 +173,21 @@ def _prepare(
     return styles, config, stack
 
 
-def run(
-    argv: Sequence[str], add_config_arguments: AddConfigArguments, config_from_args: ConfigFromArgs
-) -> int:
+def run(argv: Sequence[str]) -> int:
     """Parse ``argv`` (what follows ``batch``) and run the batch; returns the exit code."""
-    args = build_parser(add_config_arguments).parse_args(argv)
+    args = build_parser().parse_args(argv)
     _quiet_dask_logs()
-    from .batch import BatchError, BatchOptions, stylize_batch, summary_line
-    from .engine import ConfigError, StyleTransferError, WeightsError
-    from .files import ImageFileError
+    from ..batch import REPORT_NAME, BatchError, BatchOptions, stylize_batch, summary_line
+    from ..engine import ConfigError, StyleTransferError, WeightsError
+    from ..files import ImageFileError
 
     errors = (BatchError, ConfigError, ImageFileError, WeightsError, StyleTransferError, ValueError)
     try:
-        styles, config, stack = _prepare(args, config_from_args)
+        styles, config, stack = _prepare(args)
         client = _connect(args.scheduler) if args.scheduler else None
     except errors as exc:
-        return _fail(str(exc))
-    progress = _Progress(args.quiet)
+        return fail(exc, PROG)
+    progress = ItemProgress(args.quiet)
     out_dir = Path(args.out_dir)
     options = BatchOptions(
         out_dir=out_dir,
@@ -234,39 +204,35 @@ def run(
         with closing(results):
             for result in results:
                 progress.add(result)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         progress.close()
-        counts = _reported_counts(out_dir) or progress.counts  # items that ended while stopping count too
-        print(f"{PROG}: interrupted: {summary_line(counts, out_dir / 'batch-report.json')}", file=sys.stderr)
-        return 130
+        counts = _reported_counts(out_dir / REPORT_NAME) or progress.counts  # items that ended while stopping
+        return interrupted(exc, summary_line(counts, out_dir / REPORT_NAME), PROG)
     except errors as exc:
         progress.close()
-        return _fail(str(exc))
+        return fail(exc, PROG)
     finally:
         if client is not None:
             client.close()
     progress.close()
-    line = summary_line(progress.counts, out_dir / "batch-report.json")
+    line = summary_line(progress.counts, out_dir / REPORT_NAME)
     failed = progress.counts.get("failed", 0)
     print(line, file=sys.stderr if failed else sys.stdout)
     return 1 if failed else 0
 
 
-def _reported_counts(out_dir: Path) -> Counter | None:
-    from .batch import REPORT_NAME
-
+def _reported_counts(report: Path) -> Counter | None:
     try:
-        summary = json.loads((out_dir / REPORT_NAME).read_text(encoding="utf-8"))["summary"]
+        summary = json.loads(report.read_text(encoding="utf-8"))["summary"]
         return Counter({k: int(v) for k, v in summary.items()})
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
 def _connect(address: str) -> Any:
-    from .batch.plumbing import connect
+    from ..batch.plumbing import connect
 
     return connect(address).client
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    sys.exit(run(argv))
+__all__ = ["build_parser", "run"]

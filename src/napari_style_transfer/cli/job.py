@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the engine loads torch: imported when a run starts, not at start-up
-    from .engine.config import StyleConfig
-    from .engine.guidance import Guidance, StackOptions
+    from ..engine.config import StyleConfig
+    from ..engine.guidance import Guidance, StackOptions
 
 #: Options that only mean something for a stack: (argparse dest, how the user wrote it).
 STACK_ONLY = (
@@ -73,7 +73,7 @@ def _option_error(args: argparse.Namespace) -> str | None:
 
 def usage_error(args: argparse.Namespace, output: Path) -> str | None:
     """The first combination of arguments that cannot run, as a one-line message (None: fine)."""
-    from .files import TIFF_SUFFIXES, WRITABLE_SUFFIXES, shown
+    from ..files import TIFF_SUFFIXES, WRITABLE_SUFFIXES, shown
 
     save_every = getattr(args, "preview_every", 0)
     if save_every is not None and save_every < 0:
@@ -126,7 +126,7 @@ def input_paths(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def check_paths(args: argparse.Namespace, output: Path) -> None:
     """Inputs readable regular files, the output writable and none of them (ImageFileError otherwise)."""
-    from .files import check_input_file, check_not_an_input, check_writable
+    from ..files import check_input_file, check_not_an_input, check_writable
 
     named = input_paths(args)
     for what, path in named:
@@ -137,7 +137,7 @@ def check_paths(args: argparse.Namespace, output: Path) -> None:
 
 
 def _stack_options(args: argparse.Namespace, rgb: bool | None) -> StackOptions:
-    from .engine.guidance import StackOptions
+    from ..engine.guidance import StackOptions
 
     return StackOptions(
         rgb=args.rgb if args.rgb is not None else rgb,
@@ -150,8 +150,8 @@ def _stack_options(args: argparse.Namespace, rgb: bool | None) -> StackOptions:
 
 def _read_mask(args: argparse.Namespace, content_shape: tuple[int, int], factor: int) -> Any:
     """The 2D label image, checked against the content's size in the file, then reduced like the content."""
-    from .engine.images import ImageError
-    from .files import decode, read_stack, shown
+    from ..engine.images import ImageError
+    from ..files import decode, read_stack, shown
 
     if args.stack:
         return read_stack(args.mask, labels=True)[0]
@@ -173,8 +173,8 @@ def prepare(args: argparse.Namespace, output: Path, config: StyleConfig) -> Job:
 
     ``config`` is the validated config without the start image (read here).
     """
-    from .engine.guidance import Guidance
-    from .files import decode, read_stack
+    from ..engine.guidance import Guidance
+    from ..files import decode, read_stack
 
     label_styles = parse_label_styles(args.label_styles)
     check_paths(args, output)
