@@ -354,10 +354,10 @@ def test_compiled_network_gives_the_eager_result(content_image, style_image):
 
 
 def test_a_failing_compiler_falls_back_to_the_eager_network_with_one_warning():
-    from napari_style_transfer.engine.vgg import _CompiledOrEager
+    from napari_style_transfer.engine.vgg import CompiledOrEager
 
     net = get_network("embedded", "max", "cpu", "relu1_1")
-    runner = _CompiledOrEager(net)
+    runner = CompiledOrEager(net)
 
     def broken(*_):
         raise RuntimeError("no C++ compiler found")

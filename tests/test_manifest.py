@@ -20,7 +20,7 @@ def test_manifest_validates_and_declares_widget_sample_menu_and_category():
     manifest.validate_imports()  # every python_name imports and resolves
     assert manifest.name == PLUGIN
     commands = {c.id: c.python_name for c in manifest.contributions.commands}
-    assert commands[f"{PLUGIN}.make_widget"] == "napari_style_transfer._widget:StyleTransferWidget"
+    assert commands[f"{PLUGIN}.make_widget"] == "napari_style_transfer._qt.widget:StyleTransferWidget"
     assert commands[f"{PLUGIN}.sample_pair"] == "napari_style_transfer._sample_data:sample_pair"
     assert [w.display_name for w in manifest.contributions.widgets] == [WIDGET]
     keys = [s.key for s in manifest.contributions.sample_data]

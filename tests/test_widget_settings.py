@@ -37,7 +37,7 @@ def test_settings_survive_closing_napari_and_reset_to_defaults(make_napari_viewe
     assert read_settings_file(settings_dir / LAST_SETTINGS_FILE)["iterations"] == "auto"
 
     (settings_dir / LAST_SETTINGS_FILE).write_text("{not json")  # corrupt: ignored, said once
-    from napari_style_transfer._widget import StyleTransferWidget
+    from napari_style_transfer._qt.widget import StyleTransferWidget
 
     again = StyleTransferWidget(widget.viewer)
     assert again.config_kwargs()["iterations"] == "auto"

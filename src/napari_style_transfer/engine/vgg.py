@@ -401,7 +401,6 @@ _NOT_COMPILER_ERRORS = (torch.OutOfMemoryError, MemoryError, KeyboardInterrupt)
 #: Environment variable naming the torch.compile backend ('inductor' when unset).
 COMPILE_BACKEND_ENV = "NAPARI_STYLE_TRANSFER_COMPILE_BACKEND"
 T = TypeVar("T")
-_CompiledOrEager = CompiledOrEager  # the old name (tests/test_engine.py builds one directly)
 
 
 _STATE_CACHE: dict[str, dict[str, torch.Tensor]] = {}

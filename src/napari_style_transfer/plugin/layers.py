@@ -375,13 +375,6 @@ def plan_mask_read(
     return MaskRead(full_data(layer), (int(slice_hw[0]), int(slice_hw[1])))
 
 
-def mask_array(
-    layer: Any, content_shape: Sequence[int], slice_hw: Sequence[int], content_name: str
-) -> np.ndarray:
-    """:func:`plan_mask_read` and read it at once."""
-    return plan_mask_read(layer, content_shape, slice_hw, content_name).read()
-
-
 # ----------------------------------------------------------------------------- placement and display
 
 
