@@ -1,8 +1,14 @@
-"""The dock widget's Qt views, one small part per module (the logic they call has no Qt).
+"""The dock widget's Qt views, one small part per module; the logic they call is in ``plugin/`` (no Qt).
 
 ``form`` (the settings controls ↔ StyleConfig), ``style_rows`` (style layers, files and
 gallery styles, with blend weights), ``label_table`` (mask label → style), ``run_extras``
-(start image, saved previews, Continue), ``worker`` (the thread and its wiring),
+(start image, saved previews, Continue), ``controls`` (Run / Stop, the bar and the status
+line: one owner for single runs and batches), ``worker`` (the thread and its wiring),
 ``results`` (the one result-layer path for 2D and stack runs), ``batch`` (the Batch choice
-and its runs) and ``widget``, which composes them into :class:`~napari_style_transfer._qt.widget.StyleTransferWidget`.
+and its runs), ``settings_view`` (presets, Reset, last-used settings) and ``widget``, which
+composes them into :class:`~napari_style_transfer._qt.widget.StyleTransferWidget` (the
+manifest's widget). A view is handed what it shows (a form, the controls, the viewer), never
+the widget.
+
+May import: ``plugin`` and everything below it, napari, magicgui, qtpy and superqt.
 """

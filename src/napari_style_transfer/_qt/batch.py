@@ -32,6 +32,8 @@ from napari.utils.notifications import show_error, show_warning
 from ..batch import BatchOptions, BatchResult, stylize_batch
 from ..plugin.batch_request import BatchRequest, batch_layers, prepare_batch
 from ..plugin.faults import UserError, error_message, release_memory, run_device, run_failure
+from ..plugin.run_request import RunChoices
+from .controls import RunControls
 from .results import ResultLayer, unwrap
 from .worker import ActivityBar, RunFailed, StyleWorker, avoid_triton_llvm_clash
 
@@ -103,12 +105,14 @@ class BatchRun:
 class BatchView:
     """The "Batch" row of the widget and the batch runs it starts.
 
-    ``host`` is the Style Transfer widget: its viewer, layer choices, settings, Run/Stop
-    buttons, progress bar and status line are shared with single runs.
+    It is handed the viewer (the layers to stylise, the result layers) and the
+    :class:`~.controls.RunControls` that single runs use too; what to run comes in as the
+    widget's :class:`~napari_style_transfer.plugin.run_request.RunChoices`.
     """
 
-    def __init__(self, host: Any):
-        self.host = host
+    def __init__(self, viewer: Any, controls: RunControls):
+        self.viewer = viewer
+        self.controls = controls
         self.choice = ComboBox(
             label="Batch",
             choices=[("off", None), ("selected layers", "layers"), ("every slice", "slices")],
@@ -127,25 +131,19 @@ class BatchView:
     def running(self) -> bool:
         return self.active is not None
 
-    def start(self) -> bool:
+    def start(self, choices: RunChoices) -> bool:
         """Check the choices (shapes only) and start the batch in the worker thread. False if it did not start."""
-        host, viewer = self.host, self.host.viewer
-        mode = self.choice.value
-        styles = [(unwrap(layer), weight) for layer, weight in host.styles]
+        viewer, mode = self.viewer, self.choice.value
+        styles = list(choices.styles)
         if mode == "slices":
-            layers = [unwrap(host.content_layer.value)]
+            layers = [choices.content]
         else:
             layers = batch_layers(
                 [unwrap(x) for x in viewer.layers.selection], styles, [unwrap(x) for x in viewer.layers]
             )
         try:
             request = prepare_batch(
-                mode,
-                layers,
-                styles,
-                host.config_kwargs(),
-                point=tuple(viewer.dims.point),
-                mask_layer=unwrap(host.mask_layer.value),
+                mode, layers, styles, choices.params, point=choices.point, mask_layer=choices.mask_layer
             )
         except UserError as exc:
             (show_error if exc.severity == "error" else show_warning)(str(exc))
@@ -158,8 +156,7 @@ class BatchView:
         return True
 
     def _launch(self, request: BatchRequest) -> None:
-        host = self.host
-        run = self.active = BatchRun(request, host.viewer)
+        run = self.active = BatchRun(request, self.viewer)
         worker = _make_worker(request, run.stop, run.finished)
         worker.stop_event = run.stop
         worker.yielded.connect(self._on_result)
@@ -172,15 +169,13 @@ class BatchView:
             else f"{request.total} slices of {request.names[0]}"
         )
         run.bar = ActivityBar(
-            host.viewer,
+            self.viewer,
             request.total,
             f"Style transfer batch: {what}",
             lambda: self.stop("cancelled in the activity dock"),
         )
-        host.viewer.layers.events.removed.connect(self._on_layer_removed)
-        host.run_button.enabled, host.stop_button.enabled = False, True
-        host.progress_bar.max, host.progress_bar.value = request.total, 0
-        host.status.value = f"Batch: starting a Dask worker for {what}…"
+        self.viewer.layers.events.removed.connect(self._on_layer_removed)
+        self.controls.begin(run, request.total, f"Batch: starting a Dask worker for {what}…")
         worker.start()
 
     def stop(self, reason: str | None = None) -> None:
@@ -189,8 +184,7 @@ class BatchView:
         if run is None:
             return
         run.request_stop(reason)
-        self.host.stop_button.enabled = False
-        self.host.status.value = "Stopping the batch after the current step…"
+        self.controls.stopping("Stopping the batch after the current step…")
 
     def close(self) -> None:
         """The viewer or the panel went away: stop and wait a moment for the worker thread."""
@@ -216,9 +210,9 @@ class BatchView:
             if request.mode == "layers":
                 show_error(f"Layer '{name}' was not stylised — {result.message.rstrip('.')}.")
             run.failures.append(f"{name}: {result.message}")
-        self.host.progress_bar.value = min(run.ended, request.total)
+        self.controls.step(run.ended)
         if not run.stop.is_set():
-            self.host.status.value = f"Batch: {_counts_text(run)} of {request.total}…"
+            self.controls.say(f"Batch: {_counts_text(run)} of {request.total}…")
         # last: napari's bar processes Qt events (the batch may end in there)
         if run.bar is not None:
             run.bar.advance(run.ended)
@@ -229,7 +223,7 @@ class BatchView:
             if not run.stack_result.show(result.result, request.slice_index(result.index)):
                 self.stop("the result layer was deleted")
             return
-        layer = ResultLayer(self.host.viewer, request.run_for(result.index))
+        layer = ResultLayer(self.viewer, request.run_for(result.index))
         if layer.show(result.result):
             layer.finish(request.metadata(result.index, result.seconds))
             run.results.append(layer.layer)
@@ -246,19 +240,18 @@ class BatchView:
             return
         message = error_message(error)
         show_error(message)
-        self.host.status.value = f"Batch failed: {message}"
+        self.controls.say(f"Batch failed: {message}")
 
     def _on_finished(self) -> None:
         run, self.active = self.active, None
-        host = self.host
         with suppress(Exception):  # the viewer may be gone already
-            host.viewer.layers.events.removed.disconnect(self._on_layer_removed)
+            self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
         if run is None:
             return
+        self.controls.end(run, redraw=not self.closed)
         run.close_progress()
         if self.closed:
             return
-        host.run_button.enabled, host.stop_button.enabled = True, False
         request = run.request
         stopped = run.stop.is_set() or run.counts.get("cancelled", 0) > 0
         if run.stack_result is not None and run.stack_result.exists and not run.stack_result.gone:
@@ -277,7 +270,7 @@ class BatchView:
         seconds = time.perf_counter() - run.started
         reason = f" ({run.stop_reason})" if run.stop_reason else ""
         head = f"Batch stopped{reason}" if stopped else "Batch done"
-        host.status.value = f"{head}: {_counts_text(run)} of {request.total} in {seconds:.1f} s."
+        self.controls.say(f"{head}: {_counts_text(run)} of {request.total} in {seconds:.1f} s.")
 
     def _on_layer_removed(self, event: Any) -> None:
         run = self.active

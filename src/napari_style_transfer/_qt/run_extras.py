@@ -124,22 +124,3 @@ def add_run_extras(form: SettingsForm, choices: Callable[..., list]) -> tuple[St
     for anchor, row in ((form.controls["init"].row, start), (form.controls["preview_every"].row, save)):
         form.advanced.insert(form.advanced.index(anchor) + 1, row)
     return start, save
-
-
-def run_choices(
-    widget: Any, content: Any = None, styles: list[tuple[Any, float]] | None = None
-) -> RunChoices:
-    """What Run starts: the dock widget's choices (``content`` and ``styles`` default to its rows)."""
-    mask = unwrap(widget.mask_layer.value)
-    return RunChoices(
-        unwrap(widget.content_layer.value if content is None else content),
-        [(unwrap(layer), weight) for layer, weight in (widget.styles if styles is None else styles)],
-        {**widget.config_kwargs(), **widget.form.output_values()},
-        stack=widget.stack_mode.value,
-        point=tuple(widget.viewer.dims.point),
-        coherence=bool(widget.coherent.value),
-        mask_layer=mask,
-        label_styles=widget.label_styles if mask is not None else None,
-        init_layer=widget.start_image.layer,
-        previews=widget.save_previews.choice,
-    )

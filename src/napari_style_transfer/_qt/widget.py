@@ -30,10 +30,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container, PushButton
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QSizePolicy
 from superqt import QCollapsible
 
 from ..plugin.faults import UserError, error_message
@@ -50,10 +49,11 @@ from ..plugin.progress import (
 from ..plugin.result_metadata import final_metadata, result_metadata
 from ..plugin.run_request import STACK_MODES, RunChoices, prepare
 from .batch import BatchView
+from .controls import RunControls
 from .form import LabelAligner, SettingsForm
 from .label_table import LabelTable
 from .results import unwrap
-from .run_extras import ContinueRow, add_run_extras, run_choices
+from .run_extras import add_run_extras
 from .settings_view import SettingsView
 from .style_rows import StyleRow, StyleRows
 from .worker import ActiveRun, avoid_triton_llvm_clash, launch
@@ -76,6 +76,10 @@ class StyleTransferWidget(Container):
         self._active: ActiveRun | None = None
         self._closed = False
         self._was_docked = False
+        # Run / Stop, Continue, the bar and the status line, shared with batches (controls.py)
+        self.controls = RunControls(self.run, self.stop, self.continue_run, napari_viewer)
+        for name in ("run_button", "stop_button", "continue_row", "progress_bar", "status"):
+            setattr(self, name, getattr(self.controls, name))  # widget.run_button, … (scripts and tests)
         inputs = self._make_inputs()
         self.form = SettingsForm()
         for name, control in self.form.controls.items():
@@ -88,8 +92,7 @@ class StyleTransferWidget(Container):
         self.advanced_section.addWidget(self.advanced.native)
         self.advanced_section.collapse(animate=False)
         self.start_image, self.save_previews = add_run_extras(self.form, self._image_choices)
-        feedback = self._make_feedback()
-        super().__init__(widgets=[form, *feedback], labels=False)
+        super().__init__(widgets=[form, *self.controls.widgets()], labels=False)
         self.native.layout().insertWidget(1, self.advanced_section)
         self.native.layout().addStretch(1)
         self.native.setMinimumWidth(300)
@@ -142,28 +145,9 @@ class StyleTransferWidget(Container):
         self.add_style_button.changed.connect(lambda: self.add_style())
         styles_box = Container(widgets=[self.style_rows, self.add_style_button], labels=False, label="Style")
         styles_box.margins = (0, 0, 0, 0)
-        self.batch = BatchView(self)  # the "Batch" choice and its runs (_qt/batch.py)
+        self.batch = BatchView(self._viewer, self.controls)  # the "Batch" choice and its runs
         rows = [self.content_layer, self._stack_row, styles_box, self.mask_layer, self.label_table]
         return [*rows, self.batch.choice]
-
-    def _make_feedback(self) -> list[Any]:
-        """Run / Stop, the progress bar and the status line."""
-        self.run_button = PushButton(
-            text="Run", tooltip="Start stylising (the result appears as a new layer)"
-        )
-        self.stop_button = PushButton(
-            text="Stop", enabled=False, tooltip="Stop after the current iteration, keeping the image"
-        )
-        self.run_button.changed.connect(lambda: self.run())
-        self.stop_button.changed.connect(lambda: self.stop())
-        actions = Container(widgets=[self.run_button, self.stop_button], layout="horizontal", labels=False)
-        actions.margins = (0, 0, 0, 0)
-        self.continue_row = ContinueRow(lambda: self.continue_run(), self._viewer)
-        self.progress_bar = ProgressBar(value=0, min=0, max=1)
-        self.status = Label(value="Ready.")
-        self.status.native.setWordWrap(True)
-        self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        return [actions, self.continue_row, self.progress_bar, self.status]
 
     def _update_stack_widgets(self, *_: Any) -> None:
         self._stack_row.visible = is_nd(unwrap(self.content_layer.value))
@@ -253,7 +237,8 @@ class StyleTransferWidget(Container):
 
     @property
     def running(self) -> bool:
-        return self._active is not None or self.batch.running
+        """A single run or a batch holds the Run / Stop controls."""
+        return self.controls.busy
 
     def run(self, content: Any = None, styles: list[tuple[Any, float]] | None = None) -> bool:
         """Start a run (the layers default to the widget's choices). False if it did not start.
@@ -263,8 +248,24 @@ class StyleTransferWidget(Container):
         if self.running or self._closed or self.viewer is None:
             return False  # one run at a time (Run is disabled meanwhile, this guards scripts)
         if self.batch.selected and content is None and styles is None:
-            return self.batch.start()
-        return self._start(lambda: run_choices(self, content, styles))
+            return self.batch.start(self.choices())
+        return self._start(lambda: self.choices(content, styles))
+
+    def choices(self, content: Any = None, styles: list[tuple[Any, float]] | None = None) -> RunChoices:
+        """What Run starts: the controls' choices (``content`` and ``styles`` default to the rows)."""
+        mask = unwrap(self.mask_layer.value)
+        return RunChoices(
+            unwrap(self.content_layer.value if content is None else content),
+            [(unwrap(layer), weight) for layer, weight in (self.styles if styles is None else styles)],
+            {**self.config_kwargs(), **self.form.output_values()},
+            stack=self.stack_mode.value,
+            point=tuple(self.viewer.dims.point),
+            coherence=bool(self.coherent.value),
+            mask_layer=mask,
+            label_styles=self.label_styles if mask is not None else None,
+            init_layer=self.start_image.layer,
+            previews=self.save_previews.choice,
+        )
 
     def continue_run(self, result: Any = None, iterations: int | None = None) -> bool:
         """Run ``iterations`` more steps (default: the Continue box) from a result layer (default:
@@ -297,9 +298,7 @@ class StyleTransferWidget(Container):
         run.inputs = choices.layers()
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self._active = run
-        self._set_running(True)
-        self.progress_bar.max = request.total_steps
-        self.progress_bar.value = 0
+        self.controls.begin(run, request.total_steps, "")
         self._set_status(starting_text(request))
         run.worker.start()
         return True
@@ -311,15 +310,11 @@ class StyleTransferWidget(Container):
         if run is None:
             return
         run.request_stop(reason)
-        self.stop_button.enabled = False
+        self.controls.stopping("")
         self._set_status("Stopping after the current iteration…")
 
-    def _set_running(self, running: bool) -> None:
-        self.run_button.enabled = self.continue_row.enabled = not running
-        self.stop_button.enabled = running
-
     def _set_status(self, text: str) -> None:
-        self.status.value = text
+        self.controls.say(text)
 
     @staticmethod
     def _notify(message: str, severity: str = "warning") -> None:
@@ -336,7 +331,7 @@ class StyleTransferWidget(Container):
         run.last_event = update.event
         redraw = update.done or run.refresh.due()  # the line and the bars: a few times a second
         if redraw:
-            self.progress_bar.value = min(update.step, self.progress_bar.max)
+            self.controls.step(update.step)
         if update.done:
             self._finish(run, update)
         else:
@@ -435,6 +430,7 @@ class StyleTransferWidget(Container):
     def _on_finished(self) -> None:
         run = self._active
         self._active = None
+        self.controls.end(run, redraw=not self._closed)
         if run is not None:
             run.close_progress()
         viewer = self.viewer
@@ -443,7 +439,6 @@ class StyleTransferWidget(Container):
         if self._closed:
             return
         self._pending_timer.stop()
-        self._set_running(False)
         if run is not None and run.final is None and run.error is None:
             self._set_status("Stopped.")
 
