@@ -19,6 +19,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..files.errors import shown
 from .common import PROG as CLI_PROG
 from .common import OneLineParser, Progress, fail, interrupted
 from .options import add_config_arguments, config_from_args
@@ -129,11 +130,11 @@ class ItemProgress:
         if result.kind == "stack":
             if result.status == "failed":
                 self.counts["failed"] += 1
-                self.progress.write(f"failed: {_shown(result.input)}: {result.message}")
+                self.progress.write(f"failed: {shown(result.input)}: {result.message}")
             return
         self.counts[result.status] += 1
         if result.status == "failed":
-            label = _shown(result.input)
+            label = shown(result.input)
             if result.slices is not None:
                 label += f" slices {result.slices[0]}-{result.slices[1] - 1}"
             self.progress.write(f"failed: {label}: {result.message}")
@@ -141,12 +142,6 @@ class ItemProgress:
 
     def close(self) -> None:
         self.progress.close()
-
-
-def _shown(name: Any) -> str:
-    """A name on one line: a newline or other control character in a file name is escaped."""
-    text = str(name)
-    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def _prepare(args: argparse.Namespace) -> tuple[list[Any], StyleConfig, Any]:
