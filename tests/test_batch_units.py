@@ -10,18 +10,14 @@ import pytest
 import tifffile
 
 from napari_style_transfer.batch import BatchError, expand_inputs, summary_line
-from napari_style_transfer.batch.files import (
-    PARTIAL_PATTERN,
-    atomic_write,
-    read_slices,
-    read_stack_header,
-    remove_partials,
-)
 from napari_style_transfer.batch.items import plan_chunks, settings_id, settings_record
+from napari_style_transfer.batch.partials import PARTIAL_PATTERN, remove_partials
 from napari_style_transfer.batch.plan import make_plan
 from napari_style_transfer.batch.report import BatchReport, BatchResult, is_current, load_previous
 from napari_style_transfer.engine import StyleConfig
 from napari_style_transfer.files import write_image
+from napari_style_transfer.files.atomic import atomic_write
+from napari_style_transfer.files.tiff_stack import read_slices, read_stack_header
 
 
 @pytest.fixture

@@ -21,9 +21,9 @@ from ..engine.guidance import Guidance, StackOptions
 from ..engine.scales import scale_sizes
 from ..files import ImageFileError
 from ..messages import first_line
-from .files import remove_partials
 from .items import BatchError, BatchItem, is_reader, settings_id, settings_record
 from .options import BatchOptions, BatchStart, RunOptions, run_options
+from .partials import remove_partials
 from .plan import Plan, StackState, is_array, make_plan
 from .report import BatchReport, BatchResult, is_current, load_previous
 from .stacks import assemble_stack, finish_zarr, remove_parts

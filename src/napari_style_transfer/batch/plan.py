@@ -10,8 +10,8 @@ from typing import Any
 
 from ..files import ImageFileError, names
 from ..files.names import part_path, parts_folder, result_name
+from ..files.tiff_stack import StackHeader, read_stack_header
 from ..messages import first_line
-from .files import StackHeader, read_stack_header
 from .items import (
     BatchError,
     BatchItem,

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .files import write_json_atomic
+from ..files.atomic import write_json_atomic
 
 REPORT_NAME = "batch-report.json"
 #: Item statuses: the issue's three, and 'cancelled' for items a stop or Ctrl-C left undone.

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .files import StackHeader, atomic_write, read_slices
+from ..files.atomic import atomic_write
+from ..files.tiff_stack import StackHeader, read_slices
 
 #: Stacks larger than this go to a BigTIFF (classic TIFF offsets end at 4 GiB).
 BIGTIFF_BYTES = 2**32 - 2**25

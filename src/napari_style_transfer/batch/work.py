@@ -26,9 +26,10 @@ from ..engine.stack import stack_contrast_limits, stylize_stack_iter
 from ..engine.stylizer import Stylizer
 from ..engine.vgg import WeightsError
 from ..files import ImageFileError, read_image, write_image
+from ..files.atomic import atomic_write, save_array_atomic
+from ..files.tiff_stack import StackHeader, TiffSlices, read_slices
 from ..messages import first_line
 from .allocator import restore_allocator_reuse
-from .files import StackHeader, TiffSlices, atomic_write, read_slices, save_array_atomic
 from .items import BatchItem, is_reader
 from .zarr_stack import write_slices
 

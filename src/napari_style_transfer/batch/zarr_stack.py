@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..files.atomic import TEMP_PREFIX
-from .files import StackHeader
+from ..files.tiff_stack import StackHeader
 from .items import BatchError
 
 #: The output suffix of a zarr stack (``--ext zarr``).

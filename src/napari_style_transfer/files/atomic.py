@@ -6,12 +6,16 @@ old file untouched and no partial or empty file behind: the temporary file is re
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 #: Temporary files are named ``.nst-<random>.tmp<suffix>`` (short: any output name fits).
 TEMP_PREFIX = ".nst-"
@@ -66,4 +70,21 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-__all__ = ["TEMP_PREFIX", "atomic_target"]
+def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """Call ``write(tmp)`` then rename ``tmp`` over ``path``: readers see the old file or the whole new one."""
+    with atomic_target(path) as tmp:
+        write(tmp)
+    return Path(path)
+
+
+def write_json_atomic(path: str | Path, data: Any) -> Path:
+    text = json.dumps(data, indent=1, default=str) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def save_array_atomic(path: str | Path, array: np.ndarray) -> Path:
+    """An ``.npy`` file (a finished stack chunk waiting to be assembled), atomically."""
+    return atomic_write(path, lambda tmp: np.save(tmp, array, allow_pickle=False))
+
+
+__all__ = ["TEMP_PREFIX", "atomic_target", "atomic_write", "save_array_atomic", "write_json_atomic"]

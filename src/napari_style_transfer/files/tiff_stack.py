@@ -1,56 +1,20 @@
-"""Files of a batch: atomic writes (``files/atomic.py``: a temporary file in the same folder,
-then a rename) and TIFF stacks read a few slices at a time, so a worker never holds more of a
-stack than its chunk."""
+"""A TIFF stack read a few slices at a time: its header without the pixels, then slices by number.
+
+A batch worker never holds more of a stack than its chunk: one TIFF page per slice (what
+tifffile, ImageJ and most microscopes write) is read page by page.
+"""
 
 from __future__ import annotations
 
-import json
-import shutil
-from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..files import TIFF_SUFFIXES, ImageFileError
-from ..files.atomic import TEMP_PREFIX, atomic_target
 from ..messages import first_line
-
-#: What an interrupted write leaves behind: the temporary names of ``files/atomic.py``.
-PARTIAL_PATTERN = f"{TEMP_PREFIX}*.tmp*"
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
-    """Call ``write(tmp)`` then rename ``tmp`` over ``path``: readers see the old file or the whole new one."""
-    with atomic_target(path) as tmp:
-        write(tmp)
-    return Path(path)
-
-
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    text = json.dumps(data, indent=1, default=str) + "\n"
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def save_array_atomic(path: str | Path, array: np.ndarray) -> Path:
-    """An ``.npy`` file (a finished stack chunk waiting to be assembled), atomically."""
-    return atomic_write(path, lambda tmp: np.save(tmp, array, allow_pickle=False))
-
-
-def remove_partials(folder: str | Path) -> int:
-    """Delete what interrupted writes left in ``folder`` (names like :data:`PARTIAL_PATTERN`, files
-    or, for zarr stores, folders); returns how many."""
-    removed = 0
-    for leftover in Path(folder).glob(PARTIAL_PATTERN):
-        with suppress(OSError):
-            if leftover.is_dir() and not leftover.is_symlink():
-                shutil.rmtree(leftover)
-            else:
-                leftover.unlink()
-            removed += 1
-    return removed
+from .errors import ImageFileError
+from .paths import TIFF_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -139,3 +103,6 @@ class TiffSlices:
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         data = read_slices(self.path, 0, self.header.n_slices, self.header).reshape(self.shape)
         return data if dtype is None else data.astype(dtype)
+
+
+__all__ = ["StackHeader", "TiffSlices", "read_slices", "read_stack_header"]
