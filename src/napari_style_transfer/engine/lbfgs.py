@@ -17,7 +17,7 @@ transfer together with the caller's loss terms; the (history × history) algebra
 curvature test and the descent test (gᵀHg from the same products) run in float64 numpy on
 the host, and the direction is two matrix–vector products with coefficients uploaded in the
 parameter's dtype (MPS has no float64). The iterates are those of the two-loop recursion
-(``tests/test_lbfgs.py`` checks both).
+(``tests/engine/test_lbfgs.py`` checks both).
 
 Step rule as in ``torch.optim.LBFGS(max_iter=1)`` without line search: the first step is
 scaled to ``min(1, 1/‖g‖₁)·lr``, later ones take ``lr``; a pair enters the history only when

@@ -5,7 +5,7 @@ truncated VGG-19, which grow linearly with the number of output pixels. Per inpu
 stack to relu5_1 produces 320 activation values (block 1: 2×64 channels at full resolution,
 block 2: 2×128 at 1/4, …); autograd keeps them and the backward pass holds about as much
 again in gradients, max-pooling adds int64 indices. The constant factors below were measured
-on the CPU (peak process RSS after a few steps, 256–1024 px; see tests/test_memory.py) and
+on the CPU (peak process RSS after a few steps, 256–1024 px; see tests/engine/test_memory.py) and
 include the L-BFGS history, which fills up over the first ``LBFGS_HISTORY`` steps.
 """
 
@@ -97,7 +97,7 @@ def estimate_peak_memory(
       features, kept for the backward pass, and the masks at each layer's size.
 
     Margin: on the CPU the estimate covers the measured peak process memory (L-BFGS, 256 px:
-    measured ≤ estimate ≤ 4 × measured, ``tests/test_memory.py``); one forward and backward
+    measured ≤ estimate ≤ 4 × measured, ``tests/engine/test_memory.py``); one forward and backward
     pass measured 4.5 bytes per activation value in fp32 and 4.4 in bf16 at 256 px (RSS,
     one thread), against the 9 and 7.5 counted here: about 2× for the activations. The terms
     above are upper bounds, each counted as if it peaked with the activations. On CUDA,

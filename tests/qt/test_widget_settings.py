@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from widget_helpers import PLUGIN, open_widget
 
 from napari_style_transfer.cli import run
 from napari_style_transfer.files import read_image, write_image
 from napari_style_transfer.settings import read_settings_file
 from napari_style_transfer.settings.store import LAST_SETTINGS_FILE
-from widget_helpers import PLUGIN, open_widget
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image as PILImage
-
 from widget_helpers import open_widget
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -11,7 +11,6 @@ import threading
 import numpy as np
 import pytest
 from napari.utils.notifications import NotificationSeverity
-
 from widget_helpers import open_widget as open_dock
 
 da = pytest.importorskip("dask.array")

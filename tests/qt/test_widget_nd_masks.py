@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from napari.utils.notifications import NotificationSeverity
+from widget_helpers import open_widget
 
 from napari_style_transfer.engine import StackOptions
-from widget_helpers import open_widget
 
 FAST = dict(size=32, iterations=2, preview_every=1, multiscale=False, device="cpu")
 TIMEOUT_MS = 120_000

@@ -1,6 +1,6 @@
 """The CLI on bad input: every failure is one line on stderr, a non-zero exit and no traceback.
 
-Complements tests/test_cli.py (missing/garbage/truncated content, a few bad options) with
+Complements tests/cli/test_cli.py (missing/garbage/truncated content, a few bad options) with
 the cases of docs/reliability.md. In-process through ``cli.run`` (argparse's own errors
 raise SystemExit(2)); tiny sizes, one iteration.
 """

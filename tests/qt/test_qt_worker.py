@@ -7,10 +7,10 @@ import time
 import numpy as np
 import pytest
 from napari.utils import progress
+from widget_helpers import open_widget as open_dock
 
 import napari_style_transfer._qt.worker as worker_module
 from napari_style_transfer._qt.worker import RunProgress
-from widget_helpers import open_widget as open_dock
 
 FAST = dict(size=32, iterations=3, preview_every=1, multiscale=False, device="cpu")
 TIMEOUT_MS = 60_000

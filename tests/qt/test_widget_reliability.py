@@ -15,11 +15,11 @@ import pytest
 import torch
 from napari.utils.notifications import ErrorNotification, NotificationSeverity
 from qtpy.QtCore import QThreadPool
+from widget_helpers import open_widget as open_dock
 
 import napari_style_transfer._qt.worker as worker_module
 import napari_style_transfer.plugin.layers as layers_module
 from napari_style_transfer.engine import vgg
-from widget_helpers import open_widget as open_dock
 
 FAST = dict(size=32, iterations=3, preview_every=1, multiscale=False, device="cpu")
 TIMEOUT_MS = 60_000

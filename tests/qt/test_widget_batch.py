@@ -8,9 +8,9 @@ import threading
 import numpy as np
 import pytest
 from napari.utils import progress
+from widget_helpers import open_widget as open_dock
 
 from napari_style_transfer.engine import StyleConfig, stylize
-from widget_helpers import open_widget as open_dock
 
 pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")

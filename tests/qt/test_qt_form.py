@@ -10,12 +10,12 @@ import dataclasses
 import numpy as np
 import pytest
 from napari.layers import Image
+from widget_helpers import open_widget
 
 from napari_style_transfer.engine import StyleConfig
 from napari_style_transfer.engine.options import OptionSpec, option_specs
 from napari_style_transfer.plugin.run_request import prepare_run
 from napari_style_transfer.settings import OUTPUT_SPECS, settings_specs
-from widget_helpers import open_widget
 
 #: Groups the form shows; "inputs" come from layers and style rows ("output": settings.OUTPUT_SPECS).
 FORM_GROUPS = ("main", "advanced", "tiling", "output")

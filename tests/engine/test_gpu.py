@@ -1,4 +1,4 @@
-"""Tests that need a CUDA GPU: ``pytest -m gpu tests/test_gpu.py`` (they skip cleanly without one).
+"""Tests that need a CUDA GPU: ``pytest -m gpu tests/engine/test_gpu.py`` (they skip cleanly without one).
 
 This module imports only the engine (no napari, no Qt), so that it runs on a bare device
 machine; ``benchmarks/gpu_check.py`` runs it as its second step.

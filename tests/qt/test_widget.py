@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from napari.layers import Image
 from napari.utils.notifications import ErrorNotification, NotificationSeverity
+from widget_helpers import PLUGIN, WIDGET, open_widget
 
 import napari_style_transfer._qt.worker as worker_module
 from napari_style_transfer.engine import ProgressEvent, StyleConfig, StyleTransferError
-from widget_helpers import PLUGIN, WIDGET, open_widget
 
 FAST = dict(size=32, iterations=4, preview_every=1, multiscale=False, device="cpu")
 TIMEOUT_MS = 60_000
@@ -62,7 +62,7 @@ def test_sample_data_loads_through_the_manifest(viewer):
     content, style = viewer.layers
     assert content.data.shape == (300, 451, 3) and content.rgb and content.data.dtype == np.uint8
     assert style.data.shape == (384, 384, 3) and style.rgb
-    viewer.open_sample(PLUGIN, "gravel")  # a gallery style (the others: tests/test_manifest.py)
+    viewer.open_sample(PLUGIN, "gravel")  # a gallery style (the others: tests/qt/test_manifest.py)
     assert viewer.layers[-1].name == "Gravel (style)" and viewer.layers[-1].data.shape == (512, 512)
 
 

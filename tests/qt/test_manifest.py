@@ -10,7 +10,7 @@ from pathlib import Path
 import npe2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PLUGIN, WIDGET = "napari-style-transfer", "Style Transfer"
 PACKAGED = Path(str(files("napari_style_transfer") / "napari.yaml"))
 
