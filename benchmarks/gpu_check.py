@@ -29,14 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gpu_parity import step_parity
 from napari_style_transfer.engine import StyleConfig, estimate_peak_memory, get_network, stylize, stylize_iter
 from napari_style_transfer.engine.memory import available_memory, release_cached_memory
 from napari_style_transfer.engine.runtime import host_transfers, initial_loss_scale, select_runtime
 from napari_style_transfer.engine.vgg import COMPILE_BACKEND_ENV, embedded_weights_path
 from napari_style_transfer.samples import sample_pair
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_parity import step_parity  # noqa: E402
 
 NEEDS_CUDA = "skipped: needs CUDA"
 GIB = 2**30

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,21 +24,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).parent))
-from default_run import write_report  # noqa: E402
-from napari_style_transfer.arrays import fit_long_side  # noqa: E402
-from napari_style_transfer.engine import StyleConfig  # noqa: E402
-from napari_style_transfer.engine.content_run import ContentRun  # noqa: E402
-from napari_style_transfer.engine.guidance import Guidance  # noqa: E402
-from napari_style_transfer.engine.images import resize  # noqa: E402
-from napari_style_transfer.engine.lbfgs import CompactLBFGS, optimizer_step  # noqa: E402
-from napari_style_transfer.engine.multiscale import run_scales  # noqa: E402
-from napari_style_transfer.engine.stopping import Budget, Numbering  # noqa: E402
-from napari_style_transfer.engine.stylizer import Stylizer  # noqa: E402
-from napari_style_transfer.files import write_image  # noqa: E402
-from napari_style_transfer.files.atomic import atomic_target  # noqa: E402
-from pairs import PAIRS, load_pair  # noqa: E402
-from quality import distances  # noqa: E402
+from common import PAIRS, distances, load_pair, write_report
+from napari_style_transfer.arrays import fit_long_side
+from napari_style_transfer.engine import StyleConfig
+from napari_style_transfer.engine.content_run import ContentRun
+from napari_style_transfer.engine.guidance import Guidance
+from napari_style_transfer.engine.images import resize
+from napari_style_transfer.engine.lbfgs import CompactLBFGS, optimizer_step
+from napari_style_transfer.engine.multiscale import run_scales
+from napari_style_transfer.engine.stopping import Budget, Numbering
+from napari_style_transfer.engine.stylizer import Stylizer
+from napari_style_transfer.files import write_image
+from napari_style_transfer.files.atomic import atomic_target
 
 
 def coarse_result(run: ContentRun, side: int, steps: int, cache: Path) -> torch.Tensor:

@@ -15,22 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from default_run import timed, write_report  # noqa: E402
-from napari_style_transfer.engine import StyleConfig, get_network  # noqa: E402
-from napari_style_transfer.files import write_image  # noqa: E402
-from napari_style_transfer.settings import (  # noqa: E402
+from common import PAIRS, distances, load_pair, timed, write_report
+from napari_style_transfer.engine import StyleConfig, get_network
+from napari_style_transfer.files import write_image
+from napari_style_transfer.settings import (
     BUILTIN_PRESETS,
-    config_of,  # noqa: E402
+    config_of,
     find_preset,
 )
-from pairs import PAIRS, load_pair  # noqa: E402
-from quality import distances  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:

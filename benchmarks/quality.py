@@ -26,46 +26,10 @@ import time
 from pathlib import Path
 
 import imageio.v3 as iio
-import numpy as np
 import torch
 
-from napari_style_transfer.arrays import fit_long_side
-from napari_style_transfer.engine.config import DEFAULT_STYLE_LAYERS
-from napari_style_transfer.engine.images import resize, to_rgb01, to_tensor
-from napari_style_transfer.engine.losses import gram
-from napari_style_transfer.engine.vgg import CAFFE, get_network, preprocess
+from common import distances, write_report
 from napari_style_transfer.samples import sample_pair
-
-
-def _features(
-    image: np.ndarray, layers: tuple[str, ...], shape: tuple[int, int] | None = None, device: str = "cpu"
-):
-    rgb, _ = to_rgb01(image)
-    t = to_tensor(rgb)
-    if shape is not None:
-        t = resize(t, shape)
-    net = get_network("embedded", "max", device, "relu5_1")
-    with torch.no_grad():
-        return {k: v.float() for k, v in net(preprocess(t.to(device), CAFFE), layers).items()}
-
-
-def distances(
-    output: np.ndarray, content: np.ndarray, style: np.ndarray, style_long_side: int, device: str = "cpu"
-) -> dict[str, float]:
-    """Style and content distances of ``output`` (see module docstring), computed on ``device``."""
-    out_shape = output.shape[:2]
-    style_shape = fit_long_side(style.shape[:2], style_long_side)
-    f_out = _features(output, (*DEFAULT_STYLE_LAYERS, "relu4_2"), device=device)
-    f_content = _features(content, ("relu4_2",), out_shape, device=device)
-    f_style = _features(style, DEFAULT_STYLE_LAYERS, style_shape, device=device)
-    style_d = [
-        float(torch.linalg.norm(gram(f_out[n]) - gram(f_style[n])) / torch.linalg.norm(gram(f_style[n])))
-        for n in DEFAULT_STYLE_LAYERS
-    ]
-    content_d = float(
-        torch.linalg.norm(f_out["relu4_2"] - f_content["relu4_2"]) / torch.linalg.norm(f_content["relu4_2"])
-    )
-    return {"style_distance": float(np.mean(style_d)), "content_distance": content_d}
 
 
 def run_ours(content_path, out_path, style_path, size, iterations, optimizer, precision="fp32"):
@@ -179,8 +143,6 @@ def main(argv: list[str] | None = None) -> dict:
         print(
             f"{name:12s} {row['wall_s']:8.1f} {row['style_distance']:11.4f} {row['content_distance']:13.4f}"
         )
-    sys.path.insert(0, str(Path(__file__).parent))
-    from default_run import write_report  # with the CPU's vector capability, atomically
 
     write_report(args.out / f"quality_{args.size}px_{args.iterations}it.json", report)
     return report

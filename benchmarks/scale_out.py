@@ -310,8 +310,7 @@ def main() -> None:
     text = json.dumps(results, indent=1)
     print(text)
     if args.json:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from default_run import write_report
+        from common import write_report
 
         write_report(args.json, results)
 

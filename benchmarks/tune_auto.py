@@ -2,7 +2,7 @@
 
     python benchmarks/tune_auto.py --size 512 --json out/tune_auto.json     # a GPU makes it minutes
 
-For each pair of benchmarks/pairs.py, each schedule (the output sizes of the scales and a budget
+For each pair of benchmarks/common.py, each schedule (the output sizes of the scales and a budget
 per scale: a fixed step count, or a stopping rule) runs through the engine's own multi-scale
 driver. Recorded per schedule: the steps taken at each scale, the loss after every step, and the
 style and content distances (benchmarks/quality.py) of the image every ``--every`` steps at the
@@ -15,25 +15,21 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from default_run import write_report  # noqa: E402
-from napari_style_transfer.arrays import fit_long_side  # noqa: E402
-from napari_style_transfer.engine import StyleConfig  # noqa: E402
-from napari_style_transfer.engine.content_run import ContentRun  # noqa: E402
-from napari_style_transfer.engine.guidance import Guidance  # noqa: E402
-from napari_style_transfer.engine.multiscale import run_scales  # noqa: E402
-from napari_style_transfer.engine.stopping import AUTO_COARSE, AUTO_FINAL, Budget, Numbering  # noqa: E402
-from napari_style_transfer.engine.stylizer import Stylizer  # noqa: E402
-from napari_style_transfer.files import write_image  # noqa: E402
-from pairs import PAIRS, load_pair  # noqa: E402
-from quality import distances  # noqa: E402
+from common import PAIRS, distances, load_pair, write_report
+from napari_style_transfer.arrays import fit_long_side
+from napari_style_transfer.engine import StyleConfig
+from napari_style_transfer.engine.content_run import ContentRun
+from napari_style_transfer.engine.guidance import Guidance
+from napari_style_transfer.engine.multiscale import run_scales
+from napari_style_transfer.engine.stopping import AUTO_COARSE, AUTO_FINAL, Budget, Numbering
+from napari_style_transfer.engine.stylizer import Stylizer
+from napari_style_transfer.files import write_image
 
 
 def rule(max_steps: int, tolerance: float, min_steps: int, window: int = 20) -> Budget:

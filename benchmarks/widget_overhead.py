@@ -262,8 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         report["cases"].append(measure_case(widget, app, pair, config, every, warm_up, args.pairs))
     report["load_after"] = os.getloadavg()
     if args.json:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from default_run import write_report  # with the CPU's vector capability, atomically
+        from common import write_report
 
         write_report(args.json, report)
     viewer.close()
