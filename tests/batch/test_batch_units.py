@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 
 import numpy as np
@@ -16,7 +18,7 @@ from napari_style_transfer.batch.plan import make_plan
 from napari_style_transfer.batch.report import BatchReport, BatchResult, is_current, load_previous
 from napari_style_transfer.engine import StyleConfig
 from napari_style_transfer.files import write_image
-from napari_style_transfer.files.atomic import atomic_write
+from napari_style_transfer.files.atomic import atomic_write, host_tag
 from napari_style_transfer.files.tiff_stack import read_slices, read_stack_header
 
 
@@ -51,7 +53,7 @@ def test_plan_names_outputs_and_refuses_collisions(folder, tmp_path):
     assert make_plan([folder / "a.png"], out, ext="tif").items[0].output == str(out / "a.tif")
     with pytest.raises(BatchError, match="would both write"):
         make_plan([folder / "a.png", folder / "a.jpg"], out, ext="png")
-    with pytest.raises(BatchError, match="replace its input"):
+    with pytest.raises(BatchError, match="is the input file .* would destroy it"):
         make_plan([folder / "a.png"], folder)
     with pytest.raises(BatchError, match="--ext"):
         make_plan([folder / "a.png"], out, ext="bmp")
@@ -85,7 +87,11 @@ def test_atomic_write_leaves_old_file_or_new_one_never_a_partial(tmp_path):
     with pytest.raises(OSError):
         atomic_write(target, broken)
     assert target.read_text() == "old" and not list(tmp_path.glob(PARTIAL_PATTERN))
-    (tmp_path / ".nst-0123456789ab.tmp.png").write_bytes(b"left by a killed run")
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead = int(done.stdout)  # a process that has ended: what it left is abandoned
+    (tmp_path / f".nst-{host_tag()}-{dead}-0123abcd.tmp.png").write_bytes(b"left by a killed run")
     assert remove_partials(tmp_path) == 1
 
 

@@ -101,6 +101,7 @@ class _BatchRun:
             chunk=options.chunk,
             settings_id=self.settings_id,
             limits=options.contrast_limits,
+            protect=options.protect,
         )
         self.report = (
             BatchReport(options.out_dir, self.settings, self.settings_id) if options.out_dir else None

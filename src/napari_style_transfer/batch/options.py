@@ -40,6 +40,9 @@ class BatchOptions:
     reruns an item whose code raised. ``contrast_limits``: one (low, high) or None per entry
     of a sequence of contents: that entry's value range (None: its own robust range) instead
     of the config's. ``on_start`` gets a :class:`BatchStart` before the first result.
+    ``protect``: the other files the caller read for this batch, as (what, path) pairs (its
+    style files, start image, settings file): like the contents, nothing the batch writes may
+    replace them (checked by file identity before anything is written).
     """
 
     out_dir: str | Path | None = None
@@ -52,6 +55,7 @@ class BatchOptions:
     retries: int = 2
     contrast_limits: Sequence[tuple[float, float] | None] | None = None
     on_start: Callable[[BatchStart], None] | None = None
+    protect: Sequence[tuple[str, str | Path]] = ()
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class RunOptions:
     contrast_limits: tuple[tuple[float, float] | None, ...] | None
     stop: StopRequest
     on_start: Callable[[BatchStart], None] | None
+    protect: tuple[tuple[str, str], ...] = ()
 
 
 def run_options(
@@ -94,6 +99,7 @@ def run_options(
         limits,
         stop,
         o.on_start,
+        tuple((str(what), str(path)) for what, path in o.protect),
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import ImageFileError, names
+from ..files.guard import ReadFiles
 from ..files.names import part_path, parts_folder, result_name
 from ..files.tiff_stack import StackHeader, read_stack_header
 from ..messages import first_line
@@ -20,7 +21,7 @@ from .items import (
     is_reader,
     plan_chunks,
 )
-from .report import BatchResult
+from .report import REPORT_NAME, BatchResult
 from .zarr_stack import STORE_NAME, ZARR_SUFFIX, require_zarr
 
 
@@ -117,14 +118,35 @@ def make_plan(
     chunk: int | None = None,
     settings_id: str = "",
     limits: Sequence[tuple[float, float] | None] | None = None,
+    protect: Sequence[tuple[str, str]] = (),
 ) -> Plan:
     """Items for ``contents``: a path or pattern, a sequence of paths and arrays, or one array
     (its leading axes, beyond one image's, are items). ``chunk`` cuts TIFF stacks instead.
-    ``limits``: one value range per entry of a sequence (see ``BatchOptions.contrast_limits``)."""
+    ``limits``: one value range per entry of a sequence (see ``BatchOptions.contrast_limits``).
+    Nothing the plan writes may be a file it reads (its contents, or ``protect``'s files)."""
     plan = _make_plan(contents, out_dir, ext, chunk, settings_id)
     if limits is not None:
         _entry_limits(plan, contents, limits)
+    if out_dir is not None:
+        check_writes(plan, out_dir, protect)
     return plan
+
+
+def check_writes(plan: Plan, out_dir: Path, protect: Sequence[tuple[str, str]] = ()) -> None:
+    """The one rule (``files/guard.py``): every path the batch will write — results, stack outputs,
+    chunk parts, zarr stores, the report — checked against every file it reads, by identity."""
+    sources = {item.source for item in plan.items if item.source is not None}
+    reads = ReadFiles([*(("input", source) for source in sorted(sources)), *protect])
+    writes: list[tuple[str, str | Path]] = [("OUT_DIR", out_dir / REPORT_NAME)]
+    writes += [("OUT_DIR", item.output) for item in plan.items if item.output is not None]
+    for state in plan.stacks.values():
+        writes += [("OUT_DIR", path) for _start, _stop, path in state.parts]
+        if state.store is not None:
+            writes.append(("OUT_DIR", state.store))
+    try:
+        reads.check_all(writes, instead="another OUT_DIR")
+    except ImageFileError as exc:
+        raise BatchError(str(exc)) from None
 
 
 def _entry_limits(plan: Plan, contents: Any, limits: Sequence[tuple[float, float] | None]) -> None:
@@ -202,8 +224,6 @@ def _add_entry(
         output = (
             str(out_dir / result_name(path.stem, output_suffix(path, ext))) if out_dir is not None else None
         )
-        if output is not None and Path(output).resolve() == path.resolve():
-            raise BatchError(f"OUT_DIR: the output {output} would replace its input; choose another folder")
         plan.add(name=path.stem, label=str(path), source=str(path), output=output)
 
 

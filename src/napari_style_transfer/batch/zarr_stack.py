@@ -13,7 +13,6 @@ store, so a re-run of an interrupted batch only runs the missing chunks.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from contextlib import suppress
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..files.atomic import TEMP_PREFIX
+from ..files.atomic import temp_name
 from ..files.tiff_stack import StackHeader
 from .items import BatchError
 
@@ -92,12 +91,12 @@ class StoreRows:
 
 def move_into_place(store: Path, output: Path) -> None:
     """Rename the finished store onto ``output``. A directory cannot be renamed over another, so
-    an old output is first renamed aside (a temporary name that the next run's clean-up removes)
+    an old output is first renamed aside (a temporary name that says whose it is: a later run removes it only once this process is gone)
     and deleted after: ``output`` is the old store, the whole new one, or for an instant none,
     never a half-written one."""
     old = None
     if output.exists() or output.is_symlink():
-        old = output.parent / f"{TEMP_PREFIX}{secrets.token_hex(6)}.tmp-old{ZARR_SUFFIX}"
+        old = temp_name(output.parent, ZARR_SUFFIX, kind="tmp-old")
         os.replace(output, old)
     try:
         os.replace(store, output)

@@ -193,6 +193,7 @@ def run(argv: Sequence[str]) -> int:
         overwrite=args.overwrite,
         retries=args.retries,
         on_start=progress.start,
+        protect=_read_files(args),
     )
     results = stylize_batch(args.inputs, styles, config, client, options=options, stack=stack)
     try:
@@ -214,6 +215,16 @@ def run(argv: Sequence[str]) -> int:
     failed = progress.counts.get("failed", 0)
     print(line, file=sys.stderr if failed else sys.stdout)
     return 1 if failed else 0
+
+
+def _read_files(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The files this command reads besides the inputs: nothing the batch writes may replace them."""
+    styles = [(f"style {i + 1}" if len(args.styles) > 1 else "style", s) for i, s in enumerate(args.styles)]
+    others = [
+        ("--init-image", getattr(args, "init_image", None)),
+        ("--config", getattr(args, "config_file", None)),
+    ]
+    return styles + [(what, path) for what, path in others if path]
 
 
 def _reported_counts(report: Path) -> Counter | None:

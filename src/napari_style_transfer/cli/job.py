@@ -10,6 +10,7 @@ mask by the content's own factor.
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -124,16 +125,36 @@ def input_paths(args: argparse.Namespace) -> list[tuple[str, str]]:
     return named
 
 
+def read_files(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """Every file the run reads, settings files included: what nothing it writes may replace."""
+    named = input_paths(args)
+    if getattr(args, "config_file", None):
+        named.append(("--config", args.config_file))
+    return named
+
+
 def check_paths(args: argparse.Namespace, output: Path) -> None:
-    """Inputs readable regular files, the output writable and none of them (ImageFileError otherwise)."""
-    from ..files import check_input_file, check_not_an_input, check_writable
+    """Inputs readable regular files, the output writable, and nothing the run writes one of the
+    files it reads (the result, or a ``--save-every`` step file): ImageFileError otherwise."""
+    from ..files import check_input_file, check_writable
+    from ..files.guard import ReadFiles
+    from ..files.names import step_name
 
     named = input_paths(args)
     for what, path in named:
         if what != "--weights":  # the engine explains a bad weights file in its own words
             check_input_file(path)
     check_writable(output)  # before a long run: a directory, a read-only folder, a FIFO…
-    check_not_an_input(output, named)
+    reads = ReadFiles(read_files(args))
+    reads.check("--output", output)
+    if getattr(args, "preview_every", 0):
+        pattern = f"{glob.escape(output.stem)}.step*{glob.escape(output.suffix)}"
+
+        def own_spelling(name: str) -> str:  # the same step number, as this run names it
+            digits = name[len(output.stem) + len(".step") :][:5]
+            return step_name(output.stem, int(digits), output.suffix) if digits.isdigit() else name
+
+        reads.check_pattern("--save-every", output.parent, pattern, own_spelling)
 
 
 def _stack_options(args: argparse.Namespace, rgb: bool | None) -> StackOptions:

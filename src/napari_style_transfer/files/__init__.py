@@ -12,14 +12,13 @@ never the engine (the readers reduce to the engine's sizes through ``arrays``).
 from .atomic import atomic_target, atomic_write, write_json_atomic
 from .embedded import TEXT_KEY, read_description
 from .errors import ImageFileError, shown
+from .guard import ReadFiles, identity
 from .names import output_suffix, safe_stem, step_name, step_path
 from .paths import (
     TIFF_SUFFIXES,
     WRITABLE_SUFFIXES,
     check_input_file,
-    check_not_an_input,
     check_writable,
-    same_file,
     write_target,
 )
 from .read import decode, read_image, read_stack
@@ -28,6 +27,8 @@ from .tiff_stack import StackHeader, read_slices, read_stack_header
 from .write import to_uint8, write_image, write_stack
 
 __all__ = [
+    "ReadFiles",
+    "identity",
     "StackHeader",
     "atomic_write",
     "output_suffix",
@@ -43,14 +44,12 @@ __all__ = [
     "ImageFileError",
     "atomic_target",
     "check_input_file",
-    "check_not_an_input",
     "check_writable",
     "decode",
     "read_description",
     "read_image",
     "read_stack",
     "reduction_factor",
-    "same_file",
     "shown",
     "to_uint8",
     "write_image",

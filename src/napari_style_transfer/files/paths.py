@@ -11,7 +11,6 @@ import errno
 import os
 import stat
 import tempfile
-from collections.abc import Iterable
 from contextlib import suppress
 from pathlib import Path
 
@@ -142,34 +141,11 @@ def check_writable(path: str | os.PathLike) -> Path:
     return target
 
 
-def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """Whether two paths name one existing file (through symbolic or hard links too)."""
-    try:
-        return os.path.samefile(a, b)
-    except (OSError, ValueError):
-        return False
-
-
-def check_not_an_input(
-    output: str | os.PathLike, inputs: Iterable[tuple[str, str | os.PathLike | None]]
-) -> None:
-    """Refuse an output that is one of the inputs (``(what, path)`` pairs): writing would destroy it."""
-    target = write_target(output)
-    for what, path in inputs:
-        if path is not None and (same_file(path, target) or same_file(path, output)):
-            raise ImageFileError(
-                f"--output: {shown(output)} is the {what} file ({shown(path)}); writing the result there "
-                "would destroy it — choose another output file"
-            )
-
-
 __all__ = [
     "NAME_MAX",
     "TIFF_SUFFIXES",
     "WRITABLE_SUFFIXES",
     "check_input_file",
-    "check_not_an_input",
     "check_writable",
-    "same_file",
     "write_target",
 ]
