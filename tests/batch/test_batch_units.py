@@ -19,6 +19,7 @@ from napari_style_transfer.batch.report import BatchReport, BatchResult, is_curr
 from napari_style_transfer.engine import StyleConfig
 from napari_style_transfer.files import write_image
 from napari_style_transfer.files.atomic import atomic_write, host_tag
+from napari_style_transfer.files.fingerprint import file_sha256
 from napari_style_transfer.files.tiff_stack import read_slices, read_stack_header
 
 
@@ -98,17 +99,25 @@ def test_atomic_write_leaves_old_file_or_new_one_never_a_partial(tmp_path):
 def test_report_round_trip_decides_what_a_rerun_keeps(tmp_path):
     out = tmp_path / "o.png"
     out.write_bytes(b"png")
+    source = {"size": 3, "mtime_ns": 1, "sha256": "ab"}
+    identity = {"input_identity": source, "output_sha256": file_sha256(out)}
     report = BatchReport(tmp_path, {"size": 32}, "abc")
-    report.add(BatchResult(0, "o", "in/o.png", str(out), "done", seconds=1.5, worker="tcp://w"))
+    report.add(
+        BatchResult(0, "o", "in/o.png", str(out), "done", seconds=1.5, worker="tcp://w", identity=identity)
+    )
     report.add(BatchResult(1, "p", "in/p.png", str(tmp_path / "p.png"), "failed", "cannot read image"))
     report.save(finished=True)
     data = json.loads((tmp_path / "batch-report.json").read_text())
     assert data["summary"] == {"done": 1, "failed": 1, "skipped": 0, "cancelled": 0}
     assert data["items"][1]["message"] == "cannot read image" and data["settings"] == {"size": 32}
     previous = load_previous(tmp_path)
-    assert is_current(previous, str(out), "abc")
-    assert not is_current(previous, str(out), "other settings")
-    assert not is_current(previous, str(tmp_path / "p.png"), "abc")
+    assert is_current(previous, str(out), "abc", source)
+    assert not is_current(previous, str(out), "other settings", source)
+    assert not is_current(previous, str(out), "abc", {**source, "sha256": "cd"})  # another input, same name
+    assert not is_current(previous, str(out), "abc", None)  # an input that cannot be told: redone
+    assert not is_current(previous, str(tmp_path / "p.png"), "abc", source)
+    out.write_bytes(b"edited")
+    assert not is_current(previous, str(out), "abc", source)  # the output is no longer what was written
     assert (
         summary_line(Counter(done=7, failed=1), "OUT/batch-report.json")
         == "7 done, 1 failed: see OUT/batch-report.json"

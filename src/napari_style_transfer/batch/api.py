@@ -20,12 +20,21 @@ from ..engine.events import StopRequest, should_stop
 from ..engine.guidance import Guidance, StackOptions
 from ..engine.scales import scale_sizes
 from ..files import ImageFileError
+from ..files.fingerprint import file_sha256, fingerprint
 from ..messages import first_line
-from .items import BatchError, BatchItem, is_reader, settings_id, settings_record
+from .items import BatchError, BatchItem, array_digest, is_reader, settings_id, settings_record
 from .options import BatchOptions, BatchStart, RunOptions, run_options
 from .partials import remove_partials
 from .plan import Plan, StackState, is_array, make_plan
-from .report import BatchReport, BatchResult, is_current, load_previous
+from .report import (
+    IDENTITY_KEYS,
+    BatchReport,
+    BatchResult,
+    entry_is_current,
+    is_current,
+    load_previous,
+    load_previous_chunks,
+)
 from .stacks import assemble_stack, finish_zarr, remove_parts
 from .work import JOB_LIMITS, BatchJob, run_chunk, run_item, stack_limits, stop_job
 
@@ -138,22 +147,32 @@ class _BatchRun:
         if out_dir is None:
             return
         remove_partials(out_dir)
+        for state in self.plan.stacks.values():
+            state.identity = fingerprint(state.source)
         if self.options.overwrite:
             for state in self.plan.stacks.values():
                 remove_parts(state.folder)
             return
-        previous = load_previous(out_dir)
+        previous, chunks = load_previous(out_dir), load_previous_chunks(out_dir)
         for state in self.plan.stacks.values():
-            if is_current(previous, state.output, self.settings_id):
+            if is_current(previous, state.output, self.settings_id, state.identity):
                 self.current_stacks.add(state.source)
         for item in self.plan.items:
             if item.index in self.finished:
                 continue
             if item.slices is None:
-                if item.output is not None and is_current(previous, item.output, self.settings_id):
-                    yield self._record(self._plain(item, "skipped"))
-            elif item.source in self.current_stacks or self._part_done(item):
+                entry = previous.get(item.output) if item.output is not None else None
+                if entry_is_current(entry, item.output, self.settings_id, self._input_identity(item)):
+                    yield self._record(self._plain(item, "skipped", identity=_kept(entry)))
+            elif item.source in self.current_stacks or self._part_current(item, chunks):
                 yield from self._chunk_finished(item, self._plain(item, "skipped"))
+
+    def _input_identity(self, item: BatchItem) -> dict[str, Any] | None:
+        """What the item's input is now (None: it cannot be told without reading it: never skipped)."""
+        if item.source is not None:
+            return fingerprint(item.source)
+        array = self.plan.arrays.get(item.index)
+        return {"digest": array_digest(array)} if isinstance(array, np.ndarray) else None
 
     def _plain(self, item: BatchItem, status: str, message: str = "", **fields: Any) -> BatchResult:
         return BatchResult(
@@ -174,10 +193,15 @@ class _BatchRun:
             path for start, _, path in state.parts if item.slices is not None and start == item.slices[0]
         )
 
-    def _part_done(self, item: BatchItem) -> bool:
-        """A chunk an interrupted run finished: its part is there (for zarr, a marker and the store)."""
-        store = self.plan.stacks[str(item.source)].store
-        return self._part(item).is_file() and (store is None or store.is_dir())
+    def _part_current(self, item: BatchItem, chunks: dict[tuple[str, int], dict[str, Any]]) -> bool:
+        """A chunk an interrupted run finished from this very stack: its part is there and still what
+        that run wrote (for zarr, a marker and the store), and the stack is the same file content."""
+        state = self.plan.stacks[str(item.source)]
+        part = self._part(item)
+        if not part.is_file() or (state.store is not None and not state.store.is_dir()):
+            return False
+        entry = chunks.get((str(item.source), item.slices[0])) if item.slices is not None else None
+        return entry_is_current(entry, part, self.settings_id, state.identity)
 
     def _record(self, result: BatchResult) -> BatchResult:
         if result.kind != "stack":
@@ -322,6 +346,7 @@ class _BatchRun:
             worker=out["worker"],
             result=out.get("result"),
             info=info,
+            identity=out.get("identity") or {},
         )
 
     def _halt(self) -> list[BatchResult]:
@@ -356,6 +381,11 @@ class _BatchRun:
     # -- stacks
     def _chunk_finished(self, item: BatchItem, result: BatchResult) -> Iterator[BatchResult]:
         state = self.plan.stacks[str(item.source)]
+        if result.status in ("done", "skipped"):
+            result.identity = {
+                "input_identity": state.identity,
+                "output_sha256": file_sha256(self._part(item)),
+            }
         state.remaining.discard(item.index)
         state.failed = state.failed or result.status == "failed"
         yield self._record(result)
@@ -367,7 +397,8 @@ class _BatchRun:
         if state.failed:
             return BatchResult(**base, status="failed", message="a chunk failed; the stack was not written")
         if state.source in self.current_stacks:
-            return BatchResult(**base, status="skipped")
+            identity = {"input_identity": state.identity, "output_sha256": file_sha256(state.output)}
+            return BatchResult(**base, status="skipped", identity=identity)
         started = time.perf_counter()
         try:
             finish = finish_zarr if state.zarr else assemble_stack
@@ -376,7 +407,9 @@ class _BatchRun:
             return BatchResult(**base, status="failed", message=f"assembling the stack: {first_line(exc)}")
         remove_parts(state.folder)
         info["chunk"] = self.options.chunk
-        return BatchResult(**base, status="done", seconds=round(time.perf_counter() - started, 3), info=info)
+        identity = {"input_identity": state.identity, "output_sha256": file_sha256(state.output)}
+        seconds = round(time.perf_counter() - started, 3)
+        return BatchResult(**base, status="done", seconds=seconds, info=info, identity=identity)
 
     # -- always
     def _finish(self) -> None:
@@ -409,6 +442,11 @@ class _BatchRun:
                 continue
             if file_identity(item.output) not in (None, self.before.get(item.index)):
                 self._record(self._plain(item, "done", "finished while the batch was stopping"))
+
+
+def _kept(entry: dict[str, Any] | None) -> dict[str, Any]:
+    """The identity a kept output's entry carries forward (so the next re-run can check it again)."""
+    return {k: entry[k] for k in IDENTITY_KEYS if entry and k in entry}
 
 
 def wait_done(futures: Sequence[Any], timeout: float) -> bool:

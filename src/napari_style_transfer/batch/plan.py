@@ -39,6 +39,8 @@ class StackState:
     failed: bool = False
     #: The chunks write into a zarr store in ``folder`` (the parts are markers), not .npy parts.
     zarr: bool = False
+    #: The stack file's size, modification time and hash when the batch started (resume compares it).
+    identity: dict[str, Any] | None = None
 
     @property
     def store(self) -> Path | None:

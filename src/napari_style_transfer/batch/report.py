@@ -14,10 +14,13 @@ from typing import Any
 import numpy as np
 
 from ..files.atomic import write_json_atomic
+from ..files.fingerprint import file_sha256
 
 REPORT_NAME = "batch-report.json"
 #: Item statuses: the issue's three, and 'cancelled' for items a stop or Ctrl-C left undone.
 STATUSES = ("done", "failed", "skipped", "cancelled")
+#: What an entry records so that a re-run can tell the same input and output from the same names.
+IDENTITY_KEYS = ("input_identity", "output_sha256")
 
 
 @dataclass
@@ -36,6 +39,9 @@ class BatchResult:
     slices: tuple[int, int] | None = None
     result: np.ndarray | None = field(default=None, repr=False)  # when there is no OUT_DIR
     info: dict[str, Any] = field(default_factory=dict)  # prep_id, shape; stacks: flicker
+    #: What a re-run compares before it keeps the output: ``input_identity`` (the input's size,
+    #: modification time and hash, or an array's digest) and ``output_sha256``.
+    identity: dict[str, Any] = field(default_factory=dict)
 
     def entry(self, settings_id: str) -> dict[str, Any]:
         """The report's line for this item."""
@@ -50,6 +56,7 @@ class BatchResult:
         }
         if self.slices is not None:
             out["slices"] = list(self.slices)
+        out.update({k: self.identity[k] for k in IDENTITY_KEYS if k in self.identity})
         return out
 
 
@@ -57,27 +64,52 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _entries(out_dir: str | Path) -> list[dict[str, Any]]:
+    try:
+        data = json.loads((Path(out_dir) / REPORT_NAME).read_text(encoding="utf-8"))
+        entries = [*data.get("items", []), *data.get("stacks", [])]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return []
+    return [e for e in entries if isinstance(e, dict) and e.get("output")]
+
+
 def load_previous(out_dir: str | Path) -> dict[str, dict[str, Any]]:
     """The last report's entries by output path (items and stacks); empty when there is none or it is unreadable."""
-    path = Path(out_dir) / REPORT_NAME
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        entries = [*data.get("items", []), *data.get("stacks", [])]
-        return {
-            e["output"]: e for e in entries if isinstance(e, dict) and e.get("output") and "slices" not in e
-        }
-    except (OSError, ValueError, TypeError, AttributeError):
-        return {}
+    return {e["output"]: e for e in _entries(out_dir) if "slices" not in e}
 
 
-def is_current(previous: dict[str, dict[str, Any]], output: str, settings_id: str) -> bool:
-    """Whether ``output`` exists and the last report says this run's settings made it."""
-    entry = previous.get(output)
+def load_previous_chunks(out_dir: str | Path) -> dict[tuple[str, int], dict[str, Any]]:
+    """The last report's stack chunks by (input, first slice)."""
+    chunks = {}
+    for e in _entries(out_dir):
+        slices = e.get("slices")
+        if isinstance(slices, list) and slices and isinstance(slices[0], int):
+            chunks[(str(e.get("input")), slices[0])] = e
+    return chunks
+
+
+def is_current(
+    previous: dict[str, dict[str, Any]], output: str, settings_id: str, input_identity: dict | None
+) -> bool:
+    """Whether a re-run may keep ``output``: the last report says these settings made it, from an input
+    whose identity (size, modification time and content hash, or an array's digest) is still
+    ``input_identity``, and the output still holds what that run wrote. Names alone never suffice:
+    an input edited in place, or a new image under an old name, is stylised again."""
+    return entry_is_current(previous.get(output), output, settings_id, input_identity)
+
+
+def entry_is_current(
+    entry: dict[str, Any] | None, output: str | Path, settings_id: str, input_identity: dict | None
+) -> bool:
+    """:func:`is_current` of one report entry; ``output`` is the file the entry stands for."""
+    if entry is None or input_identity is None:
+        return False
     return (
-        entry is not None
-        and entry.get("status") in ("done", "skipped")
+        entry.get("status") in ("done", "skipped")
         and entry.get("settings_id") == settings_id
-        and (Path(output).is_file() or (output.endswith(".zarr") and Path(output).is_dir()))
+        and entry.get("input_identity") == input_identity
+        and entry.get("output_sha256") is not None
+        and file_sha256(output) == entry.get("output_sha256")
     )
 
 

@@ -27,10 +27,11 @@ from ..engine.stylizer import Stylizer
 from ..engine.vgg import WeightsError
 from ..files import ImageFileError, read_image, write_image
 from ..files.atomic import atomic_write, save_array_atomic
+from ..files.fingerprint import file_sha256, fingerprint
 from ..files.tiff_stack import StackHeader, TiffSlices, read_slices
 from ..messages import first_line
 from .allocator import restore_allocator_reuse
-from .items import BatchItem, is_reader
+from .items import BatchItem, array_digest, is_reader
 from .zarr_stack import write_slices
 
 #: Errors that the same input would raise again: the item fails at once (no retry).
@@ -226,8 +227,13 @@ def run_item(
     """
     start = time.perf_counter()
     address, name = _worker()
+    identity: dict[str, Any] = {}
     try:
         state = prepared(key, name)
+        if item.source is not None and content is None:
+            identity["input_identity"] = fingerprint(item.source)  # before it is read: an edit shows
+        elif isinstance(content, np.ndarray):
+            identity["input_identity"] = {"digest": array_digest(content)}
         if is_reader(content):
             try:
                 content = read_here(content)
@@ -242,6 +248,7 @@ def run_item(
                 return _outcome(item, "cancelled", start, address, message="stopped before it finished")
             if item.output is not None:
                 write_image(item.output, result)  # atomic: a temporary file, then a rename
+                identity["output_sha256"] = file_sha256(item.output)
     except INPUT_ERRORS as exc:
         message = first_line(exc)
         if isinstance(exc, ImageError) and message.startswith("content:") and item.source is not None:
@@ -255,6 +262,7 @@ def run_item(
         prep_id=state.prep_id,
         shape=list(result.shape),
         result=None if item.output is not None else result,
+        identity=identity,
     )
 
 
