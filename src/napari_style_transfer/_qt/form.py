@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from magicgui.widgets import (
@@ -67,15 +68,41 @@ class Control:
     def set(self, value: Any) -> None:
         self.widget.value = value
 
+    def shows(self, value: Any) -> bool:
+        """Whether the control now shows ``value`` itself (not a rounded, clipped or converted one)."""
+        return same_value(self.get(), value)
+
+    def try_set(self, value: Any) -> bool:
+        """Set ``value`` if the control can show it exactly; otherwise leave every widget of the
+        row as it was (a compound control may have changed a part before refusing) and say False."""
+        widgets = value_widgets(self.row)
+        before = [widget.value for widget in widgets]
+        try:
+            self.set(value)
+            shown = self.shows(value)
+        except (ValueError, TypeError, OverflowError, ConfigError):
+            shown = False
+        if not shown:
+            restore_widgets(widgets, before)
+        return shown
+
 
 class LayersControl(Control):
     """VGG layer names as comma-separated text."""
 
     def get(self) -> tuple[str, ...]:
-        return tuple(v for v in str(self.widget.value).replace(",", " ").split() if v)
+        return layer_names(self.widget.value)
 
     def set(self, value: Any) -> None:
         self.widget.value = value if isinstance(value, str) else ", ".join(value)
+
+    def shows(self, value: Any) -> bool:
+        return same_value(self.get(), layer_names(value) if isinstance(value, str) else value)
+
+
+def layer_names(text: Any) -> tuple[str, ...]:
+    """'relu1_1, relu2_1' → ('relu1_1', 'relu2_1')."""
+    return tuple(v for v in str(text).replace(",", " ").split() if v)
 
 
 class NumbersControl(Control):
@@ -93,7 +120,14 @@ class NumbersControl(Control):
             ) from None
 
     def set(self, value: Any) -> None:
-        self.widget.value = "" if value is None else ", ".join(f"{float(v):g}" for v in value)
+        self.widget.value = "" if value is None else ", ".join(number_text(v) for v in value)
+
+
+def number_text(value: Any) -> str:
+    """A number as short text that reads back as the same float ('0.5', '1e-05', '0.123456789')."""
+    number = float(value)
+    text = f"{number:g}"
+    return text if float(text) == number else repr(number)
 
 
 class OptionalControl(Control):
@@ -239,6 +273,9 @@ class WeightsControl(Control):
             self.widget.value = "file"
             self.file.value = value
 
+    def shows(self, value: Any) -> bool:
+        return self.get() == (value if value in self.spec.choices else str(Path(value)))
+
 
 def strength_position(value: float) -> int:
     """Slider position (0-300) of a style weight (0.1-100, log scale)."""
@@ -374,24 +411,46 @@ class SettingsForm:
     def set_values(self, values: dict[str, Any]) -> list[str]:
         """Set the controls of the options in ``values`` (others are left out: they are no control's).
 
-        Returns the names whose value a control refused (e.g. a choice it does not offer).
+        Returns the names whose value a control cannot show (a choice it does not offer, a
+        number beyond its range or finer than its steps, a value of the wrong kind): those
+        settings are left exactly as they were, every widget of their row included.
         """
-        refused = []
-        for name, value in values.items():
-            control = self.controls.get(name)
-            if control is None:
-                continue
-            try:
-                control.set(value)
-            except (ValueError, TypeError):
-                refused.append(name)
-        return refused
+        controls = self.controls
+        return [
+            name for name, value in values.items() if name in controls and not controls[name].try_set(value)
+        ]
 
     def connect_changed(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` whenever the user changes any control (every value widget of every row)."""
         for control in self.controls.values():
             for widget in value_widgets(control.row):
                 widget.changed.connect(lambda *_: callback())
+
+
+def same_value(shown: Any, wanted: Any) -> bool:
+    """Whether a control's value is ``wanted`` itself: the same kind (a check box's True is no 1)
+    and, for numbers, the same number (a spin box's rounding or clipping is another value)."""
+    if isinstance(wanted, (list, tuple)):
+        alike = isinstance(shown, (list, tuple)) and len(shown) == len(wanted)
+        return alike and all(same_value(a, b) for a, b in zip(shown, wanted))
+    if isinstance(wanted, bool) or isinstance(shown, bool):
+        return isinstance(wanted, bool) and isinstance(shown, bool) and wanted == shown
+    if isinstance(wanted, (int, float)) and isinstance(shown, (int, float)):
+        return shown == wanted or math.isclose(shown, wanted, rel_tol=1e-9, abs_tol=0.0)
+    return type(shown) is type(wanted) and shown == wanted
+
+
+def restore_widgets(widgets: list[ValueWidget], values: list[Any]) -> None:
+    """Put each widget back to its value, as a change (so that what follows a widget follows it
+    back); a widget that another one moved on the way (a slider beside its number) is put back
+    quietly."""
+    for widget, value in zip(widgets, values):
+        if widget.value != value:
+            widget.value = value
+    for widget, value in zip(widgets, values):
+        if widget.value != value:
+            with widget.changed.blocked():
+                widget.value = value
 
 
 def value_widgets(widget: Widget) -> list[ValueWidget]:

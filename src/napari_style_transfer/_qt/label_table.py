@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 from magicgui.widgets import ComboBox, Container, Label
 
-from ..plugin.layers import full_data, label_values, lazy_label_values
+from ..plugin.label_masks import label_values, lazy_label_values
+from ..plugin.layers import full_data
 
 #: The table lists at most this many label values (others keep the content).
 MAX_MASK_LABELS = 10

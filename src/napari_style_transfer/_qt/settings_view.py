@@ -5,7 +5,9 @@ It works on a :class:`~.form.SettingsForm` through plain values (``form.values``
 ``settings/store.py`` (Qt-free), and so do the last-used settings, restored when the widget
 opens and saved (atomically, half a second after the last change, and when the widget
 closes) to the user's config folder. A settings file that cannot be used is said in one
-notification and ignored.
+notification and ignored; a value that the form cannot show (a device this machine lacks, a
+number beyond a control's range or finer than its steps) leaves that setting as it was, and
+one notification names it.
 """
 
 from __future__ import annotations
@@ -107,7 +109,12 @@ class SettingsView(QObject):
             return
         refused = self._apply(values)
         if refused:
-            show_warning(f"Style Transfer: preset {name!r} left {', '.join(refused)} as they were.")
+            with self.preset.changed.blocked():  # the settings are not the preset's
+                self.preset.value = CUSTOM
+            show_warning(
+                f"Style Transfer: preset {name!r} holds values this panel cannot show "
+                f"({refused_text(values, refused)}); those settings were left as they were."
+            )
         self._schedule()
 
     def apply_preset(self, name: str) -> None:
@@ -164,7 +171,8 @@ class SettingsView(QObject):
         refused = self._apply(values)
         if refused:
             show_info(
-                f"Style Transfer: saved settings that do not apply here were left out: {', '.join(refused)}."
+                "Style Transfer: the saved settings hold values this panel cannot show "
+                f"({refused_text(values, refused)}); those settings were left as they were."
             )
 
     def _on_form_changed(self) -> None:
@@ -194,3 +202,8 @@ class SettingsView(QObject):
             if not getattr(self, "_write_failed", False):
                 self._write_failed = True
                 show_warning(f"Style Transfer: cannot save the settings for next time ({exc}).")
+
+
+def refused_text(values: dict[str, Any], refused: list[str]) -> str:
+    """'seed = 1099511627776, device = 'cuda''."""
+    return ", ".join(f"{name} = {values[name]!r}" for name in refused)

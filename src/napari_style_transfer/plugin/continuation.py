@@ -2,9 +2,11 @@
 
 No Qt here. A result layer's metadata (``result_metadata.result_metadata``) records the settings,
 the content layer, the styles (layers by name, files by path, gallery styles by key) and the
-mask. :func:`continue_choices` finds them again and builds a run of N more iterations that
-starts from the result's image at the result's run size (one scale: the coarse scales are
-done), with the same output options (a full-size result stays full size).
+mask, and what identifies each of those layers beyond its name (``identity.py``): a layer of
+that name that holds another image is refused in one sentence (results made before this was
+recorded are found by name only). :func:`continue_choices` finds them again and builds a run
+of N more iterations that starts from the result's image at the result's run size (one scale:
+the coarse scales are done), with the same output options (a full-size result stays full size).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from typing import Any
 from ..engine.options import TUPLE_KINDS, option_spec, option_specs
 from ..settings import OUTPUT_SPECS
 from .faults import UserError
+from .identity import check_identity
 from .layers import is_result_layer
 from .run_request import RunChoices
-from .sources import resolve_style
+from .sources import is_source, resolve_style
 
 #: Settings that the run's layers give (or Continue sets), not the recorded config.
 NOT_RECORDED_GROUPS = ("inputs",)
@@ -37,10 +40,12 @@ def recorded_params(config: dict[str, Any], iterations: int) -> dict[str, Any]:
     return params
 
 
-def find_layer(name: Any, layers: Iterable[Any], what: str) -> Any:
-    """The layer called ``name``; UserError saying it is gone otherwise."""
+def find_layer(name: Any, layers: Iterable[Any], what: str, identity: Any = None) -> Any:
+    """The layer called ``name``; UserError saying it is gone otherwise, or, when the result
+    recorded the ``identity`` of the image it was made from, that the layer is another image."""
     for layer in layers:
         if layer.name == name:
+            check_identity(identity, layer, what)
             return layer
     raise UserError(f"The {what} '{name}' of this result is gone; open it again to continue.")
 
@@ -61,14 +66,19 @@ def continue_choices(
     if int(iterations) < 1:
         raise UserError("Continue: the number of iterations must be 1 or more.")
     layers = list(layers)
-    content = find_layer(meta.get("content_layer"), layers, "content layer")
+    identities = meta.get("input_identities")
+    identities = identities if isinstance(identities, dict) else {}
+    content = find_layer(meta.get("content_layer"), layers, "content layer", identities.get("content"))
     records = meta.get("styles") or [{"layer": name} for name in meta.get("style_layers", ())]
     styles = [resolve_style(record, layers) for record in records]
+    for style, recorded in zip(styles, identities.get("styles") or ()):
+        if recorded is not None and not is_source(style):
+            check_identity(recorded, style, "style layer")
     config = dict(meta.get("config") or {})
     weights = config.get("style_blend_weights") or [1.0] * len(styles)
     mask = label_styles = None
     if meta.get("mask_layer") is not None:
-        mask = find_layer(meta["mask_layer"], layers, "mask layer")
+        mask = find_layer(meta["mask_layer"], layers, "mask layer", identities.get("mask"))
         label_styles = {int(k): int(v) for k, v in (meta.get("label_styles") or {}).items()}
     params = recorded_params(config, iterations)
     recorded = meta.get("settings") or {}

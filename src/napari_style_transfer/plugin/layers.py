@@ -2,9 +2,9 @@
 
 No Qt here; napari layer objects are used as duck-typed inputs (``data``, ``ndim``,
 ``multiscale``, ``rgb``, ``contrast_limits``). Everything a run needs is decided on the GUI
-thread from shapes and dtypes alone (:func:`plan_layer_read`, :func:`plan_mask_read`), and
-read later, in the worker thread (:meth:`LayerRead.read`), so that a lazy (dask, zarr)
-layer whose chunks are slow never freezes napari.
+thread from shapes and dtypes alone (:func:`plan_layer_read`; a Labels mask:
+``label_masks.plan_mask_read``), and read later, in the worker thread (:meth:`LayerRead.read`),
+so that a lazy (dask, zarr) layer whose chunks are slow never freezes napari.
 
 A read takes only what the run needs: the smallest pyramid level that is big enough, and
 for an image at least :data:`REDUCE_AT` times the needed size per side, block means read
@@ -316,65 +316,6 @@ def layer_contrast_limits(layer: Any, array: Any) -> tuple[float, float] | None:
     return low, high
 
 
-# ----------------------------------------------------------------------------- masks
-
-
-def label_values(layer: Any, limit: int | None = None) -> list[int]:
-    """The label values present in a Labels layer (sorted; at most ``limit``)."""
-    values = [int(v) for v in np.unique(np.asarray(full_data(layer)))]
-    return values if limit is None else values[:limit]
-
-
-def lazy_label_values(layer: Any) -> list[int]:
-    """The label values of a lazy (dask, zarr) Labels layer, found chunk by chunk (slow: not on the GUI thread)."""
-    import dask.array as da
-
-    data = full_data(layer)
-    array = data if isinstance(data, da.Array) else da.from_array(data, chunks="auto")
-    return [int(v) for v in da.unique(array).compute()]
-
-
-@dataclass(frozen=True)
-class MaskRead:
-    """A Labels layer to read as an int64 label image of ``size`` (nearest neighbour), in the worker."""
-
-    source: Any
-    size: tuple[int, int]
-
-    def read(self) -> np.ndarray:
-        labels = np.array(self.source, copy=True).astype(np.int64)
-        shape = labels.shape
-        if tuple(self.size) != shape:
-            h, w = self.size
-            rows = np.minimum((np.arange(h) + 0.5) * shape[0] / h, shape[0] - 1).astype(int)
-            cols = np.minimum((np.arange(w) + 0.5) * shape[1] / w, shape[1] - 1).astype(int)
-            labels = labels[np.ix_(rows, cols)]
-        return labels
-
-
-def plan_mask_read(
-    layer: Any, content_shape: Sequence[int], slice_hw: Sequence[int], content_name: str
-) -> MaskRead:
-    """Check a mask layer and say how to read it at the run's (H, W) ``slice_hw``.
-
-    Raises :class:`UserError` unless the layer is a 2D Labels layer of the content's (H, W).
-    """
-    from napari.layers import Labels
-
-    if not isinstance(layer, Labels):
-        raise UserError(
-            f"Layer '{layer.name}' is a {layer_kind(layer)} layer; choose a Labels layer as the mask."
-        )
-    shape = full_shape(layer)
-    if len(shape) != 2 or shape != tuple(int(v) for v in content_shape):
-        h, w = content_shape
-        raise UserError(
-            f"The mask '{layer.name}' has shape {shape}; it must be a 2D Labels layer of the same size as "
-            f"'{content_name}' ({h}×{w} px, height × width)."
-        )
-    return MaskRead(full_data(layer), (int(slice_hw[0]), int(slice_hw[1])))
-
-
 # ----------------------------------------------------------------------------- placement and display
 
 
@@ -406,29 +347,37 @@ def layer_display(layer: Any, contrast_limits: tuple[float, float] | None) -> di
 
 
 def result_geometry(
-    geometry: dict[str, Any], content_shape: Sequence[int], result_shape: Sequence[int]
+    geometry: dict[str, Any],
+    content_shape: Sequence[int],
+    result_shape: Sequence[int],
+    lead_offset: Sequence[int] = (),
 ) -> dict[str, Any]:
     """Transform kwargs that lay a result of ``result_shape`` exactly over the content.
 
-    A result pixel ``j`` covers content pixel coordinate ``c = f·(j + ½) − ½`` with
-    ``f = content_shape / result_shape`` (pixel centres at integer coordinates, so the outer
-    edges line up). The content's scale, shear and rotation act on ``c``; so the result gets
-    scale ``scale·f`` and a translate that adds the content's linear map of ``f/2 − ½``.
+    ``geometry`` is the content's (:func:`layer_geometry`, 2D or nD); ``content_shape`` and
+    ``result_shape`` are the (H, W) of its slices (the last two axes). A result pixel ``j``
+    covers content pixel coordinate ``c = f·(j + ½) − ½`` with ``f = content_shape /
+    result_shape`` (pixel centres at integer coordinates, so the outer edges line up); on
+    the leading axes of an nD content ``c = j + lead_offset`` (a one-slice result of slice
+    ``lead_offset``; none: every slice). The content's whole data→world transform (scale,
+    shear, rotation, affine) acts on ``c``; so the result gets scale ``scale·f`` and a
+    translate that adds the content's linear map of the offset of ``c``.
     """
     from napari.utils.transforms import CompositeAffine
 
-    factor = np.asarray(content_shape[:2], dtype=float) / np.asarray(result_shape[:2], dtype=float)
-    offset = 0.5 * factor - 0.5
+    scale = np.asarray(geometry["scale"], dtype=float)
+    n = scale.size
+    factor = np.ones(n)
+    factor[-2:] = np.asarray(content_shape[:2], dtype=float) / np.asarray(result_shape[:2], dtype=float)
+    offset = np.zeros(n)
+    offset[-2:] = 0.5 * factor[-2:] - 0.5
+    offset[: len(lead_offset)] = np.asarray(lead_offset, dtype=float)
     linear = CompositeAffine(
-        scale=geometry["scale"],
-        translate=np.zeros(2),
-        rotate=geometry["rotate"],
-        shear=geometry["shear"],
-        ndim=2,
+        scale=scale, translate=np.zeros(n), rotate=geometry["rotate"], shear=geometry["shear"], ndim=n
     )
     out = {
-        "scale": geometry["scale"] * factor,
-        "translate": geometry["translate"] + linear(offset),
+        "scale": scale * factor,
+        "translate": np.asarray(geometry["translate"], dtype=float) + linear(offset),
         "rotate": geometry["rotate"],
         "shear": geometry["shear"],
         "affine": geometry["affine"],

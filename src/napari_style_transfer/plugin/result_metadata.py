@@ -1,11 +1,13 @@
 """What a result layer records in its metadata: every setting, the inputs, and how the run went.
 
 No Qt here. File ▸ Save Layer embeds ``settings`` in the file, ``--config`` and Continue read it
-back (``continuation.py``).
+back (``continuation.py``). ``input_identities`` says which images the input layers held
+(``identity.py``), so that Continue refuses a layer that has the name but not the image.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from ..engine import ProgressEvent
@@ -38,6 +40,9 @@ def result_metadata(request: RunRequest, event: ProgressEvent | None = None) -> 
     if request.mask_name is not None:
         meta["mask_layer"] = request.mask_name
         meta["label_styles"] = {str(k): v for k, v in (request.label_styles or {}).items()}
+    if request.identities is not None:
+        # what Continue checks the layers found by name against (identity.py)
+        meta["input_identities"] = copy.deepcopy(request.identities)
     meta.update(start_metadata(request, meta))
     if event is not None:
         meta.update(

@@ -30,9 +30,10 @@ from ..engine import (
 )
 from ..settings import split_values
 from .faults import UserError
+from .identity import layer_identity
+from .label_masks import MaskRead, plan_mask_read
 from .layers import (
     LayerRead,
-    MaskRead,
     base_shape,
     check_2d_image,
     current_slice_index,
@@ -42,7 +43,6 @@ from .layers import (
     layer_geometry,
     lead_shape,
     plan_layer_read,
-    plan_mask_read,
     plan_stack_read,
     read_layer,
     result_geometry,
@@ -118,6 +118,9 @@ class RunRequest:
     previews: PreviewSaver | None = None
     #: Continue: the name of the result this run goes on from.
     continued_from: str | None = None
+    #: What identifies each input layer beyond its name (``identity.layer_identity``):
+    #: {'content': …, 'styles': [… or None for a file or gallery style], 'mask': … or None}.
+    identities: dict[str, Any] | None = None
     #: The output option: the final image upsampled to ``content_shape`` (in the worker).
     full_size: bool = False
 
@@ -171,31 +174,11 @@ class RunRequest:
         return StackOptions(rgb=self.rgb, coherence=self.coherence)
 
     def placement(self, result_hw: Sequence[int]) -> dict[str, Any]:
-        """Transform kwargs for a result with slices of ``result_hw`` (nD: all axes)."""
-        if self.stack is None:
-            return result_geometry(self.geometry, self.content_shape, result_hw)
-        geo = self.geometry
-        n = len(self.lead)
-        flat = {
-            "scale": geo["scale"][-2:],
-            "translate": geo["translate"][-2:],
-            "rotate": np.eye(2),
-            "shear": np.zeros(1),
-            "affine": np.eye(3),
-        }
-        inner = result_geometry(flat, self.content_shape, result_hw)
-        lead_scale = np.asarray(geo["scale"][:n], dtype=float)
-        lead_translate = np.asarray(geo["translate"][:n], dtype=float)
-        if self.stack == "slice":
-            lead_translate = lead_translate + np.asarray(self.slice_index, dtype=float) * lead_scale
-        out: dict[str, Any] = {
-            "scale": np.concatenate([lead_scale, inner["scale"]]),
-            "translate": np.concatenate([lead_translate, inner["translate"]]),
-        }
-        for name in ("units", "axis_labels"):
-            if name in geo:
-                out[name] = geo[name]
-        return out
+        """Transform kwargs for a result with slices of ``result_hw``: the content's whole data→world
+        transform (nD too: rotate, shear, affine), the scale adjusted for the result's pixel size,
+        and for one slice of a stack, placed at that slice."""
+        lead_offset = self.slice_index if self.stack == "slice" else ()
+        return result_geometry(self.geometry, self.content_shape, result_hw, lead_offset)
 
 
 def check_inputs(content_layer: Any, styles: Sequence[tuple[Any, float]]) -> list[tuple[Any, float]]:
@@ -258,7 +241,8 @@ class RunChoices:
 
     ``styles``: (layer or source, blend weight) pairs. An nD content runs slice by slice:
     ``stack`` "slice" (the slice shown at the world ``point``) or "all"; an nD style uses its
-    slice at ``point``. ``mask_layer``: a 2D Labels layer of the content's (H, W);
+    slice at ``point``. ``mask_layer``: a 2D Labels layer over the content (its (H, W) on the
+    content's grid, or resampled from another scale and translation, see ``label_masks``);
     ``label_styles``: label → style index (labels left out keep the content). ``init_layer``:
     the start image when ``params['init']`` is 'image'. ``previews``: (folder, N) saves every
     Nth preview. ``continued_from``: the name of the result a Continue run goes on from.
@@ -336,7 +320,7 @@ def prepare(choices: RunChoices) -> RunRequest:
     content_shape = base_shape(content_layer)
     mask_read = None
     if mask_layer is not None:
-        mask_read = plan_mask_read(mask_layer, content_shape, slice_hw, content_layer.name)
+        mask_read = plan_mask_read(mask_layer, content_layer, slice_hw)
         check_label_styles(label_styles, len(style_reads))
     request = RunRequest(
         config=config,
@@ -366,6 +350,7 @@ def prepare(choices: RunChoices) -> RunRequest:
         init_contrast_limits=None if init_read is None else layer_contrast_limits(init_layer, init_read),
         continued_from=choices.continued_from,
         full_size=bool(output.get("full_size", False)),
+        identities=input_identities(content_layer, picked, mask_layer),
     )
     if choices.previews is not None:
         request.previews = plan_previews(request, *choices.previews)
@@ -407,6 +392,15 @@ def plan_style_reads(
         )
         for style in styles
     ]
+
+
+def input_identities(content: Any, styles: Sequence[Any], mask: Any) -> dict[str, Any]:
+    """What a result records to know its input layers again (Continue): cheap, reads no lazy data."""
+    return {
+        "content": layer_identity(content),
+        "styles": [None if is_source(style) else layer_identity(style) for style in styles],
+        "mask": None if mask is None else layer_identity(mask),
+    }
 
 
 def check_label_styles(label_styles: dict[int, int] | None, n_styles: int) -> None:
