@@ -47,7 +47,13 @@ def _report_has_done(path: Path) -> bool:
         return False
 
 
-def test_ctrl_c_keeps_finished_outputs_writes_the_report_and_no_partial_file(inputs, tmp_path):
+@pytest.mark.parametrize(
+    ("sig", "code", "word"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
+)
+def test_ctrl_c_keeps_finished_outputs_writes_the_report_and_no_partial_file(
+    inputs, tmp_path, sig, code, word
+):
+    """Ctrl-C (130, "interrupted") and SIGTERM (143, "terminated") end a batch the same way."""
     folder, style = inputs
     out = tmp_path / "out"
     argv = [
@@ -72,13 +78,13 @@ def test_ctrl_c_keeps_finished_outputs_writes_the_report_and_no_partial_file(inp
     )
     try:
         _wait_for(lambda: _report_has_done(out / "batch-report.json"), 240, "a first finished item")
-        os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the whole process group
+        os.killpg(proc.pid, sig)  # as Ctrl-C in a terminal, or a job scheduler: the whole process group
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, stderr
-    assert "interrupted: " in stderr and "Traceback" not in stderr + stdout
+    assert proc.returncode == code, stderr
+    assert f"batch: {word}: " in stderr and "Traceback" not in stderr + stdout
     report = json.loads((out / "batch-report.json").read_text())
     statuses = {Path(e["input"]).name: e["status"] for e in report["items"]}
     assert set(statuses.values()) <= {"done", "cancelled"} and "cancelled" in statuses.values()

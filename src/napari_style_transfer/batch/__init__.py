@@ -3,7 +3,8 @@ external), with atomic outputs, a report, resume and retries. ``distributed`` is
 when a batch runs."""
 
 from .api import stylize_batch
-from .items import BatchError, BatchItem, expand_inputs
+from .inputs import expand_inputs
+from .items import BatchError, BatchItem
 from .options import BatchOptions, BatchStart
 from .report import REPORT_NAME, BatchReport, BatchResult, summary_line
 

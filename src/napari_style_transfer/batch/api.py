@@ -19,7 +19,7 @@ from ..engine.config import ConfigError, StyleConfig
 from ..engine.events import StopRequest, should_stop
 from ..engine.guidance import Guidance, StackOptions
 from ..engine.scales import scale_sizes
-from ..files import ImageFileError
+from ..files import ImageFileError, check_writable
 from ..files.fingerprint import file_sha256, fingerprint
 from ..messages import first_line
 from .items import BatchError, BatchItem, array_digest, is_reader, settings_id, settings_record
@@ -112,9 +112,10 @@ class _BatchRun:
             limits=options.contrast_limits,
             protect=options.protect,
         )
-        self.report = (
-            BatchReport(options.out_dir, self.settings, self.settings_id) if options.out_dir else None
-        )
+        self.report = None
+        if options.out_dir is not None:
+            self.report = BatchReport(options.out_dir, self.settings, self.settings_id)
+            check_writable(self.report.path, (".json",))  # a folder in its place, a read-only folder…
         self.finished: set[int] = set()
         self.cancelled: set[int] = set()
         self.writing: set[int] = set()  # items the workers said were writing when the batch stopped
@@ -162,7 +163,9 @@ class _BatchRun:
                 continue
             if item.slices is None:
                 entry = previous.get(item.output) if item.output is not None else None
-                if entry_is_current(entry, item.output, self.settings_id, self._input_identity(item)):
+                if entry is not None and entry_is_current(
+                    entry, item.output, self.settings_id, self._input_identity(item)
+                ):
                     yield self._record(self._plain(item, "skipped", identity=_kept(entry)))
             elif item.source in self.current_stacks or self._part_current(item, chunks):
                 yield from self._chunk_finished(item, self._plain(item, "skipped"))

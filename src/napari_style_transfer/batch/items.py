@@ -3,12 +3,10 @@ name, and the settings id that says whether an existing output can be kept on a 
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,8 +14,6 @@ import numpy as np
 from ..engine.config import ConfigError, StyleConfig
 from ..engine.guidance import Guidance
 
-#: File names a folder or glob INPUT contributes (case-insensitive).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 #: StyleConfig fields that do not change a result's pixels beyond rounding (not part of the settings id).
 NON_RESULT_FIELDS = ("device", "preview_every", "compile")
 
@@ -50,51 +46,6 @@ def is_reader(value: Any) -> bool:
         and not isinstance(value, np.ndarray)
         and not hasattr(value, "dask")
     )
-
-
-def _has_magic(text: str) -> bool:
-    return any(c in text for c in "*?[")
-
-
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and _is_image(p))
-
-
-def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
-
-
-def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
-    """Files, folders (their images, sorted) and glob patterns → the list of image paths, in order.
-
-    A named file is kept even when it is not readable (its item fails with a message); a
-    folder without images or a pattern matching nothing stops the batch (BatchError).
-    """
-    paths: list[Path] = []
-    for entry in inputs:
-        text = str(entry)
-        path = Path(text).expanduser()
-        if path.is_dir():
-            found = _images_in(path)
-            if not found:
-                raise BatchError(f"INPUT: folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        elif not path.exists() and _has_magic(text):
-            found = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if _is_image(Path(p)))
-            if not found:
-                raise BatchError(f"INPUT: pattern {text!r} matches no image")
-        else:
-            found = [path]
-        paths.extend(found)
-    seen: set[Path] = set()
-    unique = []
-    for path in paths:
-        key = path.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(path)
-    if not unique:
-        raise BatchError("INPUT: no images given")
-    return unique
 
 
 def check_unique_outputs(items: Sequence[BatchItem]) -> None:

@@ -13,11 +13,11 @@ from ..files.guard import ReadFiles
 from ..files.names import part_path, parts_folder, result_name
 from ..files.tiff_stack import StackHeader, read_stack_header
 from ..messages import first_line
+from .inputs import expand_inputs, same_file_key
 from .items import (
     BatchError,
     BatchItem,
     check_unique_outputs,
-    expand_inputs,
     is_reader,
     plan_chunks,
 )
@@ -178,7 +178,7 @@ def _make_plan(
     stack_suffix = output_suffix(None, ext, stack=True)
     if chunk is not None and stack_suffix == ZARR_SUFFIX:
         require_zarr()  # before anything runs
-    seen: set[Path] = set()
+    seen: set[object] = set()
     for number, entry in enumerate(entries):
         first = len(plan.items)
         _add_entry(plan, entry, out_dir, ext, chunk, settings_id, stack_suffix, seen)
@@ -196,7 +196,7 @@ def _add_entry(
     chunk: int | None,
     settings_id: str,
     stack_suffix: str,
-    seen: set[Path],
+    seen: set[object],
 ) -> None:
     """The items of one entry of a sequence of contents: a reader, an array, or a path, folder or pattern."""
     if is_reader(entry):
@@ -215,9 +215,9 @@ def _add_entry(
         _add_array_items(plan, entry, out_dir, output_suffix(None, ext))
         return
     for path in expand_inputs([entry]):
-        if path.resolve() in seen:
+        if same_file_key(path) in seen:
             continue
-        seen.add(path.resolve())
+        seen.add(same_file_key(path))
         if chunk is not None:
             if out_dir is None:
                 raise BatchError("out_dir: stacks are assembled in an output folder; give one")

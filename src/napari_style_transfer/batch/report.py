@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..files.atomic import write_json_atomic
+from ..files.errors import ImageFileError, reason, shown
 from ..files.fingerprint import file_sha256
 
 REPORT_NAME = "batch-report.json"
@@ -127,6 +128,8 @@ class BatchReport:
         self.stacks: dict[str, dict[str, Any]] = {}
         self.interval = interval
         self._saved = 0.0
+        #: Why the last save failed (the final save raises it again if it fails too).
+        self.error: ImageFileError | None = None
 
     def add(self, result: BatchResult) -> None:
         """Record (or update) one result and save when the last save is old enough."""
@@ -143,7 +146,10 @@ class BatchReport:
         else:
             self.items[result.index] = result.entry(self.settings_id)
         if time.monotonic() - self._saved >= self.interval:
-            self.save()
+            try:
+                self.save()
+            except ImageFileError as exc:  # kept for the final save: the batch goes on meanwhile
+                self.error = exc
 
     def counts(self) -> Counter:
         """Statuses of the items, plus stacks that failed to assemble."""
@@ -162,8 +168,12 @@ class BatchReport:
             "items": [self.items[i] for i in sorted(self.items)],
             "stacks": list(self.stacks.values()),
         }
-        write_json_atomic(self.path, data)
+        try:
+            write_json_atomic(self.path, data)
+        except OSError as exc:  # a full disk, a folder gone read-only: one line, never a traceback
+            raise ImageFileError(f"cannot write the batch report {shown(self.path)}: {reason(exc)}") from None
         self._saved = time.monotonic()
+        self.error = None
         return self.path
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,17 @@ def file_sha256(path: str | os.PathLike) -> str | None:
     None when there is nothing readable there."""
     path = Path(path)
     try:
-        if path.is_dir():
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
             digest = hashlib.sha256()
             for item in sorted(p for p in path.rglob("*") if p.is_file()):
                 digest.update(item.relative_to(path).as_posix().encode() + b"\0")
                 digest.update(bytes.fromhex(_hash_file(item)))
             return digest.hexdigest()
+        if not stat.S_ISREG(mode):  # a FIFO or a device: never opened (reading could block for ever)
+            return None
         return _hash_file(path)
-    except OSError:
+    except (OSError, ValueError):
         return None
 
 

@@ -90,7 +90,7 @@ def _name_max(folder: Path) -> int:
         return NAME_MAX
 
 
-def check_writable(path: str | os.PathLike) -> Path:
+def check_writable(path: str | os.PathLike, suffixes: tuple[str, ...] = WRITABLE_SUFFIXES) -> Path:
     """Raise ImageFileError unless an image can be written to ``path`` (checked before a long run).
 
     The folder must exist and take a new file (tried for real, so a read-only file system
@@ -99,8 +99,8 @@ def check_writable(path: str | os.PathLike) -> Path:
     will be written (through a symbolic link, its target).
     """
     path = as_path(path)
-    if path.suffix.lower() not in WRITABLE_SUFFIXES:
-        raise ImageFileError(f"cannot write {shown(path)}: use one of {', '.join(WRITABLE_SUFFIXES)}")
+    if path.suffix.lower() not in suffixes:
+        raise ImageFileError(f"cannot write {shown(path)}: use one of {', '.join(suffixes)}")
     if "\x00" in str(path):
         raise ImageFileError(f"cannot write {shown(path)}: the name contains a NUL character")
     target = write_target(path)

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from ..messages import first_line
-from .errors import ImageFileError
-from .paths import TIFF_SUFFIXES
+from .errors import ImageFileError, shown
+from .paths import TIFF_SUFFIXES, check_input_file
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,9 @@ class StackHeader:
 
 def read_stack_header(path: str | Path) -> StackHeader:
     """The stack's shape, dtype and whether its last axis is colour; ImageFileError when unreadable."""
-    path = Path(path)
-    if not path.exists():
-        raise ImageFileError(f"file not found: {path}")
+    path = check_input_file(path)  # a FIFO or a device is refused before it is opened: nothing blocks
     if path.suffix.lower() not in TIFF_SUFFIXES:
-        raise ImageFileError(f"--stack: {path} is not a TIFF stack (.tif or .tiff)")
+        raise ImageFileError(f"--stack: {shown(path)} is not a TIFF stack (.tif or .tiff)")
     try:
         import tifffile
 
@@ -58,13 +56,15 @@ def read_stack_header(path: str | Path) -> StackHeader:
                 np.dtype(series.dtype),
             )
     except Exception as exc:  # noqa: BLE001 - every reader failure means "unreadable"
-        raise ImageFileError(f"cannot read image {path}: {type(exc).__name__}: {first_line(exc)}") from exc
+        raise ImageFileError(
+            f"cannot read image {shown(path)}: {type(exc).__name__}: {first_line(exc)}"
+        ) from exc
     if len(axes) == len(shape):
         rgb = axes.endswith("S") and shape[-1] in (3, 4)
     else:
         rgb = len(shape) >= 3 and shape[-1] in (3, 4)
     if len(shape) - (1 if rgb else 0) < 2:
-        raise ImageFileError(f"--stack: {path} has shape {shape}, not a stack of 2D slices")
+        raise ImageFileError(f"--stack: {shown(path)} has shape {shape}, not a stack of 2D slices")
     return StackHeader(shape, dtype.str, rgb)
 
 
@@ -85,7 +85,9 @@ def read_slices(path: str | Path, start: int, stop: int, header: StackHeader) ->
             else:
                 data = series.asarray().reshape((header.n_slices, *header.slice_shape))[start:stop]
     except Exception as exc:  # noqa: BLE001
-        raise ImageFileError(f"cannot read image {path}: {type(exc).__name__}: {first_line(exc)}") from exc
+        raise ImageFileError(
+            f"cannot read image {shown(path)}: {type(exc).__name__}: {first_line(exc)}"
+        ) from exc
     return np.asarray(data).reshape((count, *header.slice_shape))
 
 
