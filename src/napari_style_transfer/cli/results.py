@@ -23,6 +23,22 @@ def result_image(job: Job, image: Any, rgb: bool) -> Any:
     return upsample_to(image, hw, rgb)
 
 
+def check_result_fits(job: Job) -> None:
+    """With ``--full-size``, refuse before the run a result that would not fit in memory at full size."""
+    if not job.output.get("full_size"):
+        return
+    import numpy as np
+
+    from ..engine.full_size import check_full_size
+
+    shape = job.content.shape
+    rgb = bool(job.stack.rgb) if job.stack is not None else job.content.ndim == 3
+    image_axes = 3 if rgb else 2
+    hw = job.content_hw or shape[len(shape) - image_axes : len(shape) - image_axes + 2]
+    planes = int(np.prod(shape[: len(shape) - image_axes], dtype=np.int64)) * (shape[-1] if rgb else 1)
+    check_full_size(hw, planes, job.content.dtype)
+
+
 def result_description(job: Job) -> str:
     """The settings a result carries (a JSON settings document), with the input files' names."""
     from ..settings import to_json, values_of
@@ -30,4 +46,4 @@ def result_description(job: Job) -> str:
     return to_json(values_of(job.config, job.output), inputs=job.inputs)
 
 
-__all__ = ["result_description", "result_image"]
+__all__ = ["check_result_fits", "result_description", "result_image"]

@@ -172,9 +172,10 @@ def _with_stack_hint(exc: Exception, job: Job) -> str:
 
 def run(argv: Sequence[str]) -> int:
     """Parse ``argv`` and stylise one image (or stack); the exit code. Errors print one line."""
-    from ..engine import ConfigError, ImageError
+    from ..engine import ConfigError, ImageError, MemoryLimitError
     from ..files import ImageFileError
     from .job import prepare, usage_error
+    from .results import check_result_fits
 
     args = build_parser().parse_args(argv)
     output = Path(args.output)
@@ -186,7 +187,8 @@ def run(argv: Sequence[str]) -> int:
         config, options = settings_from_args(args, _placeholder() if args.init_image else None)
         job = prepare(args, output, config)
         job.output = options
-    except (ImageFileError, ConfigError, ImageError, ValueError) as exc:
+        check_result_fits(job)
+    except (ImageFileError, ConfigError, ImageError, ValueError, MemoryLimitError) as exc:
         return fail(str(exc))
     return _stylize(job, output, args.quiet)
 

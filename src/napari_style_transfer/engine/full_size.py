@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..arrays import cast_to_dtype
 
@@ -25,7 +26,6 @@ def upsample_to(image: np.ndarray, hw: Sequence[int], rgb: bool) -> np.ndarray:
     axis is colour); leading axes (slices of a stack) are kept. Bicubic, antialiased when
     shrinking; values stay within the image's own range (no overshoot).
     """
-    import torch
     import torch.nn.functional as F
 
     hw = (int(hw[0]), int(hw[1]))
@@ -48,6 +48,39 @@ def upsample_to(image: np.ndarray, hw: Sequence[int], rgb: bool) -> np.ndarray:
     return np.moveaxis(out, 0, -1) if rgb else out[0]
 
 
+def full_size_bytes(hw: Sequence[int], channels: int, dtype: np.dtype) -> int:
+    """Peak bytes :func:`upsample_to` takes for a result of ``hw`` with ``channels`` planes (a
+    stack's: slices × channels).
+
+    The whole result in its dtype, plus one plane's working copies: the interpolated plane, its
+    clipped copy and the rounding temporaries of the cast (float64 for wide dtypes, else float32).
+    """
+    dtype = np.dtype(dtype)
+    pixels = int(hw[0]) * int(hw[1])
+    work = 8 if dtype.itemsize > 2 and dtype != np.float32 else 4
+    return pixels * channels * dtype.itemsize + pixels * (4 * work + dtype.itemsize)
+
+
+def check_full_size(hw: Sequence[int], channels: int, dtype: np.dtype, what: str = "--full-size") -> None:
+    """Refuse, before a run, a full-size result that will not fit in the free memory (MemoryLimitError).
+
+    The run's own peak is over by then, so the two are not added; this is the check that the
+    last step, after minutes of work, cannot fail for lack of memory.
+    """
+    from .events import MemoryLimitError
+    from .memory import available_memory
+
+    need = full_size_bytes(hw, channels, dtype)
+    free = available_memory(torch.device("cpu"))
+    if free is not None and need > free:
+        raise MemoryLimitError(
+            f"{what}: the result at the content's full size ({int(hw[1])}×{int(hw[0])} px) needs about "
+            f"{need / 2**30:.1f} GiB of memory but only {free / 2**30:.1f} GiB are free; leave the "
+            "full-size result off (the run's size is kept) or free some memory",
+            0,
+        )
+
+
 def full_size_event(event: Any, hw: Sequence[int], rgb: bool) -> Any:
     """The engine's final event with its result at ``hw`` (other events as they are).
 
@@ -63,4 +96,4 @@ def full_size_event(event: Any, hw: Sequence[int], rgb: bool) -> Any:
     return event
 
 
-__all__ = ["full_size_event", "upsample_to"]
+__all__ = ["check_full_size", "full_size_bytes", "full_size_event", "upsample_to"]

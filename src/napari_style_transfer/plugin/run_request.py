@@ -22,6 +22,7 @@ import numpy as np
 
 from ..engine import (
     Guidance,
+    MemoryLimitError,
     StackOptions,
     StyleConfig,
     expected_steps,
@@ -354,7 +355,22 @@ def prepare(choices: RunChoices) -> RunRequest:
     )
     if choices.previews is not None:
         request.previews = plan_previews(request, *choices.previews)
+    if request.full_size:
+        check_full_size_fits(request)
     return request
+
+
+def check_full_size_fits(request: RunRequest) -> None:
+    """'Full-size result' is refused before the run when the upsampled result would not fit in memory."""
+    from ..engine.full_size import check_full_size
+
+    read = request.content_read
+    channels = int(read.shape[-1]) if request.rgb else 1
+    slices = int(np.prod(request.lead, dtype=np.int64)) if request.stack == "all" else 1
+    try:
+        check_full_size(request.content_shape, channels * slices, read.dtype, "Full-size result")
+    except MemoryLimitError as exc:
+        raise UserError(f"{exc}.", severity="error") from None
 
 
 def plan_content_read(
