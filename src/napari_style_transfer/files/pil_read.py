@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..arrays import block_mean, pil_array, pil_mode
+from .limits import Declared, check_declared
 from .reduce import orient, oriented_shape, reduction_factor, subsample
 
 #: Modes Pillow's ``reduce`` averages (others are averaged in numpy).
@@ -53,29 +54,68 @@ def label_array(image) -> np.ndarray:
     return pil_array(image)  # colour: the caller refuses it
 
 
-def _frames(image, labels: bool = False) -> list[np.ndarray]:
-    """Every frame of an animation or multi-page file, in one mode (RGBA when any is transparent)."""
-    from PIL import ImageSequence
+#: Pillow mode (as converted by ``pil_mode``) → (channels, bytes per sample) of its array.
+MODE_LAYOUTS = {"L": (1, 1), "RGB": (3, 1), "RGBA": (4, 1), "I": (1, 4), "F": (1, 4)}
 
-    convert = label_array if labels else pil_array
-    frames = [convert(frame.copy()) for frame in ImageSequence.Iterator(image)]
-    shapes = {f.shape[:2] for f in frames}
-    if len(shapes) > 1:
-        raise ValueError(f"its {len(frames)} frames have different sizes {sorted(shapes)}")
-    channels = max(f.shape[-1] if f.ndim == 3 else 1 for f in frames)
-    if channels > 1 and any((f.ndim == 2 or f.shape[-1] != channels) for f in frames):
-        frames = [_to_channels(f, channels) for f in frames]
+
+def declared(image, frames: int = 1) -> Declared:
+    """What an opened (not loaded) Pillow image will decode to, from its header."""
+    mode = pil_mode(image)
+    channels, itemsize = MODE_LAYOUTS.get(mode, (1, 2) if mode.startswith("I;16") else (4, 1))
+    return Declared(image.width, image.height, frames, channels, itemsize)
+
+
+def _with_channels(frames: np.ndarray, gray: bool, channels: int) -> np.ndarray:
+    """Frames (n, H, W) when ``gray`` else (n, H, W, C) → (n, H, W, channels): gray repeated, alpha opaque."""
+    if gray:
+        frames = np.repeat(frames[..., None], 3, axis=-1)
+    if frames.shape[-1] == 3 and channels == 4:
+        opaque = np.iinfo(frames.dtype).max if frames.dtype.kind in "iu" else 1.0
+        alpha = np.full(frames.shape[:-1] + (1,), opaque, frames.dtype)
+        frames = np.concatenate([frames, alpha], axis=-1)
     return frames
 
 
-def _to_channels(frame: np.ndarray, channels: int) -> np.ndarray:
-    if frame.ndim == 2:
-        frame = np.repeat(frame[..., None], 3, axis=-1)
-    if frame.shape[-1] == 3 and channels == 4:
-        opaque = np.iinfo(frame.dtype).max if frame.dtype.kind in "iu" else 1.0
-        alpha = np.full(frame.shape[:2] + (1,), opaque, frame.dtype)
-        frame = np.concatenate([frame, alpha], axis=-1)
-    return frame
+def _put(out: np.ndarray | None, i: int, frame: np.ndarray, count: int) -> np.ndarray:
+    """Frame ``i`` into the stack ``out`` (made for ``count`` frames at the first); widened when a frame needs more."""
+    if out is None:
+        out = np.empty((count,) + frame.shape, frame.dtype)
+    if frame.shape[:2] != out.shape[1:3]:
+        (h, w), (fh, fw) = out.shape[1:3], frame.shape[:2]
+        raise ValueError(
+            f"its frames have different sizes (frame 1 is {w}×{h} px, frame {i + 1} {fw}×{fh} px)"
+        )
+    channels = max(out.shape[3] if out.ndim == 4 else 1, frame.shape[2] if frame.ndim == 3 else 1)
+    dtype = np.result_type(out.dtype, frame.dtype)
+    if dtype != out.dtype or (channels > 1 and out.ndim == 3) or (out.ndim == 4 and channels > out.shape[3]):
+        wide = np.empty(out.shape[:3] + ((channels,) if channels > 1 else ()), dtype)
+        wide[:i] = _with_channels(out[:i], out.ndim == 3, channels) if channels > 1 else out[:i]
+        out = wide
+    if channels > 1 and (frame.ndim == 2 or frame.shape[-1] != channels):
+        frame = _with_channels(frame[None], frame.ndim == 2, channels)[0]
+    out[i] = frame
+    return out
+
+
+def read_frames(image, count: int, labels: bool = False) -> np.ndarray:
+    """Every frame of an animation or multi-page file as one (n, H, W[, C]) array, filled frame by frame.
+
+    One mode for all (RGBA when any frame is transparent); the stack is allocated once, so
+    reading peaks at the stack plus a frame or two, not at twice the stack.
+    """
+    from PIL import ImageSequence
+
+    convert = label_array if labels else pil_array
+    out: np.ndarray | None = None
+    done = 0
+    for frame in ImageSequence.Iterator(image):
+        if done == count:
+            break
+        out = _put(out, done, convert(frame), count)
+        done += 1
+    if out is None:
+        raise ValueError("it holds no frame")
+    return out if done == count else out[:done]
 
 
 def _reduced(image, k: int, labels: bool) -> np.ndarray:
@@ -108,9 +148,12 @@ def read_pil(
         )  # big photos are fine; bombs still raise
         with Image.open(path) as image:
             count = getattr(image, "n_frames", 1) if image.format not in SINGLE_PICTURE_FORMATS else 1
+            size = declared(image, count)
             if count > 1:
-                frames = _frames(image, labels)
-                return Decoded(np.stack(frames), 1, frames[0].shape[:2], len(frames))
+                check_declared(size, size.nbytes + 3 * size.nbytes // count)
+                frames = read_frames(image, count, labels)
+                return Decoded(frames, 1, frames.shape[1:3], len(frames))
+            check_declared(size, 2 * size.nbytes + (0 if pil_mode(image) == image.mode else size.nbytes))
             image.load()
             orientation = _orientation(image)
             shape = oriented_shape((image.height, image.width), orientation)
@@ -119,4 +162,4 @@ def read_pil(
     return Decoded(orient(array, orientation), k, shape, 1)
 
 
-__all__ = ["Decoded", "label_array", "read_pil"]
+__all__ = ["MODE_LAYOUTS", "Decoded", "declared", "label_array", "read_frames", "read_pil"]
