@@ -140,3 +140,89 @@ def test_build_system_and_pinned_ruff():
     assert installed == ruff.split("==")[1], (
         "the installed ruff is not the pinned one: pip install -e '.[testing]'"
     )
+
+
+# --- What PyPI and the napari hub show: the README, the citation, the changelog, the notice ---
+
+README = ROOT / "README.md"
+# Markdown links and images, reference definitions, and HTML src/href attributes.
+_LINK_TARGETS = re.compile(
+    r"\]\(\s*<?([^)\s>]+)|^\s*\[[^\]]+\]:\s*(\S+)|\b(?:src|href)\s*=\s*[\"']([^\"']+)", re.MULTILINE
+)
+
+
+def _link_targets(markdown: str) -> list[str]:
+    return [next(g for g in match.groups() if g) for match in _LINK_TARGETS.finditer(markdown)]
+
+
+def test_the_link_finder_sees_relative_links():
+    text = '[a](docs/x.md) ![b](<docs/i.png>)\n[c]: LICENSE\n<img src="docs/y.gif"> [d](https://e.org/f)'
+    assert _link_targets(text) == ["docs/x.md", "docs/i.png", "LICENSE", "docs/y.gif", "https://e.org/f"]
+
+
+def test_every_readme_link_is_absolute_so_it_works_on_pypi_and_the_hub():
+    targets = _link_targets(README.read_text(encoding="utf-8"))
+    assert len(targets) > 10, "the README has (almost) no links?"
+    relative = [t for t in targets if not t.startswith(("https://", "http://", "mailto:", "#"))]
+    assert relative == []
+
+
+def test_the_readme_opens_for_a_user_and_shows_the_live_preview():
+    text = README.read_text(encoding="utf-8")
+    sections = re.findall(r"^## (.+)$", text, re.MULTILINE)
+    assert sections[:2] == ["Installation", "First use in napari"], sections
+    assert "How to cite" in sections and "Development" in sections
+    assert sections.index("Development") < 6, "the set-up commands belong near the top"
+    intro = text.split("\n## ", 1)[0]
+    gif = re.search(r"!\[[^\]]+\]\((https://\S+/(docs/images/live_preview\.gif))\)", intro)
+    assert gif, "the README opens with the moving picture of the live preview"
+    assert (ROOT / gif.group(2)).stat().st_size > 10_000
+    from PIL import Image
+
+    with Image.open(ROOT / gif.group(2)) as image:
+        assert image.n_frames > 5, "a still picture is not a live preview"
+    assert "Layout" not in sections, "internals go to docs/development.md"
+
+
+def test_citation_cff_is_valid_and_cites_the_method_and_the_weights():
+    pytest.importorskip("check_jsonschema")
+    cff = ROOT / "CITATION.cff"
+    cmd = [
+        sys.executable,
+        "-m",
+        "check_jsonschema",
+        "--builtin-schema",
+        "vendor.citation-file-format",
+        str(cff),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = cff.read_text(encoding="utf-8")
+    assert "10.1109/CVPR.2016.265" in text  # Gatys, Ecker & Bethge
+    assert "1409.1556" in text  # Simonyan & Zisserman
+
+
+def test_a_broken_citation_fails_the_schema_check(tmp_path):
+    pytest.importorskip("check_jsonschema")
+    bad = tmp_path / "CITATION.cff"
+    bad.write_text("cff-version: 1.2.0\ntitle: x\n", encoding="utf-8")  # no message, no authors
+    cmd = [
+        sys.executable,
+        "-m",
+        "check_jsonschema",
+        "--builtin-schema",
+        "vendor.citation-file-format",
+        str(bad),
+    ]
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=120).returncode != 0
+
+
+def test_the_changelog_keeps_a_changelog_and_the_notice_credits_the_weights():
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert "keepachangelog.com" in changelog
+    assert re.search(r"^## \[Unreleased\]$", changelog, re.MULTILINE)
+    for heading in re.findall(r"^## \[([^\]]+)\]", changelog, re.MULTILINE):
+        assert heading == "Unreleased" or re.fullmatch(r"\d+\.\d+\.\d+\S*", heading), heading
+    notice = (ROOT / "NOTICE").read_text(encoding="utf-8")
+    for words in ("Simonyan", "Zisserman", "CC BY 4.0", "creativecommons.org/licenses/by/4.0"):
+        assert words in notice

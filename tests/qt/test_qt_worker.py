@@ -100,8 +100,13 @@ def test_the_bar_closes_when_the_run_fails(qtbot, viewer, content_image, style_i
     viewer.add_image(style_image, name="style", rgb=True)
     widget = open_widget(viewer)
     assert widget.run()
+    errored = []
+    widget._active.worker.errored.connect(errored.append)
     bar = widget._active.bar.progress
     wait_done(qtbot, widget)
     assert widget.status.value.startswith("Failed: Not enough memory")
+    # The failure is the last event, never `errored`: napari 0.9 connects `errored` to a slot
+    # PySide6 calls with one argument too many, a TypeError in the event loop under PySide6.
+    assert errored == []
     assert bar not in progress._all_instances
     qtbot.waitUntil(lambda: activity_bar(viewer, bar) is None, timeout=5_000)

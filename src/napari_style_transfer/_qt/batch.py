@@ -35,14 +35,14 @@ from ..plugin.faults import UserError, error_message, release_memory, run_device
 from ..plugin.run_request import RunChoices
 from .controls import RunControls
 from .results import ResultLayer, unwrap
-from .worker import ActivityBar, RunFailed, StyleWorker, avoid_triton_llvm_clash
+from .worker import ActivityBar, RunFailed, StyleWorker, avoid_triton_llvm_clash, route_failures
 
 logger = logging.getLogger(__name__)
 
 
 def batch_events(
     request: BatchRequest, stop: threading.Event, finished: threading.Event
-) -> Iterator[BatchResult]:
+) -> Iterator[BatchResult | RunFailed]:
     """Runs in the widget's worker thread: read the styles, then the batch's results as items finish."""
     try:
         styles = request.read_styles()
@@ -59,7 +59,7 @@ def batch_events(
         details = None
         if not isinstance(exc, (ValueError, RuntimeError, MemoryError)):  # a bug: keep the details
             details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        raise RunFailed(run_failure(exc, request.style_request), details) from None
+        yield RunFailed(run_failure(exc, request.style_request), details)  # see RunFailed
     finally:
         release_memory(run_device(request.style_request))
         finished.set()
@@ -159,7 +159,7 @@ class BatchView:
         run = self.active = BatchRun(request, self.viewer)
         worker = _make_worker(request, run.stop, run.finished)
         worker.stop_event = run.stop
-        worker.yielded.connect(self._on_result)
+        worker.yielded.connect(route_failures(self._on_result, self._on_error))
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         run.worker = worker

@@ -7,6 +7,7 @@ when the values are known (kept per mask, so a rebuild does not read it again).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,8 @@ from magicgui.widgets import ComboBox, Container, Label
 
 from ..plugin.label_masks import label_values, lazy_label_values
 from ..plugin.layers import full_data
+
+logger = logging.getLogger(__name__)
 
 #: The table lists at most this many label values (others keep the content).
 MAX_MASK_LABELS = 10
@@ -89,13 +92,17 @@ class LabelTable(Container):
             if self._shown is not None and self._shown[0] is mask_layer:
                 self.rebuild(*self._shown)
 
-        def failed(exc: BaseException) -> None:
-            self._reading.discard(key)
-            self._lazy_values[key] = []  # the run reads the mask again and names the problem
+        def read() -> list[int]:
+            # Failures end here, not in `errored` (PySide6 and napari's errored slot: see
+            # worker.RunFailed): the run reads the mask again and names the problem.
+            try:
+                return lazy_label_values(mask_layer)
+            except Exception:  # noqa: BLE001
+                logger.debug("reading the labels of %r failed", mask_layer, exc_info=True)
+                return []
 
-        worker = create_worker(lazy_label_values, mask_layer, _start_thread=False)
+        worker = create_worker(read, _start_thread=False)
         worker.returned.connect(done)
-        worker.errored.connect(failed)
         worker.start()
 
     def set_style(self, label: int, style: int | None) -> None:

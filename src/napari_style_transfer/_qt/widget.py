@@ -50,6 +50,7 @@ from ..plugin.result_metadata import final_metadata, result_metadata
 from ..plugin.run_request import STACK_MODES, RunChoices, prepare
 from .batch import BatchView
 from .controls import RunControls
+from .device_label import DeviceRow
 from .form import LabelAligner, SettingsForm
 from .label_table import LabelTable
 from .results import unwrap
@@ -86,7 +87,9 @@ class StyleTransferWidget(Container):
             setattr(self, name, control.widget)  # widget.iterations, widget.init, … (scripts and tests)
         self.style_strength_value = self.form.controls["style_weight"].widget
         self.settings_view = SettingsView(self.form)  # presets, reset; restores the last-used settings
-        form = Container(widgets=[*inputs, self.settings_view.row, *self.form.rows("main")], labels=True)
+        self.device_row = DeviceRow(self.form)  # "Runs on": the device and precision, before Run
+        main_rows = [*inputs, self.settings_view.row, *self.form.rows("main"), self.device_row.widget]
+        form = Container(widgets=main_rows, labels=True)
         self.advanced = self.form.advanced
         self.advanced_section = QCollapsible("Advanced", expandedIcon="▼", collapsedIcon="▶")
         self.advanced_section.addWidget(self.advanced.native)

@@ -15,6 +15,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from napari.qt.threading import GeneratorWorker, thread_worker
@@ -45,6 +46,11 @@ class RunFailed(Exception):
     out-of-memory are RuntimeErrors, so they travel wrapped in this (plain) Exception.
     ``details`` is the formatted traceback of an unexpected error (logged in the GUI thread;
     the exception itself travels without its traceback, which holds the run's tensors).
+
+    It travels as the generator's last *yielded* value, never through ``errored``: napari
+    0.9's ``create_worker`` connects ``errored`` to a two-argument slot that PySide6 (unlike
+    PyQt) calls with the error too, so every failure would also raise a TypeError in Qt's event
+    loop there. :func:`route_failures` hands it to the error handler.
     """
 
     def __init__(self, error: BaseException, details: str | None = None):
@@ -77,7 +83,7 @@ class StyleWorker(GeneratorWorker):
 
 def run_events(
     request: RunRequest, stop: threading.Event, finished: threading.Event
-) -> Iterator[ProgressEvent | StackEvent]:
+) -> Iterator[ProgressEvent | StackEvent | RunFailed]:
     """Runs in the worker thread: read the inputs, then the engine's events (every Nth preview saved
     when asked); errors wrapped in RunFailed."""
     try:
@@ -102,7 +108,7 @@ def run_events(
             details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         # Drops the failed run's tensors (held by the traceback), empties the CUDA cache and
         # turns running out of memory into a MemoryLimitError that names a size that fits.
-        raise RunFailed(run_failure(exc, request), details) from None
+        yield RunFailed(run_failure(exc, request), details)  # an event, not `errored`: see RunFailed
     finally:
         release_memory(run_device(request))  # CUDA: give the cache back between runs
         finished.set()
@@ -228,17 +234,39 @@ def hold_spinner(viewer: Any) -> Any:
 
     Its every frame redraws the window, which under software OpenGL (Xvfb, VNC) costs about
     half a CPU core, taken from the run; the run moves it one frame per bar update instead.
-    None where this napari has no such indicator.
+
+    napari has no public API for this indicator. The one private step is the viewer's main
+    window (``window._qt_window``, behind the plugin proxy); the indicator is then found with
+    Qt's public API by what it plays, napari's public ``LOADING_GIF_PATH``, not through
+    napari's private attribute names. Anything unexpected (another napari, a closed window,
+    another layout, a failure of any kind) gives None, silently: the run goes on and napari
+    animates its indicator as usual (tests/test_publishing.py changes these attributes).
     """
     try:
-        label = unwrap(viewer).window._qt_window._activity_dialog._toggleButton._inProgressIndicator
-        movie = label.movie()
-    except (AttributeError, RuntimeError):  # another napari version; a closed window
-        return None
-    if movie is None:
-        return None
-    movie.setPaused(True)
-    return movie
+        from napari.resources import LOADING_GIF_PATH
+        from qtpy.QtWidgets import QLabel
+
+        window = unwrap(viewer).window._qt_window
+        wanted = Path(LOADING_GIF_PATH).resolve()
+        for label in window.findChildren(QLabel):
+            movie = label.movie()
+            if isinstance(movie, QMovie) and movie.fileName() and Path(movie.fileName()).resolve() == wanted:
+                movie.setPaused(True)
+                return movie
+    except Exception:  # noqa: BLE001 - a nicety: never let it stop a run
+        logger.debug("napari's activity indicator was not found; it keeps its own animation", exc_info=True)
+    return None
+
+
+def route_failures(
+    on_event: Callable[[Any], None], on_error: Callable[[BaseException], None]
+) -> Callable[[Any], None]:
+    """A ``yielded`` slot: a :class:`RunFailed` goes to ``on_error``, anything else to ``on_event``."""
+
+    def route(value: Any) -> None:
+        (on_error if isinstance(value, RunFailed) else on_event)(value)
+
+    return route
 
 
 def launch(
@@ -261,8 +289,8 @@ def launch(
     worker = _make_worker(request, stop, finished)
     worker.stop_event = stop
     run.worker = worker
-    worker.yielded.connect(on_event)
-    worker.errored.connect(on_error)
+    worker.yielded.connect(route_failures(on_event, on_error))
+    worker.errored.connect(on_error)  # only a bug outside run_events' own handling
     worker.finished.connect(on_finished)
     run.bar = ActivityBar(viewer, request.total_steps, f"Style transfer: {request.result_name}", on_cancel)
     return run

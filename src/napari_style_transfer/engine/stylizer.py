@@ -8,6 +8,8 @@ and reused. Stacks use one for all their slices, batches one per worker, and
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -28,6 +30,53 @@ from .scales import scale_sizes
 from .stopping import Numbering, scale_budgets
 from .tiling import plan_tiled_run, tiled_iter
 from .vgg import WeightsError, get_network, resolve_weights
+
+_BENCHMARK_LOCK = threading.Lock()
+#: Runs inside :func:`cudnn_benchmark` now: (all of them, the deterministic ones).
+_BENCHMARK_USERS = [0, 0]
+#: ``torch.backends.cudnn.benchmark`` as it was before the first of them (None: no run).
+_BENCHMARK_SAVED: list[bool | None] = [None]
+
+
+@contextlib.contextmanager
+def cudnn_benchmark(device: torch.device, deterministic: bool) -> Iterator[None]:
+    """cuDNN's autotuner on for a CUDA run inside the block; the process's own setting after it.
+
+    The autotuner picks the fastest convolution algorithm for each shape (a run repeats the
+    same shapes hundreds of times), but the flag is process-wide and napari runs other code:
+    it is set for the run only. A deterministic run turns it off (the choice can differ
+    between runs), and wins while it overlaps another run. Overlapping blocks (paused
+    generators, threads) share a count, and the value saved at the first entry comes back
+    when the last one leaves. Elsewhere than CUDA nothing changes.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    _benchmark_enter(deterministic)
+    try:
+        yield
+    finally:
+        _benchmark_exit(deterministic)
+
+
+def _benchmark_enter(deterministic: bool) -> None:
+    with _BENCHMARK_LOCK:
+        if _BENCHMARK_USERS[0] == 0:
+            _BENCHMARK_SAVED[0] = torch.backends.cudnn.benchmark
+        _BENCHMARK_USERS[0] += 1
+        _BENCHMARK_USERS[1] += int(deterministic)
+        torch.backends.cudnn.benchmark = _BENCHMARK_USERS[1] == 0
+
+
+def _benchmark_exit(deterministic: bool) -> None:
+    with _BENCHMARK_LOCK:
+        _BENCHMARK_USERS[0] -= 1
+        _BENCHMARK_USERS[1] -= int(deterministic)
+        if _BENCHMARK_USERS[0] == 0:
+            torch.backends.cudnn.benchmark = bool(_BENCHMARK_SAVED[0])
+            _BENCHMARK_SAVED[0] = None
+        else:
+            torch.backends.cudnn.benchmark = _BENCHMARK_USERS[1] == 0
 
 
 class Stylizer:
@@ -60,8 +109,6 @@ class Stylizer:
         if self._extract is None:
             config = self.config
             self.source, convention = resolve_weights(config.weights, config.weights_convention)
-            if self.device.type == "cuda":
-                torch.backends.cudnn.benchmark = not config.deterministic
             try:
                 net = get_network(
                     config.weights,
@@ -112,7 +159,10 @@ class Stylizer:
         run = ContentRun(self, content, guidance or self.guidance, init_image)
         config = run.config
         reason = self._tiling_reason(run)
-        with deterministic_algorithms(config.deterministic):
+        with (
+            deterministic_algorithms(config.deterministic),
+            cudnn_benchmark(self.device, config.deterministic),
+        ):
             if reason is not None:
                 plan = plan_tiled_run(run, reason)  # refuses (MemoryLimitError) before loading anything
                 self.extractor()
@@ -150,4 +200,4 @@ class Stylizer:
         return result
 
 
-__all__ = ["Stylizer"]
+__all__ = ["Stylizer", "cudnn_benchmark"]

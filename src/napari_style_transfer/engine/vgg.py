@@ -190,12 +190,25 @@ def load_embedded_state_dict(path: Path | None = None) -> dict[str, torch.Tensor
     return state
 
 
+#: The one sentence for weights='torchvision' without torchvision installed.
+TORCHVISION_MISSING = (
+    "weights='torchvision' needs the package 'torchvision', which is not installed: "
+    'pip install "napari-style-transfer[torchvision]" (add PyTorch\'s --index-url if your '
+    "PyTorch came from there, so that pip keeps your CUDA or ROCm build), or use "
+    "weights='embedded', which needs nothing more"
+)
+
+
 def load_torchvision_state_dict() -> dict[str, torch.Tensor]:
-    """ImageNet VGG-19 weights from torchvision (downloaded and cached on first use)."""
+    """ImageNet VGG-19 weights from torchvision (downloaded and cached on first use).
+
+    torchvision is optional (the ``torchvision`` extra): a base dependency on it could make pip
+    replace a CUDA or ROCm PyTorch with the build that PyPI's newest torchvision asks for.
+    """
     try:
         from torchvision.models import VGG19_Weights
-    except ImportError as exc:  # pragma: no cover - torchvision is a dependency
-        raise WeightsError("weights='torchvision' needs the package 'torchvision'") from exc
+    except ImportError as exc:
+        raise WeightsError(TORCHVISION_MISSING) from exc
     try:
         full = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
     except Exception as exc:  # noqa: BLE001 - URLError, SSL errors, HTTP errors…
