@@ -314,6 +314,8 @@ def test_weights_that_cannot_load_are_one_sentence_and_the_next_run_works(
     elif source == "torchvision offline":
         import urllib.error
 
+        pytest.importorskip("torchvision")  # an extra; without it the sentence says what to install
+
         monkeypatch.setenv("TORCH_HOME", str(tmp_path))
         monkeypatch.setattr(
             torch.hub, "urlopen", lambda *a, **k: (_ for _ in ()).throw(urllib.error.URLError("offline"))
