@@ -29,14 +29,17 @@ _same_qt_binding_as_napari()
 
 
 @pytest.fixture(autouse=True)
-def settings_dir(tmp_path_factory, monkeypatch):
+def settings_dir(tmp_path_factory):
     """Each test keeps settings and presets in a folder of its own, never in the user's config folder.
 
     The variable is settings.store.CONFIG_DIR_ENV (named here, so that no test imports torch for it).
+    It is set with a MonkeyPatch of its own: a test's ``monkeypatch.undo()`` (several tests undo
+    their patches mid-test) must not send the rest of that test's writes to the user's folder.
     """
     folder = tmp_path_factory.mktemp("config")
-    monkeypatch.setenv("NAPARI_STYLE_TRANSFER_CONFIG_DIR", str(folder))
-    return folder
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NAPARI_STYLE_TRANSFER_CONFIG_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")
