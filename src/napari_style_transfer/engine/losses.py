@@ -19,10 +19,19 @@ too, divided by the target's mean squared feature ``E‖f_s‖²``:
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import torch
 
 _EPS = 1e-12
+
+#: The Gram's fp32 copy of half-precision features is kept for the backward pass (one cast a step
+#: instead of two) when it is at most this large. Small images are bound by kernel launches, where
+#: a cast saved counts; at large ones the copies would add to the peak that ``memory.py`` estimates
+#: (it counts one fp32 copy, relu1_1's, made in the backward): five layers × 32 MiB stay within its
+#: fixed slack.
+GRAM_KEEP_FP32_BYTES = 32 * 2**20
 
 
 class _SymmetricGram(torch.autograd.Function):
@@ -37,21 +46,22 @@ class _SymmetricGram(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, flat: torch.Tensor, count: int) -> torch.Tensor:  # flat: (N, C, K), any float dtype
-        ctx.save_for_backward(flat)
-        ctx.count = count
-        wide = flat.float()
+        wide = flat.float()  # the same strides as flat (a dense view keeps its layout)
+        keep = wide is not flat and wide.numel() * wide.element_size() <= GRAM_KEEP_FP32_BYTES
+        ctx.save_for_backward(wide if keep else flat)
+        ctx.count, ctx.dtype = count, flat.dtype
         return torch.bmm(wide, wide.mT) / count
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (flat,) = ctx.saved_tensors
+        (saved,) = ctx.saved_tensors
         sym = (grad + grad.mT) / ctx.count
-        wide = flat.float()
-        if flat.stride(-2) == 1:
+        wide = saved.float()  # no copy when the forward kept its fp32 copy
+        if saved.stride(-2) == 1:
             # flat is the transposed view of a (N, K, C) channels-last buffer: answer in that layout.
-            return torch.bmm(wide.mT, sym).mT.to(flat.dtype), None
-        return torch.bmm(sym, wide).to(flat.dtype), None
+            return torch.bmm(wide.mT, sym).mT.to(ctx.dtype), None
+        return torch.bmm(sym, wide).to(ctx.dtype), None
 
 
 def _flatten(features: torch.Tensor) -> torch.Tensor:
@@ -68,10 +78,38 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     return _SymmetricGram.apply(_flatten(features), h * w)
 
 
+#: id(target) → (weak reference, version, fp32 target, ‖target‖² clamped): see :func:`target_energy`.
+_ENERGIES: dict[int, tuple[weakref.ref, int, torch.Tensor | None, torch.Tensor]] = {}
+
+
+def target_energy(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``target`` in fp32 and its energy ‖target‖² (≥ 1e-12), computed once per target tensor.
+
+    Targets are constants of a run, but every loss evaluation used to recompute their energy
+    (three kernels per layer and step). Kept until the target is freed, and recomputed if it
+    was changed in place; a target that needs a gradient is never cached.
+    """
+    cacheable = not target.requires_grad and not torch.is_inference_mode_enabled()
+    key = id(target)
+    hit = _ENERGIES.get(key) if cacheable else None
+    if hit is not None and hit[0]() is target and hit[1] == target._version:
+        return (target if hit[2] is None else hit[2]), hit[3]
+    wide = target.float()
+    energy = wide.pow(2).sum().clamp_min(_EPS)
+    if cacheable:
+        ref = weakref.ref(target, lambda _ref, key=key: _ENERGIES.pop(key, None))
+        # An fp32 target is its own fp32 copy: holding it here would keep it alive for ever.
+        _ENERGIES[key] = (ref, target._version, None if wide is target else wide, energy)
+    return wide, energy
+
+
 def relative_sq_distance(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """‖value − target‖² / ‖target‖², computed in fp32."""
-    value, target = value.float(), target.float()
-    return (value - target).pow(2).sum() / target.pow(2).sum().clamp_min(_EPS)
+    """‖value − target‖² / ‖target‖², computed in fp32 (the target's energy computed once)."""
+    target, energy = target_energy(target)
+    if value.dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        value = value.float()
+    # Half-precision values are widened exactly by type promotion, without a copy of their own.
+    return (value - target).pow(2).sum() / energy
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
