@@ -28,6 +28,22 @@ def _same_qt_binding_as_napari() -> None:
 _same_qt_binding_as_napari()
 
 
+def pytest_runtest_setup(item):
+    """Once a viewer has loaded Mesa's LLVM into this process, keep triton out of it, in every test.
+
+    The widget does so before its runs (``_qt.worker.avoid_triton_llvm_clash``), but a CLI or
+    engine test that runs after a viewer test in the same process would otherwise import triton
+    with its first optimiser, and the process would crash (a segfault). A real CLI never loads
+    OpenGL, so this concerns test processes only.
+    """
+    import sys
+
+    if "napari" in sys.modules and "triton" not in sys.modules:
+        from napari_style_transfer._qt.worker import avoid_triton_llvm_clash
+
+        avoid_triton_llvm_clash()
+
+
 @pytest.fixture(autouse=True)
 def settings_dir(tmp_path_factory):
     """Each test keeps settings and presets in a folder of its own, never in the user's config folder.

@@ -25,9 +25,15 @@ def test_manifest_validates_and_declares_widget_sample_menu_and_category():
     assert [w.display_name for w in manifest.contributions.widgets] == [WIDGET]
     keys = [s.key for s in manifest.contributions.sample_data]
     assert keys == ["cat_and_swirls", "stained_glass", "brick", "gravel", "hubble"]
-    (writer,) = manifest.contributions.writers  # File ▸ Save Layer with the run's settings
+    # File ▸ Save Layer: a result with the run's settings, and a time series as a movie.
+    writer, movie_writer = manifest.contributions.writers
     assert commands[writer.command] == "napari_style_transfer._writer:write_result"
     assert writer.layer_types == ["image"] and writer.filename_extensions == [".png", ".tif", ".tiff"]
+    assert commands[movie_writer.command] == "napari_style_transfer._writer:write_movie_layer"
+    assert set(movie_writer.filename_extensions) == {".mp4", ".gif", ".webp"}
+    (reader,) = manifest.contributions.readers  # movies, opened lazily
+    assert commands[reader.command] == "napari_style_transfer._reader:get_reader"
+    assert set(reader.filename_patterns) >= {"*.mp4", "*.mov", "*.avi", "*.webm"}
     menus = manifest.contributions.menus
     assert [item.command for item in menus["napari/layers/filter"]] == [f"{PLUGIN}.make_widget"]
     assert [str(c) for c in manifest.categories] == ["Image Processing"]

@@ -7,7 +7,8 @@ and why; a FIFO or a device is refused before it is opened, so reading never blo
 Every reader checks the size the file declares before it decodes a pixel (``limits.py``).
 16-bit colour PNGs and 16-bit PGM / PPM files, which Pillow reads at 8 bits or rescaled, are
 read at their full depth here (``png16.py``, ``pnm16.py``); TIFFs by tifffile
-(``tiff_read.py``); everything else by Pillow (``pil_read.py``).
+(``tiff_read.py``); movies (MP4, MOV, AVI, WebM) by PyAV as a stack of frames (``movie.py``);
+everything else by Pillow (``pil_read.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from .errors import ImageFileError, reason, shown
 from .limits import Refused
+from .movie import is_movie, read_movie
 from .paths import check_input_file
 from .pil_read import Decoded, read_pil
 from .png16 import png16_header, read_png16
@@ -71,6 +73,9 @@ def decode(
     labels, which are subsampled rather than averaged.
     """
     path = check_input_file(path)
+    if is_movie(path):  # every frame, as an animation's (its errors are already one line)
+        frames = read_movie(path).frames
+        return Decoded(frames, 1, frames.shape[1:3], len(frames))
     with _one_line(path):
         return _read(path, long_side, factor, labels)
 
@@ -89,6 +94,8 @@ def read_stack(path: str | os.PathLike, labels: bool = False) -> tuple[np.ndarra
     when it says, else None (let the caller guess). ``labels``: a mask (palette indices, 0/1).
     """
     path = check_input_file(path)
+    if is_movie(path):
+        return read_movie(path).frames, True
     with _one_line(path):
         if is_tiff(path):
             return read_tiff_stack(path, labels)

@@ -1,4 +1,7 @@
-"""Writing results: PNG, JPEG and TIFF (any dtype), every file atomically (see ``atomic.py``)."""
+"""Writing results: PNG, JPEG and TIFF (any dtype), every file atomically (see ``atomic.py``).
+
+A stack written to ``.mp4``, ``.gif`` or ``.webp`` becomes a movie (``movie.py``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import numpy as np
 from .atomic import atomic_target
 from .embedded import png_info
 from .errors import ImageFileError, as_path, reason, shown
+from .movie import MOVIE_WRITE_SUFFIXES, write_movie
 from .paths import TIFF_SUFFIXES, WRITABLE_SUFFIXES, write_target
 
 
@@ -93,7 +97,11 @@ def write_stack(
     """Write an nD stack atomically as a TIFF (any dtype); ``rgb``: the last axis is colour.
 
     ``description``: text for the TIFF ImageDescription (e.g. the run's settings as JSON).
+    A (T, H, W[, 3]) stack to ``.mp4``, ``.gif`` or ``.webp`` is a movie (8-bit, at the default
+    frame rate: ``movie.write_movie`` takes another).
     """
+    if as_path(path).suffix.lower() in MOVIE_WRITE_SUFFIXES:
+        return write_movie(path, to_uint8(np.asarray(array)), description=description)
     target = _target(path, TIFF_SUFFIXES, "a stack needs a .tif or .tiff file")
     try:
         import tifffile
