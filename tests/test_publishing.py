@@ -176,12 +176,20 @@ def test_the_version_is_not_written_anywhere_but_the_tag():
 
 
 def test_the_installed_version_is_what_the_metadata_and_the_cli_say(capsys):
-    from importlib.metadata import version
 
     import napari_style_transfer
     from napari_style_transfer.cli.main import run
 
-    assert napari_style_transfer.__version__ == version("napari-style-transfer")
+    # In a fresh process: in this one, a build test may have written src/*.egg-info (newer
+    # metadata) after the package was imported, and importlib.metadata would then read that.
+    probe = (
+        "import importlib.metadata as m, napari_style_transfer as p;"
+        "print(p.__version__); print(m.version('napari-style-transfer'))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    package_version, metadata_version = done.stdout.split()
+    assert package_version == metadata_version != "0.0.0"
     with pytest.raises(SystemExit):
         run(["--version"])
     assert capsys.readouterr().out == f"napari-style-transfer {napari_style_transfer.__version__}\n"
