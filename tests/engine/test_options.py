@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -147,7 +148,9 @@ def test_spec_ranges_are_the_ranges_the_config_checks(spec):
 
 @pytest.mark.parametrize("spec", [s for s in option_specs() if s.kind == "choice"], ids=lambda s: s.name)
 def test_spec_choices_are_the_choices_the_config_checks(spec):
-    with pytest.raises(ConfigError, match=f"^{spec.name}: must be one of {', '.join(spec.choices)}, "):
+    with pytest.raises(
+        ConfigError, match=f"^{spec.name}: must be one of {re.escape(', '.join(spec.choices))}, "
+    ):
         StyleConfig(**{spec.name: "no-such-choice"})
 
 

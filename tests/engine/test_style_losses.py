@@ -188,7 +188,11 @@ def test_style_loss_is_an_advanced_choice_and_a_bad_value_gets_one_message():
     spec = option_spec("style_loss")
     assert spec.group == "advanced" and spec.choices == STYLE_LOSSES and spec.default == "gram"
     with pytest.raises(
-        ConfigError, match=r"^style_loss: must be one of gram, wasserstein, sliced, got 'w2'$"
+        ConfigError,
+        match=(
+            r"^style_loss: must be one of gram, wasserstein, sliced, gram\+sliced, gram\+wasserstein, "
+            r"wasserstein\+sliced, got 'w2'$"
+        ),
     ):
         StyleConfig(style_loss="w2")
 

@@ -25,7 +25,10 @@ WEIGHT_CONVENTIONS = ("caffe", "torchvision")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 TILINGS = ("auto", "on", "off")
 #: Style statistics: Gram matrices, Gaussians (closed-form W2), whole distributions (sliced W2).
-STYLE_LOSSES = ("gram", "wasserstein", "sliced")
+STYLE_STATISTICS = ("gram", "wasserstein", "sliced")
+#: Two statistics mixed, ``style_loss_mix`` being the second's share of the style loss.
+STYLE_COMBINATIONS = ("gram+sliced", "gram+wasserstein", "wasserstein+sliced")
+STYLE_LOSSES = STYLE_STATISTICS + STYLE_COMBINATIONS
 #: Allowed ranges (inclusive), shared by the validation below and the option specs.
 ITERATIONS_RANGE = (1, 100_000)
 SIZE_RANGE = (16, 65_536)
@@ -190,9 +193,17 @@ class StyleConfig:
     ))
     style_loss: str = field(default="gram", metadata=option(
         "Style statistics", "What of the style's features to match: 'gram' (second moments, the classic), "
-        "'wasserstein' (means and covariances), 'sliced' (whole distributions; slower)", group="advanced",
-        kind="choice", choices=STYLE_LOSSES,
-        choice_labels=("Gram matrices", "means + covariances (Wasserstein)", "distributions (sliced Wasserstein)"),
+        "'wasserstein' (means and covariances), 'sliced' (whole distributions; slower), or two mixed "
+        "('gram+sliced', ...; see style_loss_mix)", group="advanced", kind="choice", choices=STYLE_LOSSES,
+        choice_labels=(
+            "Gram matrices", "means + covariances (Wasserstein)", "distributions (sliced Wasserstein)",
+            "Gram + distributions", "Gram + means/covariances", "means/covariances + distributions",
+        ),
+    ))
+    style_loss_mix: float = field(default=0.5, metadata=option(
+        "Style mix", "Share of the second statistic in a combined style loss such as 'gram+sliced' (above 0 "
+        "and below 1 there; a single statistic ignores it)", group="advanced", kind="float", minimum=0.0,
+        maximum=1.0, step=0.05, metavar="SHARE",
     ))
     optimizer: str = field(default="lbfgs", metadata=option(
         "Optimiser", "L-BFGS converges in fewer steps; Adam uses less memory", group="advanced",
@@ -304,6 +315,7 @@ class StyleConfig:
                 _fail(f.name, f"one of {', '.join(spec['choices'])}", value)
             if spec["kind"] == "bool" and not isinstance(value, bool):
                 _fail(f.name, "True or False", value)
+        self._check_mix()
         self._check_start()
         self._check_runtime()
         self._check_contrast_limits()
@@ -352,6 +364,13 @@ class StyleConfig:
             set_(self, f"{kind}_layers", layers)
             name = f"{kind}_layer_weights"
             set_(self, name, _weights_tuple(name, getattr(self, name), len(layers), f"{kind} layer"))
+
+    def _check_mix(self) -> None:
+        mix, combined = self.style_loss_mix, self.style_loss in STYLE_COMBINATIONS
+        if not _is_number(mix) or not math.isfinite(mix) or not 0 <= mix <= 1 or (combined and mix in (0, 1)):
+            allowed = "a number from 0 to 1, above 0 and below 1 when style_loss combines two statistics"
+            _fail("style_loss_mix", f"{allowed} (style_loss is {self.style_loss!r})", mix)
+        object.__setattr__(self, "style_loss_mix", float(mix))
 
     def _check_start(self) -> None:
         if self.init == "image" and self.init_image is None:

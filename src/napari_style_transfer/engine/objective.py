@@ -154,7 +154,7 @@ class Objective:
         self.extract, self.config = extract, config
         self.layers = config.all_layers
         self.style_targets = style_targets or {}
-        self.statistic = style_statistic(config.style_loss, config.seed)
+        self.statistic = style_statistic(config.style_loss, config.seed, config.style_loss_mix)
         self.regions = regions
         self.consistency = consistency
         self.consistency_weight = float(consistency_weight)

@@ -13,7 +13,8 @@ the loss (``objective.Objective``) need not know which kind they hold:
   whole image or one region of a label mask.
 
 Kinds: :class:`GramStatistic` (second moments), :class:`GaussianStatistic` (means and
-covariances: closed-form W2) and :class:`SlicedStatistic` (whole distributions: sliced W2).
+covariances: closed-form W2) and :class:`SlicedStatistic` (whole distributions: sliced W2);
+:class:`CombinedStatistic` mixes two of them (``style_loss="gram+sliced"`` and the like).
 """
 
 from __future__ import annotations
@@ -209,11 +210,68 @@ class SlicedStatistic(GramStatistic):
         return sliced_loss(flat, target, directions)
 
 
+class CombinedStatistic(GramStatistic):
+    """Two statistics of the same features; the loss is ``(1 − mix)·first + mix·second``.
+
+    Gram matrices alone miss the shape of the feature distributions (flat colour areas come
+    out washed out), the sliced loss alone keeps less of the large structures: the mixture
+    trades one against the other with one number. Both parts are computed from the features
+    of the one forward pass (nothing extra runs through the network); gathering, blending and
+    targets go pairwise (tuples), so masks, tiles, stacks and style blends work as for each.
+
+    Scale: each part's loss is already a squared *relative* distance (divided by the target's
+    own energy: ‖G_s‖², Σ sorted target projections², E‖f_s‖²), so both are dimensionless and
+    of comparable size (the sample pair, content start, mean over the five default layers:
+    Gram 0.8, sliced 0.3), and the default ``style_weight`` keeps its meaning. Losses are fp32.
+    """
+
+    def __init__(self, first: GramStatistic, second: GramStatistic, mix: float = 0.5):
+        if not 0.0 < mix < 1.0:
+            raise ValueError(f"mix must be strictly between 0 and 1, got {mix!r}")
+        self.parts = (first, second)
+        self.weights = (1.0 - float(mix), float(mix))
+        self.name = f"{first.name}+{second.name}"
+
+    def part(self, features: torch.Tensor, mask: torch.Tensor | None, pixels: int) -> Any:
+        return tuple(s.part(features, mask, pixels) for s in self.parts)
+
+    def add(self, acc: Any, part: Any) -> Any:
+        accs = (None,) * len(self.parts) if acc is None else acc
+        return tuple(s.add(a, p) for s, a, p in zip(self.parts, accs, part))
+
+    def finish(self, acc: Any) -> Any:
+        return tuple(s.finish(a) for s, a in zip(self.parts, acc))
+
+    def blend(self, raws: Sequence[Any], weights: Sequence[float]) -> Any:
+        return tuple(s.blend([r[k] for r in raws], weights) for k, s in enumerate(self.parts))
+
+    def target(self, raw: Any) -> Any:
+        return tuple(s.target(r) for s, r in zip(self.parts, raw))
+
+    def part_losses(
+        self, features: torch.Tensor, target: Any, region: Region | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        """Each part's own (unweighted, fp32) loss: for reports and tests of the mixture."""
+        return tuple(s.loss(features, t, region).float() for s, t in zip(self.parts, target))
+
+    def loss(self, features: torch.Tensor, target: Any, region: Region | None = None) -> torch.Tensor:
+        first, second = self.part_losses(features, target, region)
+        return self.weights[0] * first + self.weights[1] * second
+
+
 STATISTICS = {"gram": GramStatistic, "wasserstein": GaussianStatistic, "sliced": SlicedStatistic}
+#: The share of the second statistic of a combination when none is given (``StyleConfig.style_loss_mix``).
+DEFAULT_MIX = 0.5
 
 
-def style_statistic(name: str, seed: int | None = None) -> GramStatistic:
-    """The statistic of ``StyleConfig.style_loss`` ``name`` (``seed``: the sliced loss's directions)."""
+def style_statistic(name: str, seed: int | None = None, mix: float = DEFAULT_MIX) -> GramStatistic:
+    """The statistic of ``StyleConfig.style_loss`` ``name`` (``seed``: the sliced loss's directions).
+
+    ``"a+b"`` combines two kinds, ``mix`` being ``b``'s share of the loss (``style_loss_mix``).
+    """
+    if "+" in name:
+        first, second = name.split("+", 1)
+        return CombinedStatistic(style_statistic(first, seed), style_statistic(second, seed), mix)
     if name == "sliced":
         return SlicedStatistic(seed)
     return STATISTICS[name]()
@@ -307,10 +365,12 @@ def style_grams(
 
 
 __all__ = [
+    "DEFAULT_MIX",
     "EIG_RTOL",
     "MAX_SAMPLES",
     "SELECT_THRESHOLD",
     "STATISTICS",
+    "CombinedStatistic",
     "GaussianStatistic",
     "GaussianTarget",
     "GramStatistic",
