@@ -34,6 +34,7 @@ from ..plugin.batch_request import BatchRequest, batch_layers, prepare_batch
 from ..plugin.faults import UserError, error_message, release_memory, run_device, run_failure
 from ..plugin.run_request import RunChoices
 from .controls import RunControls
+from .folder_batch import FOLDER_MODE, FolderView
 from .results import ResultLayer, unwrap
 from .worker import ActivityBar, RunFailed, StyleWorker, avoid_triton_llvm_clash, route_failures
 
@@ -115,11 +116,21 @@ class BatchView:
         self.controls = controls
         self.choice = ComboBox(
             label="Batch",
-            choices=[("off", None), ("selected layers", "layers"), ("every slice", "slices")],
+            choices=[
+                ("off", None),
+                ("selected layers", "layers"),
+                ("every slice", "slices"),
+                ("a folder…", FOLDER_MODE),
+            ],
             value=None,
-            tooltip="Stylise every image layer selected in the layer list, or every slice of the content "
-            "stack (no coherence), through a Dask worker; results appear as they finish",
+            tooltip="Stylise every image layer selected in the layer list, every slice of the content "
+            "stack (no coherence), or the images of a folder into another folder, through a Dask worker",
         )
+        #: "a folder…": its rows (shown only while it is chosen) and its runs.
+        self.folder = FolderView(viewer, controls)
+        # Qt's signal: magicgui's `changed` stays silent when the value becomes None ("off")
+        self.choice.native.currentIndexChanged.connect(lambda *_: self.folder.show_rows(self.choice.value))
+        self.rows = self.folder.rows
         self.active: BatchRun | None = None
         self.closed = False
 
@@ -129,11 +140,13 @@ class BatchView:
 
     @property
     def running(self) -> bool:
-        return self.active is not None
+        return self.active is not None or self.folder.running
 
     def start(self, choices: RunChoices) -> bool:
         """Check the choices (shapes only) and start the batch in the worker thread. False if it did not start."""
         viewer, mode = self.viewer, self.choice.value
+        if mode == FOLDER_MODE:
+            return self.folder.start(choices)
         styles = list(choices.styles)
         if mode == "slices":
             layers = [choices.content]
@@ -180,6 +193,7 @@ class BatchView:
 
     def stop(self, reason: str | None = None) -> None:
         """Stop the batch: the running item ends after its current step; finished results stay."""
+        self.folder.stop(reason)
         run = self.active
         if run is None:
             return
@@ -189,6 +203,7 @@ class BatchView:
     def close(self) -> None:
         """The viewer or the panel went away: stop and wait a moment for the worker thread."""
         self.closed = True
+        self.folder.close()
         run = self.active
         if run is not None:
             run.request_stop()

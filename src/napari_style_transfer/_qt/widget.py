@@ -51,6 +51,7 @@ from ..plugin.run_request import STACK_MODES, RunChoices, prepare
 from .batch import BatchView
 from .controls import RunControls
 from .device_label import DeviceRow
+from .folder_batch import FOLDER_MODE
 from .form import LabelAligner, SettingsForm
 from .label_table import LabelTable
 from .results import unwrap
@@ -149,11 +150,15 @@ class StyleTransferWidget(Container):
         styles_box = Container(widgets=[self.style_rows, self.add_style_button], labels=False, label="Style")
         styles_box.margins = (0, 0, 0, 0)
         self.batch = BatchView(self._viewer, self.controls)  # the "Batch" choice and its runs
+        self.batch.choice.native.currentIndexChanged.connect(self._update_stack_widgets)
         rows = [self.content_layer, self._stack_row, styles_box, self.mask_layer, self.label_table]
-        return [*rows, self.batch.choice]
+        return [*rows, self.batch.choice, *self.batch.rows]
 
     def _update_stack_widgets(self, *_: Any) -> None:
-        self._stack_row.visible = is_nd(unwrap(self.content_layer.value))
+        batch = getattr(self, "batch", None)  # None while the rows are being built
+        folder = batch is not None and batch.choice.value == FOLDER_MODE  # its images are the contents
+        self.content_layer.visible = not folder
+        self._stack_row.visible = not folder and is_nd(unwrap(self.content_layer.value))
         self.coherent.visible = self.stack_mode.value == "all"
 
     # ------------------------------------------------------------------ layers
@@ -206,6 +211,8 @@ class StyleTransferWidget(Container):
                     self.content_layer.value = layer
                     content = layer
                     break
+        if self.batch.choice.value == FOLDER_MODE:  # no content layer: keep the styles chosen
+            content = None
         for row in self.style_rows:
             if row.layer.value is None or row.layer.value is content:
                 replacement = self._unused_image()
