@@ -110,3 +110,27 @@ def test_the_bar_closes_when_the_run_fails(qtbot, viewer, content_image, style_i
     assert errored == []
     assert bar not in progress._all_instances
     qtbot.waitUntil(lambda: activity_bar(viewer, bar) is None, timeout=5_000)
+
+
+def test_the_bar_moves_in_a_later_turn_and_at_most_a_few_times_a_second(qtbot, viewer):
+    """napari's bar processes Qt events when it moves (30–60 ms under software OpenGL): never
+    inside the slot that asked (the first preview's new layer), and not at every step."""
+    from napari_style_transfer._qt.worker import BAR_INTERVAL_S, ActivityBar
+
+    bar = ActivityBar(viewer, total=1000, desc="test", on_cancel=lambda: None)
+    moves = []
+    bar.progress.events.value.connect(lambda event: moves.append(event.value))
+    bar.advance(1)
+    assert bar.progress.n == 0  # not yet: in a later turn of the event loop
+    qtbot.waitUntil(lambda: bar.progress.n == 1, timeout=5_000)
+    start = time.monotonic()
+    step = 1
+    while time.monotonic() - start < 4 * BAR_INTERVAL_S:
+        step += 1
+        bar.advance(step)
+        qtbot.wait(5)
+    assert len(moves) <= 1 + 5, moves  # about one move per BAR_INTERVAL_S, not one per step
+    assert moves == sorted(moves)
+    bar.advance(step + 1)
+    bar.close()  # a move still waiting is made before the bar closes: it ends where the run did
+    assert moves[-1] == step + 1

@@ -348,7 +348,7 @@ class StyleTransferWidget(Container):
             self._show_progress(run, update, redraw)
         if redraw:
             started = time.perf_counter()
-            run.advance(update.step)  # last: the activity dock's bar processes Qt events
+            run.advance(update.step)  # the bar moves in a later turn of the event loop
             run.refresh.spent(time.perf_counter() - started)
 
     def _show_progress(self, run: ActiveRun, update: RunUpdate, redraw: bool = True) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from napari.qt.threading import GeneratorWorker, thread_worker
 from napari.utils import cancelable_progress
+from qtpy.QtCore import QTimer
 from qtpy.QtGui import QMovie
 
 from ..engine import ProgressEvent, StackEvent, run_iter
@@ -185,16 +186,18 @@ class ActiveRun:
             self.throttle.shown(time.perf_counter() - start)
 
     def advance(self, step: int) -> None:
-        """Move the activity dock's bar to ``step`` (and napari's indicator one frame).
-
-        napari's bar processes Qt events when it moves, so call this last in a signal handler.
-        """
+        """Move the activity dock's bar to ``step`` (and napari's indicator one frame), in a later
+        turn of the event loop (:meth:`ActivityBar.advance`)."""
         if self.bar is not None:
             self.bar.advance(step)
 
     def close_progress(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+#: The activity dock's bar moves at most this often (seconds); see :meth:`ActivityBar.advance`.
+BAR_INTERVAL_S = 0.25
 
 
 class ActivityBar:
@@ -207,22 +210,43 @@ class ActivityBar:
         #: napari's indicator (a QMovie), or None where this napari has none.
         self.spinner = hold_spinner(viewer)
         self.closed = False
+        self._wanted = 0  # the newest step asked for
+        self._moved_at = 0.0  # time.monotonic() of the bar's last move
+        self._pending = False  # a move is scheduled
 
     def advance(self, step: int) -> None:
-        """Move the bar to ``step`` (never back, never past its total) and the indicator one frame.
+        """Ask the bar to show ``step`` (never back, never past its total) and the indicator one frame.
 
-        napari's bar processes Qt events when it moves: call this last in a signal handler.
+        The bar moves in a later turn of the event loop, at most every :data:`BAR_INTERVAL_S`:
+        napari's bar processes Qt events and repaints the activity dock when it moves (30–60 ms
+        under software OpenGL), which would otherwise add to the slot that called this, e.g.
+        the first preview's new layer (benchmarks/event_loop_gaps.py).
         """
+        if self.closed:
+            return
+        self._wanted = max(self._wanted, min(step, self.progress.total))
+        if self._pending or self._wanted <= self.progress.n:
+            return
+        self._pending = True
+        wait = max(0.0, BAR_INTERVAL_S - (time.monotonic() - self._moved_at))
+        QTimer.singleShot(round(wait * 1000), self._move)
+
+    def _move(self) -> None:
+        self._pending = False
         bar = self.progress
-        if not self.closed and step > bar.n:
-            if self.spinner is not None:
-                self.spinner.jumpToNextFrame()
-            bar.update(min(step, bar.total) - bar.n)
+        if self.closed or self._wanted <= bar.n:
+            return
+        if self.spinner is not None:
+            self.spinner.jumpToNextFrame()
+        bar.update(self._wanted - bar.n)
+        self._moved_at = time.monotonic()
 
     def close(self) -> None:
         """Close the bar and let napari animate its indicator again (other bars may still run)."""
         if self.closed:
             return
+        if self._wanted > self.progress.n:  # a move still waiting: the bar ends where the run did
+            self.progress.update(self._wanted - self.progress.n)
         self.closed = True
         self.progress.close()
         if self.spinner is not None and self.spinner.state() == QMovie.MovieState.Paused:
