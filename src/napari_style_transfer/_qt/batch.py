@@ -36,7 +36,14 @@ from ..plugin.run_request import RunChoices
 from .controls import RunControls
 from .folder_batch import FOLDER_MODE, FolderView
 from .results import ResultLayer, unwrap
-from .worker import ActivityBar, RunFailed, StyleWorker, avoid_triton_llvm_clash, route_failures
+from .worker import (
+    ActivityBar,
+    BatchRun,
+    RunFailed,
+    StyleWorker,
+    avoid_triton_llvm_clash,
+    route_failures,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,38 +76,15 @@ def batch_events(
 _make_worker = thread_worker(batch_events, worker_class=StyleWorker, ignore_errors=True, start_thread=False)
 
 
-class BatchRun:
-    """Book-keeping of the batch in progress: its worker, bar, result layers and counts."""
+class LayerBatchRun(BatchRun):
+    """Book-keeping of a batch of layers or slices: as any batch's, plus its result layers."""
 
     def __init__(self, request: BatchRequest, viewer: Any):
+        super().__init__()
         self.request = request
-        self.stop = threading.Event()
-        self.finished = threading.Event()
-        self.started = time.perf_counter()
-        self.counts: dict[str, int] = {}
         self.failures: list[str] = []
-        self.stop_reason: str | None = None
-        self.error: BaseException | None = None
         self.stack_result = ResultLayer(viewer, request.runs[0]) if request.mode == "slices" else None
         self.results: list[Any] = []
-        #: The batch's bar in napari's activity dock, one step per item.
-        self.bar: ActivityBar | None = None
-        self.worker: Any = None
-
-    @property
-    def ended(self) -> int:
-        return sum(self.counts.values())
-
-    def request_stop(self, reason: str | None = None) -> None:
-        if self.stop_reason is None:
-            self.stop_reason = reason
-        self.stop.set()
-        if self.worker is not None:
-            self.worker.quit()
-
-    def close_progress(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 class BatchView:
@@ -131,7 +115,7 @@ class BatchView:
         # Qt's signal: magicgui's `changed` stays silent when the value becomes None ("off")
         self.choice.native.currentIndexChanged.connect(lambda *_: self.folder.show_rows(self.choice.value))
         self.rows = self.folder.rows
-        self.active: BatchRun | None = None
+        self.active: LayerBatchRun | None = None
         self.closed = False
 
     @property
@@ -169,7 +153,7 @@ class BatchView:
         return True
 
     def _launch(self, request: BatchRequest) -> None:
-        run = self.active = BatchRun(request, self.viewer)
+        run = self.active = LayerBatchRun(request, self.viewer)
         worker = _make_worker(request, run.stop, run.finished)
         worker.stop_event = run.stop
         worker.yielded.connect(route_failures(self._on_result, self._on_error))
@@ -227,12 +211,12 @@ class BatchView:
             run.failures.append(f"{name}: {result.message}")
         self.controls.step(run.ended)
         if not run.stop.is_set():
-            self.controls.say(f"Batch: {_counts_text(run)} of {request.total}…")
+            self.controls.say(f"Batch: {run.counts_text()} of {request.total}…")
         # last: napari's bar processes Qt events (the batch may end in there)
         if run.bar is not None:
             run.bar.advance(run.ended)
 
-    def _show(self, run: BatchRun, result: BatchResult) -> None:
+    def _show(self, run: LayerBatchRun, result: BatchResult) -> None:
         request = run.request
         if run.stack_result is not None:
             if not run.stack_result.show(result.result, request.slice_index(result.index)):
@@ -285,17 +269,10 @@ class BatchView:
         seconds = time.perf_counter() - run.started
         reason = f" ({run.stop_reason})" if run.stop_reason else ""
         head = f"Batch stopped{reason}" if stopped else "Batch done"
-        self.controls.say(f"{head}: {_counts_text(run)} of {request.total} in {seconds:.1f} s.")
+        self.controls.say(f"{head}: {run.counts_text()} of {request.total} in {seconds:.1f} s.")
 
     def _on_layer_removed(self, event: Any) -> None:
         run = self.active
         result = None if run is None or run.stack_result is None else run.stack_result.layer
         if result is not None and event.value is result:
             self.stop("the result layer was deleted")
-
-
-def _counts_text(run: BatchRun) -> str:
-    """'3 done', '3 done, 1 failed', '2 done, 3 cancelled'."""
-    parts = [f"{run.counts.get('done', 0)} done"]
-    parts += [f"{run.counts[s]} {s}" for s in ("failed", "cancelled") if run.counts.get(s)]
-    return ", ".join(parts)

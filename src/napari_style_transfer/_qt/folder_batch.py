@@ -30,7 +30,14 @@ from ..plugin.faults import UserError, error_message, release_memory, run_device
 from ..plugin.folder_request import FolderRequest, FolderStart, folder_events, folder_failure, prepare_folder
 from ..plugin.run_request import RunChoices
 from .controls import RunControls
-from .worker import ActivityBar, RunFailed, StyleWorker, avoid_triton_llvm_clash, route_failures
+from .worker import (
+    ActivityBar,
+    BatchRun,
+    RunFailed,
+    StyleWorker,
+    avoid_triton_llvm_clash,
+    route_failures,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,43 +66,15 @@ make_folder_worker = thread_worker(
 )
 
 
-class FolderRun:
-    """Book-keeping of the folder batch in progress: its worker, bar, counts, failed names, layers."""
+class FolderRun(BatchRun):
+    """Book-keeping of the folder batch in progress: as any batch's, plus failed names and layers."""
 
     def __init__(self, request: FolderRequest):
+        super().__init__()
         self.request = request
-        self.stop = threading.Event()
-        self.finished = threading.Event()
-        self.started = time.perf_counter()
         self.total = 0
-        self.counts: dict[str, int] = {}
         self.failed: list[str] = []
         self.layers: list[Any] = []
-        self.stop_reason: str | None = None
-        self.error: BaseException | None = None
-        self.bar: ActivityBar | None = None
-        self.worker: Any = None
-
-    @property
-    def ended(self) -> int:
-        return sum(self.counts.values())
-
-    def request_stop(self, reason: str | None = None) -> None:
-        if self.stop_reason is None:
-            self.stop_reason = reason
-        self.stop.set()
-        if self.worker is not None:
-            self.worker.quit()
-
-    def close_progress(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-    def counts_text(self) -> str:
-        """'3 done', '0 done, 3 skipped, 1 failed', '2 done, 3 cancelled'."""
-        parts = [f"{self.counts.get('done', 0)} done"]
-        parts += [f"{self.counts[s]} {s}" for s in ("skipped", "failed", "cancelled") if self.counts.get(s)]
-        return ", ".join(parts)
 
 
 class FolderView:

@@ -196,6 +196,43 @@ class ActiveRun:
             self.bar.close()
 
 
+class BatchRun:
+    """What a batch in progress keeps, for every kind of batch (layers, slices, a folder): its
+    stop and finished events, start time, counts by status, activity-dock bar and worker."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.finished = threading.Event()
+        self.started = time.perf_counter()
+        self.counts: dict[str, int] = {}
+        self.stop_reason: str | None = None
+        self.error: BaseException | None = None
+        self.bar: ActivityBar | None = None
+        self.worker: Any = None
+
+    @property
+    def ended(self) -> int:
+        """Items that ended, however they did."""
+        return sum(self.counts.values())
+
+    def request_stop(self, reason: str | None = None) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.stop.set()
+        if self.worker is not None:
+            self.worker.quit()
+
+    def close_progress(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def counts_text(self) -> str:
+        """'3 done', '0 done, 3 skipped, 1 failed', '2 done, 3 cancelled'."""
+        parts = [f"{self.counts.get('done', 0)} done"]
+        parts += [f"{self.counts[s]} {s}" for s in ("skipped", "failed", "cancelled") if self.counts.get(s)]
+        return ", ".join(parts)
+
+
 #: The activity dock's bar moves at most this often (seconds); see :meth:`ActivityBar.advance`.
 BAR_INTERVAL_S = 0.25
 
