@@ -185,17 +185,8 @@ def test_the_readme_opens_for_a_user_and_shows_the_live_preview():
 
 
 def test_citation_cff_is_valid_and_cites_the_method_and_the_weights():
-    pytest.importorskip("check_jsonschema")
     cff = ROOT / "CITATION.cff"
-    cmd = [
-        sys.executable,
-        "-m",
-        "check_jsonschema",
-        "--builtin-schema",
-        "vendor.citation-file-format",
-        str(cff),
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    done = _check_citation(cff)
     assert done.returncode == 0, done.stdout + done.stderr
     text = cff.read_text(encoding="utf-8")
     assert "10.1109/CVPR.2016.265" in text  # Gatys, Ecker & Bethge
@@ -203,18 +194,16 @@ def test_citation_cff_is_valid_and_cites_the_method_and_the_weights():
 
 
 def test_a_broken_citation_fails_the_schema_check(tmp_path):
-    pytest.importorskip("check_jsonschema")
     bad = tmp_path / "CITATION.cff"
     bad.write_text("cff-version: 1.2.0\ntitle: x\n", encoding="utf-8")  # no message, no authors
-    cmd = [
-        sys.executable,
-        "-m",
-        "check_jsonschema",
-        "--builtin-schema",
-        "vendor.citation-file-format",
-        str(bad),
-    ]
-    assert subprocess.run(cmd, capture_output=True, text=True, timeout=120).returncode != 0
+    assert _check_citation(bad).returncode != 0
+
+
+def _check_citation(path: Path) -> subprocess.CompletedProcess:
+    """check-jsonschema's vendored Citation File Format schema against ``path``."""
+    pytest.importorskip("check_jsonschema")
+    cmd = [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.citation-file-format"]
+    return subprocess.run([*cmd, str(path)], capture_output=True, text=True, timeout=120)
 
 
 def test_the_changelog_keeps_a_changelog_and_the_notice_credits_the_weights():

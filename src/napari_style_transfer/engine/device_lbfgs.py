@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from .lbfgs import CURVATURE_EPS, ClosureResult
+from .lbfgs import CURVATURE_EPS, ClosureResult, lbfgs_settings, the_one_tensor
 from .runtime import record_copy_done
 
 
@@ -43,15 +43,8 @@ class DeviceLBFGS(torch.optim.Optimizer):
     """
 
     def __init__(self, params, lr: float = 1.0, history_size: int = 50):
-        if not lr > 0:
-            raise ValueError(f"lr: must be > 0, got {lr!r}")
-        if int(history_size) < 1:
-            raise ValueError(f"history_size: must be >= 1, got {history_size!r}")
-        super().__init__(params, {"lr": float(lr), "history_size": int(history_size)})
-        params = [p for group in self.param_groups for p in group["params"]]
-        if len(params) != 1:
-            raise ValueError("DeviceLBFGS optimises exactly one tensor")
-        self.param = params[0]
+        super().__init__(params, lbfgs_settings(lr, history_size))
+        self.param = the_one_tensor(self)
         #: The closure's terms of the last step, detached, on the device (never fetched here).
         self.last_terms: dict[str, torch.Tensor] = {}
         #: Whether the last step's gradient was finite (a 0-d bool tensor on the device).

@@ -44,6 +44,23 @@ CURVATURE_EPS = 1e-10
 ClosureResult = torch.Tensor | tuple[torch.Tensor, Mapping[str, torch.Tensor]]
 
 
+def lbfgs_settings(lr: float, history_size: int) -> dict:
+    """The param-group defaults of an L-BFGS here, checked (one message per bad value)."""
+    if not lr > 0:
+        raise ValueError(f"lr: must be > 0, got {lr!r}")
+    if int(history_size) < 1:
+        raise ValueError(f"history_size: must be >= 1, got {history_size!r}")
+    return {"lr": float(lr), "history_size": int(history_size)}
+
+
+def the_one_tensor(optimizer: torch.optim.Optimizer) -> torch.Tensor:
+    """The single tensor an L-BFGS here optimises (its history is one flat vector per pair)."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if len(params) != 1:
+        raise ValueError(f"{type(optimizer).__name__} optimises exactly one tensor")
+    return params[0]
+
+
 class CompactLBFGS(torch.optim.Optimizer):
     """L-BFGS for one tensor, one closure evaluation and one device → host transfer per :meth:`step`.
 
@@ -52,15 +69,8 @@ class CompactLBFGS(torch.optim.Optimizer):
     """
 
     def __init__(self, params, lr: float = 1.0, history_size: int = 50):
-        if not lr > 0:
-            raise ValueError(f"lr: must be > 0, got {lr!r}")
-        if int(history_size) < 1:
-            raise ValueError(f"history_size: must be >= 1, got {history_size!r}")
-        super().__init__(params, {"lr": float(lr), "history_size": int(history_size)})
-        params = [p for group in self.param_groups for p in group["params"]]
-        if len(params) != 1:
-            raise ValueError("CompactLBFGS optimises exactly one tensor")
-        self._param = params[0]
+        super().__init__(params, lbfgs_settings(lr, history_size))
+        self._param = the_one_tensor(self)
         #: The closure's terms after the last step, as floats.
         self.fetched: dict[str, float] = {}
         #: Whether the last step was skipped because the gradient was not finite.
@@ -240,4 +250,12 @@ def optimizer_step(
             return StepResult(values, finite, evaluations)
 
 
-__all__ = ["CURVATURE_EPS", "ClosureResult", "CompactLBFGS", "StepResult", "optimizer_step"]
+__all__ = [
+    "CURVATURE_EPS",
+    "ClosureResult",
+    "CompactLBFGS",
+    "StepResult",
+    "lbfgs_settings",
+    "optimizer_step",
+    "the_one_tensor",
+]
