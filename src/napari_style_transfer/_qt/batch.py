@@ -42,6 +42,7 @@ from .worker import (
     RunFailed,
     StyleWorker,
     avoid_triton_llvm_clash,
+    batch_failure,
     route_failures,
 )
 
@@ -228,18 +229,10 @@ class BatchView:
             run.results.append(layer.layer)
 
     def _on_error(self, exc: BaseException) -> None:
-        run = self.active
-        error = getattr(exc, "error", exc)
-        if run is not None:
-            run.error = error
-        details = getattr(exc, "details", None)
-        if details:
-            logger.error("style transfer batch failed:\n%s", details)
-        if self.closed:
-            return
-        message = error_message(error)
-        show_error(message)
-        self.controls.say(f"Batch failed: {message}")
+        message = batch_failure(self.active, exc, "batch")
+        if not self.closed:
+            show_error(message)
+            self.controls.say(f"Batch failed: {message}")
 
     def _on_finished(self) -> None:
         run, self.active = self.active, None

@@ -36,6 +36,7 @@ from .worker import (
     RunFailed,
     StyleWorker,
     avoid_triton_llvm_clash,
+    batch_failure,
     route_failures,
 )
 
@@ -222,18 +223,10 @@ class FolderView:
             run.bar.close()
 
     def _on_error(self, exc: BaseException) -> None:
-        run = self.active
-        error = getattr(exc, "error", exc)
-        if run is not None:
-            run.error = error
-        details = getattr(exc, "details", None)
-        if details:
-            logger.error("style transfer folder batch failed:\n%s", details)
-        if self.closed:
-            return
-        message = error_message(error)
-        show_error(message)
-        self.controls.say(f"Batch failed: {message}")
+        message = batch_failure(self.active, exc, "folder batch")
+        if not self.closed:
+            show_error(message)
+            self.controls.say(f"Batch failed: {message}")
 
     def _on_finished(self) -> None:
         run, self.active = self.active, None

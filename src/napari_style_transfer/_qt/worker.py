@@ -25,7 +25,7 @@ from qtpy.QtGui import QMovie
 
 from ..engine import ProgressEvent, StackEvent, run_iter
 from ..engine.full_size import full_size_event
-from ..plugin.faults import release_memory, run_device, run_failure
+from ..plugin.faults import error_message, release_memory, run_device, run_failure
 from ..plugin.progress import (
     PREVIEW_TIME_SHARE_GPU,
     REFRESH_TIME_SHARE_GPU,
@@ -231,6 +231,18 @@ class BatchRun:
         parts = [f"{self.counts.get('done', 0)} done"]
         parts += [f"{self.counts[s]} {s}" for s in ("skipped", "failed", "cancelled") if self.counts.get(s)]
         return ", ".join(parts)
+
+
+def batch_failure(run: BatchRun | None, exc: BaseException, what: str) -> str:
+    """A batch's failure: recorded on ``run`` (if any), an unexpected error's details logged
+    (``what``: "batch", "folder batch"), and its one sentence returned for the user."""
+    error = getattr(exc, "error", exc)
+    if run is not None:
+        run.error = error
+    details = getattr(exc, "details", None)
+    if details:
+        logger.error("style transfer %s failed:\n%s", what, details)
+    return error_message(error)
 
 
 #: The activity dock's bar moves at most this often (seconds); see :meth:`ActivityBar.advance`.
