@@ -27,11 +27,11 @@ from typing import Any
 
 from magicgui.widgets import ComboBox
 from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_error, show_warning
+from napari.utils.notifications import show_error
 
 from ..batch import BatchOptions, BatchResult, stylize_batch
 from ..plugin.batch_request import BatchRequest, batch_layers, prepare_batch
-from ..plugin.faults import UserError, error_message, release_memory, run_device, run_failure
+from ..plugin.faults import release_memory, run_device, run_failure
 from ..plugin.run_request import RunChoices
 from .controls import RunControls
 from .folder_batch import FOLDER_MODE, FolderView
@@ -43,7 +43,8 @@ from .worker import (
     StyleWorker,
     avoid_triton_llvm_clash,
     batch_failure,
-    route_failures,
+    connect_worker,
+    show_refusal,
 )
 
 logger = logging.getLogger(__name__)
@@ -143,11 +144,8 @@ class BatchView:
             request = prepare_batch(
                 mode, layers, styles, choices.params, point=choices.point, mask_layer=choices.mask_layer
             )
-        except UserError as exc:
-            (show_error if exc.severity == "error" else show_warning)(str(exc))
-            return False
-        except Exception as exc:  # ConfigError and anything unexpected: one sentence
-            show_error(error_message(exc))
+        except Exception as exc:  # a UserError, a ConfigError, anything unexpected: one sentence
+            show_refusal(exc)
             return False
         avoid_triton_llvm_clash()
         self._launch(request)
@@ -156,10 +154,7 @@ class BatchView:
     def _launch(self, request: BatchRequest) -> None:
         run = self.active = LayerBatchRun(request, self.viewer)
         worker = _make_worker(request, run.stop, run.finished)
-        worker.stop_event = run.stop
-        worker.yielded.connect(route_failures(self._on_result, self._on_error))
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
+        connect_worker(worker, run.stop, self._on_result, self._on_error, self._on_finished)
         run.worker = worker
         what = (
             f"{request.total} layers"

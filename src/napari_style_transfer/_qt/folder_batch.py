@@ -23,10 +23,10 @@ from typing import Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, SpinBox
 from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_error, show_warning
+from napari.utils.notifications import show_error
 
 from ..batch import BatchResult
-from ..plugin.faults import UserError, error_message, release_memory, run_device
+from ..plugin.faults import release_memory, run_device
 from ..plugin.folder_request import FolderRequest, FolderStart, folder_events, folder_failure, prepare_folder
 from ..plugin.run_request import RunChoices
 from .controls import RunControls
@@ -37,7 +37,8 @@ from .worker import (
     StyleWorker,
     avoid_triton_llvm_clash,
     batch_failure,
-    route_failures,
+    connect_worker,
+    show_refusal,
 )
 
 logger = logging.getLogger(__name__)
@@ -144,11 +145,8 @@ class FolderView:
                 open_first=int(self.open_first.value),
                 overwrite=bool(self.overwrite.value),
             )
-        except UserError as exc:
-            (show_error if exc.severity == "error" else show_warning)(str(exc))
-            return False
-        except Exception as exc:  # ConfigError and anything unexpected: one sentence
-            show_error(error_message(exc))
+        except Exception as exc:  # a UserError, a ConfigError, anything unexpected: one sentence
+            show_refusal(exc)
             return False
         avoid_triton_llvm_clash()
         self._launch(request)
@@ -157,10 +155,7 @@ class FolderView:
     def _launch(self, request: FolderRequest) -> None:
         run = self.active = FolderRun(request)
         worker = make_folder_worker(request, run.stop, run.finished)
-        worker.stop_event = run.stop
-        worker.yielded.connect(route_failures(self._on_event, self._on_error))
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
+        connect_worker(worker, run.stop, self._on_event, self._on_error, self._on_finished)
         run.worker = worker
         self.controls.begin(run, 1, f"Batch: looking for images in {request.source}…")
         worker.start()

@@ -31,11 +31,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, PushButton
-from napari.utils.notifications import show_error, show_info, show_warning
+from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
 from superqt import QCollapsible
 
-from ..plugin.faults import UserError, error_message
+from ..plugin.faults import error_message
 from ..plugin.layers import is_nd, is_result_layer
 from ..plugin.progress import (
     RateMeter,
@@ -58,7 +58,7 @@ from .results import unwrap
 from .run_extras import add_run_extras
 from .settings_view import SettingsView
 from .style_rows import StyleRow, StyleRows
-from .worker import ActiveRun, avoid_triton_llvm_clash, launch
+from .worker import ActiveRun, avoid_triton_llvm_clash, launch, show_refusal
 
 if TYPE_CHECKING:
     import napari
@@ -289,11 +289,8 @@ class StyleTransferWidget(Container):
         try:
             choices = make_choices()
             request = prepare(choices)
-        except UserError as exc:
-            self._notify(str(exc), exc.severity)
-            return False
-        except Exception as exc:  # ConfigError and anything unexpected: one sentence, no traceback
-            self._notify(error_message(exc), "error")
+        except Exception as exc:  # a UserError, a ConfigError, anything unexpected: one sentence
+            show_refusal(exc)
             return False
 
         avoid_triton_llvm_clash()
@@ -325,10 +322,6 @@ class StyleTransferWidget(Container):
 
     def _set_status(self, text: str) -> None:
         self.controls.say(text)
-
-    @staticmethod
-    def _notify(message: str, severity: str = "warning") -> None:
-        (show_error if severity == "error" else show_warning)(message)
 
     # ------------------------------------------------------------------ worker signals (GUI thread)
 

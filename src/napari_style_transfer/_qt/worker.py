@@ -20,12 +20,13 @@ from typing import Any
 
 from napari.qt.threading import GeneratorWorker, thread_worker
 from napari.utils import cancelable_progress
+from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtGui import QMovie
 
 from ..engine import ProgressEvent, StackEvent, run_iter
 from ..engine.full_size import full_size_event
-from ..plugin.faults import error_message, release_memory, run_device, run_failure
+from ..plugin.faults import UserError, error_message, release_memory, run_device, run_failure
 from ..plugin.progress import (
     PREVIEW_TIME_SHARE_GPU,
     REFRESH_TIME_SHARE_GPU,
@@ -233,6 +234,15 @@ class BatchRun:
         return ", ".join(parts)
 
 
+def show_refusal(exc: BaseException) -> None:
+    """A run or batch that cannot start: one notification, never a traceback (a UserError at its
+    own severity; anything else, a ConfigError included, as an error sentence)."""
+    if isinstance(exc, UserError):
+        (show_error if exc.severity == "error" else show_warning)(str(exc))
+    else:
+        show_error(error_message(exc))
+
+
 def batch_failure(run: BatchRun | None, exc: BaseException, what: str) -> str:
     """A batch's failure: recorded on ``run`` (if any), an unexpected error's details logged
     (``what``: "batch", "folder batch"), and its one sentence returned for the user."""
@@ -342,6 +352,21 @@ def route_failures(
     return route
 
 
+def connect_worker(
+    worker: StyleWorker,
+    stop: threading.Event,
+    on_event: Callable[[Any], None],
+    on_error: Callable[[BaseException], None],
+    on_finished: Callable[[], None],
+) -> None:
+    """Wire a run's or a batch's worker: Stop reaches the engine, a failure (the last event, see
+    :class:`RunFailed`) goes to ``on_error`` like a bug outside the generator's own handling."""
+    worker.stop_event = stop
+    worker.yielded.connect(route_failures(on_event, on_error))
+    worker.errored.connect(on_error)
+    worker.finished.connect(on_finished)
+
+
 def launch(
     request: RunRequest,
     viewer: Any,
@@ -360,11 +385,8 @@ def launch(
     run.meter = RateMeter(request.sizes, request.config.iterations)
     run.result = ResultLayer(viewer, request)
     worker = _make_worker(request, stop, finished)
-    worker.stop_event = stop
+    connect_worker(worker, stop, on_event, on_error, on_finished)
     run.worker = worker
-    worker.yielded.connect(route_failures(on_event, on_error))
-    worker.errored.connect(on_error)  # only a bug outside run_events' own handling
-    worker.finished.connect(on_finished)
     run.bar = ActivityBar(viewer, request.total_steps, f"Style transfer: {request.result_name}", on_cancel)
     return run
 
