@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from .device_lbfgs import DeviceLBFGS
+from .runtime import checked_initial_scale
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +156,8 @@ class DeviceLossScaler:
         min_scale: float = 1.0,
         max_scale: float = 2.0**32,
     ):
-        if not initial > 0 or not min_scale > 0 or max_scale < min_scale:
-            raise ValueError(f"loss scale: need 0 < min_scale <= max_scale and initial > 0, got {initial!r}")
-        if int(growth_interval) < 1:
-            raise ValueError(f"growth_interval: must be >= 1, got {growth_interval!r}")
-        self.value = torch.tensor(float(min(max(initial, min_scale), max_scale)), device=device)
+        initial = checked_initial_scale(initial, growth_interval, min_scale, max_scale)
+        self.value = torch.tensor(initial, device=device)
         self.growth_interval = int(growth_interval)
         self.min_scale, self.max_scale = float(min_scale), float(max_scale)
         self.good_steps = torch.zeros((), dtype=torch.long, device=device)

@@ -70,6 +70,15 @@ def initial_loss_scale(pixels: int) -> float:
     return float(2.0 ** min(32, max(10, round(math.log2(guess)))))
 
 
+def checked_initial_scale(initial: float, growth_interval: int, min_scale: float, max_scale: float) -> float:
+    """A loss scaler's settings checked (one message per bad value); the initial scale within bounds."""
+    if not initial > 0 or not min_scale > 0 or max_scale < min_scale:
+        raise ValueError(f"loss scale: need 0 < min_scale <= max_scale and initial > 0, got {initial!r}")
+    if int(growth_interval) < 1:
+        raise ValueError(f"growth_interval: must be >= 1, got {growth_interval!r}")
+    return float(min(max(initial, min_scale), max_scale))
+
+
 class LossScaler:
     """Dynamic fp16 loss scaling: halve and redo a step on overflow, grow after good steps.
 
@@ -88,11 +97,7 @@ class LossScaler:
         min_scale: float = 1.0,
         max_scale: float = 2.0**32,
     ):
-        if not initial > 0 or not min_scale > 0 or max_scale < min_scale:
-            raise ValueError(f"loss scale: need 0 < min_scale <= max_scale and initial > 0, got {initial!r}")
-        if int(growth_interval) < 1:
-            raise ValueError(f"growth_interval: must be >= 1, got {growth_interval!r}")
-        self.value = float(min(max(initial, min_scale), max_scale))
+        self.value = checked_initial_scale(initial, growth_interval, min_scale, max_scale)
         self.growth_interval = int(growth_interval)
         self.min_scale, self.max_scale = float(min_scale), float(max_scale)
         self.good_steps = 0
@@ -345,6 +350,7 @@ __all__ = [
     "FP16_TINY",
     "LossScaler",
     "Runtime",
+    "checked_initial_scale",
     "cpu_supports_bf16",
     "cuda_auto_precision",
     "deterministic_algorithms",
