@@ -133,10 +133,11 @@ def read_files(args: argparse.Namespace) -> list[tuple[str, str]]:
     return named
 
 
-def check_paths(args: argparse.Namespace, output: Path) -> None:
-    """Inputs readable regular files, the output writable, and nothing the run writes one of the
-    files it reads (the result, or a ``--save-every`` step file): ImageFileError otherwise."""
-    from ..files import check_input_file, check_writable
+def check_paths(args: argparse.Namespace, output: Path, suffixes: tuple[str, ...] | None = None) -> None:
+    """Inputs readable regular files, the output writable (``suffixes``: the output's kinds, an
+    image's by default), and nothing the run writes one of the files it reads (the result, or a
+    ``--save-every`` step file): ImageFileError otherwise."""
+    from ..files import WRITABLE_SUFFIXES, check_input_file, check_writable
     from ..files.guard import ReadFiles
     from ..files.names import step_name
 
@@ -144,7 +145,7 @@ def check_paths(args: argparse.Namespace, output: Path) -> None:
     for what, path in named:
         if what != "--weights":  # the engine explains a bad weights file in its own words
             check_input_file(path)
-    check_writable(output)  # before a long run: a directory, a read-only folder, a FIFO…
+    check_writable(output, suffixes or WRITABLE_SUFFIXES)  # before a long run: a directory, a FIFO…
     reads = ReadFiles(read_files(args))
     reads.check("--output", output)
     if getattr(args, "preview_every", 0):
@@ -189,16 +190,19 @@ def _read_mask(args: argparse.Namespace, content_shape: tuple[int, int], factor:
     return mask
 
 
-def prepare(args: argparse.Namespace, output: Path, config: StyleConfig) -> Job:
+def prepare(
+    args: argparse.Namespace, output: Path, config: StyleConfig, suffixes: tuple[str, ...] | None = None
+) -> Job:
     """Check the paths and read the files; raises ImageFileError, ConfigError, ImageError or ValueError.
 
-    ``config`` is the validated config without the start image (read here).
+    ``config`` is the validated config without the start image (read here); ``suffixes``: the
+    output's kinds (an image's by default; a movie's for a movie output).
     """
     from ..engine.guidance import Guidance
     from ..files import decode, read_stack
 
     label_styles = parse_label_styles(args.label_styles)
-    check_paths(args, output)
+    check_paths(args, output, suffixes)
     size = config.size
     stack, factor, content_shape = None, 1, (0, 0)
     if args.stack:

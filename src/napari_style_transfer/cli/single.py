@@ -164,23 +164,6 @@ def _movie_problem(args: argparse.Namespace, output: Path) -> str | None:
     return None
 
 
-def _movie_output(args: argparse.Namespace, output: Path) -> Path:
-    """Check a movie output as ``job.prepare`` checks an image one: writable, none of the inputs.
-
-    Returns the name ``prepare`` checks instead: a fresh temporary name beside the output (it
-    never exists), so its checks of the folder hold for the movie too.
-    """
-    from ..files import check_writable
-    from ..files.atomic import temp_name
-    from ..files.guard import ReadFiles
-    from ..files.movie import MOVIE_WRITE_SUFFIXES
-    from .job import read_files
-
-    target = check_writable(output, MOVIE_WRITE_SUFFIXES)
-    ReadFiles(read_files(args)).check("--output", output)
-    return temp_name(target.parent, ".tif")
-
-
 def _movie_plan(args: argparse.Namespace, output: Path, job: Job) -> MovieOut | None:
     """Say once that a movie's sound is dropped; for a movie output, one time axis and its frame rate
     (``--fps``, else the content's, else 10)."""
@@ -313,7 +296,7 @@ def run(argv: Sequence[str]) -> int:
     try:
         # validated before any file is read; the start image, read later, stands in as a 1×1 array
         config, options = settings_from_args(args, _placeholder() if args.init_image else None)
-        job = prepare(args, _movie_output(args, output) if movie_out else output, config)
+        job = prepare(args, output, config, MOVIE_WRITE_SUFFIXES if movie_out else None)
         job.output = options
         check_result_fits(job)
         movie = _movie_plan(args, output, job)
