@@ -21,6 +21,8 @@ OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "image")
 POOLINGS = ("max", "avg")
 PRESERVE_COLORS = ("none", "luminance", "histogram")
+#: The colours of the result: the content's channels (grey stays grey) or the style's (RGB).
+RESULT_COLOURS = ("content", "style")
 WEIGHT_CONVENTIONS = ("caffe", "torchvision")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 TILINGS = ("auto", "on", "off")
@@ -246,6 +248,16 @@ class StyleConfig:
         "first recolours the style like the content", group="main", kind="choice", choices=PRESERVE_COLORS,
         choice_labels=("no (use the style's)", "luminance transfer", "match histograms"),
     ))
+    result_colour: str = field(default="content", metadata=option(
+        "Result colours", "A single-channel content gives a grey result ('content') or an RGB one in the "
+        "style's colours ('style', in the content's dtype family)", group="main", kind="choice",
+        choices=RESULT_COLOURS, choice_labels=("the content's channels", "the style's colours (RGB)"),
+    ))
+    structure_weight: float = field(default=0.0, metadata=option(
+        "Keep structure", "Matting-Laplacian weight (Luan et al. 2017): above 0 keeps the result locally an "
+        "affine recolouring of the content, so edges and thin structures stay where they are",
+        group="advanced", kind="float", minimum=0.0, step=10.0, metavar="W",
+    ))
     multiscale: bool = field(default=True, metadata=option(
         "Multi-scale", "Coarse to fine: start at about 256 px and refine (faster, larger structures)",
         group="advanced", kind="bool",
@@ -316,6 +328,7 @@ class StyleConfig:
             if spec["kind"] == "bool" and not isinstance(value, bool):
                 _fail(f.name, "True or False", value)
         self._check_mix()
+        self._check_colours()
         self._check_start()
         self._check_runtime()
         self._check_contrast_limits()
@@ -336,7 +349,7 @@ class StyleConfig:
             _fail("style_scale", f"a number from {low:g} to {high:g}", scale)
 
     def _check_weights(self) -> None:
-        for name in ("content_weight", "style_weight", "tv_weight"):
+        for name in ("content_weight", "style_weight", "tv_weight", "structure_weight"):
             _finite_nonneg(name, getattr(self, name))
         if self.content_weight == 0 and self.style_weight == 0:
             _fail("style_weight", "> 0 when content_weight is 0", self.style_weight)
@@ -371,6 +384,13 @@ class StyleConfig:
             allowed = "a number from 0 to 1, above 0 and below 1 when style_loss combines two statistics"
             _fail("style_loss_mix", f"{allowed} (style_loss is {self.style_loss!r})", mix)
         object.__setattr__(self, "style_loss_mix", float(mix))
+
+    def _check_colours(self) -> None:
+        if self.result_colour == "style" and self.preserve_colors != "none":
+            raise ConfigError(
+                "result_colour: 'style' needs preserve_colors 'none' (keeping the content's colours "
+                f"would give a grey result again), but preserve_colors is {self.preserve_colors!r}"
+            )
 
     def _check_start(self) -> None:
         if self.init == "image" and self.init_image is None:
