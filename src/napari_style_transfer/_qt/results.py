@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..plugin.layers import result_display
 from ..plugin.result_metadata import result_metadata
 from ..plugin.run_request import RunRequest
 
@@ -93,7 +94,7 @@ class ResultLayer:
                 # a result smaller than the content is drawn smoothly, not in blocks
                 interpolation2d="linear" if upsampled else "nearest",
                 **request.placement(hw),
-                **request.display,
+                **result_display(request.display, request.config.result_colour == "style"),
             )
         )
 

@@ -91,6 +91,7 @@ def settings_record(
             "style_contrast_limits",
             "init_contrast_limits",
             "consistency_weight",
+            "style_regions",
         ):
             value = getattr(guidance, name)
             g[name] = {str(k): v for k, v in value.items()} if isinstance(value, dict) else value

@@ -111,6 +111,45 @@ def parse_label_styles(items: Sequence[str] | None) -> dict[int, int] | None:
     return mapping
 
 
+def parse_style_regions(
+    items: Sequence[str] | None, n_styles: int
+) -> list[tuple[float, float, float, float] | None] | None:
+    """['0,0,64,64', '-'] → one rectangle (or None: the whole image) per style; ValueError with one line."""
+    if not items:
+        return None
+    if len(items) > n_styles:
+        raise ValueError(f"--style-region: given {len(items)} times for {n_styles} style image(s)")
+    regions: list[tuple[float, float, float, float] | None] = []
+    for item in items:
+        if item.strip() in ("-", ""):
+            regions.append(None)
+            continue
+        try:
+            x0, y0, x1, y1 = (float(v) for v in item.split(","))
+        except ValueError:
+            raise ValueError(
+                f"--style-region: {item!r} must be X0,Y0,X1,Y1 (four numbers, pixels of the style file) or '-'"
+            ) from None
+        regions.append((x0, y0, x1, y1))
+    return regions + [None] * (n_styles - len(regions))
+
+
+def scaled_region(
+    region: tuple[float, float, float, float] | None, file_shape: Sequence[int], array_shape: Sequence[int]
+) -> tuple[float, float, float, float] | None:
+    """A region in a file's pixels → the same rectangle in the pixels of the array read from it."""
+    if region is None:
+        return None
+    if region[0] >= file_shape[1] or region[1] >= file_shape[0]:
+        raise ValueError(
+            f"--style-region: {','.join(f'{v:g}' for v in region)} lies outside the style image "
+            f"({file_shape[1]}×{file_shape[0]} px)"
+        )
+    fy, fx = array_shape[0] / file_shape[0], array_shape[1] / file_shape[1]
+    x0, y0, x1, y1 = region
+    return x0 * fx, y0 * fy, x1 * fx, y1 * fy
+
+
 def input_paths(args: argparse.Namespace) -> list[tuple[str, str]]:
     """Every file the run reads, as (what it is, path)."""
     styles = args.styles
@@ -202,6 +241,7 @@ def prepare(
     from ..files import decode, read_stack
 
     label_styles = parse_label_styles(args.label_styles)
+    regions = parse_style_regions(getattr(args, "style_region", None), len(args.styles))
     check_paths(args, output, suffixes)
     size = config.size
     stack, factor, content_shape = None, 1, (0, 0)
@@ -212,16 +252,33 @@ def prepare(
         decoded = decode(args.content, size)
         content, factor, content_shape = decoded.array, decoded.factor, decoded.shape
     style_side = max(1, round(size * config.style_scale)) if size else None
-    styles = [decode(path, style_side).array for path in args.styles]
+    decoded_styles = [decode(path, style_side) for path in args.styles]
+    styles = [d.array for d in decoded_styles]
     if args.init_image:
         config = config.replace(init_image=decode(args.init_image, size).array)
     guidance = None
-    if args.mask:
-        mask = _read_mask(args, content_shape, factor)
-        guidance = Guidance(content_mask=mask, label_styles=label_styles, mask_feather=args.mask_feather)
+    if regions is not None:
+        regions = [scaled_region(r, d.shape, d.array.shape) for r, d in zip(regions, decoded_styles)]
+    if args.mask or regions is not None:
+        mask = _read_mask(args, content_shape, factor) if args.mask else None
+        guidance = Guidance(
+            content_mask=mask,
+            label_styles=label_styles if args.mask else None,
+            mask_feather=args.mask_feather,
+            style_regions=regions,
+        )
     inputs = {"content": Path(args.content).name, "styles": [Path(s).name for s in args.styles]}
     content_hw = None if args.stack else content_shape
     return Job(content, styles, config, stack, guidance, content_hw=content_hw, inputs=inputs)
 
 
-__all__ = ["Job", "check_paths", "input_paths", "parse_label_styles", "prepare", "usage_error"]
+__all__ = [
+    "Job",
+    "check_paths",
+    "input_paths",
+    "parse_label_styles",
+    "parse_style_regions",
+    "prepare",
+    "scaled_region",
+    "usage_error",
+]

@@ -68,6 +68,13 @@ def _add_mask_arguments(p: argparse.ArgumentParser) -> None:
         "the content (default: every non-zero label gets the blend)",
     )
     m.add_argument(
+        "--style-region",
+        action="append",
+        metavar="X0,Y0,X1,Y1",
+        help="the rectangle of a style file its texture comes from, in that file's pixels (columns X, rows "
+        "Y); give it once per STYLE, in order ('-': the whole image)",
+    )
+    m.add_argument(
         "--mask-feather",
         type=float,
         metavar="PX",

@@ -30,6 +30,22 @@ def _finite_nonneg(name: str, value: Any) -> float:
     return float(value)
 
 
+def _region(index: int, region: Any) -> tuple[float, float, float, float] | None:
+    """One style region checked: None or four finite numbers x0 < x1, y0 < y1 (x0, y0 >= 0)."""
+    if region is None:
+        return None
+    try:
+        x0, y0, x1, y1 = (float(v) for v in region)
+    except (TypeError, ValueError):
+        x0 = y0 = x1 = y1 = math.nan
+    if not all(map(math.isfinite, (x0, y0, x1, y1))) or not (0 <= x0 < x1 and 0 <= y0 < y1):
+        raise ConfigError(
+            f"style_regions[{index}]: must be None or (x0, y0, x1, y1) in the style's pixels with "
+            f"0 <= x0 < x1 and 0 <= y0 < y1, got {region!r}"
+        )
+    return x0, y0, x1, y1
+
+
 @dataclass(frozen=True)
 class Guidance:
     """Spatial and value-range guidance for one 2D run (every field optional).
@@ -39,7 +55,10 @@ class Guidance:
     content (None: every non-zero label gets the blend of all styles). ``style_masks``: per
     style an (H, W) mask (or None) of the part its statistics come from. ``mask_feather``:
     the Gaussian feather (output pixels) of the keep-content blend; None: about 1 % of the
-    long side. ``style_contrast_limits`` / ``init_contrast_limits``: value ranges of the
+    long side. ``style_regions``: per style None or a rectangle (x0, y0, x1, y1) in its pixels
+    (columns x, rows y, the far edges excluded; fractions allowed) that its statistics come
+    from — the texture of one area (with a style mask too: where both are set).
+    ``style_contrast_limits`` / ``init_contrast_limits``: value ranges of the
     styles and of ``config.init_image`` (None: their own). ``consistency_image`` (in the
     content's format) with ``consistency_weight`` > 0 pulls the result toward that image.
     """
@@ -48,6 +67,7 @@ class Guidance:
     label_styles: Mapping[int, int] | None = None
     style_masks: Sequence[np.ndarray | None] | None = field(default=None, repr=False)
     mask_feather: float | None = None
+    style_regions: Sequence[tuple[float, float, float, float] | None] | None = None
     style_contrast_limits: Sequence[tuple[float, float] | None] | None = None
     init_contrast_limits: tuple[float, float] | None = None
     consistency_image: np.ndarray | None = field(default=None, repr=False)
@@ -65,13 +85,19 @@ class Guidance:
             raise ConfigError(
                 "consistency_image: must be an image array when consistency_weight > 0, got None"
             )
+        if self.style_regions is not None:
+            set_(self, "style_regions", tuple(_region(i, r) for i, r in enumerate(self.style_regions)))
         if self.label_styles is not None and self.content_mask is None:
             raise ConfigError("label_styles: needs a content_mask (label image) to map labels to styles")
 
     @property
     def masked(self) -> bool:
         """Whether any mask steers the run (guided Gram matrices)."""
-        return self.content_mask is not None or any(m is not None for m in self.style_masks or ())
+        return (
+            self.content_mask is not None
+            or any(m is not None for m in self.style_masks or ())
+            or any(r is not None for r in self.style_regions or ())
+        )
 
 
 @dataclass(frozen=True)

@@ -237,6 +237,19 @@ def to_rgb01(
     return rgb, info
 
 
+def colour_result_info(info: ImageInfo) -> ImageInfo:
+    """How to render an RGB result of a single-channel content (``result_colour='style'``).
+
+    Three channels in the content's dtype and value range, so that a start image or a stack
+    neighbour rendered this way converts back exactly; a boolean content gives uint8.
+    """
+    if info.channels != 1:
+        return info
+    if info.dtype == np.bool_:
+        return ImageInfo(np.dtype(np.uint8), 3, False, 0.0, 255.0, None)
+    return ImageInfo(info.dtype, 3, False, info.low, info.high, None)
+
+
 def alpha_weights(info: ImageInfo) -> np.ndarray | None:
     """The RGBA input's alpha as an (H, W) float32 weight in [0, 1]; None without alpha or when it is uniform.
 

@@ -16,7 +16,7 @@ import torch
 from . import color
 from .config import ConfigError, StyleConfig
 from .guidance import Guidance
-from .images import ImageInfo, alpha_weights, is_single_image, to_rgb01, to_tensor
+from .images import ImageInfo, alpha_weights, colour_result_info, is_single_image, to_rgb01, to_tensor
 from .masks import RegionPlan, check_labels, plan_regions, region_plane, to_plane_tensor
 
 
@@ -71,23 +71,58 @@ def convert_styles(
     for i, style in enumerate(style_list):
         name = f"style {i + 1}" if len(style_list) > 1 else "style"
         rgbs.append(to_rgb01(style, limits[i] if limits else None, name=name)[0])
-    planes: list[torch.Tensor | None] = [None] * len(style_list)
-    if guidance.style_masks is not None:
-        masks = list(guidance.style_masks)
-        if len(masks) != len(style_list):
+    planes = _style_mask_planes(guidance, rgbs)
+    return StyleImages(rgbs, [w / total for w in blend], planes)
+
+
+def _style_mask_planes(guidance: Guidance, rgbs: list[np.ndarray]) -> list[torch.Tensor | None]:
+    """Per style, the part its statistics come from: its mask, its region, both (where both are set)."""
+    planes: list[torch.Tensor | None] = [None] * len(rgbs)
+    for name, given in (("style_masks", guidance.style_masks), ("style_regions", guidance.style_regions)):
+        if given is not None and len(given) != len(rgbs):
             raise ConfigError(
-                f"style_masks: must have one entry (mask or None) per style image ({len(style_list)}), got {len(masks)}"
+                f"{name}: must have one entry (or None) per style image ({len(rgbs)}), got {len(given)}"
             )
-        for i, (mask, rgb) in enumerate(zip(masks, rgbs)):
-            if mask is None:
-                continue
-            labels = check_labels(mask, rgb.shape[:2], name=f"style_masks[{i}]")
-            if not np.any(labels != 0):
+    masks = list(guidance.style_masks or [None] * len(rgbs))
+    regions = list(guidance.style_regions or [None] * len(rgbs))
+    for i, (mask, region, rgb) in enumerate(zip(masks, regions, rgbs)):
+        if mask is None and region is None:
+            continue
+        keep = np.ones(rgb.shape[:2], dtype=bool)
+        if mask is not None:
+            keep &= check_labels(mask, rgb.shape[:2], name=f"style_masks[{i}]") != 0
+            if not keep.any():
                 raise ConfigError(
                     f"style_masks[{i}]: must mark part of the style image (non-zero), got an empty mask"
                 )
-            planes[i] = to_plane_tensor((labels != 0).astype(np.float32))
-    return StyleImages(rgbs, [w / total for w in blend], planes)
+        if region is not None:
+            keep &= region_mask(region, rgb.shape[:2], i)
+            if not keep.any():
+                raise ConfigError(
+                    f"style_regions[{i}]: the region and the style mask do not overlap; nothing of style "
+                    f"{i + 1} is left"
+                )
+        planes[i] = to_plane_tensor(keep.astype(np.float32))
+    return planes
+
+
+def region_mask(region: Sequence[float], shape: tuple[int, int], index: int = 0) -> np.ndarray:
+    """The pixels whose centres lie in the rectangle (x0, y0, x1, y1) (at least one); refused off the image."""
+    x0, y0, x1, y1 = region
+    h, w = shape
+    if x0 >= w or y0 >= h:
+        raise ConfigError(
+            f"style_regions[{index}]: must overlap the style image ({w}×{h} px), got {tuple(region)!r}"
+        )
+    rows = np.arange(h) + 0.5
+    cols = np.arange(w) + 0.5
+    inside_y = (rows >= y0) & (rows < y1)
+    inside_x = (cols >= x0) & (cols < x1)
+    if not inside_y.any():  # thinner than a pixel: the pixel it is in
+        inside_y[min(h - 1, int(y0))] = True
+    if not inside_x.any():
+        inside_x[min(w - 1, int(x0))] = True
+    return inside_y[:, None] & inside_x[None, :]
 
 
 @dataclass
@@ -182,7 +217,7 @@ def convert_content(
             consistency_rgb = color.luminance_image(consistency_rgb)
     masks = plan_masks(guidance, tuple(content_rgb.shape[:2]), styles, alpha_weights(info))
     return ContentInputs(
-        info=info,
+        info=colour_result_info(info) if config.result_colour == "style" else info,
         content_rgb=content_rgb,
         transfer_content=to_tensor(transfer_content),
         init_rgb=init_rgb,

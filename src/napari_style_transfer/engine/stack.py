@@ -106,6 +106,12 @@ def resize_slice(data: np.ndarray, shape: tuple[int, int], rgb: bool) -> np.ndar
     return out if rgb else out[..., 0]
 
 
+def as_colour(plane: np.ndarray) -> np.ndarray:
+    """A grey (H, W) slice as the RGB result of ``result_colour='style'`` renders it (same values; bool → uint8)."""
+    rgb = np.repeat(plane[..., None], 3, axis=-1)
+    return rgb.astype(np.uint8) * 255 if plane.dtype == np.bool_ else rgb
+
+
 def _slice_indices(slices: Sequence[Any] | None, lead: tuple[int, ...]) -> list[tuple[int, ...]]:
     if slices is None:
         return list(np.ndindex(*lead)) if lead else [()]
@@ -210,7 +216,8 @@ def _start_from(
     slice_data = np.asarray(layout.data[idx])
     m = estimate_shift(luma(layout.data[prev_idx], layout.rgb), luma(slice_data, layout.rgb))
     m = (m[0] * out_hw[0] / layout.hw[0], m[1] * out_hw[1] / layout.hw[1])
-    moved = shift_image(prev, m, resize_slice(slice_data, out_hw, layout.rgb))
+    fill = resize_slice(slice_data, out_hw, layout.rgb)
+    moved = shift_image(prev, m, as_colour(fill) if prev.ndim > fill.ndim else fill)
     return moved, [round(m[0], 2), round(m[1], 2)]
 
 
@@ -246,10 +253,13 @@ def stylize_stack_iter(
     indices = _slice_indices(stack.slices, layout.lead)
     limits = stack_contrast_limits(layout.data, layout.rgb, config.contrast_limits)
     out_hw = scale_sizes(layout.hw, config)[-1]
-    channels = (int(content.shape[-1]),) if layout.rgb else ()
-    result = np.empty(layout.lead + tuple(out_hw) + channels, dtype=np.dtype(content.dtype))
+    colour = config.result_colour == "style" and not layout.rgb  # grey slices give RGB results
+    channels = (int(content.shape[-1]),) if layout.rgb else (3,) if colour else ()
+    dtype = np.dtype(np.uint8) if colour and content.dtype == np.bool_ else np.dtype(content.dtype)
+    result = np.empty(layout.lead + tuple(out_hw) + channels, dtype=dtype)
     for idx in np.ndindex(*layout.lead) if layout.lead else [()]:
-        result[idx] = resize_slice(np.asarray(layout.data[idx]), out_hw, layout.rgb)
+        kept = resize_slice(np.asarray(layout.data[idx]), out_hw, layout.rgb)
+        result[idx] = as_colour(kept) if colour else kept
     stylizer = Stylizer(styles, config.replace(contrast_limits=limits), guidance)
     if (
         layout.masks is not None and layout.masks.ndim != 2

@@ -346,6 +346,17 @@ def layer_display(layer: Any, contrast_limits: tuple[float, float] | None) -> di
     return display
 
 
+def result_display(display: dict[str, Any], colour_result: bool) -> dict[str, Any]:
+    """The result layer's display: the content's, or RGB when a grey content gives a colour result
+    (``result_colour='style'``; the values keep the content's range, so its contrast limits)."""
+    if not colour_result or display.get("rgb"):
+        return display
+    shown: dict[str, Any] = {"rgb": True}
+    if "contrast_limits" in display:
+        shown["contrast_limits"] = display["contrast_limits"]
+    return shown
+
+
 def result_geometry(
     geometry: dict[str, Any],
     content_shape: Sequence[int],

@@ -1,0 +1,86 @@
+"""Issue 25 on the command line: ``--result-colour style`` and ``--style-region`` (real files, real engine)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_style_transfer.cli import run
+from napari_style_transfer.files import read_image, write_image
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+FAST = ["--size", "32", "--iterations", "20", "--no-multiscale", "-q"]
+PREFIX = "napari-style-transfer: error: "
+
+
+@pytest.fixture
+def files(tmp_path, content_image):
+    """A grey PNG content and a style file whose left half is red and right half is blue (120×60 px)."""
+    grey = (content_image[..., :3] @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
+    rng = np.random.default_rng(1)
+    style = np.zeros((60, 120, 3), np.uint8)
+    style[:, :60] = (220, 20, 20)
+    style[:, 60:] = (20, 20, 220)
+    style = np.clip(style + rng.integers(-15, 15, style.shape), 0, 255).astype(np.uint8)
+    content = write_image(tmp_path / "grey.png", grey)
+    return tmp_path, content, write_image(tmp_path / "red_blue.png", style)
+
+
+def means(path) -> np.ndarray:
+    return read_image(path).reshape(-1, 3).astype(float).mean(axis=0)
+
+
+def test_result_colour_style_writes_rgb_from_a_grey_content(files):
+    tmp, content, style = files
+    assert run([str(content), str(style), "-o", str(tmp / "grey_out.png"), *FAST]) == 0
+    assert read_image(tmp / "grey_out.png").ndim == 2
+    assert run([str(content), str(style), "-o", str(tmp / "rgb.png"), "--result-colour", "style", *FAST]) == 0
+    assert read_image(tmp / "rgb.png").shape[-1] == 3
+
+
+def test_a_16_bit_grey_tiff_gives_a_16_bit_rgb_tiff(files):
+    tmp, _, style = files
+    grey = (np.arange(40 * 48).reshape(40, 48) % 4096).astype(np.uint16)
+    tifffile.imwrite(tmp / "grey16.tif", grey)
+    out = tmp / "out16.tif"
+    argv = [str(tmp / "grey16.tif"), str(style), "-o", str(out), "--result-colour", "style", *FAST]
+    assert run(argv) == 0
+    result = tifffile.imread(out)
+    assert result.dtype == np.uint16 and result.shape[-1] == 3
+
+
+def test_style_regions_take_each_half_of_the_style_file(files):
+    tmp, content, style = files
+    common = [str(content), str(style), "--result-colour", "style", *FAST]
+    assert run([*common, "-o", str(tmp / "left.png"), "--style-region", "0,0,60,60"]) == 0
+    assert run([*common, "-o", str(tmp / "right.png"), "--style-region", "60,0,120,60"]) == 0
+    red, blue = means(tmp / "left.png"), means(tmp / "right.png")
+    assert red[0] > blue[0] + 15 and blue[2] > red[2] + 30, (red, blue)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--style-region", "0,0,10"], "--style-region: '0,0,10' must be X0,Y0,X1,Y1"),
+        (
+            ["--style-region", "500,0,600,10"],
+            "--style-region: 500,0,600,10 lies outside the style image (120×60 px)",
+        ),
+        (["--style-region", "10,0,5,10"], "style_regions[0]: must be None or (x0, y0, x1, y1)"),
+        (
+            ["--style-region", "-", "--style-region", "-"],
+            "--style-region: given 2 times for 1 style image(s)",
+        ),
+        (["--result-colour", "style", "--preserve-colors", "luminance"], "result_colour: 'style' needs"),
+    ],
+)
+def test_bad_values_are_one_line_and_exit_2(files, capsys, extra, message):
+    tmp, content, style = files
+    assert run([str(content), str(style), "-o", str(tmp / "x.png"), *FAST, *extra]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith(PREFIX)]
+    assert len(lines) == 1 and message in lines[0], err
+    assert "Traceback" not in err
+    assert not (tmp / "x.png").exists()
