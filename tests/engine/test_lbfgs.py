@@ -262,3 +262,24 @@ def test_optimizer_step_gives_up_when_the_loss_itself_is_not_finite():
 
     result = optimizer_step(opt, closure, scaler)
     assert not result.finite and scaler.value == scaler.min_scale and result.evaluations == 4  # 8 → 4 → 2 → 1
+
+
+def test_a_run_imports_no_dynamo():
+    """A run's optimiser is built without ``torch._dynamo``'s 1.3 s of imports (they hold the GIL and
+    stall napari's event loop while the worker thread builds the first optimiser; issue 26)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from napari_style_transfer.engine import stylize\n"
+        "from napari_style_transfer.engine.device_lbfgs import DeviceLBFGS\n"
+        "import torch\n"
+        "img = np.random.default_rng(0).random((24, 24, 3)).astype(np.float32)\n"
+        "stylize(img, img, size=24, iterations=2, multiscale=False, preview_every=0)\n"
+        "DeviceLBFGS([torch.zeros(3, requires_grad=True)])\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from .lbfgs import CURVATURE_EPS, ClosureResult, lbfgs_settings, the_one_tensor
+from .lbfgs import CURVATURE_EPS, ClosureResult, WithoutDynamoImport, lbfgs_settings, the_one_tensor
 from .runtime import record_copy_done
 
 
@@ -35,7 +35,7 @@ def small_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-class DeviceLBFGS(torch.optim.Optimizer):
+class DeviceLBFGS(WithoutDynamoImport, torch.optim.Optimizer):
     """L-BFGS for one tensor: one closure evaluation and no host synchronisation per :meth:`step`.
 
     The same iterates as :class:`~.lbfgs.CompactLBFGS`. ``lr`` is read when a step is queued:

@@ -61,7 +61,32 @@ def the_one_tensor(optimizer: torch.optim.Optimizer) -> torch.Tensor:
     return params[0]
 
 
-class CompactLBFGS(torch.optim.Optimizer):
+class WithoutDynamoImport:
+    """An optimiser mixin: building it does not import ``torch._dynamo``.
+
+    ``torch.optim.Optimizer.add_param_group`` is wrapped to import ``torch._dynamo`` on its
+    first call (1.3 s of imports, sympy among them, that hold the GIL for up to 200 ms at a
+    time: a viewer's event loop stalls while a run's first optimiser is built in its worker
+    thread; docs/benchmarks.md, issue 26). Nothing here runs under ``torch.compile`` (only the
+    network is compiled), so the plain function (``functools.wraps``' ``__wrapped__``) is called.
+    """
+
+    def add_param_group(self, param_group: dict) -> None:
+        plain = getattr(torch.optim.Optimizer.add_param_group, "__wrapped__", None)
+        if plain is None:  # another torch: its own way
+            super().add_param_group(param_group)  # type: ignore[misc]
+        else:
+            plain(self, param_group)
+
+
+def clear_gradients(optimizer: torch.optim.Optimizer) -> None:
+    """``optimizer.zero_grad(set_to_none=True)`` without its first-call ``torch._dynamo`` import."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            param.grad = None
+
+
+class CompactLBFGS(WithoutDynamoImport, torch.optim.Optimizer):
     """L-BFGS for one tensor, one closure evaluation and one device → host transfer per :meth:`step`.
 
     The closure may return ``(loss, terms)``: the scalar tensors in ``terms`` are fetched in
@@ -254,6 +279,8 @@ __all__ = [
     "CURVATURE_EPS",
     "ClosureResult",
     "CompactLBFGS",
+    "WithoutDynamoImport",
+    "clear_gradients",
     "StepResult",
     "lbfgs_settings",
     "optimizer_step",

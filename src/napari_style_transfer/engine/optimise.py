@@ -15,7 +15,7 @@ import torch
 
 from .config import StyleConfig
 from .events import StopRequest, StyleTransferError, should_stop
-from .lbfgs import CompactLBFGS, optimizer_step
+from .lbfgs import CompactLBFGS, clear_gradients, optimizer_step
 from .objective import Objective
 from .runtime import LossScaler, Runtime, record_copy_done
 from .stopping import Budget, Plateau
@@ -144,7 +144,7 @@ def make_closure(
     """
 
     def evaluate() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        optimizer.zero_grad(set_to_none=True)
+        clear_gradients(optimizer)
         loss, terms = objective.loss(image)
         if scaler is not None:
             scaler.backward(loss, image)
