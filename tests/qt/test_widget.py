@@ -16,6 +16,7 @@ from widget_helpers import PLUGIN, WIDGET, open_widget
 
 import napari_style_transfer._qt.worker as worker_module
 from napari_style_transfer.engine import ProgressEvent, StyleConfig, StyleTransferError
+from napari_style_transfer.plugin.composite import CANVAS
 
 FAST = dict(size=32, iterations=4, preview_every=1, multiscale=False, device="cpu")
 TIMEOUT_MS = 60_000
@@ -71,7 +72,8 @@ def test_layer_choices_follow_the_viewer(viewer, content_image, style_image):
     assert widget.content_layer.choices == ()
     content, style = add_pair(viewer, content_image, style_image)
     viewer.add_labels(np.zeros((43, 64), np.int32), name="masks")
-    assert widget.content_layer.choices == (content, style)  # Image layers only
+    # Image layers only, then the canvas (the visible image layers as shown)
+    assert widget.content_layer.choices == (content, style, CANVAS)
     assert widget.content_layer.value is content
     assert [layer for layer, _ in widget.styles] == [style]  # defaults to a different layer
 

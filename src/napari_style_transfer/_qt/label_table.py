@@ -1,4 +1,5 @@
-"""The mask table: one row per label value of the mask, each mapped to a style or "keep content".
+"""The mask table: one row per label value of the mask, each mapped to a style or "keep content";
+for a Shapes mask one row per shape ("shape 1 (rectangle)", label 1) after "outside the shapes".
 
 Finding the label values reads the whole mask. A lazy (dask, zarr) mask is read in a
 background thread, never on the GUI thread: the table says so meanwhile and fills itself
@@ -16,6 +17,7 @@ from magicgui.widgets import ComboBox, Container, Label
 
 from ..plugin.label_masks import label_values, lazy_label_values
 from ..plugin.layers import full_data
+from ..plugin.shapes import is_shapes_layer, shape_labels
 
 logger = logging.getLogger(__name__)
 
@@ -49,26 +51,36 @@ class LabelTable(Container):
         choices += [(f"style {i + 1}: {name}", i) for i, name in enumerate(style_names)]
         valid = {value for _, value in choices}
         self._shown = (mask_layer, list(style_names))
-        values = self._values_of(mask_layer)
-        if values is None:
+        names = self._names_of(mask_layer)
+        if names is None:
             self.append(Label(name="label_reading", value="reading the mask's label values…"))
             return
+        values = list(names)
         for value in values[:MAX_MASK_LABELS]:
             default = KEEP_CONTENT if value == 0 else 0
             chosen = self._kept.get(value, default)
+            where = f"inside {names[value]}" if value else names[value]
             self.append(
                 ComboBox(
                     name=f"label_{value}",
-                    label=f"label {value}",
+                    label=names[value],
                     choices=choices,
                     value=chosen if chosen in valid else default,
-                    tooltip=f"The style painted where the mask is {value} ('keep content': leave the content there)",
+                    tooltip=f"The style painted {where} ('keep content': leave the content there)",
                 )
             )
         if len(values) > MAX_MASK_LABELS:
             rest = len(values) - MAX_MASK_LABELS
-            more = f"{rest} more label value(s) (from {values[MAX_MASK_LABELS]}) keep the content"
+            what = "shape(s)" if is_shapes_layer(mask_layer) else "label value(s)"
+            more = f"{rest} more {what} (from {names[values[MAX_MASK_LABELS]]}) keep the content"
             self.append(Label(name="label_more", value=more))
+
+    def _names_of(self, mask_layer: Any) -> dict[int, str] | None:
+        """Each label value of the mask with its row's name; None while a lazy mask is read."""
+        if is_shapes_layer(mask_layer):
+            return shape_labels(mask_layer)
+        values = self._values_of(mask_layer)
+        return None if values is None else {value: f"label {value}" for value in values}
 
     def _values_of(self, mask_layer: Any) -> list[int] | None:
         """The mask's label values; None while a lazy mask is read in the background."""

@@ -1,5 +1,7 @@
 """The style rows: one style each (an image layer, an image file or a gallery picture) with its
-blend weight, a "…" menu to pick a file or a gallery style, and a remove button.
+blend weight, a "…" menu to pick a file or a gallery style, and a remove button; below it, while
+the viewer has Shapes layers, an optional region: a Shapes layer whose shapes select the part
+of that style image its statistics come from (``plugin/shapes.py``).
 
 A file or gallery picture picked in any row joins every row's list (after the layers), shown
 as "name (file)" / "name (gallery)". Nothing is read here: the pixels are read in the run's
@@ -12,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButton
 from qtpy.QtWidgets import QFileDialog, QMenu
 
 from ..plugin.sources import GalleryChoice, StyleFile, StyleSource, gallery_choices, is_source
@@ -22,13 +24,15 @@ FILE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.gif *.webp);;All 
 
 
 class StyleRow(Container):
-    """One style: layer or source, blend weight, the "…" (file / gallery) menu, remove button."""
+    """One style: layer or source, blend weight, the "…" (file / gallery) menu, remove button;
+    below them the style's region (a Shapes layer, or none: the whole image)."""
 
     def __init__(
         self,
         choices: Callable[..., list],
         on_remove: Callable[[StyleRow], None],
         on_source: Callable[[StyleRow, StyleSource], None],
+        region_choices: Callable[..., list] | None = None,
     ):
         self.layer = ComboBox(
             choices=choices,
@@ -51,11 +55,24 @@ class StyleRow(Container):
         self.menu = self._make_menu()
         self.pick_button.native.setMenu(self.menu)
         self.remove_button.changed.connect(lambda: on_remove(self))
-        super().__init__(
+        line = Container(
             widgets=[self.layer, self.weight, self.pick_button, self.remove_button],
             layout="horizontal",
             labels=False,
         )
+        line.margins = (0, 0, 0, 0)
+        self.region = ComboBox(
+            choices=region_choices or (lambda *_: []),
+            nullable=True,
+            value=None,
+            tooltip="Optional Shapes layer: its shapes (rectangles, polygons, ellipses) over this style "
+            "image select the part whose look is copied (none: the whole image)",
+        )
+        self.region_row = Container(
+            widgets=[Label(value="region:"), self.region], layout="horizontal", labels=False
+        )
+        self.region_row.margins = (0, 0, 0, 0)
+        super().__init__(widgets=[line, self.region_row], layout="vertical", labels=False)
         self.margins = (0, 0, 0, 0)
 
     def _make_menu(self) -> QMenu:
@@ -88,10 +105,16 @@ class StyleRow(Container):
 class StyleRows(Container):
     """The style rows (at least one). ``on_change`` is called when a row's style, or the rows, change."""
 
-    def __init__(self, choices: Callable[..., list], on_change: Callable[[], None]):
+    def __init__(
+        self,
+        choices: Callable[..., list],
+        on_change: Callable[[], None],
+        region_choices: Callable[..., list] | None = None,
+    ):
         super().__init__(labels=False, layout="vertical")
         self.margins = (0, 0, 0, 0)
         self._layer_choices = choices
+        self._region_choices = region_choices
         self._on_change = on_change
         #: Files and gallery styles picked so far (every row lists them after the layers).
         self.sources: list[StyleSource] = []
@@ -102,9 +125,10 @@ class StyleRows(Container):
     def add(self, layer: Any = None, weight: float = 1.0, pick: Callable[[], Any] | None = None) -> StyleRow:
         """Append a row showing ``layer`` (or a source); None: ``pick()`` (asked once the row is in),
         else the last row's style."""
-        row = StyleRow(self._choices, self.remove, self._use_source)
+        row = StyleRow(self._choices, self.remove, self._use_source, self._region_choices)
         self.append(row)
         row.reset_choices()
+        self.show_regions()
         if layer is None and pick is not None:
             layer = pick()
         if layer is None and len(self) > 1:
@@ -139,6 +163,17 @@ class StyleRows(Container):
         for row in self:
             row.weight.visible = several
             row.remove_button.visible = several
+
+    def show_regions(self) -> None:
+        """Show the region choice while the viewer has a Shapes layer (or a row uses one)."""
+        shapes = bool(self._region_choices and self._region_choices())
+        for row in self:
+            row.region_row.visible = shapes or row.region.value is not None
+
+    @property
+    def regions(self) -> list[Any]:
+        """Per row, the Shapes layer of its style region (None: the whole style image)."""
+        return [row.region.value for row in self]
 
     @property
     def styles(self) -> list[tuple[Any, float]]:

@@ -1,11 +1,12 @@
 """The Style Transfer dock widget: pick layers, set a few knobs, watch the result appear.
 
-Layout (top to bottom): the inputs (content layer, style rows — layers, files or gallery
-styles — with blend weights, an optional Labels mask with its label → style table) and the
-main settings, a collapsed "Advanced" section (with the start image and saved previews),
-Run / Stop, Continue, a progress bar and a one-line status. The parts live in
-their own modules: ``form`` (settings ↔ StyleConfig, built from the option specs),
-``style_rows``, ``label_table``, ``worker`` (the thread) and ``results`` (the result layer).
+Layout (top to bottom): the inputs (content layer or the canvas, style rows — layers, files or
+gallery styles — with blend weights and optional regions, an optional Labels or Shapes mask with
+its label → style table) and the main settings, a collapsed "Advanced" section (with the start
+image and saved previews), Run / Stop, Continue, a progress bar and a one-line status. The parts
+live in their own modules: ``form`` (settings ↔ StyleConfig, built from the option specs),
+``inputs`` (with ``style_rows`` and ``label_table``), ``worker`` (the thread) and ``results``
+(the result layer).
 
 Run checks the choices on the GUI thread from shapes and dtypes only (``prepare_run``); the
 worker reads the pixels and runs the engine's ``run_iter``. Every event comes back to the
@@ -30,13 +31,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, PushButton
+from magicgui.widgets import Container
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
 from superqt import QCollapsible
 
 from ..plugin.faults import error_message
-from ..plugin.layers import is_nd, is_result_layer
 from ..plugin.progress import (
     RateMeter,
     RunUpdate,
@@ -47,17 +47,18 @@ from ..plugin.progress import (
     starting_text,
 )
 from ..plugin.result_metadata import final_metadata, result_metadata
-from ..plugin.run_request import STACK_MODES, RunChoices, prepare
+from ..plugin.run_request import RunChoices, prepare
 from .batch import BatchView
+from .colour_hint import ColourHint
 from .controls import RunControls
 from .device_label import DeviceRow
 from .folder_batch import FOLDER_MODE
 from .form import LabelAligner, SettingsForm
-from .label_table import LabelTable
+from .inputs import InputsView
 from .results import unwrap
 from .run_extras import add_run_extras
 from .settings_view import SettingsView
-from .style_rows import StyleRow, StyleRows
+from .style_rows import StyleRow
 from .worker import ActiveRun, avoid_triton_llvm_clash, launch, show_refusal
 
 if TYPE_CHECKING:
@@ -67,6 +68,16 @@ logger = logging.getLogger(__name__)
 
 #: On close, wait at most this long for the worker to finish its current step.
 CLOSE_TIMEOUT_S = 10.0
+#: The input rows the widget offers as its own attributes (``widget.content_layer``, …).
+INPUT_ROWS = (
+    "content_layer",
+    "stack_mode",
+    "coherent",
+    "mask_layer",
+    "label_table",
+    "style_rows",
+    "add_style_button",
+)
 
 
 class StyleTransferWidget(Container):
@@ -89,7 +100,12 @@ class StyleTransferWidget(Container):
         self.style_strength_value = self.form.controls["style_weight"].widget
         self.settings_view = SettingsView(self.form)  # presets, reset; restores the last-used settings
         self.device_row = DeviceRow(self.form)  # "Runs on": the device and precision, before Run
-        main_rows = [*inputs, self.settings_view.row, *self.form.rows("main"), self.device_row.widget]
+        self.colour_hint = ColourHint(self.form)  # a grey content after a colour style: offer colour
+        self.inputs.on_change = lambda: self.colour_hint.update(
+            self.content_layer.value, [layer for layer, _ in self.styles]
+        )
+        main_rows = [*inputs, self.settings_view.row, *self.form.rows("main"), self.colour_hint.row]
+        main_rows.append(self.device_row.widget)
         form = Container(widgets=main_rows, labels=True)
         self.advanced = self.form.advanced
         self.advanced_section = QCollapsible("Advanced", expandedIcon="▼", collapsedIcon="▶")
@@ -116,50 +132,22 @@ class StyleTransferWidget(Container):
     # ------------------------------------------------------------------ construction
 
     def _make_inputs(self) -> list[Any]:
-        """The rows that pick layers: content, stack mode, styles, mask and its table."""
-        self.content_layer = ComboBox(
-            label="Content", choices=self._image_choices, tooltip="The image to repaint (its shapes are kept)"
-        )
-        self.content_layer.changed.connect(self._update_stack_widgets)
-        self.stack_mode = ComboBox(
-            label="Stack",
-            choices=[("current slice", "slice"), ("all slices", "all")],
-            value=STACK_MODES[0],
-            tooltip="An nD content (stack, time-lapse): stylise the slice shown, or every slice into one nD result",
-        )
-        self.coherent = CheckBox(
-            text="coherent (start from previous slice)",
-            value=True,
-            tooltip="Start each slice from the previous slice's result: less flicker between slices",
-        )
-        self.stack_mode.changed.connect(self._update_stack_widgets)
-        self._stack_row = Container(widgets=[self.stack_mode, self.coherent], labels=False, label="Stack")
-        self._stack_row.margins = (0, 0, 0, 0)
-        self.mask_layer = ComboBox(
-            label="Mask (Labels)",
-            choices=self._labels_choices,
-            nullable=True,
-            value=None,
-            tooltip="Optional Labels layer (same size as the content): which style goes where",
-        )
-        self.mask_layer.changed.connect(lambda *_: self._rebuild_label_table())
-        self.label_table = LabelTable()
-        self.style_rows = StyleRows(self._image_choices, self._rebuild_label_table)
-        self.add_style_button = PushButton(text="+ add style", tooltip="Blend in another style image")
-        self.add_style_button.changed.connect(lambda: self.add_style())
-        styles_box = Container(widgets=[self.style_rows, self.add_style_button], labels=False, label="Style")
-        styles_box.margins = (0, 0, 0, 0)
+        """The rows that pick layers (``inputs.py``: content, stack mode, styles, mask and its table),
+        then the Batch choice and its rows."""
+        self.inputs = InputsView(self._viewer, self._folder_mode)
+        for name in INPUT_ROWS:
+            setattr(self, name, getattr(self.inputs, name))  # widget.content_layer, … (scripts and tests)
+        self._stack_row = self.inputs.stack_row
         self.batch = BatchView(self._viewer, self.controls)  # the "Batch" choice and its runs
         self.batch.choice.native.currentIndexChanged.connect(self._update_stack_widgets)
-        rows = [self.content_layer, self._stack_row, styles_box, self.mask_layer, self.label_table]
-        return [*rows, self.batch.choice, *self.batch.rows]
+        return [*self.inputs.rows(), self.batch.choice, *self.batch.rows]
+
+    def _folder_mode(self) -> bool:
+        batch = getattr(self, "batch", None)  # None while the rows are being built
+        return batch is not None and batch.choice.value == FOLDER_MODE  # its images are the contents
 
     def _update_stack_widgets(self, *_: Any) -> None:
-        batch = getattr(self, "batch", None)  # None while the rows are being built
-        folder = batch is not None and batch.choice.value == FOLDER_MODE  # its images are the contents
-        self.content_layer.visible = not folder
-        self._stack_row.visible = not folder and is_nd(unwrap(self.content_layer.value))
-        self.coherent.visible = self.stack_mode.value == "all"
+        self.inputs.update_stack_widgets()
 
     # ------------------------------------------------------------------ layers
 
@@ -167,65 +155,30 @@ class StyleTransferWidget(Container):
     def viewer(self) -> napari.viewer.Viewer | None:
         return self._viewer
 
-    def _layers_of(self, kind: str) -> list[tuple[str, Any]]:
-        import napari.layers
-
-        layer_type = getattr(napari.layers, kind)
-        viewer = self.viewer
-        if viewer is None:
-            return []
-        # unwrap napari's proxies so that a layer compares by identity
-        return [(layer.name, unwrap(layer)) for layer in viewer.layers if isinstance(layer, layer_type)]
-
     def _image_choices(self, *_: Any) -> list[tuple[str, Any]]:
-        return self._layers_of("Image")
-
-    def _labels_choices(self, *_: Any) -> list[tuple[str, Any]]:
-        return self._layers_of("Labels")
+        return self.inputs.image_choices()
 
     def add_style(self, layer: Any = None, weight: float = 1.0) -> StyleRow:
         """Add a style row (the layer defaults to an image that is not used yet)."""
-        return self.style_rows.add(layer, weight, pick=self._unused_image)
+        return self.inputs.add_style(layer, weight)
 
     @property
     def styles(self) -> list[tuple[Any, float]]:
         """The chosen (style layer, blend weight) pairs."""
         return self.style_rows.styles
 
-    def _unused_image(self) -> Any:
-        """An image layer that is neither the content nor a style yet (a plugin result last)."""
-        used = {id(self.content_layer.value)} | {id(row.layer.value) for row in self.style_rows}
-        candidates = [layer for _, layer in self._image_choices() if id(layer) not in used]
-        candidates.sort(key=lambda layer: (is_result_layer(layer), "style" not in layer.name.lower()))
-        return candidates[0] if candidates else None
-
     def reset_choices(self, *_: Any) -> None:
         """Refresh the layer lists (napari calls this when layers are added, removed, renamed)."""
         super().reset_choices()
         self.advanced.reset_choices()  # the start image (the Advanced part sits outside this container)
-        content = self.content_layer.value
-        if content is not None and is_result_layer(content):
-            # prefer a user image as the default content
-            for _, layer in self._image_choices():
-                if not is_result_layer(layer):
-                    self.content_layer.value = layer
-                    content = layer
-                    break
-        if self.batch.choice.value == FOLDER_MODE:  # no content layer: keep the styles chosen
-            content = None
-        for row in self.style_rows:
-            if row.layer.value is None or row.layer.value is content:
-                replacement = self._unused_image()
-                if replacement is not None:
-                    row.layer.value = replacement
-        self._update_stack_widgets()
-        self._rebuild_label_table()
+        self.inputs.reset()
 
     def _rebuild_label_table(self) -> None:
-        self.label_table.rebuild(self.mask_layer.value, self.style_rows.names())
+        self.inputs.rebuild_label_table()
 
     def set_label_style(self, label: int, style: int | None) -> None:
-        """Choose the style (0-based style row, None: keep content) for one label value."""
+        """Choose the style (0-based style row, None: keep content) for one label value (a Shapes
+        mask: shape i is label i + 1)."""
         self.label_table.set_style(label, style)
 
     @property
@@ -264,9 +217,11 @@ class StyleTransferWidget(Container):
     def choices(self, content: Any = None, styles: list[tuple[Any, float]] | None = None) -> RunChoices:
         """What Run starts: the controls' choices (``content`` and ``styles`` default to the rows)."""
         mask = unwrap(self.mask_layer.value)
+        regions = self.style_rows.regions if styles is None else None
+        styles = self.styles if styles is None else styles
         return RunChoices(
-            unwrap(self.content_layer.value if content is None else content),
-            [(unwrap(layer), weight) for layer, weight in (self.styles if styles is None else styles)],
+            self.inputs.content(content, styles),
+            [(unwrap(layer), weight) for layer, weight in styles],
             {**self.config_kwargs(), **self.form.output_values()},
             stack=self.stack_mode.value,
             point=tuple(self.viewer.dims.point),
@@ -275,6 +230,7 @@ class StyleTransferWidget(Container):
             label_styles=self.label_styles if mask is not None else None,
             init_layer=self.start_image.layer,
             previews=self.save_previews.choice,
+            style_regions=regions,
         )
 
     def continue_run(self, result: Any = None, iterations: int | None = None) -> bool:
@@ -480,6 +436,7 @@ class StyleTransferWidget(Container):
         """The dock or the whole viewer went away: stop the run and wait for the thread."""
         self._closed = True
         self.batch.close()
+        self.inputs.close()
         run = self._active
         if run is None:
             return

@@ -7,10 +7,12 @@ into an output folder, the CLI's batch path), ``continuation`` (a result's metad
 run that continues it), ``identity`` (is a layer still the image a result was made from),
 ``result_metadata`` (what a result layer records), ``geometry`` (a result laid over a rotated
 or sheared content), ``label_masks`` (label values of any integer type, masks on another
-grid), ``sources`` (styles from files and the gallery), ``previews`` (every Nth preview to a
-folder), ``progress`` (one update shape for 2D runs and stacks, status texts), ``device``
-(what "Runs on" says) and ``faults`` (one-sentence errors, memory release). napari layer
-objects are used duck-typed; nothing here imports Qt.
+grid), ``composite`` (the canvas as content: the visible image layers composited as napari
+draws them), ``shapes`` (Shapes layers as masks and style regions), ``sources`` (styles from
+files and the gallery), ``previews`` (every Nth preview to a folder), ``progress`` (one
+update shape for 2D runs and stacks, status texts), ``device`` (what "Runs on" says) and
+``faults`` (one-sentence errors, memory release). napari layer objects are used duck-typed;
+nothing here imports Qt.
 
 May import: ``engine``, ``files``, ``settings``, ``batch`` and the package's leaves. Tested
 without a viewer in ``tests/plugin/``.

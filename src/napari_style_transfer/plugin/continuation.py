@@ -7,6 +7,8 @@ that name that holds another image is refused in one sentence (results made befo
 recorded are found by name only). :func:`continue_choices` finds them again and builds a run
 of N more iterations that starts from the result's image at the result's run size (one scale:
 the coarse scales are done), with the same output options (a full-size result stays full size).
+A canvas result is drawn again from the layers it names, with the display settings it recorded;
+style regions are found by their Shapes layers' names.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from ..engine.options import TUPLE_KINDS, option_spec, option_specs
 from ..settings import OUTPUT_SPECS
+from .composite import Canvas, LayerLook
 from .faults import UserError
 from .identity import check_identity
 from .layers import is_result_layer
@@ -68,7 +71,7 @@ def continue_choices(
     layers = list(layers)
     identities = meta.get("input_identities")
     identities = identities if isinstance(identities, dict) else {}
-    content = find_layer(meta.get("content_layer"), layers, "content layer", identities.get("content"))
+    content = recorded_content(meta, layers, identities)
     records = meta.get("styles") or [{"layer": name} for name in meta.get("style_layers", ())]
     styles = [resolve_style(record, layers) for record in records]
     for style, recorded in zip(styles, identities.get("styles") or ()):
@@ -80,6 +83,10 @@ def continue_choices(
     if meta.get("mask_layer") is not None:
         mask = find_layer(meta["mask_layer"], layers, "mask layer", identities.get("mask"))
         label_styles = {int(k): int(v) for k, v in (meta.get("label_styles") or {}).items()}
+    regions = [
+        None if name is None else find_layer(name, layers, "style region")
+        for name in meta.get("style_regions") or ()
+    ]
     params = recorded_params(config, iterations)
     recorded = meta.get("settings") or {}
     params.update({spec.name: recorded[spec.name] for spec in OUTPUT_SPECS if spec.name in recorded})
@@ -92,7 +99,20 @@ def continue_choices(
         init_layer=result,
         previews=previews,
         continued_from=result.name,
+        style_regions=regions or None,
     )
+
+
+def recorded_content(meta: dict[str, Any], layers: list[Any], identities: dict[str, Any]) -> Any:
+    """The content layer a result names, or its canvas: the layers it names, drawn as recorded."""
+    canvas = meta.get("canvas")
+    if not isinstance(canvas, dict):
+        return find_layer(meta.get("content_layer"), layers, "content layer", identities.get("content"))
+    looks = [LayerLook.from_record(record) for record in canvas.get("layers") or ()]
+    recorded = list(identities.get("canvas") or ())
+    recorded += [None] * (len(looks) - len(recorded))
+    found = [find_layer(look.name, layers, "canvas layer", known) for look, known in zip(looks, recorded)]
+    return Canvas(tuple(found), tuple(looks))
 
 
 __all__ = ["continue_choices", "find_layer", "recorded_params"]

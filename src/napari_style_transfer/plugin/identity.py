@@ -7,7 +7,8 @@ whether it is RGB, and, for data in memory only, a fingerprint of :data:`SAMPLES
 spread over the whole array. It is plain JSON (a result's metadata is saved with it), and it
 holds nothing of the session (napari's ``unique_id`` changes when a layer is saved and opened
 again; an identity does not, as long as the pixels are the same). A Labels mask is not
-fingerprinted: painting a mask is an edit the next run should use, not another mask.
+fingerprinted: painting a mask is an edit the next run should use, not another mask (nor are a
+Shapes layer's shapes).
 """
 
 from __future__ import annotations
@@ -37,8 +38,13 @@ def fingerprint(data: Any) -> str | None:
 
 
 def layer_identity(layer: Any) -> dict[str, Any]:
-    """What identifies the image a layer holds (plain JSON values; see the module's docstring)."""
+    """What identifies the image a layer holds (plain JSON values; see the module's docstring).
+
+    A layer without an array (Shapes: a mask or a style region) is known by its kind and
+    dimensions only: editing its shapes is an edit the next run should use."""
     data = full_data(layer)
+    if not hasattr(data, "dtype"):
+        return {"kind": layer_kind(layer), "ndim": int(layer.ndim), "rgb": False}
     identity: dict[str, Any] = {
         "kind": layer_kind(layer),
         "shape": list(full_shape(layer)),
@@ -61,13 +67,13 @@ def identity_change(recorded: Any, layer: Any) -> str | None:
     now = layer_identity(layer)
     if recorded.get("kind", now["kind"]) != now["kind"]:
         return f"it was {a_kind(recorded['kind'])} layer and is {a_kind(now['kind'])} layer now"
-    if "shape" in recorded and list(recorded["shape"]) != now["shape"]:
+    if "shape" in recorded and "shape" in now and list(recorded["shape"]) != now["shape"]:
         return f"its size changed from {shown_shape(recorded['shape'])} to {shown_shape(now['shape'])}"
     if recorded.get("rgb", now["rgb"]) != now["rgb"]:
         return "it was an RGB image and is not any more" if recorded["rgb"] else "it is an RGB image now"
     if recorded.get("ndim", now["ndim"]) != now["ndim"]:
         return f"it had {recorded['ndim']} dimensions and has {now['ndim']} now"
-    if recorded.get("dtype", now["dtype"]) != now["dtype"]:
+    if recorded.get("dtype", now.get("dtype")) != now.get("dtype"):
         return f"its data type changed from {recorded['dtype']} to {now['dtype']}"
     if (
         recorded.get("fingerprint")

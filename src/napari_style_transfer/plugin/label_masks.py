@@ -6,7 +6,8 @@ as they are, and the label → style table is keyed by Python ints. A mask is ch
 GUI thread from its shape and its place in the viewer (:func:`plan_mask_read`) and read in
 the worker (:meth:`MaskRead.read`), nearest neighbour (labels are never averaged). A mask
 on another grid than the content (scale, translation) is resampled onto the content's
-pixels; content pixels beyond the mask get label 0.
+pixels; content pixels beyond the mask get label 0. A Shapes layer is a mask too: its shapes are
+rasterised onto the content's pixels in the worker, shape i as label i + 1 (``shapes.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from .faults import UserError
 from .geometry import AxisMap, mask_grid, nearest_pixels
 from .layers import base_shape, full_data, full_shape, layer_kind
+from .shapes import ShapesMaskRead, is_shapes_layer, plan_shapes_mask
 
 #: A map that keeps coordinates (the mask on the content's grid).
 SAME_GRID: AxisMap = (1.0, 0.0)
@@ -77,18 +79,21 @@ class MaskRead:
         return labels
 
 
-def plan_mask_read(layer: Any, content: Any, slice_hw: Sequence[int]) -> MaskRead:
+def plan_mask_read(layer: Any, content: Any, slice_hw: Sequence[int]) -> MaskRead | ShapesMaskRead:
     """Check a mask layer and say how to read it for ``content`` at the run's (H, W) ``slice_hw``.
 
     Raises :class:`UserError` unless the layer is a 2D Labels layer lying over the content:
     on its grid with its (H, W), or on a grid that differs only by scale and translation and
     overlaps it (resampled then); a mask rotated or sheared against the content is refused.
+    A Shapes layer is rasterised on the content's pixels (:func:`~.shapes.plan_shapes_mask`).
     """
     from napari.layers import Labels
 
+    if is_shapes_layer(layer):
+        return plan_shapes_mask(layer, content, slice_hw)
     if not isinstance(layer, Labels):
         raise UserError(
-            f"Layer '{layer.name}' is a {layer_kind(layer)} layer; choose a Labels layer as the mask."
+            f"Layer '{layer.name}' is a {layer_kind(layer)} layer; choose a Labels or Shapes layer as the mask."
         )
     shape = full_shape(layer)
     h, w = base_shape(content)

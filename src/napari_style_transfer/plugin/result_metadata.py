@@ -1,7 +1,8 @@
 """What a result layer records in its metadata: every setting, the inputs, and how the run went.
 
 No Qt here. File ▸ Save Layer embeds ``settings`` in the file, ``--config`` and Continue read it
-back (``continuation.py``). ``input_identities`` says which images the input layers held
+back (``continuation.py``). A canvas run records its layers and their display settings
+(``canvas``), a run with style regions the Shapes layer of each (``style_regions``). ``input_identities`` says which images the input layers held
 (``identity.py``), so that Continue refuses a layer that has the name but not the image.
 """
 
@@ -40,6 +41,10 @@ def result_metadata(request: RunRequest, event: ProgressEvent | None = None) -> 
     if request.mask_name is not None:
         meta["mask_layer"] = request.mask_name
         meta["label_styles"] = {str(k): v for k, v in (request.label_styles or {}).items()}
+    if request.canvas is not None:  # the canvas's layers and how each was drawn (Continue redraws it)
+        meta["canvas"] = copy.deepcopy(request.canvas)
+    if request.region_names is not None:  # per style, the Shapes layer of its region (or None)
+        meta["style_regions"] = list(request.region_names)
     if request.identities is not None:
         # what Continue checks the layers found by name against (identity.py)
         meta["input_identities"] = copy.deepcopy(request.identities)

@@ -6,9 +6,12 @@ No Qt here. :func:`prepare_run` runs on the GUI thread and looks only at shapes,
 layer kinds; :meth:`RunRequest.read` reads and converts the pixels, in the worker thread.
 A style is an Image layer or a source (an image file, a gallery picture: ``sources.py``);
 the start image ("Start from: an image") is any Image layer, read like the content.
+The content may also be the canvas (``composite.Canvas``: the visible image layers composited
+as napari draws them, read like a layer); a mask may be a Labels or a Shapes layer, and each
+style may take a region from a Shapes layer (``shapes.py``).
 The engine's extra inputs travel in its own typed objects: a
-:class:`~napari_style_transfer.engine.Guidance` (mask, label styles, style contrast limits)
-and, for all slices of a stack, :class:`~napari_style_transfer.engine.StackOptions`.
+:class:`~napari_style_transfer.engine.Guidance` (mask, label styles, style masks, style contrast
+limits) and, for all slices of a stack, :class:`~napari_style_transfer.engine.StackOptions`.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from ..engine import (
     select_device,
 )
 from ..settings import split_values
+from .composite import CANVAS_LIMITS, Canvas, check_canvas, plan_canvas_read
 from .faults import UserError
 from .identity import layer_identity
 from .label_masks import MaskRead, plan_mask_read
@@ -49,6 +53,7 @@ from .layers import (
     result_geometry,
 )
 from .previews import PreviewSaver, make_saver
+from .shapes import RegionRead, ShapesMaskRead, picked_regions, plan_region_reads
 from .sources import SourceRead, describe_style, is_source
 
 #: The stack modes of an nD content: the slice shown, or every slice.
@@ -104,8 +109,8 @@ class RunRequest:
     coherence: bool = True
     #: Whether the content's last axis is colour.
     rgb: bool = False
-    #: The Labels layer to read as the content's label image (None: no mask).
-    mask_read: MaskRead | None = None
+    #: The Labels (or Shapes) layer to read as the content's label image (None: no mask).
+    mask_read: MaskRead | ShapesMaskRead | None = None
     #: label value → style index (labels left out keep the content).
     label_styles: dict[int, int] | None = None
     mask_name: str | None = None
@@ -124,6 +129,11 @@ class RunRequest:
     identities: dict[str, Any] | None = None
     #: The output option: the final image upsampled to ``content_shape`` (in the worker).
     full_size: bool = False
+    #: The canvas as content: each layer's name and display settings (``Canvas.record``); None: a layer.
+    canvas: dict[str, Any] | None = None
+    #: Per style, the region its statistics come from (a Shapes layer's), or None; None: no regions.
+    region_reads: list[RegionRead | None] | None = None
+    region_names: list[str | None] | None = None
 
     @property
     def result_name(self) -> str:
@@ -145,6 +155,7 @@ class RunRequest:
     def read(self) -> RunInputs:
         """Read and convert the pixels (slow for lazy layers: call it in the worker thread)."""
         mask = None if self.mask_read is None else read_layer(self.mask_read, str(self.mask_name))
+        regions = [None if plan is None else read_layer(plan, plan.name) for plan in self.region_reads or ()]
         config = self.config
         if self.init_read is not None:
             config = config.replace(init="image", init_image=read_layer(self.init_read, str(self.init_name)))
@@ -154,19 +165,27 @@ class RunRequest:
                 plan.read() if isinstance(plan, SourceRead) else read_layer(plan, name)
                 for plan, name in zip(self.style_reads, self.style_names)
             ],
-            guidance=self.guidance(mask),
+            guidance=self.guidance(mask, regions or None),
             config=config,
         )
 
-    def guidance(self, content_mask: np.ndarray | None = None) -> Guidance:
-        """The engine's guidance: contrast limits of the styles and the start image, and, with a
-        mask, the label → style table."""
-        limits = dict(
+    def guidance(
+        self, content_mask: np.ndarray | None = None, style_masks: list[np.ndarray | None] | None = None
+    ) -> Guidance:
+        """The engine's guidance: contrast limits of the styles and the start image, the styles'
+        regions, and, with a mask, the label → style table (a Shapes mask: its shapes that cover
+        the content)."""
+        limits: dict[str, Any] = dict(
             style_contrast_limits=self.style_contrast_limits, init_contrast_limits=self.init_contrast_limits
         )
+        if style_masks is not None:
+            limits["style_masks"] = style_masks
         if content_mask is None:
             return Guidance(**limits)
-        return Guidance(content_mask=content_mask, label_styles=dict(self.label_styles or {}), **limits)
+        label_styles = dict(self.label_styles or {})
+        if isinstance(self.mask_read, ShapesMaskRead):
+            label_styles = self.mask_read.label_styles(content_mask, label_styles)
+        return Guidance(content_mask=content_mask, label_styles=label_styles, **limits)
 
     def stack_options(self) -> StackOptions | None:
         """How the engine cuts an all-slices run into slices (None: one 2D run)."""
@@ -186,9 +205,12 @@ def check_inputs(content_layer: Any, styles: Sequence[tuple[Any, float]]) -> lis
     """Raise UserError unless the content is a usable Image layer and the styles usable layers or
     sources (files, gallery pictures) with some weight.
 
-    Returns the (style, weight) pairs that name a style.
+    Returns the (style, weight) pairs that name a style. The content may be the canvas.
     """
-    check_2d_image(content_layer, "content", allow_nd=True)
+    if isinstance(content_layer, Canvas):
+        check_canvas(content_layer)
+    else:
+        check_2d_image(content_layer, "content", allow_nd=True)
     styles = [(style, weight) for style, weight in styles if style is not None]
     if not styles:
         check_2d_image(None, "style")
@@ -247,6 +269,9 @@ class RunChoices:
     ``label_styles``: label → style index (labels left out keep the content). ``init_layer``:
     the start image when ``params['init']`` is 'image'. ``previews``: (folder, N) saves every
     Nth preview. ``continued_from``: the name of the result a Continue run goes on from.
+    ``content`` may be a :class:`~.composite.Canvas` (the visible image layers as shown), and
+    ``mask_layer`` a Shapes layer (shape i is label i + 1). ``style_regions``: per style, a Shapes
+    layer whose shapes select the part of that style image its statistics come from (or None).
     """
 
     content: Any
@@ -260,10 +285,14 @@ class RunChoices:
     init_layer: Any = None
     previews: tuple[Any, int] | None = None
     continued_from: str | None = None
+    style_regions: Sequence[Any] | None = None
 
     def layers(self) -> tuple[Any, ...]:
-        """The layers the run reads (content, style layers, mask, start image), to notice their removal."""
-        found = (self.content, *(style for style, _ in self.styles), self.mask_layer, self.init_layer)
+        """The layers the run reads (content or the canvas's layers, style layers and their regions,
+        mask, start image), to notice their removal."""
+        content = self.content.layers if isinstance(self.content, Canvas) else (self.content,)
+        styles = (style for style, _ in self.styles)
+        found = (*content, *styles, *(self.style_regions or ()), self.mask_layer, self.init_layer)
         return tuple(x for x in found if x is not None and not is_source(x))
 
 
@@ -292,56 +321,51 @@ def prepare(choices: RunChoices) -> RunRequest:
     also hold the output options (``settings.OUTPUT_SPECS``: ``full_size``, the result at the
     content's full size).
     """
-    content_layer, mask_layer = choices.content, choices.mask_layer
-    label_styles, init_layer = choices.label_styles, choices.init_layer
+    mask_layer, label_styles, init_layer = choices.mask_layer, choices.label_styles, choices.init_layer
     params, output = split_values(choices.params)
-    styles = check_inputs(content_layer, choices.styles)
+    styles = check_inputs(choices.content, choices.styles)
     check_weights_source(params)
     long_side = params.get("size")
-    mode, slice_index, content_read = plan_content_read(
-        content_layer, choices.stack, choices.point, long_side
-    )
-    nd = mode is not None
-    content_limits = layer_contrast_limits(content_layer, content_read)
-    params, init_read = plan_init_read(init_layer, params, slice_index)
+    content = plan_content(choices.content, choices.stack, choices.point, long_side)
+    grid = content.grid  # the layer whose pixels the run covers (the canvas: its first layer)
+    params, init_read = plan_init_read(init_layer, params, content.slice_index)
     weights = [float(w) for _, w in styles]
     config = StyleConfig(  # ConfigError says which field is wrong
         **{
             **params,
-            "contrast_limits": content_limits,
+            "contrast_limits": content.limits,
             "style_blend_weights": tuple(weights) if len(weights) > 1 else None,
         }
     )
     select_device(config.device)  # an unavailable device fails here, before the thread starts
     picked = [style for style, _ in styles]
     style_reads = plan_style_reads(picked, long_side, config.style_scale, choices.point)
-    rgb = bool(content_layer.rgb)
-    shape = content_read.shape
-    slice_hw = tuple(shape[-3:-1]) if rgb else tuple(shape[-2:])
-    content_shape = base_shape(content_layer)
+    shape = content.read.shape
+    slice_hw = tuple(shape[-3:-1]) if content.rgb else tuple(shape[-2:])
     mask_read = None
     if mask_layer is not None:
-        mask_read = plan_mask_read(mask_layer, content_layer, slice_hw)
+        mask_read = plan_mask_read(mask_layer, grid, slice_hw)
         check_label_styles(label_styles, len(style_reads))
+    regions = picked_regions(choices.styles, choices.style_regions)
     request = RunRequest(
         config=config,
-        content_read=content_read,
+        content_read=content.read,
         style_reads=style_reads,
         style_contrast_limits=[
             layer_contrast_limits(style, plan) if isinstance(plan, LayerRead) else None
             for style, plan in zip(picked, style_reads)
         ],
-        content_name=content_layer.name,
+        content_name=choices.content.name,
         style_names=[style.name for style in picked],
-        content_shape=content_shape,
-        geometry=layer_geometry(content_layer),
-        display=layer_display(content_layer, content_limits),
+        content_shape=base_shape(grid),
+        geometry=layer_geometry(grid),
+        display=content.display,
         sizes=scale_sizes(slice_hw, config),
-        stack=mode,
-        lead=lead_shape(content_layer) if nd else (),
-        slice_index=slice_index,
+        stack=content.mode,
+        lead=lead_shape(grid) if content.mode is not None else (),
+        slice_index=content.slice_index,
         coherence=bool(choices.coherence),
-        rgb=rgb,
+        rgb=content.rgb,
         mask_read=mask_read,
         label_styles=None if mask_read is None else {int(k): int(v) for k, v in (label_styles or {}).items()},
         mask_name=None if mask_layer is None else mask_layer.name,
@@ -351,7 +375,10 @@ def prepare(choices: RunChoices) -> RunRequest:
         init_contrast_limits=None if init_read is None else layer_contrast_limits(init_layer, init_read),
         continued_from=choices.continued_from,
         full_size=bool(output.get("full_size", False)),
-        identities=input_identities(content_layer, picked, mask_layer),
+        identities=input_identities(choices.content, picked, mask_layer),
+        canvas=content.canvas.record() if content.canvas is not None else None,
+        region_reads=plan_region_reads(picked, regions, style_reads),
+        region_names=None if regions is None else [None if r is None else r.name for r in regions],
     )
     if choices.previews is not None:
         request.previews = plan_previews(request, *choices.previews)
@@ -371,6 +398,39 @@ def check_full_size_fits(request: RunRequest) -> None:
         check_full_size(request.content_shape, channels * slices, read.dtype, "Full-size result")
     except MemoryLimitError as exc:
         raise UserError(f"{exc}.", severity="error") from None
+
+
+@dataclass(frozen=True)
+class ContentPlan:
+    """A run's content, planned: how to read it, on whose grid, and how its result is shown."""
+
+    #: None (2D), "slice" or "all" (see :data:`STACK_MODES`).
+    mode: str | None
+    slice_index: tuple[int, ...]
+    read: LayerRead
+    #: The layer whose pixels the run covers: the content layer, or the canvas's first layer.
+    grid: Any
+    limits: tuple[float, float] | None
+    rgb: bool
+    display: dict[str, Any]
+    canvas: Canvas | None = None
+
+
+def plan_content(
+    content: Any, stack: str, point: Sequence[float] | None, long_side: int | None
+) -> ContentPlan:
+    """How to read the content (a layer, or the canvas composited in the worker), reading nothing."""
+    if not isinstance(content, Canvas):
+        mode, slice_index, read = plan_content_read(content, stack, point, long_side)
+        limits = layer_contrast_limits(content, read)
+        display = layer_display(content, limits)
+        return ContentPlan(mode, slice_index, read, content, limits, bool(content.rgb), display)
+    if stack not in STACK_MODES:
+        raise UserError(f"Unknown stack mode {stack!r}; choose 'current slice' or 'all slices'.")
+    mode = stack if is_nd(content.first) else None
+    slice_index, read = plan_canvas_read(content, mode, point, long_side)
+    display = {"rgb": True, "contrast_limits": CANVAS_LIMITS}
+    return ContentPlan(mode, slice_index, read, content.first, CANVAS_LIMITS, True, display, content)
 
 
 def plan_content_read(
@@ -411,9 +471,13 @@ def plan_style_reads(
 
 
 def input_identities(content: Any, styles: Sequence[Any], mask: Any) -> dict[str, Any]:
-    """What a result records to know its input layers again (Continue): cheap, reads no lazy data."""
+    """What a result records to know its input layers again (Continue): cheap, reads no lazy data.
+
+    The canvas: each of its layers under 'canvas' (the content itself is no layer)."""
+    canvas = isinstance(content, Canvas)
     return {
-        "content": layer_identity(content),
+        "content": None if canvas else layer_identity(content),
+        **({"canvas": [layer_identity(layer) for layer in content.layers]} if canvas else {}),
         "styles": [None if is_source(style) else layer_identity(style) for style in styles],
         "mask": None if mask is None else layer_identity(mask),
     }
