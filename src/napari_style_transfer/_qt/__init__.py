@@ -1,7 +1,9 @@
 """The dock widget's Qt views, one small part per module; the logic they call is in ``plugin/`` (no Qt).
 
-``form`` (the settings controls ↔ StyleConfig), ``style_rows`` (style layers, files and
-gallery styles, with blend weights), ``label_table`` (mask label → style), ``run_extras``
+``form`` (the settings controls ↔ StyleConfig), ``inputs`` (the content — a layer or the
+canvas — stack mode, styles, mask), ``style_rows`` (style layers, files and gallery styles,
+with blend weights and Shapes regions), ``label_table`` (mask label or shape → style),
+``colour_hint`` (offers the style's colours for a grey content), ``run_extras``
 (start image, saved previews, Continue), ``controls`` (Run / Stop, the bar and the status
 line: one owner for single runs and batches), ``worker`` (the thread and its wiring),
 ``results`` (the one result-layer path for 2D and stack runs), ``batch`` (the Batch choice

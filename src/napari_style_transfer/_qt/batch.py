@@ -31,7 +31,7 @@ from napari.utils.notifications import show_error
 
 from ..batch import BatchOptions, BatchResult, stylize_batch
 from ..plugin.batch_request import BatchRequest, batch_layers, prepare_batch
-from ..plugin.faults import release_memory, run_device, run_failure
+from ..plugin.faults import UserError, release_memory, run_device, run_failure
 from ..plugin.run_request import RunChoices
 from .controls import RunControls
 from .folder_batch import FOLDER_MODE, FolderView
@@ -131,6 +131,11 @@ class BatchView:
     def start(self, choices: RunChoices) -> bool:
         """Check the choices (shapes only) and start the batch in the worker thread. False if it did not start."""
         viewer, mode = self.viewer, self.choice.value
+        if any(region is not None for region in choices.style_regions or ()):
+            show_refusal(
+                UserError("A batch does not use style regions yet; clear the region or turn Batch off.")
+            )
+            return False
         if mode == FOLDER_MODE:
             return self.folder.start(choices)
         styles = list(choices.styles)

@@ -128,7 +128,7 @@ def prepare_batch(
     if mode not in BATCH_MODES:
         raise UserError(f"Unknown batch mode {mode!r}; choose 'selected layers' or 'every slice'.")
     if mask_layer is not None:
-        raise UserError("A batch does not use a mask; clear 'Mask (Labels)' or turn Batch off.")
+        raise UserError("A batch does not use a mask; clear 'Mask' or turn Batch off.")
     if mode == "slices":
         return _prepare_slices(layers[0] if layers else None, styles, params, point)
     if not layers:

@@ -185,7 +185,7 @@ def prepare_folder(
     if int(open_first) < 0:
         raise UserError(f"Open first: the number of results must be 0 or more, got {int(open_first)}.")
     if choices.mask_layer is not None:
-        raise UserError("A batch does not use a mask; clear 'Mask (Labels)' or turn Batch off.")
+        raise UserError("A batch does not use a mask; clear 'Mask' or turn Batch off.")
     params, _output = split_values(choices.params)  # the output options (full size) do not apply to a batch
     if params.get("init") == "image":
         raise UserError(
