@@ -26,6 +26,13 @@ def wait_done(qtbot, widget, timeout=TIMEOUT_MS):
     qtbot.waitUntil(lambda: not widget.running, timeout=timeout)
 
 
+def run_bar(qtbot, widget):
+    """The run's ActivityBar: Run opens it in a later turn of the event loop than its checks."""
+    run = widget._active
+    qtbot.waitUntil(lambda: run.bar is not None, timeout=5_000)
+    return run.bar
+
+
 def activity_bar(viewer, prog):
     """The activity dock's bar of a ``napari.utils.progress`` (None if there is none)."""
     return viewer.window._qt_window._activity_dialog.get_pbar_from_prog(prog)
@@ -60,13 +67,14 @@ def test_a_run_shows_its_progress_in_the_activity_dock(qtbot, viewer, content_im
     viewer.add_image(style_image, name="style", rgb=True)
     widget = open_widget(viewer, iterations=4)
     assert widget.run()
-    bar = widget._active.bar.progress
+    bar = run_bar(qtbot, widget).progress
     assert isinstance(bar, RunProgress) and bar in progress._all_instances and bar.total == 4
     shown = activity_bar(viewer, bar)
     assert shown is not None and shown.description_label.text().startswith("Style transfer: cat stylised")
     values = []
     shown.qt_progress_bar.valueChanged.connect(values.append)
-    spinner = widget._active.bar.spinner  # napari's "in progress" animation: held still, stepped with the bar
+    # napari's "in progress" animation: held still, stepped with the bar
+    spinner = run_bar(qtbot, widget).spinner
     assert spinner is not None and spinner.state() != spinner.MovieState.Running
     wait_done(qtbot, widget)
     assert values and values == sorted(values) and values[-1] == 4  # redrawn a few times a second, to the end
@@ -79,7 +87,7 @@ def test_cancel_in_the_activity_dock_stops_the_run(qtbot, viewer, content_image,
     viewer.add_image(style_image, name="style", rgb=True)
     widget = open_widget(viewer, iterations=500)
     assert widget.run()
-    bar = widget._active.bar.progress
+    bar = run_bar(qtbot, widget).progress
     qtbot.waitUntil(lambda: bar.n >= 2, timeout=TIMEOUT_MS)
     activity_bar(viewer, bar).cancel_button.click()
     assert not widget.stop_button.enabled
@@ -102,7 +110,7 @@ def test_the_bar_closes_when_the_run_fails(qtbot, viewer, content_image, style_i
     assert widget.run()
     errored = []
     widget._active.worker.errored.connect(errored.append)
-    bar = widget._active.bar.progress
+    bar = run_bar(qtbot, widget).progress
     wait_done(qtbot, widget)
     assert widget.status.value.startswith("Failed: Not enough memory")
     # The failure is the last event, never `errored`: napari 0.9 connects `errored` to a slot

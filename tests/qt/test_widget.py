@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from napari.layers import Image
 from napari.utils.notifications import ErrorNotification, NotificationSeverity
-from widget_helpers import PLUGIN, WIDGET, open_widget
+from widget_helpers import PLUGIN, WIDGET, on_result_images, open_widget, shown_results
 
 import napari_style_transfer._qt.worker as worker_module
 from napari_style_transfer.engine import ProgressEvent, StyleConfig, StyleTransferError
@@ -37,16 +37,9 @@ def result_layers(viewer):
 
 
 def record_result_updates(viewer):
-    """Copies of the result layer's data: at insertion and at each data event."""
+    """Copies of the result layer's data each time an image reaches it (not its hidden placeholder)."""
     snapshots: list[np.ndarray] = []
-
-    def on_inserted(event):
-        layer = event.value
-        if "stylised" in layer.name:
-            snapshots.append(np.array(layer.data))
-            layer.events.data.connect(lambda e: snapshots.append(np.array(layer.data)))
-
-    viewer.layers.events.inserted.connect(on_inserted)
+    on_result_images(viewer, lambda layer: snapshots.append(np.array(layer.data)))
     return snapshots
 
 
@@ -189,7 +182,7 @@ def test_closing_the_viewer_mid_run_stops_the_worker(qtbot, viewer, content_imag
     widget.set_config(**{**FAST, "iterations": 500})
     assert widget.run()
     run = widget._active
-    qtbot.waitUntil(lambda: len(result_layers(viewer)) == 1, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: len(shown_results(viewer)) == 1, timeout=TIMEOUT_MS)  # the first image
 
     viewer.close()
     qtbot.waitUntil(run.finished.is_set, timeout=20_000)  # the worker thread ended
@@ -205,7 +198,7 @@ def test_closing_the_panel_mid_run_stops_the_run(qtbot, viewer, content_image, s
     dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
     widget.set_config(**FAST)
     assert widget.run()
-    qtbot.waitUntil(lambda: len(result_layers(viewer)) == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: len(shown_results(viewer)) == 1, timeout=10_000)
     viewer.window.remove_dock_widget(dock)  # what the panel's close button does
     wait_done(qtbot, widget, timeout=10_000)
     (layer,) = result_layers(viewer)
@@ -396,7 +389,7 @@ def test_deleting_the_result_layer_stops_the_run(qtbot, viewer, content_image, s
     widget = open_widget(viewer)
     widget.set_config(**FAST)
     assert widget.run()
-    qtbot.waitUntil(lambda: len(result_layers(viewer)) == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: len(shown_results(viewer)) == 1, timeout=10_000)
     viewer.layers.remove(result_layers(viewer)[0])
     assert widget._active is None or widget._active.stop.is_set()
     wait_done(qtbot, widget, timeout=10_000)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from napari.utils.notifications import NotificationSeverity
-from widget_helpers import open_widget
+from widget_helpers import on_result_images, open_widget
 
 from napari_style_transfer.engine import StackOptions
 
@@ -101,13 +101,7 @@ def test_all_slices_fill_one_nd_result_slice_by_slice_and_stop_keeps_finished(vi
     statuses: list[str] = []
     record_status(widget, statuses)
 
-    def on_inserted(event):
-        layer = event.value
-        if "stylised" in layer.name:
-            states.append(np.array(layer.data))
-            layer.events.data.connect(lambda e: states.append(np.array(layer.data)))
-
-    viewer.layers.events.inserted.connect(on_inserted)
+    on_result_images(viewer, lambda layer: states.append(np.array(layer.data)))  # not the hidden placeholder
     assert widget.run()
     wait_done(qtbot, widget)
     (result,) = results(viewer)
@@ -125,12 +119,7 @@ def test_all_slices_fill_one_nd_result_slice_by_slice_and_stop_keeps_finished(vi
     # Stop after the first slice: the finished slice stays, the rest are zero
     widget.iterations.value = 3
 
-    def stop_after_first(event):
-        layer = event.value
-        if "stylised" in layer.name:
-            widget.stop()
-
-    viewer.layers.events.inserted.connect(stop_after_first)
+    on_result_images(viewer, lambda layer: widget.stop())  # Stop after the first slice
     assert widget.run()
     wait_done(qtbot, widget)
     stopped = results(viewer)[-1]

@@ -396,7 +396,8 @@ def test_deleting_the_content_and_style_mid_run_goes_on_with_the_copies(
     content, style = add_pair(viewer, content_image, style_image)
     widget = open_widget(viewer, iterations=40)
     assert widget.run()
-    qtbot.waitUntil(lambda: len(viewer.layers) == 3, timeout=TIMEOUT_MS)  # the first preview
+    # the first preview (the result layer is hidden until then)
+    qtbot.waitUntil(lambda: len(viewer.layers) == 3 and viewer.layers[-1].visible, timeout=TIMEOUT_MS)
     viewer.layers.remove(content)
     viewer.layers.remove(style)
     wait_done(qtbot, widget)
@@ -418,7 +419,7 @@ def test_closing_the_viewer_mid_run_leaves_no_thread(
     widget = open_widget(viewer, iterations=500)
     assert widget.run()
     run = widget._active
-    qtbot.waitUntil(lambda: len(viewer.layers) == 3, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: len(viewer.layers) == 3 and viewer.layers[-1].visible, timeout=TIMEOUT_MS)
     viewer.close()
     qtbot.waitUntil(run.finished.is_set, timeout=20_000)
     wait_idle(qtbot, threads + 1)  # the pool keeps one idle thread for a while

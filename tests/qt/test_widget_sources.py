@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image as PILImage
-from widget_helpers import open_widget
+from widget_helpers import on_result_images, open_widget
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -90,7 +90,7 @@ def test_continue_starts_from_the_result_with_its_settings(qtbot, viewer, conten
     viewer.layers.selection.active = first
     assert widget.continue_row.button.enabled
     previews = []
-    viewer.layers.events.inserted.connect(lambda e: previews.append(np.array(e.value.data, dtype=float)))
+    on_result_images(viewer, lambda layer: previews.append(np.array(layer.data, dtype=float)))
     widget.continue_row.iterations.value = 3
     assert widget.continue_run()
     wait_done(qtbot, widget)

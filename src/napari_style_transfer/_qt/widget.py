@@ -9,10 +9,13 @@ live in their own modules: ``form`` (settings ↔ StyleConfig, built from the op
 (the result layer).
 
 Run checks the choices on the GUI thread from shapes and dtypes only (``prepare_run``); the
-worker reads the pixels and runs the engine's ``run_iter``. Every event comes back to the
-GUI thread as one :class:`~napari_style_transfer.plugin.progress.RunUpdate`, for 2D and stack
-runs alike: previews go into one result layer at most ``MAX_PREVIEWS_PER_SECOND`` times a
-second, less often when showing one is slow (the final image is always shown; the status
+worker reads the pixels and runs the engine's ``run_iter``. Run's slow GUI steps take turns of
+the event loop, so the viewer never stalls for long (benchmarks/event_loop_gaps.py): the checks,
+then the activity dock's bar, then the result layer, inserted hidden before the worker starts
+(it would compete with the worker for the GIL), shown with the first image. Every event comes
+back to the GUI thread as one :class:`~napari_style_transfer.plugin.progress.RunUpdate`, for
+2D and stack runs alike: previews go into one result layer at most ``MAX_PREVIEWS_PER_SECOND``
+times a second, less often when showing one is slow (the final image is always shown; the status
 line and the bars are redrawn a few times a second), finished slices of a stack fill one nD layer, and
 the run's bar in napari's activity dock follows the steps.
 
@@ -68,6 +71,8 @@ logger = logging.getLogger(__name__)
 
 #: On close, wait at most this long for the worker to finish its current step.
 CLOSE_TIMEOUT_S = 10.0
+#: Run's turns of the event loop are this far apart (ms), so what is due gets in between.
+TURN_MS = 1
 #: The input rows the widget offers as its own attributes (``widget.content_layer``, …).
 INPUT_ROWS = (
     "content_layer",
@@ -263,8 +268,30 @@ class StyleTransferWidget(Container):
         self._active = run
         self.controls.begin(run, request.total_steps, "")
         self._set_status(starting_text(request))
-        run.worker.start()
+        self._next_turn(run, self._open_progress)
         return True
+
+    def _next_turn(self, run: ActiveRun, step: Callable[[ActiveRun], None]) -> None:
+        """``step(run)`` in a later turn of the event loop, if ``run`` is still starting then.
+
+        A 1 ms timer, not 0: Qt runs a 0 ms single shot as a posted event, before the timers
+        already due, so the turns would follow each other as one long stall; the events a turn
+        posts (napari's layout and paints) come before the next turn.
+        """
+        QTimer.singleShot(TURN_MS, lambda: None if self._closed or self._active is not run else step(run))
+
+    def _open_progress(self, run: ActiveRun) -> None:
+        """Run's second turn: the activity dock's bar (none once stopped)."""
+        if not run.stop.is_set():
+            run.open_progress(self.viewer)
+        self._next_turn(run, self._insert_result)
+
+    def _insert_result(self, run: ActiveRun) -> None:
+        """Run's third turn: the result layer, hidden (none once stopped); the worker starts in the
+        next turn, once napari has laid out and painted its new layer's rows (uncontended)."""
+        if not run.stop.is_set() and self.viewer is not None:
+            run.result.insert_placeholder()
+        self._next_turn(run, ActiveRun.start)  # stopped meanwhile: the engine ends at once, as usual
 
     def stop(self, reason: str | None = None) -> None:
         """Ask the run to stop; it ends after the current iteration and keeps its image."""
@@ -392,6 +419,7 @@ class StyleTransferWidget(Container):
         self.controls.end(run, redraw=not self._closed)
         if run is not None:
             run.close_progress()
+            run.result.discard_placeholder()  # no image came: no layer is left
         viewer = self.viewer
         if viewer is not None:
             viewer.layers.events.removed.disconnect(self._on_layer_removed)
@@ -442,5 +470,8 @@ class StyleTransferWidget(Container):
             return
         run.request_stop()
         run.close_progress()
-        if not run.finished.wait(CLOSE_TIMEOUT_S):  # pragma: no cover - a very slow step
+        if not run.started:  # closed before Run's last turn: no worker, nothing to wait for
+            run.finished.set()
+            self._on_finished()
+        elif not run.finished.wait(CLOSE_TIMEOUT_S):  # pragma: no cover - a very slow step
             logger.warning("style transfer still running %.0f s after its viewer closed", CLOSE_TIMEOUT_S)

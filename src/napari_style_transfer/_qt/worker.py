@@ -156,6 +156,10 @@ class ActiveRun:
     slices_done: list = field(default_factory=list)
     #: When the status line and the bars may be redrawn (a few times a second).
     refresh: RefreshGate = field(default_factory=RefreshGate)
+    #: Called by the activity-dock bar's Cancel button (the bar comes in :meth:`open_progress`).
+    on_cancel: Callable[[], None] | None = None
+    #: The worker thread was started (:meth:`start`).
+    started: bool = False
 
     def __post_init__(self) -> None:
         device = run_device(self.request)
@@ -166,8 +170,20 @@ class ActiveRun:
 
     @property
     def layer(self) -> Any:
-        """The result layer (None until the first image)."""
+        """The result layer (None until it is inserted, hidden, before the worker starts)."""
         return None if self.result is None else self.result.layer
+
+    def open_progress(self, viewer: Any) -> None:
+        """Open the run's bar in napari's activity dock (80-120 ms: its own turn of the event loop)."""
+        if self.bar is None:
+            desc = f"Style transfer: {self.request.result_name}"
+            self.bar = ActivityBar(viewer, self.request.total_steps, desc, self.on_cancel or (lambda: None))
+
+    def start(self) -> None:
+        """Start the worker thread (once)."""
+        if not self.started:
+            self.started = True
+            self.worker.start()
 
     def request_stop(self, reason: str | None = None) -> None:
         """Ask the engine to stop after the current step (the first reason given is kept)."""
@@ -376,18 +392,18 @@ def launch(
     on_finished: Callable[[], None],
     on_cancel: Callable[[], None],
 ) -> ActiveRun:
-    """Make the worker for ``request``, wire its signals and its activity-dock bar; not started yet.
+    """Make the worker for ``request`` and wire its signals; not started yet, and no activity-dock
+    bar yet (:meth:`ActiveRun.open_progress`, :meth:`ActiveRun.start`: later turns of the event loop).
 
     ``on_cancel`` is called when the bar's Cancel button in the activity dock is pressed.
     """
     stop, finished = threading.Event(), threading.Event()
-    run = ActiveRun(request=request, stop=stop, finished=finished)
+    run = ActiveRun(request=request, stop=stop, finished=finished, on_cancel=on_cancel)
     run.meter = RateMeter(request.sizes, request.config.iterations)
     run.result = ResultLayer(viewer, request)
     worker = _make_worker(request, stop, finished)
     connect_worker(worker, stop, on_event, on_error, on_finished)
     run.worker = worker
-    run.bar = ActivityBar(viewer, request.total_steps, f"Style transfer: {request.result_name}", on_cancel)
     return run
 
 
