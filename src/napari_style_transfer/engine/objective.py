@@ -18,6 +18,7 @@ from .config import StyleConfig
 from .images import resize
 from .losses import content_loss, relative_sq_distance, tv_loss
 from .masks import MIN_REGION_FRACTION, Region, RegionPlan
+from .matting import MattingLaplacian
 from .runtime import Runtime
 from .style_stats import style_statistic, style_statistics
 from .vgg import CompiledOrEager, InputConvention, VGGFeatures, preprocess
@@ -137,7 +138,9 @@ class Objective:
 
     ``regions`` (guided statistics, one :class:`~.masks.Region` per region) replaces the global
     style term; ``consistency`` (an RGB [0, 1] image of the same size) pulls the result
-    toward it with ``consistency_weight`` (relative squared pixel distance).
+    toward it with ``consistency_weight`` (relative squared pixel distance). With
+    ``structure_weight`` > 0, the matting Laplacian of ``content`` (this scale's, tile's or
+    slice's: see ``matting.py``) keeps the result a local affine recolouring of it.
     """
 
     def __init__(
@@ -161,6 +164,7 @@ class Objective:
         with torch.no_grad():
             feats = extract(content, config.content_layers, autocast=False)
             self.content_targets = {k: v.detach().float().clone() for k, v in feats.items()}
+        self.structure = MattingLaplacian(content) if config.structure_weight > 0 else None
         self.content_layer_weights = _normalised(config.content_layer_weights, len(config.content_layers))
         self.style_layer_weights = _normalised(config.style_layer_weights, len(config.style_layers))
 
@@ -178,7 +182,7 @@ class Objective:
         return total
 
     def loss(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The total loss and its terms (content, style, and tv/consistency when they are on)."""
+        """The total loss and its terms (content, style, and tv/structure/consistency when they are on)."""
         cfg = self.config
         feats = self.extract(image, self.layers)
         c = sum(
@@ -198,6 +202,10 @@ class Objective:
             tv = tv_loss(image)
             total = total + cfg.tv_weight * tv
             terms["tv"] = tv
+        if self.structure is not None:
+            st = self.structure.energy(image)
+            total = total + cfg.structure_weight * st
+            terms["structure"] = st
         if self.consistency is not None and self.consistency_weight > 0:
             k = relative_sq_distance(image, self.consistency)
             total = total + self.consistency_weight * k

@@ -1,7 +1,8 @@
 """Named presets: the built-in ones (plain values, here only) and the user's saved ones.
 
-A built-in preset sets only the options that trade time for quality; the others keep what
-the user chose (device, weights…). A user's preset (saved from the widget) holds every
+A built-in preset sets only the options that trade time for quality (and, for a mode such
+as "Keep structure", the options that make the mode); the others keep what the user chose
+(device, weights…). A user's preset (saved from the widget) holds every
 option. The CLI's ``--preset NAME`` and the widget's preset box both read them from here.
 Measured with ``benchmarks/presets.py`` (times and distances in docs/benchmarks.md).
 """
@@ -21,6 +22,13 @@ BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
     "Balanced": {"size": 512, "iterations": "auto", "multiscale": True},
     # For a GPU (or patience): 256 → 512 → 1024 px, many steps at each scale.
     "Best quality": {"size": 1024, "iterations": 300, "multiscale": True},
+    # Photorealistic (Luan et al. 2017; benchmarks/structure.py, docs/quality.md): the matting
+    # Laplacian keeps the result a local affine recolouring of the content, the style comes from
+    # the shallow layers (colours, fine texture), in the style's colours (a grey content too).
+    "Keep structure": {
+        "size": 512, "iterations": "auto", "multiscale": True, "structure_weight": 30000.0,
+        "style_layers": ["relu1_1", "relu2_1", "relu3_1"], "preserve_colors": "none", "result_colour": "style",
+    },
 }
 # fmt: on
 
