@@ -150,3 +150,16 @@ def test_upsample_to_keeps_dtype_range_and_other_axes(shape, rgb, dtype):
     assert big.shape == expected and big.dtype == image.dtype
     assert big.min() >= image.min() and big.max() <= image.max()
     assert upsample_to(image, shape[-3:-1] if rgb else shape[-2:], rgb) is image
+
+
+def test_a_painting_preset_after_keep_structure_paints_again():
+    """'Keep structure' turns the Laplacian on and the deep style layers off; the other built-in
+    presets set both back, so choosing one afterwards does not keep the structure mode."""
+    from napari_style_transfer.engine import StyleConfig
+
+    structure = BUILTIN_PRESETS["Keep structure"]
+    assert structure["structure_weight"] > 0
+    for name in ("Quick look", "Balanced", "Best quality"):
+        values = {**structure, **BUILTIN_PRESETS[name]}
+        config = StyleConfig(**{k: v for k, v in values.items()})
+        assert config.structure_weight == 0 and config.style_layers == StyleConfig().style_layers, name

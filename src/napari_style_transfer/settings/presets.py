@@ -11,17 +11,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..engine.config import DEFAULT_STYLE_LAYERS
 from .values import SettingsError
+
+#: What the painting presets set of what "Keep structure" changes, so that choosing one of them
+#: after "Keep structure" paints again (the colour choices stay the user's).
+PAINTING = {"structure_weight": 0.0, "style_layers": list(DEFAULT_STYLE_LAYERS)}
 
 # fmt: off
 #: Built-in presets, fastest first. Plain values: retune them here (benchmarks/presets.py).
 BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
     # Seconds on a CPU: one scale at 256 px, few steps.
-    "Quick look": {"size": 256, "iterations": 50, "multiscale": False},
+    "Quick look": {"size": 256, "iterations": 50, "multiscale": False, **PAINTING},
     # The defaults: 256 → 512 px, each scale until the image stops improving (docs/quality.md).
-    "Balanced": {"size": 512, "iterations": "auto", "multiscale": True},
+    "Balanced": {"size": 512, "iterations": "auto", "multiscale": True, **PAINTING},
     # For a GPU (or patience): 256 → 512 → 1024 px, many steps at each scale.
-    "Best quality": {"size": 1024, "iterations": 300, "multiscale": True},
+    "Best quality": {"size": 1024, "iterations": 300, "multiscale": True, **PAINTING},
     # Photorealistic (Luan et al. 2017; benchmarks/structure.py, docs/quality.md): the matting
     # Laplacian keeps the result a local affine recolouring of the content, the style comes from
     # the shallow layers (colours, fine texture), in the style's colours (a grey content too).
