@@ -12,8 +12,9 @@ additive blending, stylised as the canvas shows them ("the canvas (visible image
 shown)").
 
 ``docs/images/scientific/shapes.png``: scikit-image's ``coins`` (grey) with a Shapes layer as
-the Mask (the top row of coins stylised, the rest kept), and the style taken from a
-rectangle of the style image (a second Shapes layer as that style row's region).
+the Mask (the top row of coins and one coin stylised, the rest kept), and the style taken from
+a rectangle of the style image (a second Shapes layer as that style row's region), with the
+"Keep structure" preset (the stain's colours on coins that keep their outlines).
 The widget's saved settings go to a temporary folder.
 """
 
@@ -167,6 +168,8 @@ def shapes_picture(args: argparse.Namespace, out: Path) -> int:
     )
     mask.add_rectangles(np.array([[10.0, 10.0], [95.0, 375.0]]))  # the top row of coins
     mask.add_ellipses(np.array([[250.0, 300.0], [250.0, 370.0], [300.0, 370.0], [300.0, 300.0]]))
+    widget.settings_view.apply_preset("Keep structure")  # the coins keep their outlines
+    widget.set_config(size=args.size, iterations=args.iterations, preview_every=0, multiscale=False)
     widget.content_layer.value = coins
     widget.style_rows[0].layer.value = stain
     widget.style_rows[0].region.value = region
