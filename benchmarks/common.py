@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from napari_style_transfer.arrays import fit_long_side
 from napari_style_transfer.engine import StyleConfig, stylize_iter
@@ -136,3 +137,21 @@ def timed(content: np.ndarray, style: np.ndarray, config: StyleConfig) -> dict:
         "losses": losses,
         "result": last.preview,
     }
+
+
+def montage(images: list[np.ndarray], path: Path, height: int) -> None:
+    """The images side by side at ``height`` px, 4 px apart, as a palette PNG (small files)."""
+    tiles = []
+    for image in images:
+        rgb = (to_rgb01(image)[0] * 255).round().astype(np.uint8)
+        h, w = rgb.shape[:2]
+        tiles.append(Image.fromarray(rgb).resize((max(1, round(w * height / h)), height), Image.LANCZOS))
+    canvas = Image.new("RGB", (sum(t.width for t in tiles) + 4 * (len(tiles) - 1), height), "white")
+    x = 0
+    for tile in tiles:
+        canvas.paste(tile, (x, 0))
+        x += tile.width + 4
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    canvas.quantize(256, dither=Image.Dither.FLOYDSTEINBERG).save(tmp, optimize=True)
+    tmp.replace(path)

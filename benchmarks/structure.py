@@ -42,10 +42,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from scipy import ndimage
 
-from common import distances, write_report
+from common import distances, montage, write_report
 from napari_style_transfer.engine import StyleConfig, get_network, stylize_iter
 from napari_style_transfer.engine.images import to_rgb01
 from napari_style_transfer.engine.matting import banded_product, bands_to_csr, laplacian_bands
@@ -214,24 +213,6 @@ def run_pair(pair: str, args: argparse.Namespace, report: dict) -> None:
             args.montages / f"structure_{pair}.png",
             args.montage_height,
         )
-
-
-def montage(images: list[np.ndarray], path: Path, height: int) -> None:
-    """The images side by side at ``height`` px, 4 px apart, as a palette PNG (small files)."""
-    tiles = []
-    for image in images:
-        rgb = (to_rgb01(image)[0] * 255).round().astype(np.uint8)
-        h, w = rgb.shape[:2]
-        tiles.append(Image.fromarray(rgb).resize((max(1, round(w * height / h)), height), Image.LANCZOS))
-    canvas = Image.new("RGB", (sum(t.width for t in tiles) + 4 * (len(tiles) - 1), height), "white")
-    x = 0
-    for tile in tiles:
-        canvas.paste(tile, (x, 0))
-        x += tile.width + 4
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    canvas.quantize(256, dither=Image.Dither.FLOYDSTEINBERG).save(tmp, optimize=True)
-    tmp.replace(path)
 
 
 def sparse_products(size: int) -> dict[str, Callable[[], torch.Tensor]]:

@@ -41,9 +41,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from common import PAIRS, distances, write_report
+from common import PAIRS, distances, montage, write_report
 from napari_style_transfer.arrays import fit_long_side
 from napari_style_transfer.engine import StyleConfig, get_network, stylize_iter
 from napari_style_transfer.engine.config import STYLE_COMBINATIONS, STYLE_LOSSES, STYLE_STATISTICS
@@ -175,24 +174,6 @@ def interleaved_step_times(
         for loss in losses:
             times[loss].append(timed_run(content, style, config.replace(style_loss=loss))["s_per_step"])
     return {loss: round(float(np.median(t)), 4) for loss, t in times.items()}
-
-
-def montage(images: list[np.ndarray], path: Path, height: int) -> None:
-    """The images side by side at ``height`` px, 4 px apart, as a palette PNG (small files)."""
-    tiles = []
-    for image in images:
-        rgb = (to_rgb01(image)[0] * 255).round().astype(np.uint8)
-        h, w = rgb.shape[:2]
-        tiles.append(Image.fromarray(rgb).resize((max(1, round(w * height / h)), height), Image.LANCZOS))
-    canvas = Image.new("RGB", (sum(t.width for t in tiles) + 4 * (len(tiles) - 1), height), "white")
-    x = 0
-    for tile in tiles:
-        canvas.paste(tile, (x, 0))
-        x += tile.width + 4
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    canvas.quantize(256, dither=Image.Dither.FLOYDSTEINBERG).save(tmp, optimize=True)
-    tmp.replace(path)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from shots import save_small_png
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -100,23 +102,10 @@ def _shoot(args: argparse.Namespace) -> int:
         app.processEvents()
         time.sleep(0.03)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    _save_small_png(viewer.screenshot(canvas_only=False, flash=False), args.out)
+    save_small_png(viewer.screenshot(canvas_only=False, flash=False), args.out)
     print(f"{args.out} ({args.out.stat().st_size / 1024:.0f} KB): {widget.status.value}")
     viewer.close()
     return 0
-
-
-def _save_small_png(image, path: Path, limit_kb: int = 480) -> None:
-    """Save as PNG; above ``limit_kb``, with a 256-colour palette (keeps the docs light)."""
-    from PIL import Image
-
-    picture = Image.fromarray(image[..., :3])
-    picture.save(path, optimize=True)
-    if path.stat().st_size > limit_kb * 1024:
-        palette = picture.quantize(
-            colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG
-        )
-        palette.save(path, optimize=True)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from shots import save_small_png
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "images" / "scientific"
@@ -73,7 +74,8 @@ def new_viewer(args: argparse.Namespace):
     return viewer, widget
 
 
-def run_and_shoot(viewer, widget, out: Path) -> int:
+def run_and_shoot(viewer, widget, out: Path, arrange) -> int:
+    """Run, wait for the end, lay the layers out with ``arrange(viewer)``, take the picture."""
     from qtpy.QtWidgets import QApplication
 
     app = QApplication.instance()
@@ -84,12 +86,7 @@ def run_and_shoot(viewer, widget, out: Path) -> int:
     while widget.running and time.monotonic() < deadline:
         app.processEvents()
         time.sleep(0.02)
-    from napari.layers import Shapes
-
-    shapes = [i for i, layer in enumerate(viewer.layers) if isinstance(layer, Shapes)]
-    for number, index in enumerate(shapes):  # the outlines over the result
-        viewer.layers.move(index - number, len(viewer.layers))
-    viewer.layers.selection.active = viewer.layers[-1]
+    arrange(viewer)
     viewer.reset_view()
     for _ in range(30):
         app.processEvents()
@@ -99,6 +96,26 @@ def run_and_shoot(viewer, widget, out: Path) -> int:
     print(f"{out} ({out.stat().st_size / 1024:.0f} KB): {widget.status.value}")
     viewer.close()
     return 0
+
+
+def shapes_on_top(viewer) -> None:
+    """The Shapes layers' outlines over the result, the last one selected."""
+    from napari.layers import Shapes
+
+    shapes = [i for i, layer in enumerate(viewer.layers) if isinstance(layer, Shapes)]
+    for number, index in enumerate(shapes):
+        viewer.layers.move(index - number, len(viewer.layers))
+    viewer.layers.selection.active = viewer.layers[-1]
+
+
+def result_beside(viewer, hide) -> None:
+    """The result beside the inputs, the ``hide`` layers scaled down under them."""
+    result, first = viewer.layers[-1], viewer.layers[0]
+    width = first.data.shape[1] * first.scale[-1]
+    result.translate = (result.translate[0], result.translate[1] + width + 8)
+    for layer in hide:
+        layer.scale = (0.25, 0.25)
+        layer.translate = (first.data.shape[0] * first.scale[-2] + 8, 0)
 
 
 def canvas_picture(args: argparse.Namespace, out: Path) -> int:
@@ -118,37 +135,7 @@ def canvas_picture(args: argparse.Namespace, out: Path) -> int:
     style = viewer.add_image(gallery_image("stained_glass"), name="stained glass (style)", rgb=True)
     widget.content_layer.value = CANVAS
     widget.style_rows[0].layer.value = style
-    return run_and_shoot_after(viewer, widget, out, hide=[style])
-
-
-def run_and_shoot_after(viewer, widget, out: Path, hide) -> int:
-    """Run, then show the result beside the inputs (the style scaled down under them)."""
-    from qtpy.QtWidgets import QApplication
-
-    app = QApplication.instance()
-    if not widget.run():
-        print("the run did not start", file=sys.stderr)
-        return 1
-    deadline = time.monotonic() + 900
-    while widget.running and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.02)
-    result = viewer.layers[-1]
-    first = viewer.layers[0]
-    width = first.data.shape[1] * first.scale[-1]
-    result.translate = (result.translate[0], result.translate[1] + width + 8)
-    for layer in hide:
-        layer.scale = (0.25, 0.25)
-        layer.translate = (first.data.shape[0] * first.scale[-2] + 8, 0)
-    viewer.reset_view()
-    for _ in range(30):
-        app.processEvents()
-        time.sleep(0.03)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_small_png(viewer.screenshot(canvas_only=False, flash=False), out)
-    print(f"{out} ({out.stat().st_size / 1024:.0f} KB): {widget.status.value}")
-    viewer.close()
-    return 0
+    return run_and_shoot(viewer, widget, out, lambda v: result_beside(v, [style]))
 
 
 def shapes_picture(args: argparse.Namespace, out: Path) -> int:
@@ -177,20 +164,7 @@ def shapes_picture(args: argparse.Namespace, out: Path) -> int:
     widget.mask_layer.value = mask
     widget.set_label_style(1, 0)
     widget.set_label_style(2, 0)
-    return run_and_shoot(viewer, widget, out)
-
-
-def save_small_png(image, path: Path, limit_kb: int = 480) -> None:
-    """Save as PNG; above ``limit_kb``, with a 256-colour palette (keeps the docs light)."""
-    from PIL import Image
-
-    picture = Image.fromarray(image[..., :3])
-    picture.save(path, optimize=True)
-    if path.stat().st_size > limit_kb * 1024:
-        palette = picture.quantize(
-            colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG
-        )
-        palette.save(path, optimize=True)
+    return run_and_shoot(viewer, widget, out, shapes_on_top)
 
 
 if __name__ == "__main__":

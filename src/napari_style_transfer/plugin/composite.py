@@ -29,7 +29,7 @@ import numpy as np
 
 from ..arrays import STRIP_BYTES, fit_long_side
 from .faults import UserError
-from .geometry import GRID_TOLERANCE, AxisMap, axis_aligned, plane_matrix, world_matrix
+from .geometry import GRID_TOLERANCE, AxisMap, aligned_relative, world_matrix
 from .layers import (
     REDUCE_AT,
     LayerRead,
@@ -240,14 +240,8 @@ def relative_map(layer: Any, first: Any) -> tuple[AxisMap, AxisMap]:
     """
     if layer is first:
         return (1.0, 0.0), (1.0, 0.0)
-    mine, base = plane_matrix(layer), plane_matrix(first)
-    relative = None
-    if mine is not None and base is not None:
-        try:
-            relative = np.linalg.solve(mine, base)
-        except np.linalg.LinAlgError:
-            relative = None
-    if relative is None or not axis_aligned(relative):
+    relative = aligned_relative(layer, first)
+    if relative is None:
         raise UserError(
             f"Layer '{layer.name}' is rotated or sheared against '{first.name}' in the viewer, so the canvas "
             "cannot lay it on that layer's pixels; give it the same rotation and shear, or hide it."

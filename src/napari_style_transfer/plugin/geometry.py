@@ -57,15 +57,8 @@ def mask_grid(mask: Any, content: Any) -> tuple[AxisMap, AxisMap] | None:
     when the mask is rotated or sheared against the content (no nearest-neighbour resampling
     keeps labels honest there: the mask must be placed like the content).
     """
-    content_plane = plane_matrix(content)
-    mask_plane = plane_matrix(mask)
-    relative = None
-    if content_plane is not None and mask_plane is not None:
-        try:
-            relative = np.linalg.solve(mask_plane, content_plane)  # content pixel → mask pixel
-        except np.linalg.LinAlgError:
-            relative = None
-    if relative is None or not axis_aligned(relative):
+    relative = aligned_relative(mask, content)  # content pixel → mask pixel
+    if relative is None:
         raise UserError(
             f"The mask '{mask.name}' is rotated or sheared against '{content.name}' in the viewer; "
             "give the mask the content's rotation and shear (its scale and translation may differ: "
@@ -74,6 +67,19 @@ def mask_grid(mask: Any, content: Any) -> tuple[AxisMap, AxisMap] | None:
     if np.allclose(relative, np.eye(3), atol=GRID_TOLERANCE):
         return None
     return (float(relative[0, 0]), float(relative[0, 2])), (float(relative[1, 1]), float(relative[1, 2]))
+
+
+def aligned_relative(layer: Any, base: Any) -> np.ndarray | None:
+    """The 3 × 3 map from ``base``'s pixel coordinates to ``layer``'s (last two axes), or None
+    when the two are rotated or sheared against each other (or a stack is turned out of its plane)."""
+    mine, theirs = plane_matrix(layer), plane_matrix(base)
+    if mine is None or theirs is None:
+        return None
+    try:
+        relative = np.linalg.solve(mine, theirs)
+    except np.linalg.LinAlgError:
+        return None
+    return relative if axis_aligned(relative) else None
 
 
 def axis_aligned(relative: np.ndarray) -> bool:
