@@ -437,12 +437,13 @@ class _BatchRun:
             self.report.save(finished=True)
 
     def _keep_late_outputs(self) -> None:
-        """An item its worker reported as writing when the batch stopped, whose task never came back
-        (its worker died or the wait ran out): if its output was replaced meanwhile, the file is
-        whole (writes are atomic) and this run wrote it, so the report says ``done``."""
+        """A cancelled item whose output was replaced during this run, whose task never came back
+        (its worker was writing when the batch stopped, or wrote just before a Ctrl-C reached it
+        and died with the process group): the file is whole (writes are atomic) and this run wrote
+        it, so the report says ``done`` (no output is left that the report calls unfinished)."""
         for item in self.plan.items:
-            if item.index not in self.cancelled or item.index not in self.writing or item.kind == "chunk":
-                continue
+            if item.index not in self.cancelled or item.index not in self.before or item.kind == "chunk":
+                continue  # (never submitted: an output there is an older run's)
             if file_identity(item.output) not in (None, self.before.get(item.index)):
                 self._record(self._plain(item, "done", "finished while the batch was stopping"))
 
