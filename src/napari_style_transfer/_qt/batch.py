@@ -191,9 +191,7 @@ class BatchView:
         self.folder.close()
         run = self.active
         if run is not None:
-            run.request_stop()
-            run.close_progress()
-            run.finished.wait(30.0)
+            run.abandon()
 
     # ------------------------------------------------------------------ worker signals (GUI thread)
 

@@ -173,9 +173,7 @@ class FolderView:
         self.closed = True
         run = self.active
         if run is not None:
-            run.request_stop()
-            run.close_progress()
-            run.finished.wait(30.0)
+            run.abandon()
 
     # ------------------------------------------------------------------ worker signals (GUI thread)
 

@@ -212,6 +212,12 @@ class ActiveRun:
         if self.bar is not None:
             self.bar.close()
 
+    def abandon(self, timeout: float = 30.0) -> None:
+        """The viewer or the panel went away: stop, close the bar and wait a moment for the thread."""
+        self.request_stop()
+        self.close_progress()
+        self.finished.wait(timeout)
+
 
 class BatchRun:
     """What a batch in progress keeps, for every kind of batch (layers, slices, a folder): its
@@ -242,6 +248,12 @@ class BatchRun:
     def close_progress(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+    def abandon(self, timeout: float = 30.0) -> None:
+        """The viewer or the panel went away: stop, close the bar and wait a moment for the thread."""
+        self.request_stop()
+        self.close_progress()
+        self.finished.wait(timeout)
 
     def counts_text(self) -> str:
         """'3 done', '0 done, 3 skipped, 1 failed', '2 done, 3 cancelled'."""
