@@ -25,6 +25,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -106,6 +107,19 @@ def write_report(path: Path, report: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_target(path) as temporary:
         temporary.write_text(json.dumps(report, indent=1))
+
+
+def per_step(content: np.ndarray, style: np.ndarray, config: StyleConfig) -> tuple[float, Any]:
+    """One run: (seconds per step, from the first step's event to the last one's; the final event).
+
+    The targets and the network loading are not in it (they come before the first event)."""
+    stamps: list[float] = []
+    last = None
+    for event in stylize_iter(content, style, config):
+        stamps.append(time.perf_counter())
+        last = event
+    assert last is not None and last.done
+    return round((stamps[-1] - stamps[0]) / max(1, len(stamps) - 1), 4), last
 
 
 def timed(content: np.ndarray, style: np.ndarray, config: StyleConfig) -> dict:

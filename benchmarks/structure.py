@@ -44,8 +44,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from common import distances, montage, write_report
-from napari_style_transfer.engine import StyleConfig, get_network, stylize_iter
+from common import distances, montage, per_step, write_report
+from napari_style_transfer.engine import StyleConfig, get_network
 from napari_style_transfer.engine.images import to_rgb01
 from napari_style_transfer.engine.matting import banded_product, bands_to_csr, laplacian_bands
 from napari_style_transfer.engine.stopping import AUTO
@@ -159,14 +159,9 @@ def ssim(result: np.ndarray, content: np.ndarray) -> float:
 
 def timed_run(content: np.ndarray, style: np.ndarray, config: StyleConfig) -> dict:
     """One run: seconds per step (first to last step event), steps, final loss terms, result."""
-    stamps: list[float] = []
-    last = None
-    for event in stylize_iter(content, style, config):
-        stamps.append(time.perf_counter())
-        last = event
-    assert last is not None and last.done
+    seconds, last = per_step(content, style, config)
     return {
-        "s_per_step": round((stamps[-1] - stamps[0]) / max(1, len(stamps) - 1), 4),
+        "s_per_step": seconds,
         "steps": last.step,
         "terms": {k: round(float(v), 6) for k, v in last.losses.items()},
         "result": last.preview,

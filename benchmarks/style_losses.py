@@ -42,9 +42,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import PAIRS, distances, montage, write_report
+from common import PAIRS, distances, montage, per_step, write_report
 from napari_style_transfer.arrays import fit_long_side
-from napari_style_transfer.engine import StyleConfig, get_network, stylize_iter
+from napari_style_transfer.engine import StyleConfig, get_network
 from napari_style_transfer.engine.config import STYLE_COMBINATIONS, STYLE_LOSSES, STYLE_STATISTICS
 from napari_style_transfer.engine.images import resize, to_rgb01, to_tensor
 from napari_style_transfer.engine.losses import random_directions, sorted_quantiles
@@ -150,14 +150,9 @@ def structure_ssim(output: np.ndarray, content: np.ndarray) -> float:
 
 def timed_run(content: np.ndarray, style: np.ndarray, config: StyleConfig) -> dict:
     """One run: seconds per step (first to last step event), steps, own final style term, result."""
-    stamps: list[float] = []
-    last = None
-    for event in stylize_iter(content, style, config):
-        stamps.append(time.perf_counter())
-        last = event
-    assert last is not None and last.done
+    seconds, last = per_step(content, style, config)
     return {
-        "s_per_step": round((stamps[-1] - stamps[0]) / max(1, len(stamps) - 1), 4),
+        "s_per_step": seconds,
         "steps": last.step,
         "own_style": round(float(last.losses.get("style", float("nan"))), 5),
         "precision": last.info.get("precision"),

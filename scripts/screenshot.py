@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from shots import save_small_png
+from shots import open_viewer, shoot
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,20 +53,9 @@ def _shoot(args: argparse.Namespace) -> int:
 
     # the user's saved settings stay out of the picture (and untouched)
     os.environ.setdefault("NAPARI_STYLE_TRANSFER_CONFIG_DIR", tempfile.mkdtemp(prefix="nst-screenshot-"))
-    import napari
     from qtpy.QtWidgets import QApplication
 
-    try:  # keep napari's one-off "PyQt5 support is deprecated" toast out of the picture
-        import napari._qt.qt_main_window as qt_main_window
-
-        qt_main_window.SHOW_QT_WARNING = False
-    except (ImportError, AttributeError):  # pragma: no cover - other napari versions
-        pass
-
-    width, height = (int(v) for v in args.window.split("x"))
-    viewer = napari.Viewer(title="napari — Style Transfer", show=True)
-    window = viewer.window._qt_window
-    window.resize(width, height)
+    viewer = open_viewer(args.window)
     viewer.open_sample("napari-style-transfer", "cat_and_swirls")
     _, widget = viewer.window.add_plugin_dock_widget("napari-style-transfer", "Style Transfer")
     widget.set_config(size=args.size, iterations=args.iterations, preview_every=5)
@@ -93,15 +82,7 @@ def _shoot(args: argparse.Namespace) -> int:
         widget.start_image.value = viewer.layers[-1]
         widget.save_previews.use(Path.home() / "style-previews", every=2)
         widget.advanced_section.expand(animate=False)
-    viewer.reset_view()
-    for _ in range(30):
-        app.processEvents()
-        time.sleep(0.03)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_small_png(viewer.screenshot(canvas_only=False, flash=False), args.out)
-    print(f"{args.out} ({args.out.stat().st_size / 1024:.0f} KB): {widget.status.value}")
-    viewer.close()
-    return 0
+    return shoot(viewer, widget, args.out)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from shots import save_small_png
+from shots import open_viewer, shoot
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,18 +59,9 @@ def _shoot(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="nst-folder-"))
     os.environ.setdefault("NAPARI_STYLE_TRANSFER_CONFIG_DIR", str(work / "settings"))
     _photos(work / "photos")
-    import napari
     from qtpy.QtWidgets import QApplication
 
-    try:  # keep napari's one-off "PyQt5 support is deprecated" toast out of the picture
-        import napari._qt.qt_main_window as qt_main_window
-
-        qt_main_window.SHOW_QT_WARNING = False
-    except (ImportError, AttributeError):  # pragma: no cover - other napari versions
-        pass
-    width, height = (int(v) for v in args.window.split("x"))
-    viewer = napari.Viewer(title="napari — Style Transfer", show=True)
-    viewer.window._qt_window.resize(width, height)
+    viewer = open_viewer(args.window)
     viewer.open_sample("napari-style-transfer", "cat_and_swirls")
     viewer.layers.remove("cat (content)")  # a folder batch reads its images from the folder
     _, widget = viewer.window.add_plugin_dock_widget("napari-style-transfer", "Style Transfer")
@@ -97,15 +88,7 @@ def _shoot(args: argparse.Namespace) -> int:
     style = viewer.layers["swirls (style)"]
     style.scale = (0.3, 0.3)
     style.translate = (max(layer.data.shape[0] for layer in results) + 8 if results else 0, 0)
-    viewer.reset_view()
-    for _ in range(30):
-        app.processEvents()
-        time.sleep(0.03)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_small_png(viewer.screenshot(canvas_only=False, flash=False), args.out)
-    print(f"{args.out} ({args.out.stat().st_size / 1024:.0f} KB): {widget.status.value}")
-    viewer.close()
-    return 0
+    return shoot(viewer, widget, args.out)
 
 
 if __name__ == "__main__":

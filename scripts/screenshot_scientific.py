@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from shots import save_small_png
+from shots import open_viewer, shoot
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "images" / "scientific"
@@ -58,17 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def new_viewer(args: argparse.Namespace):
-    import napari
 
-    try:  # keep napari's one-off "PyQt5 support is deprecated" toast out of the picture
-        import napari._qt.qt_main_window as qt_main_window
-
-        qt_main_window.SHOW_QT_WARNING = False
-    except (ImportError, AttributeError):  # pragma: no cover - other napari versions
-        pass
-    width, height = (int(v) for v in args.window.split("x"))
-    viewer = napari.Viewer(title="napari — Style Transfer", show=True)
-    viewer.window._qt_window.resize(width, height)
+    viewer = open_viewer(args.window)
     _, widget = viewer.window.add_plugin_dock_widget("napari-style-transfer", "Style Transfer")
     widget.set_config(size=args.size, iterations=args.iterations, preview_every=0, multiscale=False)
     return viewer, widget
@@ -87,15 +78,7 @@ def run_and_shoot(viewer, widget, out: Path, arrange) -> int:
         app.processEvents()
         time.sleep(0.02)
     arrange(viewer)
-    viewer.reset_view()
-    for _ in range(30):
-        app.processEvents()
-        time.sleep(0.03)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_small_png(viewer.screenshot(canvas_only=False, flash=False), out)
-    print(f"{out} ({out.stat().st_size / 1024:.0f} KB): {widget.status.value}")
-    viewer.close()
-    return 0
+    return shoot(viewer, widget, out)
 
 
 def shapes_on_top(viewer) -> None:

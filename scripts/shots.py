@@ -1,8 +1,10 @@
-"""What the screenshot scripts share: a screenshot saved as a small PNG for the docs."""
+"""What the screenshot scripts share: a shown viewer of a given size, and its picture saved as a small PNG."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 
 def save_small_png(image, path: Path, limit_kb: int = 480) -> None:
@@ -16,3 +18,36 @@ def save_small_png(image, path: Path, limit_kb: int = 480) -> None:
             colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG
         )
         palette.save(path, optimize=True)
+
+
+def open_viewer(window: str) -> Any:
+    """A shown napari viewer whose window is ``window`` ('WxH') pixels, without napari's one-off
+    "PyQt5 support is deprecated" toast (it would be in the picture)."""
+    import napari
+
+    try:
+        import napari._qt.qt_main_window as qt_main_window
+
+        qt_main_window.SHOW_QT_WARNING = False
+    except (ImportError, AttributeError):  # pragma: no cover - other napari versions
+        pass
+    width, height = (int(v) for v in window.split("x"))
+    viewer = napari.Viewer(title="napari — Style Transfer", show=True)
+    viewer.window._qt_window.resize(width, height)
+    return viewer
+
+
+def shoot(viewer: Any, widget: Any, out: Path) -> int:
+    """Fit the view, let it draw, save the whole window to ``out`` (a small PNG), close the viewer."""
+    from qtpy.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    viewer.reset_view()
+    for _ in range(30):
+        app.processEvents()
+        time.sleep(0.03)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_small_png(viewer.screenshot(canvas_only=False, flash=False), out)
+    print(f"{out} ({out.stat().st_size / 1024:.0f} KB): {widget.status.value}")
+    viewer.close()
+    return 0
