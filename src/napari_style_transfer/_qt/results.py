@@ -122,12 +122,18 @@ class ResultLayer:
         fresh = self.layer is None or self.placeholder
         if index is None:  # the whole stack at the end
             return image if fresh else np.asarray(image, dtype=self.layer.data.dtype)
-        if fresh:
-            data = np.zeros(tuple(request.lead) + tuple(image.shape), dtype=image.dtype)
-        else:
+        shape = tuple(request.lead) + tuple(image.shape)
+        if fresh and not self._placeholder_holds(shape, image.dtype):
+            data = np.zeros(shape, dtype=image.dtype)
+        else:  # the layer's stack (the placeholder's zeros too, when they are the stack's shape)
             data = self.layer.data
         data[tuple(index)] = image
         return data
+
+    def _placeholder_holds(self, shape: tuple[int, ...], dtype: np.dtype) -> bool:
+        """The hidden placeholder's zeros already are an all-slices stack of ``shape`` and ``dtype``."""
+        held = self.layer.data if self.placeholder and self.layer is not None else None
+        return held is not None and tuple(held.shape) == shape and held.dtype == dtype
 
     def _interpolation(self, hw: tuple[int, int]) -> str:
         """A result smaller than the content is drawn smoothly, not in blocks."""
