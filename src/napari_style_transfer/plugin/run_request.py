@@ -36,7 +36,7 @@ from ..settings import split_values
 from .composite import CANVAS_LIMITS, Canvas, check_canvas, plan_canvas_read
 from .faults import UserError
 from .identity import layer_identity
-from .label_masks import MaskRead, plan_mask_read
+from .label_masks import MaskRead
 from .layers import (
     LayerRead,
     base_shape,
@@ -53,6 +53,7 @@ from .layers import (
     result_geometry,
 )
 from .previews import PreviewSaver, make_saver
+from .run_masks import plan_run_mask
 from .shapes import RegionRead, ShapesMaskRead, picked_regions, plan_region_reads
 from .sources import SourceRead, describe_style, is_source
 
@@ -344,7 +345,7 @@ def prepare(choices: RunChoices) -> RunRequest:
     slice_hw = tuple(shape[-3:-1]) if content.rgb else tuple(shape[-2:])
     mask_read = None
     if mask_layer is not None:
-        mask_read = plan_mask_read(mask_layer, grid, slice_hw)
+        mask_read = plan_run_mask(mask_layer, grid, slice_hw, choices.point, content.mode == "all")
         check_label_styles(label_styles, len(style_reads))
     regions = picked_regions(choices.styles, choices.style_regions)
     request = RunRequest(
@@ -377,7 +378,7 @@ def prepare(choices: RunChoices) -> RunRequest:
         full_size=bool(output.get("full_size", False)),
         identities=input_identities(choices.content, picked, mask_layer),
         canvas=content.canvas.record() if content.canvas is not None else None,
-        region_reads=plan_region_reads(picked, regions, style_reads),
+        region_reads=plan_region_reads(picked, regions, style_reads, choices.point),
         region_names=None if regions is None else [None if r is None else r.name for r in regions],
     )
     if choices.previews is not None:

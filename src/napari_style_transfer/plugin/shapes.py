@@ -9,6 +9,11 @@ covers full-resolution coordinate ``f·(j + ½) − ½``), so a Shapes layer wit
 translation or even rotation than that layer works. They are rasterised in the worker
 (``.read()``, with scikit-image): a pixel belongs to a shape when its centre lies inside.
 Rectangles, polygons and ellipses select an area; a path or a line is refused in one sentence.
+
+An nD Shapes layer gives what napari shows (``shape_slices``): a mask or a style region takes the
+shapes in the slice shown at the viewer's point; a mask for every slice of a stack is one label
+image per slice, each with the shapes that lie in that slice (a slice without any keeps the
+content). Shape i keeps label i + 1 whichever slice it lies in, so the mask table stays the same.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import numpy as np
 
 from .faults import UserError
 from .geometry import plane_matrix
-from .layers import base_shape, layer_kind
+from .layers import base_shape, layer_kind, lead_shape
+from .shape_slices import lead_count, shapes_per_slice, shown_shapes
 from .sources import is_source
 
 #: The shape types that enclose an area.
@@ -46,8 +52,9 @@ def shape_labels(layer: Any) -> dict[int, str]:
     return {0: "outside the shapes", **{i + 1: name for i, name in enumerate(shape_names(layer))}}
 
 
-def check_shapes(layer: Any, role: str) -> None:
-    """Raise UserError unless ``layer`` is a Shapes layer with shapes that enclose an area."""
+def check_shapes(layer: Any, role: str, picked: Sequence[int] | None = None) -> None:
+    """Raise UserError unless ``layer`` is a Shapes layer with shapes that enclose an area (of its
+    shapes, those ``picked``: the ones a run takes; None: all)."""
     if not is_shapes_layer(layer):
         raise UserError(
             f"Layer '{layer.name}' is a {layer_kind(layer)} layer; choose a Shapes layer as the {role}."
@@ -57,12 +64,27 @@ def check_shapes(layer: Any, role: str) -> None:
             f"The Shapes layer '{layer.name}' has no shapes; draw rectangles, polygons or ellipses on it "
             f"to use it as the {role}."
         )
-    for i, kind in enumerate(layer.shape_type):
-        if kind not in SHAPE_KINDS:
+    kinds = list(layer.shape_type)
+    for i in range(len(kinds)) if picked is None else picked:
+        if kinds[i] not in SHAPE_KINDS:
             raise UserError(
-                f"Shape {i + 1} of '{layer.name}' is a {kind}, which encloses no area; use rectangles, "
-                f"polygons or ellipses in the {role} (delete the {kind})."
+                f"Shape {i + 1} of '{layer.name}' is a {kinds[i]}, which encloses no area; use rectangles, "
+                f"polygons or ellipses in the {role} (delete the {kinds[i]})."
             )
+
+
+def picked_shapes(layer: Any, role: str, point: Sequence[float] | None) -> list[int]:
+    """Check a Shapes layer and take the shapes napari shows at the world ``point`` (an nD layer's
+    slice shown; all of a 2D layer's); UserError when that slice has none."""
+    check_shapes(layer, role, ())
+    picked = shown_shapes(layer, point)
+    if not picked:
+        raise UserError(
+            f"The Shapes layer '{layer.name}' has no shapes in the slice shown; draw rectangles, polygons "
+            f"or ellipses on this slice (or move to a slice with shapes) to use it as the {role}."
+        )
+    check_shapes(layer, role, picked)
+    return picked
 
 
 def plane_map(shapes: Any, target: Any, grid_hw: Sequence[int]) -> np.ndarray:
@@ -96,14 +118,18 @@ def ellipse_outline(corners: np.ndarray) -> np.ndarray:
     return centre + np.cos(t)[:, None] * first + np.sin(t)[:, None] * second
 
 
-def outlines_on(shapes: Any, target: Any, grid_hw: Sequence[int]) -> tuple[np.ndarray, ...]:
-    """Each shape's outline, (N, 2) row/column coordinates in the pixels read of ``target``."""
+def outlines_on(
+    shapes: Any, target: Any, grid_hw: Sequence[int], picked: Sequence[int] | None = None
+) -> tuple[np.ndarray, ...]:
+    """Each shape's outline (of those ``picked``; None: all), (N, 2) row/column coordinates in the
+    pixels read of ``target``."""
     matrix = plane_map(shapes, target, grid_hw)
+    data, kinds = list(shapes.data), list(shapes.shape_type)
     found = []
-    for vertices, kind in zip(shapes.data, shapes.shape_type):
-        plane = np.asarray(vertices, dtype=float)[:, -2:]
+    for i in range(len(data)) if picked is None else picked:
+        plane = np.asarray(data[i], dtype=float)[:, -2:]
         mapped = (matrix @ np.c_[plane, np.ones(len(plane))].T).T[:, :2]
-        found.append(ellipse_outline(mapped) if kind == "ellipse" else mapped)
+        found.append(ellipse_outline(mapped) if kinds[i] == "ellipse" else mapped)
     return tuple(found)
 
 
@@ -113,36 +139,58 @@ def overlaps(outline: np.ndarray, hw: Sequence[int]) -> bool:
     return bool(np.all(high >= -0.5) and low[0] <= hw[0] - 0.5 and low[1] <= hw[1] - 0.5)
 
 
-def rasterise(outlines: Sequence[np.ndarray], hw: Sequence[int]) -> np.ndarray:
-    """An (H, W) int32 label image: 0 outside every shape, i + 1 inside shape i (later shapes on top)."""
+def rasterise(
+    outlines: Sequence[np.ndarray], hw: Sequence[int], labels: Sequence[int] | None = None
+) -> np.ndarray:
+    """An (H, W) int32 label image: 0 outside every shape, ``labels[i]`` (None: i + 1) inside
+    outline i (later shapes on top)."""
     from skimage.draw import polygon
 
-    labels = np.zeros((int(hw[0]), int(hw[1])), dtype=np.int32)
+    image = np.zeros((int(hw[0]), int(hw[1])), dtype=np.int32)
     for i, outline in enumerate(outlines):
-        rows, cols = polygon(outline[:, 0], outline[:, 1], shape=labels.shape)
-        labels[rows, cols] = i + 1
-    return labels
+        rows, cols = polygon(outline[:, 0], outline[:, 1], shape=image.shape)
+        image[rows, cols] = i + 1 if labels is None else labels[i]
+    return image
 
 
 @dataclass(frozen=True)
 class ShapesMaskRead:
-    """A Shapes layer to rasterise as the run's label image (``size``: the content's read (H, W))."""
+    """A Shapes layer to rasterise as the run's label image (``size``: the content's read (H, W)).
+
+    ``labels``: the label of each outline (empty: 1, 2, … in order). For every slice of a stack,
+    ``lead`` is its leading axes' sizes and ``members``, per slice (C order), the outlines that lie
+    in it: one label image per slice is read.
+    """
 
     outlines: tuple[np.ndarray, ...]
     size: tuple[int, int]
     name: str
+    labels: tuple[int, ...] = ()
+    lead: tuple[int, ...] = ()
+    members: tuple[tuple[int, ...], ...] = ()
 
     @property
-    def shape(self) -> tuple[int, int]:
-        return self.size
+    def shape(self) -> tuple[int, ...]:
+        return (*self.lead, *self.size)
 
     @property
     def dtype(self) -> np.dtype:
         return np.dtype(np.int32)
 
     def read(self) -> np.ndarray:
-        """The label image (shape i → label i + 1, 0 outside the shapes)."""
-        return rasterise(self.outlines, self.size)
+        """The label image (shape i → label i + 1, 0 outside the shapes), or one per slice."""
+        labels = self.labels or tuple(range(1, len(self.outlines) + 1))
+        if not self.lead:
+            return rasterise(self.outlines, self.size, labels)
+        out = np.zeros(self.shape, dtype=np.int32)
+        drawn: dict[tuple[int, ...], np.ndarray] = {}
+        for index, members in zip(np.ndindex(*self.lead), self.members):
+            if members not in drawn:  # slices with the same shapes share one drawing
+                drawn[members] = rasterise(
+                    [self.outlines[j] for j in members], self.size, [labels[j] for j in members]
+                )
+            out[index] = drawn[members]
+        return out
 
     def label_styles(self, labels: np.ndarray, label_styles: Mapping[int, int]) -> dict[int, int]:
         """The table's entries for the shapes that cover content pixels; UserError when none of the
@@ -157,17 +205,55 @@ class ShapesMaskRead:
         return kept
 
 
-def plan_shapes_mask(layer: Any, content: Any, slice_hw: Sequence[int]) -> ShapesMaskRead:
-    """Check a Shapes mask and take its shapes' outlines on the content's read grid (``slice_hw``)."""
-    check_shapes(layer, "mask")
+def plan_shapes_mask(
+    layer: Any,
+    content: Any,
+    slice_hw: Sequence[int],
+    point: Sequence[float] | None = None,
+    all_slices: bool = False,
+) -> ShapesMaskRead:
+    """Check a Shapes mask and take its shapes' outlines on the content's read grid (``slice_hw``).
+
+    An nD Shapes layer gives the shapes in the slice shown at the world ``point`` or, with
+    ``all_slices`` over an nD content, one label image per slice of the content with its shapes.
+    """
     size = (int(slice_hw[0]), int(slice_hw[1]))
-    outlines = outlines_on(layer, content, size)
+    if all_slices and lead_count(layer) and lead_count(content):
+        return plan_stack_mask(layer, content, size, point)
+    picked = picked_shapes(layer, "mask", point)
+    outlines = outlines_on(layer, content, size, picked)
+    if not any(overlaps(outline, size) for outline in outlines):
+        where = " in the slice shown" if lead_count(layer) and point is not None else ""
+        raise UserError(
+            f"The shapes of '{layer.name}'{where} do not lie over '{content.name}' in the viewer; "
+            "draw them over the content, or choose another mask."
+        )
+    return ShapesMaskRead(outlines, size, str(layer.name), tuple(i + 1 for i in picked))
+
+
+def plan_stack_mask(
+    layer: Any, content: Any, size: tuple[int, int], point: Sequence[float] | None
+) -> ShapesMaskRead:
+    """An nD Shapes mask for every slice of an nD content: per slice, the shapes that lie in it."""
+    check_shapes(layer, "mask", ())
+    per_slice = shapes_per_slice(layer, content, point)
+    used = sorted({i for shapes in per_slice for i in shapes})
+    if not used:
+        raise UserError(
+            f"None of the shapes of '{layer.name}' lies in a slice of '{content.name}'; draw them on the "
+            "content's slices (or choose another mask)."
+        )
+    check_shapes(layer, "mask", used)
+    outlines = outlines_on(layer, content, size, used)
     if not any(overlaps(outline, size) for outline in outlines):
         raise UserError(
             f"The shapes of '{layer.name}' do not lie over '{content.name}' in the viewer; "
             "draw them over the content, or choose another mask."
         )
-    return ShapesMaskRead(outlines, size, str(layer.name))
+    position = {shape: j for j, shape in enumerate(used)}
+    members = tuple(tuple(position[i] for i in shapes) for shapes in per_slice)
+    labels = tuple(i + 1 for i in used)
+    return ShapesMaskRead(outlines, size, str(layer.name), labels, lead_shape(content), members)
 
 
 @dataclass(frozen=True)
@@ -190,16 +276,19 @@ class RegionRead:
         return mask
 
 
-def plan_style_region(layer: Any, style: Any, style_hw: Sequence[int]) -> RegionRead:
-    """Check a style region and take its outlines on the pixels read of ``style`` (``style_hw``)."""
+def plan_style_region(
+    layer: Any, style: Any, style_hw: Sequence[int], point: Sequence[float] | None = None
+) -> RegionRead:
+    """Check a style region and take its outlines on the pixels read of ``style`` (``style_hw``);
+    an nD Shapes layer gives the shapes in the slice shown at the world ``point``."""
     if is_source(style):
         raise UserError(
             f"The style region '{layer.name}' needs a style layer, and '{style.name}' is not one; "
             "open that image as a layer (or clear the region)."
         )
-    check_shapes(layer, "style region")
+    picked = picked_shapes(layer, "style region", point)
     size = (int(style_hw[0]), int(style_hw[1]))
-    outlines = outlines_on(layer, style, size)
+    outlines = outlines_on(layer, style, size, picked)
     if not any(overlaps(outline, size) for outline in outlines):
         raise UserError(
             f"The style region '{layer.name}' does not lie over the style '{style.name}' in the viewer; "
@@ -218,14 +307,20 @@ def picked_regions(styles: Sequence[tuple[Any, float]], regions: Sequence[Any] |
 
 
 def plan_region_reads(
-    styles: Sequence[Any], regions: Sequence[Any] | None, reads: Sequence[Any]
+    styles: Sequence[Any],
+    regions: Sequence[Any] | None,
+    reads: Sequence[Any],
+    point: Sequence[float] | None = None,
 ) -> list[RegionRead | None] | None:
     """How to rasterise each style's region on the pixels read of that style (None: no regions);
-    ``reads``: the styles' read plans (a file or gallery style cannot take a region)."""
+    ``reads``: the styles' read plans (a file or gallery style cannot take a region); ``point``:
+    the viewer's world point (an nD region takes the shapes of the slice shown)."""
     if regions is None:
         return None
     return [
-        None if region is None else plan_style_region(region, style, getattr(read, "shape", (0, 0))[:2])
+        None
+        if region is None
+        else plan_style_region(region, style, getattr(read, "shape", (0, 0))[:2], point)
         for style, region, read in zip(styles, regions, reads)
     ]
 
@@ -238,8 +333,10 @@ __all__ = [
     "is_shapes_layer",
     "outlines_on",
     "picked_regions",
+    "picked_shapes",
     "plan_region_reads",
     "plan_shapes_mask",
+    "plan_stack_mask",
     "plan_style_region",
     "rasterise",
     "shape_labels",
