@@ -136,9 +136,6 @@ def test_a_style_region_from_a_shapes_layer(viewer, qtbot, seen, notes):
     (result,) = results(viewer)
     assert result.metadata["style_regions"] == ["texture area"]
     assert style.name in result.metadata["style_layers"]
-    widget.batch.choice.value = "layers"  # a batch has no regions yet: one sentence, not a silent whole style
-    assert widget.run() is False
-    assert "A batch does not use style regions yet" in str(warnings(notes)[-1].message)
 
 
 def test_a_shapes_mask_styles_one_shape_and_keeps_the_content_elsewhere(viewer, qtbot, seen):

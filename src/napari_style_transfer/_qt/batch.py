@@ -10,9 +10,10 @@ GPU). The CLI's ``batch`` is the tool for many processes or a cluster.
 
 Run reads nothing on the GUI thread (``prepare_batch`` looks at shapes only); the widget's
 worker thread reads the styles and drives the batch, and each content is read by the Dask
-worker that stylises it. Results arrive as they finish: one layer per layer, or the slices of
-one nD layer. Stop (or Cancel in the activity dock) keeps what is done; a layer that cannot be
-read or stylised is one notification and the others finish.
+worker that stylises it; a style row's region is rasterised in the worker thread, as in a single
+run. Results arrive as they finish: one layer per layer, or the slices of one nD layer. Stop (or
+Cancel in the activity dock) keeps what is done; a layer that cannot be read or stylised is one
+notification and the others finish.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from napari.utils.notifications import show_error
 
 from ..batch import BatchOptions, BatchResult, stylize_batch
 from ..plugin.batch_request import BatchRequest, batch_layers, prepare_batch
-from ..plugin.faults import UserError, release_memory, run_device, run_failure
+from ..plugin.faults import release_memory, run_device, run_failure
 from ..plugin.run_request import RunChoices
 from .controls import RunControls
 from .folder_batch import FOLDER_MODE, FolderView
@@ -131,11 +132,6 @@ class BatchView:
     def start(self, choices: RunChoices) -> bool:
         """Check the choices (shapes only) and start the batch in the worker thread. False if it did not start."""
         viewer, mode = self.viewer, self.choice.value
-        if any(region is not None for region in choices.style_regions or ()):
-            show_refusal(
-                UserError("A batch does not use style regions yet; clear the region or turn Batch off.")
-            )
-            return False
         if mode == FOLDER_MODE:
             return self.folder.start(choices)
         styles = list(choices.styles)
@@ -147,7 +143,13 @@ class BatchView:
             )
         try:
             request = prepare_batch(
-                mode, layers, styles, choices.params, point=choices.point, mask_layer=choices.mask_layer
+                mode,
+                layers,
+                styles,
+                choices.params,
+                point=choices.point,
+                mask_layer=choices.mask_layer,
+                style_regions=choices.style_regions,
             )
         except Exception as exc:  # a UserError, a ConfigError, anything unexpected: one sentence
             show_refusal(exc)

@@ -3,7 +3,8 @@
 A thin layer over :func:`napari_style_transfer.batch.stylize_batch`: parse, read the styles,
 show one progress bar over the items, print a one-line summary, and exit non-zero when any
 item failed (1), on Ctrl-C (130) or SIGTERM (143). Errors are one line on stderr, never a
-traceback. Every single-image option applies (``options.py``).
+traceback. Every single-image option applies (``options.py``), and ``--style-region`` as in a
+single run (``job.py``).
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from typing import TYPE_CHECKING, Any
 from ..files.errors import shown
 from .common import PROG as CLI_PROG
 from .common import OneLineParser, Progress, fail, interrupted
+from .job import add_style_region_argument, parse_style_regions, scaled_region
 from .options import add_config_arguments, config_from_args
 
 if TYPE_CHECKING:
     from ..engine.config import StyleConfig
+    from ..engine.guidance import Guidance, StackOptions
 
 PROG = f"{CLI_PROG} batch"
 
@@ -50,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="style image(s); several are blended",
     )
+    add_style_region_argument(p)
     p.add_argument(
         "-o",
         "--out-dir",
@@ -144,8 +148,9 @@ class ItemProgress:
         self.progress.close()
 
 
-def _prepare(args: argparse.Namespace) -> tuple[list[Any], StyleConfig, Any]:
-    """Styles, config and stack options from the arguments (errors raise with a one-line message)."""
+def _prepare(args: argparse.Namespace) -> tuple[list[Any], StyleConfig, StackOptions, Guidance | None]:
+    """Styles, config, stack options and guidance (the style regions) from the arguments (errors
+    raise with a one-line message)."""
     from ..engine.guidance import StackOptions
     from ..files import read_image
 
@@ -159,13 +164,29 @@ def _prepare(args: argparse.Namespace) -> tuple[list[Any], StyleConfig, Any]:
         raise ValueError("--chunk: only applies with --stack")
     if not args.stack and args.ext == "zarr":
         raise ValueError("--ext zarr: only applies with --stack (a zarr store holds a stack's slices)")
-    styles = [read_image(path) for path in args.styles]
+    regions = parse_style_regions(args.style_region, len(args.styles))
+    styles, guidance = _read_styles(args.styles, regions)
     init_image = read_image(args.init_image) if getattr(args, "init_image", None) else None
     config = config_from_args(args, init_image)
     stack = StackOptions(
         coherence=args.chunk > 1, motion=args.motion, consistency_weight=args.consistency_weight
     )
-    return styles, config, stack
+    return styles, config, stack, guidance
+
+
+def _read_styles(
+    paths: Sequence[str], regions: list[tuple[float, float, float, float] | None] | None
+) -> tuple[list[Any], Guidance | None]:
+    """The style images as stored, and their regions (``--style-region``, in each file's pixels)
+    scaled to the arrays read as the single run does: the engine's ``Guidance(style_regions=…)``."""
+    from ..engine.guidance import Guidance
+    from ..files import decode
+
+    decoded = [decode(path) for path in paths]
+    if regions is None:
+        return [d.array for d in decoded], None
+    scaled = [scaled_region(r, d.shape, d.array.shape) for r, d in zip(regions, decoded)]
+    return [d.array for d in decoded], Guidance(style_regions=scaled)
 
 
 def run(argv: Sequence[str]) -> int:
@@ -178,7 +199,7 @@ def run(argv: Sequence[str]) -> int:
 
     errors = (BatchError, ConfigError, ImageFileError, WeightsError, StyleTransferError, ValueError)
     try:
-        styles, config, stack = _prepare(args)
+        styles, config, stack, guidance = _prepare(args)
         client = _connect(args.scheduler) if args.scheduler else None
     except errors as exc:
         return fail(exc, PROG)
@@ -195,7 +216,9 @@ def run(argv: Sequence[str]) -> int:
         on_start=progress.start,
         protect=_read_files(args),
     )
-    results = stylize_batch(args.inputs, styles, config, client, options=options, stack=stack)
+    results = stylize_batch(
+        args.inputs, styles, config, client, options=options, guidance=guidance, stack=stack
+    )
     try:
         with closing(results):
             for result in results:

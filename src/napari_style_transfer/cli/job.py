@@ -111,6 +111,18 @@ def parse_label_styles(items: Sequence[str] | None) -> dict[int, int] | None:
     return mapping
 
 
+def add_style_region_argument(group: Any) -> None:
+    """``--style-region``, declared once for the single run and the batch (parsed by
+    :func:`parse_style_regions`, scaled by :func:`scaled_region`)."""
+    group.add_argument(
+        "--style-region",
+        action="append",
+        metavar="X0,Y0,X1,Y1",
+        help="the rectangle of a style file its texture comes from, in that file's pixels (columns X, rows "
+        "Y); give it once per STYLE, in order ('-': the whole image)",
+    )
+
+
 def parse_style_regions(
     items: Sequence[str] | None, n_styles: int
 ) -> list[tuple[float, float, float, float] | None] | None:
@@ -274,6 +286,7 @@ def prepare(
 
 __all__ = [
     "Job",
+    "add_style_region_argument",
     "check_paths",
     "input_paths",
     "parse_label_styles",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..version import __version__
 from .common import PROG, OneLineParser, Progress, fail
+from .job import add_style_region_argument
 from .options import add_config_arguments, add_spec_arguments, settings_from_args
 
 if TYPE_CHECKING:  # the engine loads torch: main() imports it after the signal handlers are set
@@ -67,13 +68,7 @@ def _add_mask_arguments(p: argparse.ArgumentParser) -> None:
         help="label value → style index (0-based, in STYLE order), e.g. 1:0 2:1; unmapped labels keep "
         "the content (default: every non-zero label gets the blend)",
     )
-    m.add_argument(
-        "--style-region",
-        action="append",
-        metavar="X0,Y0,X1,Y1",
-        help="the rectangle of a style file its texture comes from, in that file's pixels (columns X, rows "
-        "Y); give it once per STYLE, in order ('-': the whole image)",
-    )
+    add_style_region_argument(m)
     m.add_argument(
         "--mask-feather",
         type=float,

@@ -5,7 +5,9 @@ No Qt here. :func:`prepare_batch` runs on the GUI thread and, like ``prepare_run
 at shapes, dtypes and layer kinds: one :class:`~.run_request.RunRequest` per layer says how to
 read it and where its result goes. The pixels are read later: the styles in the widget's
 worker thread, each content by the Dask worker that stylises it (a lazy read per item), so a
-slow or failing layer never blocks napari and fails only its own item.
+slow or failing layer never blocks napari and fails only its own item. A style row's region (a
+Shapes layer) is planned like a single run's (its outlines, on the GUI thread) and rasterised in
+that worker thread too, into the engine's ``Guidance.style_masks``.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from typing import Any
 import numpy as np
 
 from ..engine import Guidance, StyleConfig
+from .composite import is_canvas
 from .faults import UserError
-from .layers import LayerRead, format_bytes, free_host_memory, is_image_layer, is_nd
+from .layers import LayerRead, format_bytes, free_host_memory, is_image_layer, is_nd, read_layer
 from .result_metadata import result_metadata
-from .run_request import RunRequest, prepare_run
+from .run_request import RunChoices, RunRequest, prepare
 
 #: What a batch stylises: the selected image layers, or every slice of the content stack.
 BATCH_MODES = ("layers", "slices")
@@ -82,7 +85,11 @@ class BatchRequest:
         return [plan.read() for plan in self.style_request.style_reads]
 
     def guidance(self) -> Guidance:
-        return Guidance(style_contrast_limits=self.style_request.style_contrast_limits)
+        """The styles' contrast limits and region masks, as a single run gives them (call it in the
+        worker thread: the regions' shapes are rasterised here)."""
+        run = self.style_request
+        masks = [None if plan is None else read_layer(plan, plan.name) for plan in run.region_reads or ()]
+        return run.guidance(style_masks=masks or None)
 
     def contents(self) -> list[LayerRead]:
         """One reader per item: ``stylize_batch`` hands it to the Dask worker, which reads it."""
@@ -119,23 +126,33 @@ def prepare_batch(
     *,
     point: Sequence[float] | None = None,
     mask_layer: Any = None,
+    style_regions: Sequence[Any] | None = None,
 ) -> BatchRequest:
     """Check a batch and decide what each item reads, reading no pixels (cheap on the GUI thread).
 
     ``layers``: "layers" mode, the layers to stylise (from :func:`batch_layers`); "slices"
-    mode, the one nD content layer. Raises :class:`UserError` (or ConfigError) in one sentence.
+    mode, the one nD content layer. ``style_regions``: per style row, the Shapes layer of its
+    region or None (see :class:`~.run_request.RunChoices`). Raises :class:`UserError` (or
+    ConfigError) in one sentence.
     """
     if mode not in BATCH_MODES:
         raise UserError(f"Unknown batch mode {mode!r}; choose 'selected layers' or 'every slice'.")
     if mask_layer is not None:
         raise UserError("A batch does not use a mask; clear 'Mask' or turn Batch off.")
     if mode == "slices":
-        return _prepare_slices(layers[0] if layers else None, styles, params, point)
+        return _prepare_slices(
+            RunChoices(
+                layers[0] if layers else None, styles, params, point=point, style_regions=style_regions
+            )
+        )
     if not layers:
         raise UserError(
             "Batch: select the image layers to stylise in the layer list (the style layers are left out)."
         )
-    runs = [prepare_run(layer, styles, params, stack="slice", point=point) for layer in layers]
+    runs = [
+        prepare(RunChoices(layer, styles, params, point=point, style_regions=style_regions))
+        for layer in layers
+    ]
     limits = [run.config.contrast_limits for run in runs]
     return BatchRequest(
         mode="layers",
@@ -147,22 +164,37 @@ def prepare_batch(
     )
 
 
-def _prepare_slices(
-    layer: Any, styles: Sequence[tuple[Any, float]], params: dict[str, Any], point: Sequence[float] | None
-) -> BatchRequest:
+def _prepare_slices(choices: RunChoices) -> BatchRequest:
     """Every slice of an nD layer, read at the size the run needs (one slice at a time), into one
     nD result that must fit in memory."""
+    layer = choices.content
+    if is_canvas(layer):
+        raise UserError(canvas_refusal(layer))
     if layer is not None and not is_nd(layer):
         raise UserError(
             f"Batch 'every slice' needs a stack, and layer '{layer.name}' is 2D; "
             "choose 'selected layers' to stylise several 2D layers."
         )
-    run = prepare_run(layer, styles, params, stack="slice", point=point)  # the checks, and one slice's read
+    run = prepare(choices)  # the checks (stack "slice"), and one slice's read
     lead = tuple(run.lead)
     first = run.content_read
     _check_result_fits(run, first)
     stack_run = dataclasses.replace(run, stack="all", slice_index=())
     return BatchRequest("slices", [stack_run], [first], run.config, [layer.name], lead=lead)
+
+
+def canvas_refusal(canvas: Any) -> str:
+    """Why 'every slice' does not take the canvas, and the run that stylises every slice of it."""
+    first = getattr(canvas, "first", None)
+    if first is not None and is_nd(first):
+        return (
+            "Batch 'every slice' takes one image layer as the content, not the canvas; to stylise every "
+            "slice of the canvas, set Stack to 'all slices' and turn Batch off."
+        )
+    return (
+        "Batch 'every slice' takes one image layer with slices as the content, not the canvas; "
+        "turn Batch off to stylise the canvas."
+    )
 
 
 def _check_result_fits(run: RunRequest, read: LayerRead) -> None:

@@ -6,7 +6,9 @@ each, never a folder listing, never pixels); :func:`folder_events` runs in the w
 thread: it lists the images with the CLI's own code (``batch.inputs.expand_inputs``), reads the
 styles and drives :func:`~napari_style_transfer.batch.stylize_batch` with the CLI's options
 (output folder, ``--ext``, ``--overwrite``, the style files protected), reading back only the
-first N finished results for the viewer. Every refusal is one sentence (:class:`UserError`).
+first N finished results for the viewer. A style row's region (a Shapes layer) is planned as for
+a single run and rasterised in the worker thread into ``Guidance.style_masks``. Every refusal is
+one sentence (:class:`UserError`).
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from ..messages import first_line
 from ..settings import split_values, values_of
 from ..version import __version__
 from .faults import UserError, run_failure
-from .layers import PLUGIN_KEY, LayerRead, check_2d_image, layer_contrast_limits
+from .layers import PLUGIN_KEY, LayerRead, check_2d_image, layer_contrast_limits, read_layer
 from .run_request import RunChoices, check_weights_source, plan_style_reads
+from .shapes import RegionRead, picked_regions, plan_region_reads
 from .sources import SourceRead, StyleFile, describe_style, is_source
 
 logger = logging.getLogger(__name__)
@@ -64,6 +67,9 @@ class FolderRequest:
     overwrite: bool = False
     #: The other files the batch reads (style files): nothing it writes may replace them.
     protect: list[tuple[str, str]] = field(default_factory=list)
+    #: Per style, the region its statistics come from (a Shapes layer's), or None; None: no regions.
+    region_reads: list[RegionRead | None] | None = None
+    region_names: list[str | None] | None = None
 
     @property
     def report_path(self) -> Path:
@@ -87,7 +93,9 @@ class FolderRequest:
         return [plan.read() for plan in self.style_reads]
 
     def guidance(self) -> Guidance:
-        return Guidance(style_contrast_limits=self.style_contrast_limits)
+        """The styles' contrast limits and region masks (worker thread: the regions are rasterised here)."""
+        masks = [None if plan is None else read_layer(plan, plan.name) for plan in self.region_reads or ()]
+        return Guidance(style_contrast_limits=self.style_contrast_limits, style_masks=masks or None)
 
     def options(self) -> BatchOptions:
         """The CLI's batch options that apply here, on one worker thread in napari's process."""
@@ -114,6 +122,7 @@ class FolderRequest:
             "stopped": False,
             "elapsed_s": round(float(result.seconds), 3),
             "batch": {"mode": "folder", "input": result.input, "output": result.output},
+            **({} if self.region_names is None else {"style_regions": list(self.region_names)}),
         }
 
     def failure_text(self, failed: Sequence[str], total: int) -> str:
@@ -202,6 +211,7 @@ def prepare_folder(
     )
     select_device(config.device)  # an unavailable device fails here, before the thread starts
     style_reads = plan_style_reads(picked, params.get("size"), config.style_scale, choices.point)
+    regions = picked_regions(choices.styles, choices.style_regions)
     return FolderRequest(
         source=source,
         out_dir=Path(out_dir).expanduser(),
@@ -217,6 +227,8 @@ def prepare_folder(
         open_first=int(open_first),
         overwrite=bool(overwrite),
         protect=style_files(picked),
+        region_reads=plan_region_reads(picked, regions, style_reads, choices.point),
+        region_names=None if regions is None else [None if r is None else r.name for r in regions],
     )
 
 
