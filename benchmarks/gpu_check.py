@@ -216,7 +216,16 @@ def step_gpu_tests(plan: Plan, images, out_dir: Path) -> dict:
 
     xml = out_dir / "gpu_tests.xml"
     code = pytest.main(
-        ["-q", "-m", "gpu", "-p", "no:cacheprovider", f"--junitxml={xml}", "tests/engine/test_gpu.py"]
+        [
+            "-q",
+            "-m",
+            "gpu",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={xml}",
+            "tests/engine/test_gpu.py",
+            "tests/engine/test_matting_devices.py",
+        ]
     )
     suite = ET.parse(xml).getroot()
     suite = suite if suite.tag == "testsuite" else suite[0]

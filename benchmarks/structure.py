@@ -5,7 +5,8 @@
 
 Three contents from scikit-image's wheel (nothing downloaded), each styled after a picture of
 another kind (:data:`PAIRS`): ``coins`` after ``immunohistochemistry`` (a stain),
-``microaneurysms`` after ``retina`` (a fundus photograph) and ``cell`` after ``gravel``. The
+``microaneurysms`` after ``retina`` (a fundus photograph) and ``cell`` after ``gravel``; ``cell``
+and ``microaneurysms`` after the stain too (``--pairs cell_ihc microaneurysms_ihc``). The
 contents are single-channel; their label maps are an Otsu threshold of the content. Each
 pair runs (in this one process, pair by pair) :data:`RUNS`: the engine's defaults
 (``structure_weight`` 0), the "Keep structure" preset without its structure term (the same
@@ -73,6 +74,8 @@ PAIRS: dict[str, tuple[Callable[[], np.ndarray], Callable[[], np.ndarray]]] = {
     "coins_ihc": (_skimage("coins"), _skimage("immunohistochemistry")),
     "microaneurysms_retina": (_skimage("microaneurysms"), _skimage("retina")),
     "cell_gravel": (_skimage("cell"), _skimage("gravel")),
+    "cell_ihc": (_skimage("cell"), _skimage("immunohistochemistry")),
+    "microaneurysms_ihc": (_skimage("microaneurysms"), _skimage("immunohistochemistry")),
 }
 
 
