@@ -215,18 +215,8 @@ def step_gpu_tests(plan: Plan, images, out_dir: Path) -> dict:
     import pytest
 
     xml = out_dir / "gpu_tests.xml"
-    code = pytest.main(
-        [
-            "-q",
-            "-m",
-            "gpu",
-            "-p",
-            "no:cacheprovider",
-            f"--junitxml={xml}",
-            "tests/engine/test_gpu.py",
-            "tests/engine/test_matting_devices.py",
-        ]
-    )
+    tests = ["tests/engine/test_gpu.py", "tests/engine/test_matting_devices.py"]
+    code = pytest.main(["-q", "-m", "gpu", "-p", "no:cacheprovider", f"--junitxml={xml}", *tests])
     suite = ET.parse(xml).getroot()
     suite = suite if suite.tag == "testsuite" else suite[0]
     failed = [
