@@ -3,10 +3,11 @@
 Writes an image layer as PNG or TIFF (a stack: TIFF only), atomically, and, for a result of
 this plugin, with every setting of the run that made it embedded as a JSON settings
 document (a PNG text chunk, the TIFF ImageDescription): ``napari-style-transfer --config
-saved.png CONTENT STYLE -o again.png`` runs it again. A time series, (T, H, W, 3) colour or
-(T, H, W) gray, is saved as an MP4, GIF or WebP movie at the frame rate in its metadata
-(``fps``, which the movie reader sets). No Qt here; a file that cannot be written is one
-notification, and nothing is written.
+saved.png CONTENT STYLE -o again.png`` runs it again; the document's ``inputs`` say what the
+run took (layer names, the canvas, the mask, each style's region and its box) for the CLI's
+notes. A time series, (T, H, W, 3) colour or (T, H, W) gray, is saved as an MP4, GIF or WebP
+movie at the frame rate in its metadata (``fps``, which the movie reader sets). No Qt here; a
+file that cannot be written is one notification, and nothing is written.
 """
 
 from __future__ import annotations
@@ -25,8 +26,53 @@ def layer_description(metadata: Mapping[str, Any]) -> str | None:
     settings = metadata.get("settings")
     if not isinstance(settings, Mapping):
         return None
-    inputs = {"content": metadata.get("content_layer"), "styles": list(metadata.get("style_layers") or [])}
-    return to_json(settings, inputs=inputs)
+    return to_json(settings, inputs=layer_inputs(metadata))
+
+
+def layer_inputs(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """What a result's file records of its inputs: the content and style layers' names and, when the
+    run had them, the canvas (its layers and how each was drawn), the mask (its layer and table) and
+    each style's region (its Shapes layer and box in the style's pixels): what the CLI's
+    ``--config`` notes, since a command line cannot take layers."""
+    inputs: dict[str, Any] = {
+        "content": metadata.get("content_layer"),
+        "styles": list(metadata.get("style_layers") or []),
+    }
+    if isinstance(metadata.get("canvas"), Mapping):
+        inputs["canvas"] = plain(metadata["canvas"])
+    if metadata.get("mask_layer") is not None:
+        inputs["mask"] = {"layer": str(metadata["mask_layer"]), **mask_record(metadata)}
+    regions = metadata.get("style_regions")
+    if isinstance(regions, (list, tuple)) and any(name is not None for name in regions):
+        boxes = metadata.get("style_region_bounds")
+        boxes = list(boxes) if isinstance(boxes, (list, tuple)) else []
+        boxes += [None] * (len(regions) - len(boxes))
+        inputs["style_regions"] = [
+            None if name is None else {"layer": str(name), **(plain(box) if isinstance(box, Mapping) else {})}
+            for name, box in zip(regions, boxes)
+        ]
+    return inputs
+
+
+def mask_record(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """A result's mask table (label → style row) and, when recorded, its layer's kind (Labels, Shapes)."""
+    record: dict[str, Any] = {"label_styles": plain(metadata.get("label_styles") or {})}
+    identities = metadata.get("input_identities")
+    mask = identities.get("mask") if isinstance(identities, Mapping) else None
+    if isinstance(mask, Mapping) and mask.get("kind"):
+        record["kind"] = str(mask["kind"])
+    return record
+
+
+def plain(value: Any) -> Any:
+    """``value`` as plain JSON values (numpy numbers and arrays as numbers and lists; anything else
+    as its text), so that a result's record never keeps its file from being written."""
+    import json
+
+    def convert(obj: Any) -> Any:
+        return obj.tolist() if hasattr(obj, "tolist") else str(obj)
+
+    return json.loads(json.dumps(value, default=convert))
 
 
 def write_result(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
@@ -84,4 +130,4 @@ def write_movie_layer(path: str, data: Any, attributes: dict[str, Any]) -> list[
     return [path]
 
 
-__all__ = ["layer_description", "write_movie_layer", "write_result"]
+__all__ = ["layer_description", "layer_inputs", "write_movie_layer", "write_result"]

@@ -4,7 +4,8 @@ A thin layer over :func:`napari_style_transfer.batch.stylize_batch`: parse, read
 show one progress bar over the items, print a one-line summary, and exit non-zero when any
 item failed (1), on Ctrl-C (130) or SIGTERM (143). Errors are one line on stderr, never a
 traceback. Every single-image option applies (``options.py``), and ``--style-region`` as in a
-single run (``job.py``).
+single run (``job.py``); ``--config saved.png`` notes what the saved run had besides settings
+(``saved_run.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .common import PROG as CLI_PROG
 from .common import OneLineParser, Progress, fail, interrupted
 from .job import add_style_region_argument, parse_style_regions, scaled_region
 from .options import add_config_arguments, config_from_args
+from .saved_run import print_saved_run_notes
 
 if TYPE_CHECKING:
     from ..engine.config import StyleConfig
@@ -203,6 +205,8 @@ def run(argv: Sequence[str]) -> int:
         client = _connect(args.scheduler) if args.scheduler else None
     except errors as exc:
         return fail(exc, PROG)
+    # what a --config result's run had besides settings (canvas, mask, style regions)
+    print_saved_run_notes(args, PROG, content="each INPUT, an image file,")
     progress = ItemProgress(args.quiet)
     out_dir = Path(args.out_dir)
     options = BatchOptions(

@@ -186,7 +186,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         dest="config_file",
         metavar="FILE",
         help="take the settings from FILE: a JSON of settings, or a PNG/TIFF result that carries them "
-        "(overrides --preset)",
+        "(overrides --preset); notes say what a result saved from napari had besides settings (its "
+        "canvas, mask, style regions)",
     )
 
 

@@ -8,6 +8,8 @@ events and writes the result.
 
 A movie content (MP4, MOV, AVI, WebM) is a stack of frames without ``--stack``; a stack's
 result may be a movie (``.mp4``, ``.gif``, ``.webp``) at the content's frame rate or ``--fps``.
+``--config saved.png`` of a result saved from napari notes what its run had besides settings
+(``saved_run.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..version import __version__
 from .common import PROG, OneLineParser, Progress, fail
 from .job import add_style_region_argument
 from .options import add_config_arguments, add_spec_arguments, settings_from_args
+from .saved_run import print_saved_run_notes
 
 if TYPE_CHECKING:  # the engine loads torch: main() imports it after the signal handlers are set
     from .job import Job
@@ -304,6 +307,8 @@ def run(argv: Sequence[str]) -> int:
         movie = _movie_plan(args, output, job)
     except (ImageFileError, ConfigError, ImageError, ValueError, MemoryLimitError) as exc:
         return fail(str(exc))
+    # what a --config result's run had besides settings (canvas, mask, style regions)
+    print_saved_run_notes(args, PROG, content="CONTENT, one image file,")
     return _stylize(job, output, args.quiet, movie)
 
 

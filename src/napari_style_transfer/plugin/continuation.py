@@ -8,7 +8,8 @@ recorded are found by name only). :func:`continue_choices` finds them again and 
 of N more iterations that starts from the result's image at the result's run size (one scale:
 the coarse scales are done), with the same output options (a full-size result stays full size).
 A canvas result is drawn again from the layers it names, with the display settings it recorded;
-style regions are found by their Shapes layers' names.
+style regions are found by their Shapes layers' names; the shapes of an nD Shapes layer are those
+of the slice the run took them from (its recorded world point), wherever the viewer is now.
 """
 
 from __future__ import annotations
@@ -100,7 +101,21 @@ def continue_choices(
         previews=previews,
         continued_from=result.name,
         style_regions=regions or None,
+        point=recorded_point(meta),
     )
+
+
+def recorded_point(meta: dict[str, Any]) -> tuple[float, ...] | None:
+    """The viewer's world point the result's run took its slices at, so that Continue takes an nD
+    Shapes layer's shapes (and an nD style's slice) as that run did even if the viewer has moved
+    since; None for results that recorded none (every shape, as before) or a damaged record."""
+    point = meta.get("world_point")
+    if not isinstance(point, (list, tuple)):
+        return None
+    try:
+        return tuple(float(v) for v in point)
+    except (TypeError, ValueError):
+        return None
 
 
 def recorded_content(meta: dict[str, Any], layers: list[Any], identities: dict[str, Any]) -> Any:
@@ -115,4 +130,4 @@ def recorded_content(meta: dict[str, Any], layers: list[Any], identities: dict[s
     return Canvas(tuple(found), tuple(looks))
 
 
-__all__ = ["continue_choices", "find_layer", "recorded_params"]
+__all__ = ["continue_choices", "find_layer", "recorded_params", "recorded_point"]

@@ -2,8 +2,11 @@
 
 No Qt here. File ▸ Save Layer embeds ``settings`` in the file, ``--config`` and Continue read it
 back (``continuation.py``). A canvas run records its layers and their display settings
-(``canvas``), a run with style regions the Shapes layer of each (``style_regions``). ``input_identities`` says which images the input layers held
-(``identity.py``), so that Continue refuses a layer that has the name but not the image.
+(``canvas``), a run with style regions the Shapes layer of each (``style_regions``) and the box
+each took in its style's pixels (``style_region_bounds``), and the viewer's world point when the
+run had one (``world_point``: Continue takes an nD Shapes layer's shapes at the same slice).
+``input_identities`` says which images the input layers held (``identity.py``), so that Continue
+refuses a layer that has the name but not the image.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ def result_metadata(request: RunRequest, event: ProgressEvent | None = None) -> 
         meta["canvas"] = copy.deepcopy(request.canvas)
     if request.region_names is not None:  # per style, the Shapes layer of its region (or None)
         meta["style_regions"] = list(request.region_names)
+        meta["style_region_bounds"] = region_bounds(request)
+    if request.point is not None:  # Continue takes an nD Shapes layer's shapes at the same slice
+        meta["world_point"] = [float(v) for v in request.point]
     if request.identities is not None:
         # what Continue checks the layers found by name against (identity.py)
         meta["input_identities"] = copy.deepcopy(request.identities)
@@ -65,6 +71,17 @@ def result_metadata(request: RunRequest, event: ProgressEvent | None = None) -> 
             meta["device"] = event.info.get("device")
             meta["weights"] = event.info.get("weights", meta["weights"])
     return meta
+
+
+def region_bounds(request: RunRequest) -> list[dict[str, Any] | None]:
+    """Per style, the box its region took in the style's full-resolution pixels, and whether the
+    region is that box (None: no region, or none left inside the image); File ▸ Save Layer embeds
+    it, so the CLI can say which ``--style-region`` does the same."""
+    found: list[dict[str, Any] | None] = []
+    for read in request.region_reads or ():
+        bounds = getattr(read, "bounds", None)
+        found.append(None if bounds is None else {"bounds": list(bounds), "exact": bool(read.exact)})
+    return found
 
 
 def start_metadata(request: RunRequest, recorded: dict[str, Any]) -> dict[str, Any]:

@@ -135,6 +135,8 @@ class RunRequest:
     #: Per style, the region its statistics come from (a Shapes layer's), or None; None: no regions.
     region_reads: list[RegionRead | None] | None = None
     region_names: list[str | None] | None = None
+    #: The viewer's world point the run took its slices and nD shapes at (None: not given).
+    point: tuple[float, ...] | None = None
 
     @property
     def result_name(self) -> str:
@@ -380,6 +382,7 @@ def prepare(choices: RunChoices) -> RunRequest:
         canvas=content.canvas.record() if content.canvas is not None else None,
         region_reads=plan_region_reads(picked, regions, style_reads, choices.point),
         region_names=None if regions is None else [None if r is None else r.name for r in regions],
+        point=None if choices.point is None else tuple(float(v) for v in choices.point),
     )
     if choices.previews is not None:
         request.previews = plan_previews(request, *choices.previews)

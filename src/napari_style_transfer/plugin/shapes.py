@@ -258,12 +258,18 @@ def plan_stack_mask(
 
 @dataclass(frozen=True)
 class RegionRead:
-    """A style region: a Shapes layer to rasterise as a boolean mask of the style image read (``size``)."""
+    """A style region: a Shapes layer to rasterise as a boolean mask of the style image read (``size``).
+
+    ``bounds``: the box around its shapes in the style's full-resolution pixels (:func:`region_bounds`),
+    what a saved result tells the CLI's ``--style-region``; ``exact``: the region is that box.
+    """
 
     outlines: tuple[np.ndarray, ...]
     size: tuple[int, int]
     name: str
     style_name: str
+    bounds: tuple[float, float, float, float] | None = None
+    exact: bool = False
 
     def read(self) -> np.ndarray:
         """True where the style's statistics come from; UserError when the region covers no pixel."""
@@ -294,7 +300,35 @@ def plan_style_region(
             f"The style region '{layer.name}' does not lie over the style '{style.name}' in the viewer; "
             "draw its shapes over the part of that image to take the look from."
         )
-    return RegionRead(outlines, size, str(layer.name), str(style.name))
+    bounds, exact = region_bounds(layer, style, picked)
+    return RegionRead(outlines, size, str(layer.name), str(style.name), bounds, exact)
+
+
+def region_bounds(
+    layer: Any, style: Any, picked: Sequence[int]
+) -> tuple[tuple[float, float, float, float] | None, bool]:
+    """The box (x0, y0, x1, y1) around the ``picked`` shapes' outlines in the full-resolution pixels
+    of ``style``, as the CLI's ``--style-region`` takes it (columns x, rows y, pixel i spanning
+    [i, i + 1): data coordinate v is edge v + ½), clipped to the image (None: nothing left), and
+    whether the region is exactly that box (one rectangle along the pixel axes). From the outlines
+    only: no pixel is read, so it is cheap on the GUI thread at plan time."""
+    height, width = base_shape(style)
+    outlines = outlines_on(layer, style, (height, width), picked)
+    edges = np.concatenate(outlines) + 0.5
+    (y0, x0), (y1, x1) = edges.min(axis=0), edges.max(axis=0)
+    x0, x1 = (round(float(np.clip(v, 0, width)), 6) + 0.0 for v in (x0, x1))  # + 0.0: no −0
+    y0, y1 = (round(float(np.clip(v, 0, height)), 6) + 0.0 for v in (y0, y1))
+    if not (x0 < x1 and y0 < y1):
+        return None, False
+    one_rectangle = len(outlines) == 1 and list(layer.shape_type)[picked[0]] == "rectangle"
+    return (x0, y0, x1, y1), one_rectangle and along_axes(outlines[0])
+
+
+def along_axes(outline: np.ndarray) -> bool:
+    """Whether a rectangle's corners lie on its bounding box's edges (its sides along the pixel axes)."""
+    low, high = outline.min(axis=0), outline.max(axis=0)
+    on_edge = np.isclose(outline, low, atol=1e-6) | np.isclose(outline, high, atol=1e-6)
+    return bool(on_edge.all())
 
 
 def picked_regions(styles: Sequence[tuple[Any, float]], regions: Sequence[Any] | None) -> list[Any] | None:
@@ -339,6 +373,7 @@ __all__ = [
     "plan_stack_mask",
     "plan_style_region",
     "rasterise",
+    "region_bounds",
     "shape_labels",
     "shape_names",
 ]

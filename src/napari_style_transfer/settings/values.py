@@ -8,7 +8,9 @@ widget's last-used settings, presets, the CLI's ``--config`` file, and the JSON 
 image carries (``files/embedded.py``).
 
 A settings *document* is ``{"format": SETTINGS_FORMAT, "version": ..., "settings": {...}}``;
-readers also take a plain ``{"iterations": 77, ...}`` mapping. No Qt, no napari here.
+readers also take a plain ``{"iterations": 77, ...}`` mapping. A result's document also says
+what its inputs were (``"inputs"``, :func:`document_inputs`): never settings, only what the CLI
+notes about a saved run. No Qt, no napari here.
 """
 
 from __future__ import annotations
@@ -151,12 +153,9 @@ def parse_json(text: str, source: str = "") -> Any:
         ) from None
 
 
-def read_settings_file(path: str | os.PathLike) -> dict[str, Any]:
-    """The checked settings of a JSON settings file, or of a PNG/TIFF result that carries them.
-
-    Only the options the file names are returned (a partial file leaves the others to the
-    caller). Raises SettingsError with one line naming the file and the problem.
-    """
+def settings_text(path: str | os.PathLike) -> tuple[str, bool]:
+    """(the text of a settings file or of the document a PNG/TIFF result carries, whether it came
+    from an image); SettingsError with one line naming the file and the problem."""
     from ..files import ImageFileError, check_input_file, read_description, shown
     from ..files.read import is_tiff
 
@@ -177,6 +176,18 @@ def read_settings_file(path: str | os.PathLike) -> dict[str, Any]:
         raise SettingsError(f"cannot read {shown(path)}: {exc}") from None
     if image and not text.lstrip().startswith("{"):
         raise SettingsError(f"{shown(path)}: this image carries no settings")
+    return text, image
+
+
+def read_settings_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The checked settings of a JSON settings file, or of a PNG/TIFF result that carries them.
+
+    Only the options the file names are returned (a partial file leaves the others to the
+    caller). Raises SettingsError with one line naming the file and the problem.
+    """
+    from ..files import shown
+
+    text, image = settings_text(path)
     try:
         values = values_from_document(parse_json(text), "settings", plain=not image)
     except SettingsError as exc:
@@ -190,6 +201,27 @@ def read_settings_file(path: str | os.PathLike) -> dict[str, Any]:
     return {name: checked[name] for name in values}
 
 
+def document_inputs(doc: Any) -> dict[str, Any]:
+    """What a settings document records of the run's inputs (``"inputs"``: content and style names,
+    and, for a result saved from napari, its canvas, mask and style regions), or {} for a document
+    or plain mapping without them: the settings never depend on it."""
+    if isinstance(doc, Mapping) and doc.get("format") == SETTINGS_FORMAT:
+        inputs = doc.get("inputs")
+        if isinstance(inputs, Mapping):
+            return dict(inputs)
+    return {}
+
+
+def read_settings_inputs(path: str | os.PathLike) -> dict[str, Any]:
+    """The inputs (:func:`document_inputs`) of a settings file or a result image that carries them;
+    {} when it records none or cannot be read (what it says is a note, never an error)."""
+    try:
+        text, _ = settings_text(path)
+        return document_inputs(parse_json(text))
+    except SettingsError:
+        return {}
+
+
 __all__ = [
     "OUTPUT_SPECS",
     "SETTINGS_FORMAT",
@@ -198,9 +230,12 @@ __all__ = [
     "config_of",
     "default_values",
     "document",
+    "document_inputs",
     "parse_json",
     "read_settings_file",
+    "read_settings_inputs",
     "settings_specs",
+    "settings_text",
     "split_values",
     "to_json",
     "values_from_document",
