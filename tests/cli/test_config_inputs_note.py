@@ -110,3 +110,20 @@ def test_batch_config_notes_too(files, capsys):
     mask = "note: the saved run was masked by the Labels layer 'cells'; a batch takes no mask: each image is stylised whole"
     canvas = CANVAS.format(content="each INPUT, an image file,")
     assert notes(capsys.readouterr().err, f"{PROG} batch") == [REGION_1, REGION_2, canvas, mask]
+
+
+def test_a_cli_result_records_its_region_and_mask_for_the_next_config(files, capsys):
+    tmp, content, styles, labels, _ = files
+    first = tmp / "first.png"
+    given = ["--style-region", "2,3,20.5,16", "--mask", str(labels), "--label-styles", "1:0"]
+    assert run([str(content), str(styles[0]), *given, *FAST, "-o", str(first)]) == 0
+    capsys.readouterr()
+    assert (
+        run([str(content), str(styles[0]), "--config", str(first), *FAST, "-o", str(tmp / "again.png")]) == 0
+    )
+    assert notes(capsys.readouterr().err) == [
+        "note: the saved run took style 1's look from 2,3,20.5,16 of its style image; "
+        "add --style-region 2,3,20.5,16 to do the same",
+        "note: the saved run was masked by the label file 'labels.png'; add --mask LABELS_FILE "
+        "--label-styles 1:0 (that file) to do the same",
+    ]

@@ -241,6 +241,25 @@ def _read_mask(args: argparse.Namespace, content_shape: tuple[int, int], factor:
     return mask
 
 
+def _recorded_inputs(
+    args: argparse.Namespace,
+    regions: Sequence[tuple[float, float, float, float] | None] | None,
+    label_styles: dict[int, int] | None,
+) -> dict[str, Any]:
+    """What a result file records of its inputs (the file names, each style's region in its file's
+    pixels, the mask file), so that ``--config result.png`` can say what the settings leave out."""
+    inputs: dict[str, Any] = {
+        "content": Path(args.content).name,
+        "styles": [Path(s).name for s in args.styles],
+    }
+    if regions is not None:
+        inputs["style_regions"] = [None if r is None else {"bounds": list(r), "exact": True} for r in regions]
+    if args.mask:
+        table = {str(k): v for k, v in label_styles.items()} if label_styles else None
+        inputs["mask"] = {"layer": Path(args.mask).name, "kind": "file", "label_styles": table}
+    return inputs
+
+
 def prepare(
     args: argparse.Namespace, output: Path, config: StyleConfig, suffixes: tuple[str, ...] | None = None
 ) -> Job:
@@ -269,6 +288,7 @@ def prepare(
     if args.init_image:
         config = config.replace(init_image=decode(args.init_image, size).array)
     guidance = None
+    inputs = _recorded_inputs(args, regions, label_styles)
     if regions is not None:
         regions = [scaled_region(r, d.shape, d.array.shape) for r, d in zip(regions, decoded_styles)]
     if args.mask or regions is not None:
@@ -279,7 +299,6 @@ def prepare(
             mask_feather=args.mask_feather,
             style_regions=regions,
         )
-    inputs = {"content": Path(args.content).name, "styles": [Path(s).name for s in args.styles]}
     content_hw = None if args.stack else content_shape
     return Job(content, styles, config, stack, guidance, content_hw=content_hw, inputs=inputs)
 

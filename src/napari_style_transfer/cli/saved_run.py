@@ -57,10 +57,16 @@ def region_notes(regions: Any) -> list[str]:
             flag += f" as style {n}'s (one --style-region per STYLE, in order; '-': the whole image)"
         goal = "to do the same" if exact else "to take that whole box"
         notes.append(
-            f"note: the saved run took style {n}'s look from {where} of its style image "
-            f"(Shapes '{record.get('layer')}'); add {flag} {goal}"
+            f"note: the saved run took style {n}'s look from {where} of its style image"
+            f"{layer_words(record)}; add {flag} {goal}"
         )
     return notes
+
+
+def layer_words(record: Mapping[str, Any]) -> str:
+    """ " (Shapes 'area')" for a region drawn in napari; nothing for one given on a command line."""
+    layer = record.get("layer")
+    return f" (Shapes '{layer}')" if layer is not None else ""
 
 
 def canvas_note(canvas: Any, content: str) -> list[str]:
@@ -82,7 +88,10 @@ def mask_note(mask: Any, can_mask: bool) -> list[str]:
     if not isinstance(mask, Mapping) or mask.get("layer") is None:
         return []
     kind = mask.get("kind")
-    layer = f"the {kind} layer '{mask['layer']}'" if kind else f"the layer '{mask['layer']}'"
+    if kind == "file":  # a run of the command line: --mask FILE
+        layer = f"the label file '{mask['layer']}'"
+    else:
+        layer = f"the {kind} layer '{mask['layer']}'" if kind else f"the layer '{mask['layer']}'"
     if not can_mask:
         return [
             f"note: the saved run was masked by {layer}; a batch takes no mask: each image is stylised whole"
@@ -90,6 +99,8 @@ def mask_note(mask: Any, can_mask: bool) -> list[str]:
     table = mask.get("label_styles")
     pairs = " ".join(f"{k}:{v}" for k, v in table.items()) if isinstance(table, Mapping) else ""
     flags = "--mask LABELS_FILE" + (f" --label-styles {pairs}" if pairs else "")
+    if kind == "file":
+        return [f"note: the saved run was masked by {layer}; add {flags} (that file) to do the same"]
     image = "as a label image: shape i is label i + 1" if kind == "Shapes" else "saved as a label image"
     return [f"note: the saved run was masked by {layer}; add {flags} (that layer {image}) to do the same"]
 
