@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from region_cases import BAD_REGIONS
 
 from napari_style_transfer.cli import run
 from napari_style_transfer.files import read_image, write_image
@@ -53,21 +54,7 @@ def test_the_region_decides_the_colours_and_the_resume_key(files):
     assert report["settings"]["guidance"]["style_regions"] == [[60.0, 0.0, 120.0, 60.0]]
 
 
-@pytest.mark.parametrize(
-    "extra, message",
-    [
-        (["--style-region", "0,0,10"], "--style-region: '0,0,10' must be X0,Y0,X1,Y1"),
-        (
-            ["--style-region", "500,0,600,10"],
-            "--style-region: 500,0,600,10 lies outside the style image (120×60 px)",
-        ),
-        (["--style-region", "10,0,5,10"], "style_regions[0]: must be None or (x0, y0, x1, y1)"),
-        (
-            ["--style-region", "-", "--style-region", "-"],
-            "--style-region: given 2 times for 1 style image(s)",
-        ),
-    ],
-)
+@pytest.mark.parametrize("extra, message", BAD_REGIONS)
 def test_a_bad_region_is_one_line_and_exit_2(files, capsys, extra, message):
     tmp, folder, style = files
     assert run(["batch", str(folder), "--style", str(style), "-o", str(tmp / "out"), *FAST, *extra]) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
+from region_cases import BAD_REGIONS
 
 from napari_style_transfer.cli import run
 from napari_style_transfer.files import read_image, write_image
@@ -63,16 +64,7 @@ def test_style_regions_take_each_half_of_the_style_file(files):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--style-region", "0,0,10"], "--style-region: '0,0,10' must be X0,Y0,X1,Y1"),
-        (
-            ["--style-region", "500,0,600,10"],
-            "--style-region: 500,0,600,10 lies outside the style image (120×60 px)",
-        ),
-        (["--style-region", "10,0,5,10"], "style_regions[0]: must be None or (x0, y0, x1, y1)"),
-        (
-            ["--style-region", "-", "--style-region", "-"],
-            "--style-region: given 2 times for 1 style image(s)",
-        ),
+        *BAD_REGIONS,
         (["--result-colour", "style", "--preserve-colors", "luminance"], "result_colour: 'style' needs"),
     ],
 )

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from napari.utils.notifications import NotificationSeverity
-from widget_helpers import open_widget
+from widget_helpers import open_widget, spy_engine, warnings_among
 
-import napari_style_transfer._qt.worker as worker_module
 from napari_style_transfer.plugin.composite import CANVAS, CANVAS_LABEL
 
 FAST = dict(size=32, iterations=2, preview_every=1, multiscale=False, device="cpu")
@@ -21,15 +19,7 @@ TIMEOUT_MS = 120_000
 @pytest.fixture
 def seen(monkeypatch):
     """What the engine got in the last run: its arguments and keyword arguments."""
-    found: dict = {}
-    real = worker_module.run_iter
-
-    def spy(*args, **kwargs):
-        found.update(args=args, **kwargs)
-        yield from real(*args, **kwargs)
-
-    monkeypatch.setattr(worker_module, "run_iter", spy)
-    return found
+    return spy_engine(monkeypatch)
 
 
 def wait_done(qtbot, widget):
@@ -38,10 +28,6 @@ def wait_done(qtbot, widget):
 
 def results(viewer):
     return [layer for layer in viewer.layers if "stylised" in layer.name]
-
-
-def warnings(notes):
-    return [n for n in notes if n.severity >= NotificationSeverity.WARNING]
 
 
 def rgb(size=32, seed=1):
@@ -75,7 +61,7 @@ def test_a_canvas_run_and_continue_from_its_result(viewer, qtbot, seen, notes):
     assert [layer for layer, _ in widget.styles] == [style]
     assert widget.run()
     wait_done(qtbot, widget)
-    assert warnings(notes) == []
+    assert warnings_among(notes) == []
 
     content = seen["args"][0]
     expected = np.zeros((24, 40, 3))
@@ -99,7 +85,7 @@ def test_a_canvas_run_and_continue_from_its_result(viewer, qtbot, seen, notes):
     actin.opacity = 0.2  # Continue draws the canvas as the result recorded it
     assert widget.continue_run(iterations=2)
     wait_done(qtbot, widget)
-    assert warnings(notes) == []
+    assert warnings_among(notes) == []
     np.testing.assert_allclose(seen["args"][0], content)
     continued = results(viewer)[-1]
     assert (
@@ -110,7 +96,7 @@ def test_a_canvas_run_and_continue_from_its_result(viewer, qtbot, seen, notes):
     viewer.layers.remove(membrane)
     viewer.layers.selection.active = result
     assert not widget.continue_run(iterations=2)
-    assert "The canvas layer 'membrane' of this result is gone" in str(warnings(notes)[-1].message)
+    assert "The canvas layer 'membrane' of this result is gone" in str(warnings_among(notes)[-1].message)
 
 
 def test_a_style_region_from_a_shapes_layer(viewer, qtbot, seen, notes):
@@ -123,7 +109,7 @@ def test_a_style_region_from_a_shapes_layer(viewer, qtbot, seen, notes):
     assert not row.region_row.native.isHidden()
     row.region.value = area
     assert widget.run() is False  # no shapes yet: one sentence
-    assert "'texture area' has no shapes" in str(warnings(notes)[-1].message)
+    assert "'texture area' has no shapes" in str(warnings_among(notes)[-1].message)
 
     area.add_rectangles(np.array([[2.1, 4.1], [12.9, 20.9]]))  # world: style pixels 5-25 × 9-41
     assert widget.run()

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from napari.utils.notifications import NotificationSeverity
-from widget_helpers import open_widget
-
-import napari_style_transfer._qt.worker as worker_module
+from widget_helpers import open_widget, plane_box, spy_engine, warnings_among
 
 FAST = dict(size=32, iterations=2, preview_every=1, multiscale=False, device="cpu")
 TIMEOUT_MS = 120_000
@@ -23,29 +20,11 @@ LEFT[:, :16], RIGHT[:, 16:] = True, True
 @pytest.fixture
 def seen(monkeypatch):
     """What the engine got in the last run (its keyword arguments)."""
-    found: dict = {}
-    real = worker_module.run_iter
-
-    def spy(*args, **kwargs):
-        found.update(kwargs)
-        yield from real(*args, **kwargs)
-
-    monkeypatch.setattr(worker_module, "run_iter", spy)
-    return found
+    return spy_engine(monkeypatch)
 
 
 def wait_done(qtbot, widget):
     qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
-
-
-def warnings(notes):
-    return [n for n in notes if n.severity >= NotificationSeverity.WARNING]
-
-
-def plane_box(z, cols):
-    """A rectangle over every row and the pixel columns ``cols`` (edges between pixel centres), at data z."""
-    x0, x1 = cols[0] - 0.5, cols[1] + 0.5
-    return np.array([[z, -0.5, x0], [z, -0.5, x1], [z, 31.5, x1], [z, 31.5, x0]])
 
 
 def test_a_3d_shapes_mask_gives_the_shapes_of_the_slice_or_of_each_slice(viewer, qtbot, seen, notes):
@@ -66,7 +45,7 @@ def test_a_3d_shapes_mask_gives_the_shapes_of_the_slice_or_of_each_slice(viewer,
     widget.stack_mode.value = "slice"
     assert widget.run()
     wait_done(qtbot, widget)
-    assert warnings(notes) == []
+    assert warnings_among(notes) == []
     labels = seen["guidance"].content_mask
     np.testing.assert_array_equal(labels, np.where(RIGHT, 2, 0))
     assert seen["guidance"].label_styles == {2: 0}
@@ -74,7 +53,7 @@ def test_a_3d_shapes_mask_gives_the_shapes_of_the_slice_or_of_each_slice(viewer,
     widget.stack_mode.value = "all"
     assert widget.run()
     wait_done(qtbot, widget)
-    assert warnings(notes) == []
+    assert warnings_among(notes) == []
     labels = seen["guidance"].content_mask
     assert labels.shape == (3, 32, 32)
     np.testing.assert_array_equal(labels[0], np.where(LEFT, 1, 0))
@@ -89,4 +68,4 @@ def test_a_3d_shapes_mask_gives_the_shapes_of_the_slice_or_of_each_slice(viewer,
     viewer.dims.set_current_step(0, 1)
     widget.stack_mode.value = "slice"
     assert widget.run() is False
-    assert "'regions' has no shapes in the slice shown" in str(warnings(notes)[-1].message)
+    assert "'regions' has no shapes in the slice shown" in str(warnings_among(notes)[-1].message)

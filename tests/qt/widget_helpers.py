@@ -44,3 +44,34 @@ def shown_results(viewer: Any, name: str = "stylised") -> list[Any]:
     """The result layers (``name`` in their name) that show an image: visible ones (a run's layer
     is hidden until its first image)."""
     return [layer for layer in viewer.layers if name in layer.name and layer.visible]
+
+
+def spy_engine(monkeypatch: Any) -> dict:
+    """Watch the worker's engine call: the returned dict holds the last run's keyword arguments
+    (and its positional ones under ``args``), while the real engine runs."""
+    import napari_style_transfer._qt.worker as worker_module
+
+    found: dict = {}
+    real = worker_module.run_iter
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        found.update(args=args, **kwargs)
+        yield from real(*args, **kwargs)
+
+    monkeypatch.setattr(worker_module, "run_iter", spy)
+    return found
+
+
+def warnings_among(notes: list) -> list:
+    """The notifications of warning severity or worse."""
+    from napari.utils.notifications import NotificationSeverity
+
+    return [n for n in notes if n.severity >= NotificationSeverity.WARNING]
+
+
+def plane_box(z: float, cols: tuple[int, int], rows: int = 32) -> Any:
+    """A 3D rectangle at data ``z`` over every row and the pixel columns ``cols`` (edges between pixel centres)."""
+    import numpy as np
+
+    x0, x1 = cols[0] - 0.5, cols[1] + 0.5
+    return np.array([[z, -0.5, x0], [z, -0.5, x1], [z, rows - 0.5, x1], [z, rows - 0.5, x0]])
