@@ -11,7 +11,7 @@ contents are single-channel; their label maps are an Otsu threshold of the conte
 pair runs (in this one process, pair by pair) :data:`RUNS`: the engine's defaults
 (``structure_weight`` 0), the "Keep structure" preset without its structure term (the same
 layers and colours: what the matting Laplacian alone changes) and the preset itself; ``--weights``
-adds the preset at other structure weights. ``size`` and ``iterations`` come from the command
+adds the preset at other structure weights, ``--eps`` at other Laplacian ε. ``size`` and ``iterations`` come from the command
 line for every run. Recorded per run, all on grey levels at the result's size:
 
 - ``edge_f1`` (``edge_precision``, ``edge_recall``): Canny edges (sigma :data:`EDGE_SIGMA`,
@@ -35,10 +35,12 @@ sparse format at 256 and 512 px (the table in ``engine/matting.py``'s docstring)
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +48,15 @@ import torch
 from scipy import ndimage
 
 from common import distances, montage, per_step, write_report
-from napari_style_transfer.engine import StyleConfig, get_network
+from napari_style_transfer.engine import StyleConfig, get_network, objective
 from napari_style_transfer.engine.images import to_rgb01
-from napari_style_transfer.engine.matting import banded_product, bands_to_csr, laplacian_bands
+from napari_style_transfer.engine.matting import (
+    DEFAULT_EPS,
+    MattingLaplacian,
+    banded_product,
+    bands_to_csr,
+    laplacian_bands,
+)
 from napari_style_transfer.engine.stopping import AUTO
 from napari_style_transfer.settings import config_of, find_preset
 
@@ -186,18 +194,33 @@ def scores(result: np.ndarray, content: np.ndarray, style: np.ndarray, size: int
     return {k: round(v, 4) for k, v in out.items()}
 
 
+@contextlib.contextmanager
+def laplacian_eps(eps: float) -> Iterator[None]:
+    """Runs in this block build their Laplacian with ``eps`` (the engine has no option for it:
+    1e-5 is measured best, docs/quality.md; this is how the alternatives were measured)."""
+    built = objective.MattingLaplacian
+    objective.MattingLaplacian = functools.partial(MattingLaplacian, eps=eps)
+    try:
+        yield
+    finally:
+        objective.MattingLaplacian = built
+
+
 def run_pair(pair: str, args: argparse.Namespace, report: dict) -> None:
     """Every run on one pair, scored; each appended to ``report`` (rewritten after each run)."""
     load_content, load_style = PAIRS[pair]
     content, style = load_content(), load_style()
     runs = {label: values() for label, values in RUNS.items()}
     runs.update({f"keep structure @{w:g}": preset_values(w) for w in args.weights})
+    epsilons = {f"keep structure eps={e:g}": e for e in args.eps}
+    runs.update({label: preset_values() for label in epsilons})
     results = []
     for label, values in runs.items():
         config = config_of(
             {**values, "size": args.size, "iterations": args.iterations, "precision": args.precision}
         ).replace(preview_every=0)
-        run = timed_run(content, style, config)
+        with laplacian_eps(epsilons.get(label, DEFAULT_EPS)):
+            run = timed_run(content, style, config)
         result = run.pop("result")
         results.append(result)
         run.update(pair=pair, label=label, values=values, **scores(result, content, style, args.size))
@@ -283,6 +306,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--precision", default="auto")
     p.add_argument("--pairs", nargs="+", choices=sorted(PAIRS), default=list(PAIRS))
     p.add_argument("--weights", nargs="*", type=float, default=[], help="more structure weights to run")
+    p.add_argument("--eps", nargs="*", type=float, default=[], help="the preset with other Laplacian ε")
     p.add_argument("--json", type=Path)
     p.add_argument("--montages", type=Path, help="write one montage per pair here")
     p.add_argument("--montage-height", type=int, default=200)
