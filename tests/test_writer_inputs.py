@@ -69,8 +69,8 @@ def test_save_layer_embeds_the_canvas_mask_and_regions_and_config_still_reads_it
     assert inputs["mask"] == {"layer": "where", "label_styles": {"1": 0}, "kind": "Shapes"}
     ((region),) = inputs["style_regions"]
     assert region["layer"] == "area" and region["exact"] is True
-    # style pixels: rows 4.2–25.8, columns 8.2–41.8 (data), + ½ for the CLI's edge coordinates
-    assert region["bounds"] == pytest.approx([8.7, 4.7, 42.3, 26.3])
+    # style pixels: rows 4.2–25.8, columns 8.2–41.8 (data): pixel centres 5–25 and 9–41
+    assert region["bounds"] == pytest.approx([9.0, 5.0, 42.0, 26.0])
 
     settings = read_settings_file(path)  # --config reads the settings as before
     checked = check_values(result["settings"])

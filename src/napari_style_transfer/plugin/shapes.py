@@ -304,20 +304,27 @@ def plan_style_region(
     return RegionRead(outlines, size, str(layer.name), str(style.name), bounds, exact)
 
 
+#: Outline coordinates this close to a pixel centre count as on it (float noise of the transforms).
+EDGE_TOLERANCE = 1e-6
+
+
 def region_bounds(
     layer: Any, style: Any, picked: Sequence[int]
 ) -> tuple[tuple[float, float, float, float] | None, bool]:
-    """The box (x0, y0, x1, y1) around the ``picked`` shapes' outlines in the full-resolution pixels
-    of ``style``, as the CLI's ``--style-region`` takes it (columns x, rows y, pixel i spanning
-    [i, i + 1): data coordinate v is edge v + ½), clipped to the image (None: nothing left), and
-    whether the region is exactly that box (one rectangle along the pixel axes). From the outlines
-    only: no pixel is read, so it is cheap on the GUI thread at plan time."""
+    """The box (x0, y0, x1, y1) of the full-resolution pixels of ``style`` that the ``picked``
+    shapes' outlines cover, as the CLI's ``--style-region`` takes it (columns x, rows y, pixel i
+    spanning [i, i + 1)), clipped to the image (None: no pixel), and whether the region is exactly
+    that box (one rectangle along the pixel axes). A pixel counts when its centre lies in the
+    outlines' extent, edges included, as the rasteriser takes it (a rectangle from centre 10 to
+    centre 80 covers 71 pixels: the box 10 to 81). From the outlines only: no pixel is read, so it
+    is cheap on the GUI thread at plan time."""
     height, width = base_shape(style)
     outlines = outlines_on(layer, style, (height, width), picked)
-    edges = np.concatenate(outlines) + 0.5
-    (y0, x0), (y1, x1) = edges.min(axis=0), edges.max(axis=0)
-    x0, x1 = (round(float(np.clip(v, 0, width)), 6) + 0.0 for v in (x0, x1))  # + 0.0: no −0
-    y0, y1 = (round(float(np.clip(v, 0, height)), 6) + 0.0 for v in (y0, y1))
+    points = np.concatenate(outlines)
+    first = np.ceil(points.min(axis=0) - EDGE_TOLERANCE)  # the first and last pixel centres inside
+    last = np.floor(points.max(axis=0) + EDGE_TOLERANCE)
+    x0, x1 = (float(np.clip(v, 0, width)) + 0.0 for v in (first[1], last[1] + 1))  # + 0.0: no −0
+    y0, y1 = (float(np.clip(v, 0, height)) + 0.0 for v in (first[0], last[0] + 1))
     if not (x0 < x1 and y0 < y1):
         return None, False
     one_rectangle = len(outlines) == 1 and list(layer.shape_type)[picked[0]] == "rectangle"
