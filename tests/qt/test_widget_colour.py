@@ -47,3 +47,18 @@ def test_no_suggestion_for_a_grey_style_or_an_rgb_content(viewer, content_image,
     widget.content_layer.value = grey_content
     next(iter(widget.style_rows)).layer.value = grey_style
     assert not widget.colour_hint.shown and widget.colour_hint.row.native.isHidden()
+
+
+def test_a_boolean_contents_colour_result_is_shown_over_its_whole_range(
+    viewer, qtbot, content_image, style_image
+):
+    """A bool content's colour result is uint8 0–255: it must not keep the content's limits (0, 1)."""
+    widget = open_widget(viewer, **FAST, result_colour="style")
+    mask = viewer.add_image(grey(content_image) > 100, name="foreground")
+    viewer.add_image(style_image, name="stain style", rgb=True)
+    widget.content_layer.value = mask
+    assert widget.run()
+    qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
+    result = next(layer for layer in viewer.layers if layer.name.startswith("foreground stylised"))
+    assert result.rgb and result.data.dtype == np.uint8 and result.data.max() > 100
+    assert tuple(result.contrast_limits) == (0, 255)

@@ -141,7 +141,9 @@ class ResultLayer:
         return "linear" if upsampled else "nearest"
 
     def _display(self) -> dict[str, Any]:
-        return result_display(self.request.display, self.request.config.result_colour == "style")
+        request = self.request
+        dtype = getattr(request.content_read, "dtype", None)
+        return result_display(request.display, request.config.result_colour == "style", dtype)
 
     def _create(self, data: np.ndarray, hw: tuple[int, int], visible: bool = True) -> None:
         request = self.request

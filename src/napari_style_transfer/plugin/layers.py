@@ -346,13 +346,15 @@ def layer_display(layer: Any, contrast_limits: tuple[float, float] | None) -> di
     return display
 
 
-def result_display(display: dict[str, Any], colour_result: bool) -> dict[str, Any]:
+def result_display(display: dict[str, Any], colour_result: bool, content_dtype: Any = None) -> dict[str, Any]:
     """The result layer's display: the content's, or RGB when a grey content gives a colour result
-    (``result_colour='style'``; the values keep the content's range, so its contrast limits)."""
+    (``result_colour='style'``; the values keep the content's range, so its contrast limits, except
+    a boolean content's: its colour result is uint8, 0–255, shown as is)."""
     if not colour_result or display.get("rgb"):
         return display
     shown: dict[str, Any] = {"rgb": True}
-    if "contrast_limits" in display:
+    from_bool = content_dtype is not None and np.dtype(content_dtype) == np.bool_
+    if "contrast_limits" in display and not from_bool:
         shown["contrast_limits"] = display["contrast_limits"]
     return shown
 
