@@ -145,6 +145,23 @@ class InputsView:
         candidates.sort(key=lambda layer: (is_result_layer(layer), "style" not in layer.name.lower()))
         return candidates[0] if candidates else None
 
+    def layer_combos(self) -> list[Any]:
+        """Every layer choice of the inputs: content, each style row's layer and region, the mask."""
+        rows = [combo for row in self.style_rows for combo in (row.layer, row.region)]
+        return [self.content_layer, *rows, self.mask_layer]
+
+    def chosen_layers(self) -> list[tuple[Any, Any]]:
+        """(choice, layer) of every layer choice that holds a layer: what :meth:`keep_chosen` restores."""
+        return [(combo, combo.value) for combo in self.layer_combos() if combo.value is not None]
+
+    def keep_chosen(self, chosen: list[tuple[Any, Any]]) -> None:
+        """After the lists were refreshed: each choice holds its layer again while the layer is
+        still listed (a refresh after a rename would drop it, or pick the first layer, silently)."""
+        for combo, layer in chosen:
+            listed = any(value is layer for value in combo.choices)
+            if listed and combo.value is not layer:
+                combo.value = layer
+
     def reset(self) -> None:
         """After the layer lists changed: a user image as the content (not a result), each style row
         showing a style that is not the content, the stack row, the regions and the label table."""
@@ -200,8 +217,11 @@ class InputsView:
             self._watched = None
 
     def _on_shapes_changed(self, event: Any = None) -> None:
-        if str(getattr(event, "action", "")) not in ("adding", "removing", "changing"):  # once it is done
-            self.label_table.rebuild(self.mask_layer.value, self.style_rows.names())
+        action = str(getattr(event, "action", ""))
+        if action in ("adding", "removing", "changing"):  # rebuilt once it is done
+            return
+        removed = tuple(getattr(event, "data_indices", ()) or ()) if action == "removed" else ()
+        self.label_table.rebuild(self.mask_layer.value, self.style_rows.names(), removed)
 
 
 __all__ = ["InputsView"]

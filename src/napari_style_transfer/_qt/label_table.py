@@ -38,11 +38,18 @@ class LabelTable(Container):
         self._reading: set[int] = set()
         self._shown: tuple[Any, list[str]] | None = None
 
-    def rebuild(self, mask_layer: Any, style_names: Sequence[str]) -> None:
-        """One row per label value of ``mask_layer`` (up to MAX_MASK_LABELS); hidden without a mask."""
+    def rebuild(
+        self, mask_layer: Any, style_names: Sequence[str], removed_shapes: Sequence[int] = ()
+    ) -> None:
+        """One row per label value of ``mask_layer`` (up to MAX_MASK_LABELS); hidden without a mask.
+
+        ``removed_shapes``: the indices of the shapes of a Shapes mask just deleted; the shapes after
+        them move up a label, and their choices move with them."""
         for widget in list(self):
             if isinstance(widget, ComboBox):
                 self._kept[_label_of(widget)] = widget.value
+        if removed_shapes:
+            self._kept = shifted_choices(self._kept, removed_shapes)
         self.clear()
         self.visible = mask_layer is not None
         if mask_layer is None:
@@ -129,6 +136,18 @@ class LabelTable(Container):
             for widget in self
             if isinstance(widget, ComboBox) and widget.value != KEEP_CONTENT
         }
+
+
+def shifted_choices(kept: dict[int, int], removed_shapes: Sequence[int]) -> dict[int, int]:
+    """A Shapes mask's choices (label i + 1 is shape i) after the shapes ``removed_shapes`` were
+    deleted: theirs dropped, each later shape's moved down by the number deleted before it."""
+    gone = sorted({int(i) for i in removed_shapes})
+    moved = {0: kept[0]} if 0 in kept else {}
+    for label, choice in kept.items():
+        shape = label - 1
+        if label > 0 and shape not in gone:
+            moved[label - sum(1 for i in gone if i < shape)] = choice
+    return moved
 
 
 def _label_of(widget: ComboBox) -> int:

@@ -173,9 +173,12 @@ class StyleTransferWidget(Container):
         return self.style_rows.styles
 
     def reset_choices(self, *_: Any) -> None:
-        """Refresh the layer lists (napari calls this when layers are added, removed, renamed)."""
+        """Refresh the layer lists (napari calls this when layers are added, removed, renamed); a
+        renamed layer stays chosen."""
+        chosen = self.inputs.chosen_layers() if hasattr(self, "inputs") else []
         super().reset_choices()
         self.advanced.reset_choices()  # the start image (the Advanced part sits outside this container)
+        self.inputs.keep_chosen(chosen)
         self.inputs.reset()
 
     def _rebuild_label_table(self) -> None:
