@@ -70,3 +70,26 @@ def test_deleting_a_shape_keeps_each_other_shapes_choice(viewer, qtbot):
         "shape 2 (rectangle)",
     ]
     assert widget.label_styles == {2: 0}
+
+
+def test_removing_a_style_row_gives_its_labels_the_content_and_keeps_the_others(viewer, qtbot):
+    rng = np.random.default_rng(2)
+    content = viewer.add_image(rng.integers(0, 256, (40, 40), dtype=np.uint8), name="photo")
+    styles = [
+        viewer.add_image(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), name=name, rgb=True)
+        for name in ("paint", "ink", "chalk")
+    ]
+    labels = np.zeros((40, 40), np.int32)
+    labels[:10], labels[10:20], labels[20:30] = 1, 2, 3
+    widget = open_widget(viewer)
+    widget.content_layer.value = content
+    widget.style_rows[0].layer.value = styles[0]
+    widget.add_style(styles[1])
+    widget.add_style(styles[2])
+    widget.mask_layer.value = viewer.add_labels(labels, name="cells")
+    for label, style in ((1, 0), (2, 1), (3, 2)):
+        widget.set_label_style(label, style)
+    widget.style_rows.remove(widget.style_rows[1])  # "ink": label 2's style
+    qtbot.wait(10)
+    assert [row.layer.value.name for row in widget.style_rows] == ["paint", "chalk"]
+    assert widget.label_styles == {1: 0, 3: 1}  # label 2 keeps the content; label 3 still "chalk"

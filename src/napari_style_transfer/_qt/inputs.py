@@ -207,7 +207,7 @@ class InputsView:
             if watched is not None:
                 watched.events.data.connect(self._on_shapes_changed)
             self._watched = watched
-        self.label_table.rebuild(mask, self.style_rows.names())
+        self.label_table.rebuild(mask, self.style_rows.names(), removed_style=self.style_rows.take_removed())
         self._changed()
 
     def close(self) -> None:

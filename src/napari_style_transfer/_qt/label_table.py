@@ -39,17 +39,27 @@ class LabelTable(Container):
         self._shown: tuple[Any, list[str]] | None = None
 
     def rebuild(
-        self, mask_layer: Any, style_names: Sequence[str], removed_shapes: Sequence[int] = ()
+        self,
+        mask_layer: Any,
+        style_names: Sequence[str],
+        removed_shapes: Sequence[int] = (),
+        removed_style: int | None = None,
     ) -> None:
         """One row per label value of ``mask_layer`` (up to MAX_MASK_LABELS); hidden without a mask.
 
         ``removed_shapes``: the indices of the shapes of a Shapes mask just deleted; the shapes after
-        them move up a label, and their choices move with them."""
+        them move up a label, and their choices move with them. ``removed_style``: the style row
+        just removed: its labels keep the content, and the choices of the rows after it follow them."""
         for widget in list(self):
             if isinstance(widget, ComboBox):
                 self._kept[_label_of(widget)] = widget.value
         if removed_shapes:
             self._kept = shifted_choices(self._kept, removed_shapes)
+        if removed_style is not None:
+            self._kept = {
+                label: KEEP_CONTENT if style == removed_style else style - (style > removed_style)
+                for label, style in self._kept.items()
+            }
         self.clear()
         self.visible = mask_layer is not None
         if mask_layer is None:

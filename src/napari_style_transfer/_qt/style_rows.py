@@ -118,6 +118,7 @@ class StyleRows(Container):
         self._on_change = on_change
         #: Files and gallery styles picked so far (every row lists them after the layers).
         self.sources: list[StyleSource] = []
+        self._removed: int | None = None  # the row being removed, while the table rebuilds
 
     def _choices(self, *args: Any) -> list[tuple[str, Any]]:
         return [*self._layer_choices(*args), *((source.label, source) for source in self.sources)]
@@ -152,11 +153,17 @@ class StyleRows(Container):
         row.layer.value = next(s for s in self.sources if s == source)
 
     def remove(self, row: StyleRow) -> None:
-        """Remove a row (the last one stays)."""
+        """Remove a row (the last one stays); the mask table hears which (:meth:`take_removed`)."""
         if len(self) > 1:
+            self._removed = list(self).index(row)
             super().remove(row)
             self._update_rows()
             self._on_change()
+            self._removed = None
+
+    def take_removed(self) -> int | None:
+        """The index of the row just removed (None: none), for the mask table to move its choices."""
+        return self._removed
 
     def _update_rows(self) -> None:
         several = len(self) > 1
