@@ -99,7 +99,8 @@ def run_events(
             stop=stop,
         )
         if request.full_size:  # the final image upsampled here, not on the GUI thread
-            events = (full_size_event(event, request.content_shape, request.rgb) for event in events)
+            rgb = request.result_channels > 1  # the result's colour axis, not the content's (a grey one: RGB)
+            events = (full_size_event(event, request.content_shape, rgb) for event in events)
         for event in events:
             if request.previews is not None:
                 request.previews.offer(event)  # written here, in the worker thread (atomic files)

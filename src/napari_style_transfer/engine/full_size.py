@@ -48,6 +48,15 @@ def upsample_to(image: np.ndarray, hw: Sequence[int], rgb: bool) -> np.ndarray:
     return np.moveaxis(out, 0, -1) if rgb else out[0]
 
 
+def result_channels(content_channels: int, result_colour: str) -> int:
+    """The colour channels of a run's result (1: grey) from its content's: the same, except that a grey
+    content given the style's colours (``result_colour='style'``) gives RGB, as the engine renders it
+    (``images.colour_result_info``; a stack's slices alike). What :func:`upsample_to` is to be
+    told (``rgb``: more than one) and what :func:`check_full_size` is to count per image."""
+    content_channels = int(content_channels)
+    return 3 if content_channels == 1 and result_colour == "style" else content_channels
+
+
 def full_size_bytes(hw: Sequence[int], channels: int, dtype: np.dtype) -> int:
     """Peak bytes :func:`upsample_to` takes for a result of ``hw`` with ``channels`` planes (a
     stack's: slices × channels).
@@ -85,7 +94,8 @@ def full_size_event(event: Any, hw: Sequence[int], rgb: bool) -> Any:
     """The engine's final event with its result at ``hw`` (other events as they are).
 
     A 2D run's final ``ProgressEvent`` has the result in ``preview``; a stack's final
-    ``StackEvent`` in ``result`` (every slice is resized).
+    ``StackEvent`` in ``result`` (every slice is resized). ``rgb``: whether the *result* has a
+    colour axis (:func:`result_channels`), which a grey content's need not share.
     """
     if not getattr(event, "done", False):
         return event
@@ -96,4 +106,4 @@ def full_size_event(event: Any, hw: Sequence[int], rgb: bool) -> Any:
     return event
 
 
-__all__ = ["check_full_size", "full_size_bytes", "full_size_event", "upsample_to"]
+__all__ = ["check_full_size", "full_size_bytes", "full_size_event", "result_channels", "upsample_to"]

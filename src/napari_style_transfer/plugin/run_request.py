@@ -25,16 +25,17 @@ import numpy as np
 
 from ..engine import (
     Guidance,
-    MemoryLimitError,
     StackOptions,
     StyleConfig,
     expected_steps,
     scale_sizes,
     select_device,
 )
+from ..engine.full_size import result_channels
 from ..settings import split_values
 from .composite import CANVAS_LIMITS, Canvas, check_canvas, plan_canvas_read
 from .faults import UserError
+from .full_size import check_full_size_fits
 from .identity import layer_identity
 from .label_masks import MaskRead
 from .layers import (
@@ -150,6 +151,11 @@ class RunRequest:
     @property
     def slice_count(self) -> int:
         return int(np.prod(self.lead)) if self.stack == "all" and self.lead else 1
+
+    @property
+    def result_channels(self) -> int:
+        """The result's colour channels (1: grey; RGB for a grey content given the style's colours)."""
+        return result_channels(int(self.content_read.shape[-1]) if self.rgb else 1, self.config.result_colour)
 
     @property
     def total_steps(self) -> int:
@@ -386,22 +392,10 @@ def prepare(choices: RunChoices) -> RunRequest:
     )
     if choices.previews is not None:
         request.previews = plan_previews(request, *choices.previews)
-    if request.full_size:
-        check_full_size_fits(request)
+    if request.full_size:  # the result's channels (a grey content's may be RGB), every slice of 'all'
+        read = request.content_read
+        check_full_size_fits(request.content_shape, request.result_channels, request.slice_count, read.dtype)
     return request
-
-
-def check_full_size_fits(request: RunRequest) -> None:
-    """'Full-size result' is refused before the run when the upsampled result would not fit in memory."""
-    from ..engine.full_size import check_full_size
-
-    read = request.content_read
-    channels = int(read.shape[-1]) if request.rgb else 1
-    slices = int(np.prod(request.lead, dtype=np.int64)) if request.stack == "all" else 1
-    try:
-        check_full_size(request.content_shape, channels * slices, read.dtype, "Full-size result")
-    except MemoryLimitError as exc:
-        raise UserError(f"{exc}.", severity="error") from None
 
 
 @dataclass(frozen=True)
