@@ -52,6 +52,25 @@ def test_a_16_bit_grey_tiff_gives_a_16_bit_rgb_tiff(files):
     assert result.dtype == np.uint16 and result.shape[-1] == 3
 
 
+def test_a_grey_stack_at_full_size_in_the_styles_colours_is_an_rgb_stack(files, monkeypatch):
+    tmp, _, style = files
+    stack = (np.arange(4 * 38 * 48).reshape(4, 38, 48) % 251).astype(np.uint8)
+    tifffile.imwrite(tmp / "stack.tif", stack, photometric="minisblack")
+    out = tmp / "out.tif"
+    fast = ["--size", "16", "--iterations", "2", "--no-multiscale", "-q"]
+    common = [str(tmp / "stack.tif"), str(style), "--stack", "--result-colour", "style", "--full-size", *fast]
+    assert run([*common, "-o", str(out)]) == 0
+    assert tifffile.imread(out).shape == (4, 38, 48, 3)  # not (4, 3, 38, 48): the result is RGB
+
+    from napari_style_transfer.engine import full_size
+
+    counted = []  # the planes the full-size memory check is asked about, per run
+    monkeypatch.setattr(full_size, "check_full_size", lambda hw, planes, dtype, *a: counted.append(planes))
+    assert run([*common, "-o", str(tmp / "again.tif")]) == 0
+    assert run([*common[:3], *common[5:], "-o", str(tmp / "grey.tif")]) == 0
+    assert counted == [12, 4]  # 4 slices × 3 colours, then 4 grey slices
+
+
 def test_style_regions_take_each_half_of_the_style_file(files):
     tmp, content, style = files
     common = [str(content), str(style), "--result-colour", "style", *FAST]

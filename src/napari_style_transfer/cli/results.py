@@ -13,13 +13,15 @@ if TYPE_CHECKING:
 
 
 def result_image(job: Job, image: Any, rgb: bool) -> Any:
-    """The result as written: at the content's full size with ``--full-size``."""
+    """The result as written: at the content's full size with ``--full-size`` (``rgb``: whether the
+    result is in colour, which a grey content given the style's colours is)."""
     if not job.output.get("full_size"):
         return image
     from ..engine.full_size import upsample_to
 
     shape = job.content.shape
-    hw = job.content_hw or (shape[-3:-1] if rgb else shape[-2:])
+    content_rgb = bool(job.stack.rgb) if job.stack is not None else job.content.ndim == 3
+    hw = job.content_hw or (shape[-3:-1] if content_rgb else shape[-2:])
     return upsample_to(image, hw, rgb)
 
 
@@ -29,13 +31,14 @@ def check_result_fits(job: Job) -> None:
         return
     import numpy as np
 
-    from ..engine.full_size import check_full_size
+    from ..engine.full_size import check_full_size, result_channels
 
     shape = job.content.shape
     rgb = bool(job.stack.rgb) if job.stack is not None else job.content.ndim == 3
     image_axes = 3 if rgb else 2
     hw = job.content_hw or shape[len(shape) - image_axes : len(shape) - image_axes + 2]
-    planes = int(np.prod(shape[: len(shape) - image_axes], dtype=np.int64)) * (shape[-1] if rgb else 1)
+    channels = result_channels(shape[-1] if rgb else 1, job.config.result_colour)  # grey → RGB: 3
+    planes = int(np.prod(shape[: len(shape) - image_axes], dtype=np.int64)) * channels
     check_full_size(hw, planes, job.content.dtype)
 
 

@@ -230,7 +230,7 @@ def _consume(
         if job.stack is not None:
             progress.show(item.step, item.total_steps, slice=f"{item.number}/{item.count}", loss=loss)
             if item.done:
-                rgb = item.info["rgb"]
+                rgb = item.info["rgb"] or job.config.result_colour == "style"  # the result's colour
                 image = result_image(job, item.result, rgb)
                 if movie is not None:
                     _write_movie(movie, image, progress, result_description(job))
