@@ -8,6 +8,7 @@ it means is ``settings/values.py``'s business.
 from __future__ import annotations
 
 import os
+import zlib
 
 from .errors import ImageFileError, reason, shown
 from .paths import check_input_file
@@ -23,6 +24,12 @@ def png_info(text: str) -> object:
     info = PngInfo()
     info.add_itxt(TEXT_KEY, text, zip=True)
     return info
+
+
+def itxt_data(text: str) -> bytes:
+    """The data of a compressed iTXt chunk holding ``text`` under :data:`TEXT_KEY`, as :func:`png_info`
+    writes it (for the PNGs written here rather than by Pillow: 16-bit colour, ``png16_write.py``)."""
+    return TEXT_KEY.encode("latin-1") + b"\0\x01\0\0\0" + zlib.compress(text.encode("utf-8"))
 
 
 def read_description(path: str | os.PathLike) -> str | None:
@@ -48,4 +55,4 @@ def read_description(path: str | os.PathLike) -> str | None:
         raise ImageFileError(f"cannot read {shown(path)}: {reason(exc)}") from exc
 
 
-__all__ = ["TEXT_KEY", "png_info", "read_description"]
+__all__ = ["TEXT_KEY", "itxt_data", "png_info", "read_description"]
