@@ -127,3 +127,15 @@ def test_a_cli_result_records_its_region_and_mask_for_the_next_config(files, cap
         "note: the saved run was masked by the label file 'labels.png'; add --mask LABELS_FILE "
         "--label-styles 1:0 (that file) to do the same",
     ]
+
+
+def test_settings_that_start_from_an_image_ask_for_it_or_a_fresh_start(files, capsys):
+    tmp, content, styles, _, _ = files
+    saved = tmp / "continued.json"
+    saved.write_text('{"init": "image", "iterations": 2}')
+    argv = [str(content), str(styles[0]), "--config", str(saved), *FAST]
+    assert run([*argv, "-o", str(tmp / "out.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "give it with --init-image FILE, or start afresh with --init content" in err[0]
+    assert run([*argv, "--init", "content", "-o", str(tmp / "out.png")]) == 0
+    assert run([*argv, "--init-image", str(content), "-o", str(tmp / "again.png")]) == 0

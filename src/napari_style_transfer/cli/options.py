@@ -160,7 +160,10 @@ def settings_from_args(
             raise ConfigError(f"--init-image: only applies with --init image (got --init {args.init})")
         values["init"] = "image"
     elif values.get("init") == "image":
-        raise ConfigError("init: the settings start from an image; give it with --init-image FILE")
+        raise ConfigError(
+            "init: the settings start from an image (a continued run starts from its last result); "
+            "give it with --init-image FILE, or start afresh with --init content"
+        )
     config_values, output = split_values(values)
     check_values(output)  # the output options, checked like a settings file's
     return config_of(config_values, init_image), output
