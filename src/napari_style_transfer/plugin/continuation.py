@@ -51,7 +51,8 @@ def find_layer(name: Any, layers: Iterable[Any], what: str, identity: Any = None
         if layer.name == name:
             check_identity(identity, layer, what)
             return layer
-    raise UserError(f"The {what} '{name}' of this result is gone; open it again to continue.")
+    again = "draw or open it again" if what in ("mask layer", "style region") else "open it again"
+    raise UserError(f"The {what} '{name}' of this result is gone; {again} to continue.")
 
 
 def continue_choices(
@@ -65,6 +66,11 @@ def continue_choices(
     if result is None or not is_result_layer(result):
         raise UserError("Select a Style Transfer result layer ('… stylised') to continue it.")
     meta = result.metadata
+    if meta.get("stack") == "slice":
+        raise UserError(
+            "Continue works on 2D results; a result of one slice of a stack cannot be continued yet "
+            "(run that slice again with more iterations)."
+        )
     if meta.get("stack") is not None:
         raise UserError("Continue works on 2D results; a stack result cannot be continued yet.")
     if int(iterations) < 1:
