@@ -11,7 +11,7 @@ from napari_style_transfer.plugin.faults import error_message
 @pytest.mark.parametrize(
     ("exc", "start"),
     [
-        (ConfigError("size: must be an integer, got 'x'"), "Invalid setting — size"),
+        (ConfigError("size: must be an integer, got 'x'"), "Invalid setting — Output size (size): must"),
         (ImageError("content: complex images are not supported"), "Cannot use this image"),
         (WeightsError("checksum mismatch"), "Could not load the VGG-19 weights"),
         (StyleTransferError("the optimisation diverged"), "Style transfer failed — the optimisation"),

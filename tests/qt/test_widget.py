@@ -276,7 +276,7 @@ def choose(viewer, widget, case, content_image, style_image):
         ("labels as content", NotificationSeverity.WARNING, "is a Labels layer; choose an Image layer"),
         ("same layer", NotificationSeverity.WARNING, "both the content and a style"),
         ("mask of another size", NotificationSeverity.WARNING, "same size as"),
-        ("bad setting", NotificationSeverity.ERROR, "Invalid setting — style_layers"),
+        ("bad setting", NotificationSeverity.ERROR, "Invalid setting — Style layers (style_layers)"),
         ("missing weight file", NotificationSeverity.WARNING, "does not exist"),
     ],
 )

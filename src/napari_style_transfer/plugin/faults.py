@@ -52,10 +52,28 @@ def error_message(exc: BaseException) -> str:
             "Out of memory: lower the output size, the style scale or the number of style images, "
             "or use another device."
         )
+    if isinstance(exc, ConfigError):
+        text = with_labels(text)
     for kind, start in _KIND_STARTS:
         if isinstance(exc, kind):
             return f"{start} — {text}."
     return f"Style transfer failed unexpectedly ({type(exc).__name__}: {text})."
+
+
+def with_labels(text: str) -> str:
+    """A config message for the widget: each setting it names by its field name also by the label
+    the widget shows ("result_colour" → "Result colours (result_colour)")."""
+    import re
+
+    from ..engine.options import option_specs
+
+    labels = {spec.name: re.sub(r"\s*\(.*\)$", "", spec.label) for spec in option_specs() if spec.label}
+    if not labels:
+        return text
+    pattern = re.compile(
+        r"(?<![\w-])(" + "|".join(map(re.escape, sorted(labels, key=len, reverse=True))) + r")(?![\w-])"
+    )
+    return pattern.sub(lambda match: f"{labels[match.group(1)]} ({match.group(1)})", text)
 
 
 #: Exception kinds and how their sentence starts (the first match wins).
