@@ -93,3 +93,18 @@ def test_removing_a_style_row_gives_its_labels_the_content_and_keeps_the_others(
     qtbot.wait(10)
     assert [row.layer.value.name for row in widget.style_rows] == ["paint", "chalk"]
     assert widget.label_styles == {1: 0, 3: 1}  # label 2 keeps the content; label 3 still "chalk"
+
+
+def test_the_region_choice_is_offered_for_layer_styles_only(viewer, qtbot):
+    rng = np.random.default_rng(3)
+    viewer.add_image(rng.integers(0, 256, (40, 40), dtype=np.uint8), name="photo")
+    paint = viewer.add_image(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), name="paint", rgb=True)
+    viewer.add_shapes(name="area").add_rectangles(np.array([[2.0, 2.0], [20.0, 20.0]]))
+    widget = open_widget(viewer)
+    row = widget.style_rows[0]
+    row.layer.value = paint
+    assert not row.region_row.native.isHidden()
+    row.use_gallery("gravel")  # a gallery style has no layer to draw its region on
+    assert row.region_row.native.isHidden()
+    row.layer.value = paint
+    assert not row.region_row.native.isHidden()

@@ -140,7 +140,7 @@ class StyleRows(Container):
                 row.reset_choices()
             row.layer.value = layer
         row.weight.value = weight
-        row.layer.changed.connect(lambda *_: self._on_change())
+        row.layer.changed.connect(lambda *_: (self.show_regions(), self._on_change()))
         self._update_rows()
         self._on_change()
         return row
@@ -172,10 +172,12 @@ class StyleRows(Container):
             row.remove_button.visible = several
 
     def show_regions(self) -> None:
-        """Show the region choice while the viewer has a Shapes layer (or a row uses one)."""
+        """Show the region choice while the viewer has a Shapes layer, on rows whose style is a layer
+        (a file or gallery style cannot take one), and on any row that uses one (to clear it)."""
         shapes = bool(self._region_choices and self._region_choices())
         for row in self:
-            row.region_row.visible = shapes or row.region.value is not None
+            layer_style = not is_source(row.layer.value)
+            row.region_row.visible = (shapes and layer_style) or row.region.value is not None
 
     @property
     def regions(self) -> list[Any]:
