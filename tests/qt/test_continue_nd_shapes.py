@@ -9,22 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from widget_helpers import open_widget, plane_box, spy_engine, warnings_among
+from widget_helpers import halves, open_widget, plane_box, wait_until_done, warnings_among
 
 FAST = dict(size=32, iterations=2, preview_every=1, multiscale=False, device="cpu", style_scale=1.0)
-TIMEOUT_MS = 120_000
-LEFT, RIGHT = np.zeros((32, 32), bool), np.zeros((32, 32), bool)
-LEFT[:, :16], RIGHT[:, 16:] = True, True
-
-
-@pytest.fixture
-def seen(monkeypatch):
-    """What the engine got in the last run (its keyword arguments)."""
-    return spy_engine(monkeypatch)
-
-
-def wait_done(qtbot, widget):
-    qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
+LEFT, RIGHT = halves(32)
 
 
 def test_continue_takes_the_shapes_of_the_runs_slice_after_the_viewer_moved(viewer, qtbot, seen, notes):
@@ -46,7 +34,7 @@ def test_continue_takes_the_shapes_of_the_runs_slice_after_the_viewer_moved(view
 
     viewer.dims.set_current_step(0, 2)
     assert widget.run()
-    wait_done(qtbot, widget)
+    wait_until_done(qtbot, widget)
     assert warnings_among(notes) == []
     np.testing.assert_array_equal(seen["guidance"].content_mask, np.where(RIGHT, 2, 0))
     assert seen["guidance"].label_styles == {2: 0}
@@ -59,7 +47,7 @@ def test_continue_takes_the_shapes_of_the_runs_slice_after_the_viewer_moved(view
     seen.clear()
     viewer.layers.selection.active = result
     assert widget.continue_run(iterations=2)
-    wait_done(qtbot, widget)
+    wait_until_done(qtbot, widget)
     assert warnings_among(notes) == []
     np.testing.assert_array_equal(seen["guidance"].content_mask, np.where(RIGHT, 2, 0))  # the run's slice
     assert seen["guidance"].label_styles == {2: 0}

@@ -7,23 +7,11 @@ scale); a spy on the worker's ``run_iter`` shows what the engine was given.
 from __future__ import annotations
 
 import numpy as np
-import pytest
-from widget_helpers import open_widget, spy_engine, warnings_among
+from widget_helpers import open_widget, wait_until_done, warnings_among
 
 from napari_style_transfer.plugin.composite import CANVAS, CANVAS_LABEL
 
 FAST = dict(size=32, iterations=2, preview_every=1, multiscale=False, device="cpu")
-TIMEOUT_MS = 120_000
-
-
-@pytest.fixture
-def seen(monkeypatch):
-    """What the engine got in the last run: its arguments and keyword arguments."""
-    return spy_engine(monkeypatch)
-
-
-def wait_done(qtbot, widget):
-    qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
 
 
 def results(viewer):
@@ -60,7 +48,7 @@ def test_a_canvas_run_and_continue_from_its_result(viewer, qtbot, seen, notes):
     widget.content_layer.value = CANVAS
     assert [layer for layer, _ in widget.styles] == [style]
     assert widget.run()
-    wait_done(qtbot, widget)
+    wait_until_done(qtbot, widget)
     assert warnings_among(notes) == []
 
     content = seen["args"][0]
@@ -84,7 +72,7 @@ def test_a_canvas_run_and_continue_from_its_result(viewer, qtbot, seen, notes):
     viewer.layers.selection.active = result
     actin.opacity = 0.2  # Continue draws the canvas as the result recorded it
     assert widget.continue_run(iterations=2)
-    wait_done(qtbot, widget)
+    wait_until_done(qtbot, widget)
     assert warnings_among(notes) == []
     np.testing.assert_allclose(seen["args"][0], content)
     continued = results(viewer)[-1]
@@ -113,7 +101,7 @@ def test_a_style_region_from_a_shapes_layer(viewer, qtbot, seen, notes):
 
     area.add_rectangles(np.array([[2.1, 4.1], [12.9, 20.9]]))  # world: style pixels 5-25 × 9-41
     assert widget.run()
-    wait_done(qtbot, widget)
+    wait_until_done(qtbot, widget)
     (region,) = seen["guidance"].style_masks
     assert region.shape == (48, 48) and region.dtype == bool
     rows, cols = np.nonzero(region)
@@ -141,7 +129,7 @@ def test_a_shapes_mask_styles_one_shape_and_keeps_the_content_elsewhere(viewer, 
     widget.set_label_style(2, None)
     assert widget.label_styles == {1: 0}
     assert widget.run()
-    wait_done(qtbot, widget)
+    wait_until_done(qtbot, widget)
 
     labels = seen["guidance"].content_mask
     assert labels.shape == (32, 32) and set(np.unique(labels)) == {0, 1, 2}

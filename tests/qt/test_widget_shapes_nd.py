@@ -8,23 +8,10 @@ Real viewer, real layers, the real engine on a tiny (3, 32, 32) stack; a spy on 
 from __future__ import annotations
 
 import numpy as np
-import pytest
-from widget_helpers import open_widget, plane_box, spy_engine, warnings_among
+from widget_helpers import halves, open_widget, plane_box, wait_until_done, warnings_among
 
 FAST = dict(size=32, iterations=2, preview_every=1, multiscale=False, device="cpu")
-TIMEOUT_MS = 120_000
-LEFT, RIGHT = np.zeros((32, 32), bool), np.zeros((32, 32), bool)
-LEFT[:, :16], RIGHT[:, 16:] = True, True
-
-
-@pytest.fixture
-def seen(monkeypatch):
-    """What the engine got in the last run (its keyword arguments)."""
-    return spy_engine(monkeypatch)
-
-
-def wait_done(qtbot, widget):
-    qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
+LEFT, RIGHT = halves(32)
 
 
 def test_a_3d_shapes_mask_gives_the_shapes_of_the_slice_or_of_each_slice(viewer, qtbot, seen, notes):
@@ -44,7 +31,7 @@ def test_a_3d_shapes_mask_gives_the_shapes_of_the_slice_or_of_each_slice(viewer,
     assert list(np.flatnonzero(shapes._data_view._displayed)) == [1]  # napari itself shows shape 2 only
     widget.stack_mode.value = "slice"
     assert widget.run()
-    wait_done(qtbot, widget)
+    wait_until_done(qtbot, widget)
     assert warnings_among(notes) == []
     labels = seen["guidance"].content_mask
     np.testing.assert_array_equal(labels, np.where(RIGHT, 2, 0))
@@ -52,7 +39,7 @@ def test_a_3d_shapes_mask_gives_the_shapes_of_the_slice_or_of_each_slice(viewer,
 
     widget.stack_mode.value = "all"
     assert widget.run()
-    wait_done(qtbot, widget)
+    wait_until_done(qtbot, widget)
     assert warnings_among(notes) == []
     labels = seen["guidance"].content_mask
     assert labels.shape == (3, 32, 32)

@@ -75,3 +75,17 @@ def plane_box(z: float, cols: tuple[int, int], rows: int = 32) -> Any:
 
     x0, x1 = cols[0] - 0.5, cols[1] + 0.5
     return np.array([[z, -0.5, x0], [z, -0.5, x1], [z, rows - 0.5, x1], [z, rows - 0.5, x0]])
+
+
+def wait_until_done(qtbot: Any, widget: Any, timeout_ms: int = 120_000) -> None:
+    """Wait for the widget's run to end."""
+    qtbot.waitUntil(lambda: not widget.running, timeout=timeout_ms)
+
+
+def halves(size: int = 32) -> tuple[Any, Any]:
+    """Boolean masks of the left and the right half of a ``size`` × ``size`` image."""
+    import numpy as np
+
+    left = np.zeros((size, size), bool)
+    left[:, : size // 2] = True
+    return left, ~left
