@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..files.errors import shown
 from .common import PROG as CLI_PROG
-from .common import OneLineParser, Progress, fail, interrupted
+from .common import OneLineParser, Progress, check_interrupted, fail, interrupted
 from .job import add_style_region_argument, parse_style_regions, scaled_region
 from .options import add_config_arguments, config_from_args
 from .saved_run import print_saved_run_notes
@@ -227,6 +227,7 @@ def run(argv: Sequence[str]) -> int:
         with closing(results):
             for result in results:
                 progress.add(result)
+                check_interrupted()  # a signal that landed in a finaliser: stop here all the same
     except KeyboardInterrupt as exc:
         progress.close()
         counts = _reported_counts(out_dir / REPORT_NAME) or progress.counts  # items that ended while stopping

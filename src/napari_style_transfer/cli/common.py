@@ -80,8 +80,31 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs (exit 143)."""
 
 
+#: The interrupt a signal handler raised that no ``except`` has reported yet. Python prints and
+#: drops an exception raised inside a finaliser (``__del__``: Dask's futures release themselves
+#: there) or a callback, so a signal that lands there would be lost; the run's loops call
+#: :func:`check_interrupted` to raise it again.
+_PENDING: list[KeyboardInterrupt] = []
+
+
 def raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated
+    """SIGTERM's handler: raise :class:`Terminated`, and remember it (see :func:`check_interrupted`)."""
+    exc = Terminated()
+    _PENDING[:] = [exc]
+    raise exc
+
+
+def raise_interrupt(signum: int, frame: Any) -> None:
+    """SIGINT's handler: raise KeyboardInterrupt, as Python's own does, and remember it."""
+    exc = KeyboardInterrupt()
+    _PENDING[:] = [exc]
+    raise exc
+
+
+def check_interrupted() -> None:
+    """Raise again a Ctrl-C or SIGTERM whose exception a finaliser or callback swallowed."""
+    if _PENDING:
+        raise _PENDING[0]
 
 
 def ignore_further_signals() -> None:
@@ -96,6 +119,7 @@ def ignore_further_signals() -> None:
 def interrupted(exc: KeyboardInterrupt, detail: str = "", prog: str = PROG) -> int:
     """Say why the run ended, once; 130 after Ctrl-C, 143 after SIGTERM. ``detail`` follows a colon."""
     ignore_further_signals()
+    _PENDING.clear()  # reported: nothing left to raise again
     word = "terminated" if isinstance(exc, Terminated) else "interrupted"
     print(f"{prog}: {word}{': ' + detail if detail else ''}", file=sys.stderr)
     return 143 if isinstance(exc, Terminated) else 130
@@ -112,9 +136,11 @@ __all__ = [
     "OneLineParser",
     "Progress",
     "Terminated",
+    "check_interrupted",
     "fail",
     "ignore_further_signals",
     "interrupted",
     "one_line_warning",
+    "raise_interrupt",
     "raise_terminated",
 ]

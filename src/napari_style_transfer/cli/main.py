@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from .common import interrupted, one_line_warning, raise_terminated
+from .common import check_interrupted, interrupted, one_line_warning, raise_interrupt, raise_terminated
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -24,10 +24,13 @@ def run(argv: Sequence[str] | None = None) -> int:
         if argv and argv[0] == "batch":
             from . import batch
 
-            return batch.run(argv[1:])
-        from . import single
+            code = batch.run(argv[1:])
+        else:
+            from . import single
 
-        return single.run(argv)
+            code = single.run(argv)
+        check_interrupted()  # a signal whose exception a finaliser swallowed still ends the run
+        return code
     except KeyboardInterrupt as exc:
         return interrupted(exc)
 
@@ -40,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     try:
         signal.signal(signal.SIGTERM, raise_terminated)
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
+        signal.signal(signal.SIGINT, raise_interrupt)  # also when started in the background
         import warnings
 
         warnings.formatwarning = one_line_warning
