@@ -22,9 +22,10 @@ import numpy as np
 from ..engine import Guidance, StyleConfig
 from .composite import is_canvas
 from .faults import UserError
-from .layers import LayerRead, format_bytes, free_host_memory, is_image_layer, is_nd, read_layer
+from .layers import LayerRead, format_bytes, free_host_memory, is_image_layer, is_nd
 from .result_metadata import result_metadata
 from .run_request import RunChoices, RunRequest, prepare
+from .shapes import read_region_masks
 
 #: What a batch stylises: the selected image layers, or every slice of the content stack.
 BATCH_MODES = ("layers", "slices")
@@ -88,8 +89,7 @@ class BatchRequest:
         """The styles' contrast limits and region masks, as a single run gives them (call it in the
         worker thread: the regions' shapes are rasterised here)."""
         run = self.style_request
-        masks = [None if plan is None else read_layer(plan, plan.name) for plan in run.region_reads or ()]
-        return run.guidance(style_masks=masks or None)
+        return run.guidance(style_masks=read_region_masks(run.region_reads))
 
     def contents(self) -> list[LayerRead]:
         """One reader per item: ``stylize_batch`` hands it to the Dask worker, which reads it."""

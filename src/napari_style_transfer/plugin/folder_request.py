@@ -30,9 +30,9 @@ from ..messages import first_line
 from ..settings import split_values, values_of
 from ..version import __version__
 from .faults import UserError, run_failure
-from .layers import PLUGIN_KEY, LayerRead, check_2d_image, layer_contrast_limits, read_layer
+from .layers import PLUGIN_KEY, LayerRead, check_2d_image, layer_contrast_limits
 from .run_request import RunChoices, check_weights_source, plan_style_reads
-from .shapes import RegionRead, picked_regions, plan_region_reads
+from .shapes import RegionRead, plan_regions, read_region_masks
 from .sources import SourceRead, StyleFile, describe_style, is_source
 
 logger = logging.getLogger(__name__)
@@ -94,8 +94,8 @@ class FolderRequest:
 
     def guidance(self) -> Guidance:
         """The styles' contrast limits and region masks (worker thread: the regions are rasterised here)."""
-        masks = [None if plan is None else read_layer(plan, plan.name) for plan in self.region_reads or ()]
-        return Guidance(style_contrast_limits=self.style_contrast_limits, style_masks=masks or None)
+        masks = read_region_masks(self.region_reads)
+        return Guidance(style_contrast_limits=self.style_contrast_limits, style_masks=masks)
 
     def options(self) -> BatchOptions:
         """The CLI's batch options that apply here, on one worker thread in napari's process."""
@@ -211,7 +211,9 @@ def prepare_folder(
     )
     select_device(config.device)  # an unavailable device fails here, before the thread starts
     style_reads = plan_style_reads(picked, params.get("size"), config.style_scale, choices.point)
-    regions = picked_regions(choices.styles, choices.style_regions)
+    region_reads, region_names = plan_regions(
+        choices.styles, choices.style_regions, picked, style_reads, choices.point
+    )
     return FolderRequest(
         source=source,
         out_dir=Path(out_dir).expanduser(),
@@ -227,8 +229,8 @@ def prepare_folder(
         open_first=int(open_first),
         overwrite=bool(overwrite),
         protect=style_files(picked),
-        region_reads=plan_region_reads(picked, regions, style_reads, choices.point),
-        region_names=None if regions is None else [None if r is None else r.name for r in regions],
+        region_reads=region_reads,
+        region_names=region_names,
     )
 
 

@@ -55,7 +55,7 @@ from .layers import (
 )
 from .previews import PreviewSaver, make_saver
 from .run_masks import plan_run_mask
-from .shapes import RegionRead, ShapesMaskRead, picked_regions, plan_region_reads
+from .shapes import RegionRead, ShapesMaskRead, plan_regions, read_region_masks
 from .sources import SourceRead, describe_style, is_source
 
 #: The stack modes of an nD content: the slice shown, or every slice.
@@ -164,7 +164,6 @@ class RunRequest:
     def read(self) -> RunInputs:
         """Read and convert the pixels (slow for lazy layers: call it in the worker thread)."""
         mask = None if self.mask_read is None else read_layer(self.mask_read, str(self.mask_name))
-        regions = [None if plan is None else read_layer(plan, plan.name) for plan in self.region_reads or ()]
         config = self.config
         if self.init_read is not None:
             config = config.replace(init="image", init_image=read_layer(self.init_read, str(self.init_name)))
@@ -174,7 +173,7 @@ class RunRequest:
                 plan.read() if isinstance(plan, SourceRead) else read_layer(plan, name)
                 for plan, name in zip(self.style_reads, self.style_names)
             ],
-            guidance=self.guidance(mask, regions or None),
+            guidance=self.guidance(mask, read_region_masks(self.region_reads)),
             config=config,
         )
 
@@ -355,7 +354,9 @@ def prepare(choices: RunChoices) -> RunRequest:
     if mask_layer is not None:
         mask_read = plan_run_mask(mask_layer, grid, slice_hw, choices.point, content.mode == "all")
         check_label_styles(label_styles, len(style_reads))
-    regions = picked_regions(choices.styles, choices.style_regions)
+    region_reads, region_names = plan_regions(
+        choices.styles, choices.style_regions, picked, style_reads, choices.point
+    )
     request = RunRequest(
         config=config,
         content_read=content.read,
@@ -386,8 +387,8 @@ def prepare(choices: RunChoices) -> RunRequest:
         full_size=bool(output.get("full_size", False)),
         identities=input_identities(choices.content, picked, mask_layer),
         canvas=content.canvas.record() if content.canvas is not None else None,
-        region_reads=plan_region_reads(picked, regions, style_reads, choices.point),
-        region_names=None if regions is None else [None if r is None else r.name for r in regions],
+        region_reads=region_reads,
+        region_names=region_names,
         point=None if choices.point is None else tuple(float(v) for v in choices.point),
     )
     if choices.previews is not None:

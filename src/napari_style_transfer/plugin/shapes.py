@@ -26,7 +26,7 @@ import numpy as np
 
 from .faults import UserError
 from .geometry import plane_matrix
-from .layers import base_shape, layer_kind, lead_shape
+from .layers import base_shape, layer_kind, lead_shape, read_layer
 from .shape_slices import lead_count, shapes_per_slice, shown_shapes
 from .sources import is_source
 
@@ -366,6 +366,28 @@ def plan_region_reads(
     ]
 
 
+def plan_regions(
+    choices_styles: Sequence[tuple[Any, float]],
+    choices_regions: Sequence[Any] | None,
+    picked: Sequence[Any],
+    reads: Sequence[Any],
+    point: Sequence[float] | None = None,
+) -> tuple[list[RegionRead | None] | None, list[str | None] | None]:
+    """The style rows' regions for a run or a batch (on the GUI thread, outlines only): per picked
+    style how to rasterise its region, and its Shapes layer's name; (None, None) without regions."""
+    regions = picked_regions(choices_styles, choices_regions)
+    if regions is None:
+        return None, None
+    return plan_region_reads(picked, regions, reads, point), [None if r is None else r.name for r in regions]
+
+
+def read_region_masks(reads: Sequence[RegionRead | None] | None) -> list[np.ndarray | None] | None:
+    """Each style's region rasterised (call it in the worker thread), None for a style without one;
+    None when the run has no regions."""
+    masks = [None if plan is None else read_layer(plan, plan.name) for plan in reads or ()]
+    return masks or None
+
+
 __all__ = [
     "SHAPE_KINDS",
     "RegionRead",
@@ -376,10 +398,12 @@ __all__ = [
     "picked_regions",
     "picked_shapes",
     "plan_region_reads",
+    "plan_regions",
     "plan_shapes_mask",
     "plan_stack_mask",
     "plan_style_region",
     "rasterise",
+    "read_region_masks",
     "region_bounds",
     "shape_labels",
     "shape_names",
