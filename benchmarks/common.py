@@ -97,6 +97,26 @@ def distances(
     return {"style_distance": float(np.mean(style_d)), "content_distance": content_d}
 
 
+def start_report(args: Any, **extra: Any) -> dict:
+    """Set torch's threads (``args.threads``, if given), load the weights (no run's time should
+    include it) and begin the report: the machine, torch, ``args.size`` and ``args.iterations``,
+    then ``extra``, then an empty list of runs."""
+    import platform
+
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    get_network()
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "size": args.size,
+        "iterations": args.iterations,
+        **extra,
+        "runs": [],
+    }
+
+
 def write_report(path: Path, report: dict) -> None:
     """Write ``report`` as JSON through a temporary name: a run cut short keeps the last whole report.
 

@@ -38,7 +38,6 @@ import argparse
 import contextlib
 import functools
 import json
-import platform
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,8 +46,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from common import distances, montage, per_step, write_report
-from napari_style_transfer.engine import StyleConfig, get_network, objective
+from common import distances, montage, per_step, start_report, write_report
+from napari_style_transfer.engine import StyleConfig, objective
 from napari_style_transfer.engine.images import to_rgb01
 from napari_style_transfer.engine.matting import (
     DEFAULT_EPS,
@@ -318,20 +317,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    get_network()  # loading the weights is not part of any run's time
-    report = {
-        "cpu": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "size": args.size,
-        "iterations": args.iterations,
-        "preset": find_preset(PRESET),
-        "edge_sigma": EDGE_SIGMA,
-        "band_px": BAND,
-        "runs": [],
-    }
+    report = start_report(args, preset=find_preset(PRESET), edge_sigma=EDGE_SIGMA, band_px=BAND)
     start = time.perf_counter()
     if args.products:
         report["product_ms"] = product_times()

@@ -35,14 +35,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from common import PAIRS, distances, montage, per_step, write_report
+from common import PAIRS, distances, montage, per_step, start_report, write_report
 from napari_style_transfer.arrays import fit_long_side
 from napari_style_transfer.engine import StyleConfig, get_network
 from napari_style_transfer.engine.config import STYLE_COMBINATIONS, STYLE_LOSSES, STYLE_STATISTICS
@@ -238,19 +237,11 @@ def print_table(report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    get_network()  # loading the weights is not part of any run's time
-    report = {
-        "cpu": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "size": args.size,
-        "iterations": args.iterations,
-        "mixes": args.mixes,
-        "probe": {"layers": PROBE_LAYERS, "directions": PROBE_DIRECTIONS, "seed": PROBE_SEED},
-        "runs": [],
-    }
+    report = start_report(
+        args,
+        mixes=args.mixes,
+        probe={"layers": PROBE_LAYERS, "directions": PROBE_DIRECTIONS, "seed": PROBE_SEED},
+    )
     start = time.perf_counter()
     for pair in args.pairs:
         run_pair(pair, args, report)
