@@ -16,10 +16,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
-from shots import open_viewer, shoot
+from shots import open_viewer, run_to_end, shoot
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,7 +52,6 @@ def _shoot(args: argparse.Namespace) -> int:
 
     # the user's saved settings stay out of the picture (and untouched)
     os.environ.setdefault("NAPARI_STYLE_TRANSFER_CONFIG_DIR", tempfile.mkdtemp(prefix="nst-screenshot-"))
-    from qtpy.QtWidgets import QApplication
 
     viewer = open_viewer(args.window)
     viewer.open_sample("napari-style-transfer", "cat_and_swirls")
@@ -61,16 +59,7 @@ def _shoot(args: argparse.Namespace) -> int:
     widget.set_config(size=args.size, iterations=args.iterations, preview_every=5)
     if args.extras:
         widget.add_style(weight=0.5).use_gallery("stained_glass")
-    app = QApplication.instance()
-    if not widget.run():
-        print("the run did not start", file=sys.stderr)
-        return 1
-    deadline = time.monotonic() + 600
-    while widget.running and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.02)
-    if widget.running:
-        print("the run did not finish in 10 minutes", file=sys.stderr)
+    if not run_to_end(widget, 10):
         return 1
     # the result lies over the content; show the style image (smaller) below them
     style = viewer.layers["swirls (style)"]

@@ -16,10 +16,9 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from shots import open_viewer, shoot
+from shots import open_viewer, run_to_end, shoot
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,7 +58,6 @@ def _shoot(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="nst-folder-"))
     os.environ.setdefault("NAPARI_STYLE_TRANSFER_CONFIG_DIR", str(work / "settings"))
     _photos(work / "photos")
-    from qtpy.QtWidgets import QApplication
 
     viewer = open_viewer(args.window)
     viewer.open_sample("napari-style-transfer", "cat_and_swirls")
@@ -71,16 +69,7 @@ def _shoot(args: argparse.Namespace) -> int:
     folder = widget.batch.folder
     folder.input.value, folder.output.value = str(work / "photos"), str(work / "photos stylised")
     folder.open_first.value = 2
-    app = QApplication.instance()
-    if not widget.run():
-        print("the batch did not start", file=sys.stderr)
-        return 1
-    deadline = time.monotonic() + 600
-    while widget.running and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.02)
-    if widget.running:
-        print("the batch did not finish in 10 minutes", file=sys.stderr)
+    if not run_to_end(widget, 10, "batch"):
         return 1
     results = [layer for layer in viewer.layers if layer.name.endswith("stylised")]
     for i, layer in enumerate(results):  # side by side, the style below them

@@ -24,11 +24,10 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-from shots import open_viewer, shoot
+from shots import open_viewer, run_to_end, shoot
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "images" / "scientific"
@@ -67,16 +66,8 @@ def new_viewer(args: argparse.Namespace):
 
 def run_and_shoot(viewer, widget, out: Path, arrange) -> int:
     """Run, wait for the end, lay the layers out with ``arrange(viewer)``, take the picture."""
-    from qtpy.QtWidgets import QApplication
-
-    app = QApplication.instance()
-    if not widget.run():
-        print("the run did not start", file=sys.stderr)
+    if not run_to_end(widget, 15):
         return 1
-    deadline = time.monotonic() + 900
-    while widget.running and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.02)
     arrange(viewer)
     return shoot(viewer, widget, out)
 

@@ -51,3 +51,24 @@ def shoot(viewer: Any, widget: Any, out: Path) -> int:
     print(f"{out} ({out.stat().st_size / 1024:.0f} KB): {widget.status.value}")
     viewer.close()
     return 0
+
+
+def run_to_end(widget: Any, minutes: float, what: str = "run") -> bool:
+    """Press Run and keep the event loop turning until the ``what`` ends; False (said on stderr)
+    when it did not start or did not end within ``minutes``."""
+    import sys
+
+    from qtpy.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if not widget.run():
+        print(f"the {what} did not start", file=sys.stderr)
+        return False
+    deadline = time.monotonic() + minutes * 60
+    while widget.running and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.02)
+    if widget.running:
+        print(f"the {what} did not finish in {minutes:g} minutes", file=sys.stderr)
+        return False
+    return True
