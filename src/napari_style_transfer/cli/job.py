@@ -49,6 +49,16 @@ class Job:
     #: The input files' names (recorded with the settings in the result).
     inputs: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def content_rgb(self) -> bool:
+        """Whether the content's last axis is colour: a 2D image's third axis; a stack's ``--rgb``,
+        else the file's word, else a last axis of 3 or 4 (as the engine decides)."""
+        if self.stack is None:
+            return self.content.ndim == 3
+        from ..engine.timelapse import guess_rgb
+
+        return guess_rgb(self.content.shape) if self.stack.rgb is None else bool(self.stack.rgb)
+
 
 def _option_error(args: argparse.Namespace) -> str | None:
     """Options that cannot run together, or that would be ignored without a word."""

@@ -20,8 +20,7 @@ def result_image(job: Job, image: Any, rgb: bool) -> Any:
     from ..engine.full_size import upsample_to
 
     shape = job.content.shape
-    content_rgb = bool(job.stack.rgb) if job.stack is not None else job.content.ndim == 3
-    hw = job.content_hw or (shape[-3:-1] if content_rgb else shape[-2:])
+    hw = job.content_hw or (shape[-3:-1] if job.content_rgb else shape[-2:])
     return upsample_to(image, hw, rgb)
 
 
@@ -34,7 +33,7 @@ def check_result_fits(job: Job) -> None:
     from ..engine.full_size import check_full_size, result_channels
 
     shape = job.content.shape
-    rgb = bool(job.stack.rgb) if job.stack is not None else job.content.ndim == 3
+    rgb = job.content_rgb
     image_axes = 3 if rgb else 2
     hw = job.content_hw or shape[len(shape) - image_axes : len(shape) - image_axes + 2]
     channels = result_channels(shape[-1] if rgb else 1, job.config.result_colour)  # grey → RGB: 3

@@ -190,9 +190,8 @@ def _movie_plan(args: argparse.Namespace, output: Path, job: Job) -> MovieOut | 
         )
     if output.suffix.lower() not in MOVIE_WRITE_SUFFIXES or job.stack is None:
         return None
-    shape, rgb = job.content.shape, job.stack.rgb
-    rgb = shape[-1] in (3, 4) if rgb is None else rgb
-    if len(shape) - (3 if rgb else 2) != 1:
+    shape = job.content.shape
+    if len(shape) - (3 if job.content_rgb else 2) != 1:
         raise ValueError(
             f"--output: a movie has one time axis; {shown(args.content)} has shape {shape}: write a .tif"
         )
