@@ -369,7 +369,7 @@ class _BatchRun:
             item = self.futures.pop(future)
             ended = future.status == "finished"
             result = (
-                self._outcome(item, future)
+                self._with_part_identity(item, self._outcome(item, future))
                 if ended
                 else self._plain(item, "cancelled", "stopped before it finished")
             )
@@ -382,13 +382,21 @@ class _BatchRun:
         yield from self._halt()
 
     # -- stacks
-    def _chunk_finished(self, item: BatchItem, result: BatchResult) -> Iterator[BatchResult]:
-        state = self.plan.stacks[str(item.source)]
-        if result.status in ("done", "skipped"):
+    def _with_part_identity(self, item: BatchItem, result: BatchResult) -> BatchResult:
+        """A finished chunk's result with what a re-run checks before it reuses the part (the stack's
+        identity, the part's digest); other results as they are. Also for a chunk that finished
+        while the batch was stopping: without it the report said ``done`` and a re-run redid it."""
+        if item.kind == "chunk" and result.status in ("done", "skipped"):
+            state = self.plan.stacks[str(item.source)]
             result.identity = {
                 "input_identity": state.identity,
                 "output_sha256": file_sha256(self._part(item)),
             }
+        return result
+
+    def _chunk_finished(self, item: BatchItem, result: BatchResult) -> Iterator[BatchResult]:
+        state = self.plan.stacks[str(item.source)]
+        self._with_part_identity(item, result)
         state.remaining.discard(item.index)
         state.failed = state.failed or result.status == "failed"
         yield self._record(result)
